@@ -1,0 +1,115 @@
+"""`python -m bayeux`: serve a Bayeux endpoint with the in-memory engine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import MISSING
+
+import tornado.httpserver
+import tornado.web
+
+from .core.settings import Settings, setting_fields
+from .endpoint import Endpoint
+
+log = logging.getLogger("bayeux")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bayeux",
+        description="Serve a Bayeux 1.0 (CometD) endpoint over WebSocket, long-polling and"
+        " callback-polling. Durations are in milliseconds, as in CometD.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    parser.add_argument("--path", default="/cometd", help="URL path of the endpoint")
+    parser.add_argument(
+        "--allowed-origins",
+        default="*",
+        help="comma-separated origins allowed cross-origin (CORS, WebSocket); * allows any",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        help="logging threshold",
+    )
+    group = parser.add_argument_group("Bayeux settings (CometD names in parentheses)")
+    for f in setting_fields():
+        default = f.default if f.default is not MISSING else None
+        help_text = f.metadata["help"]
+        if isinstance(default, bool):
+            group.add_argument(
+                _option(f.name), dest=f.name, default=default,
+                action=argparse.BooleanOptionalAction, help=help_text,
+            )
+        elif isinstance(default, tuple):
+            group.add_argument(
+                _option(f.name), dest=f.name, default=",".join(default),
+                help=help_text + "; comma-separated",
+            )
+        else:
+            group.add_argument(
+                _option(f.name), dest=f.name, type=type(default), default=default, help=help_text
+            )
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    values = {}
+    for f in setting_fields():
+        value = getattr(args, f.name)
+        if isinstance(f.default, tuple):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        values[f.name] = value
+    return Settings(**values)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    endpoint = Endpoint(
+        settings_from(args),
+        allowed_origins=tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip()),
+    )
+    app = tornado.web.Application(endpoint.routes(args.path))
+    # Our own limit answers 413; Tornado's must sit above it so it never cuts in first.
+    http = tornado.httpserver.HTTPServer(
+        app, max_body_size=endpoint.settings.max_message_size + 65536, xheaders=False
+    )
+    http.listen(args.port, args.host)
+    endpoint.start()
+    log.info("bayeux serving http://%s:%d%s", args.host, args.port, args.path)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: releasing held connects")
+    http.stop()
+    await endpoint.shutdown()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings_from(args)
+    except ValueError as exc:
+        print(f"python -m bayeux: error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The Bayeux endpoint as a Tornado application sees it: routes to mount, a sweeper for expired
+sessions, server-side publishing, and a graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import tornado.ioloop
+import tornado.routing
+import tornado.web
+
+from .core.server import BayeuxServer
+from .core.settings import Settings
+
+
+class Endpoint:
+    """A Bayeux server mounted in a Tornado application.
+
+    >>> endpoint = Endpoint(Settings(timeout=20000))
+    >>> app = tornado.web.Application(endpoint.routes("/cometd"))
+    >>> endpoint.publish("/news", {"headline": "..."})        # from anywhere on the IOLoop
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        server: BayeuxServer | None = None,
+        allowed_origins: tuple[str, ...] = ("*",),
+    ) -> None:
+        self.server = server or BayeuxServer(settings)
+        self.allowed_origins = tuple(allowed_origins)
+        self._sweeper: tornado.ioloop.PeriodicCallback | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.server.settings
+
+    def routes(self, path: str = "/cometd") -> list[tornado.routing.Rule]:
+        """Tornado rules serving every transport at `path` and any sub-path below it."""
+        from .transports.polling import PollingHandler
+        from .transports.websocket import UpgradeMatches, WebSocketTransport
+
+        if not path.startswith("/"):
+            raise ValueError("path must start with '/'")
+        pattern = re.escape(path.rstrip("/")) + r"(?:/.*)?$"
+        return [
+            tornado.routing.Rule(
+                UpgradeMatches(pattern), WebSocketTransport, {"endpoint": self}
+            ),
+            tornado.routing.Rule(
+                tornado.routing.PathMatches(pattern), PollingHandler, {"endpoint": self}
+            ),
+        ]
+
+    def start(self) -> None:
+        """Starts sweeping expired sessions on the running IOLoop; called on the first request,
+        so embedding needs no extra step."""
+        if self._sweeper is None:
+            self._sweeper = tornado.ioloop.PeriodicCallback(
+                self.server.sweep, self.settings.sweep_period
+            )
+            self._sweeper.start()
+
+    def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
+        """Publishes `data` to the subscribers of `channel` from the server side."""
+        return self.server.publish(channel, data, ext=ext)
+
+    def origin_allowed(self, origin: str) -> bool:
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
+    async def shutdown(self, grace: float = 1.0) -> None:
+        """Answers every held connect with advice to retry later, then stops sweeping."""
+        self.server.shutdown()
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
+        # Let the woken handlers write their replies before the caller stops the loop.
+        await asyncio.sleep(grace)

@@ -1,0 +1,183 @@
+"""HTTP transports: `long-polling` (POST of JSON) and `callback-polling` (JSONP over GET).
+
+Both accept any sub-path below the mount (the CometD JS client appends `/handshake`,
+`/connect`, ... to the URL) and hold a `/meta/connect` on a future, not a thread.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import tornado.web
+
+from .. import codec
+from ..core.message import ProtocolError, batch_from
+from .waiting import FutureWaiter, Wakeup, complete, wait_for_messages
+
+if TYPE_CHECKING:
+    from ..endpoint import Endpoint
+
+JSON_TYPE = "application/json;charset=utf-8"
+JAVASCRIPT_TYPE = "text/javascript;charset=utf-8"
+# A JavaScript identifier path such as `cb`, `jQuery123_456` or `window.cometd._jsonp3`.
+_CALLBACK_RE = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
+_MAX_CALLBACK = 128
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@tornado.web.stream_request_body
+class PollingHandler(tornado.web.RequestHandler):
+    """POST: long-polling. GET: callback-polling. OPTIONS: CORS preflight."""
+
+    def initialize(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._waiter: FutureWaiter | None = None
+
+    # -------------------------------------------------------------------- request body limit
+
+    def prepare(self) -> None:
+        self.endpoint.start()
+        limit = self.endpoint.settings.max_message_size
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            self._refuse(413, f"request body larger than {limit} bytes")
+            return
+        if self.request.method in ("POST", "PUT"):
+            # Above our own limit Tornado would close the connection without a reply; we answer.
+            self.request.connection.set_max_body_size(limit + 1)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._size += len(chunk)
+        if self._size > self.endpoint.settings.max_message_size:
+            self._refuse(413, f"request body larger than {self.endpoint.settings.max_message_size} bytes")
+            return
+        self._chunks.append(chunk)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        self._cors()
+        self.set_status(status)
+        self.set_header("Content-Type", "text/plain;charset=utf-8")
+        self.set_header("Connection", "close")
+        self.finish(reason + "\n")
+
+    # ------------------------------------------------------------------------------- CORS
+
+    def _cors(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin and self.endpoint.origin_allowed(origin):
+            # Echo the origin (never `*`) so that clients sending credentials are accepted.
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Allow-Credentials", "true")
+            self.add_header("Vary", "Origin")
+
+    def options(self, *args: Any) -> None:
+        self._cors()
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        requested = self.request.headers.get("Access-Control-Request-Headers")
+        self.set_header("Access-Control-Allow-Headers", requested or "Content-Type")
+        self.set_header("Access-Control-Max-Age", "86400")
+        self.set_status(204)
+        self.finish()
+
+    # ------------------------------------------------------------------------- transports
+
+    async def post(self, *args: Any) -> None:
+        try:
+            messages = self._messages_from_body()
+        except BadRequest as exc:
+            self._refuse(exc.status, exc.reason)
+            return
+        body = await self._exchange(messages)
+        if body is None:
+            return
+        self._cors()
+        self.set_header("Content-Type", JSON_TYPE)
+        self.set_header("Cache-Control", "no-cache, no-store")
+        self.finish(body)
+
+    async def get(self, *args: Any) -> None:
+        callback = self.get_query_argument(self.endpoint.settings.jsonp_parameter, None)
+        if callback is None:
+            self._refuse(400, "expected a POST of Bayeux messages, or a GET with"
+                              f" '{self.endpoint.settings.jsonp_parameter}' and 'message'"
+                              " parameters (callback-polling)")
+            return
+        if len(callback) > _MAX_CALLBACK or not _CALLBACK_RE.match(callback):
+            self._refuse(400, "invalid JSONP callback name")
+            return
+        raw = self.get_query_argument("message", None)
+        if raw is None:
+            self._refuse(400, "missing 'message' parameter")
+            return
+        try:
+            messages = _decode(raw.encode())
+        except BadRequest as exc:
+            self._refuse(exc.status, exc.reason)
+            return
+        body = await self._exchange(messages)
+        if body is None:
+            return
+        self.set_header("Content-Type", JAVASCRIPT_TYPE)
+        self.set_header("Cache-Control", "no-cache, no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        # `/**/` keeps the reply from starting with attacker-chosen bytes (Rosetta Flash).
+        self.finish(b"/**/" + callback.encode() + b"(" + body + b");")
+
+    def _messages_from_body(self) -> list:
+        body = b"".join(self._chunks)
+        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type == "application/x-www-form-urlencoded":
+            # Faye's cross-origin transport: message=<urlencoded JSON>
+            fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            values = fields.get("message")
+            if not values:
+                raise BadRequest(400, "form body without a 'message' field")
+            body = values[0].encode()
+        return _decode(body)
+
+    async def _exchange(self, messages: list) -> bytes | None:
+        """Runs the batch through the core, holding its connect if any. None when the client
+        went away while the connect was held."""
+        server = self.endpoint.server
+        outcome = server.handle(messages)
+        items = [codec.dumps(reply) for reply in outcome.replies]
+        hold = outcome.connect
+        if hold is not None:
+            self._waiter = FutureWaiter()
+            why = await wait_for_messages(server, hold, self._waiter)
+            deliveries, reply = complete(server, hold, why)
+            if why is Wakeup.GONE:
+                return None
+            items.extend(d.json for d in deliveries)
+            items.append(codec.dumps(reply))
+        return codec.join_array(items)
+
+    def on_connection_close(self) -> None:
+        # The client dropped a held connect: free it now rather than at timeout.
+        if self._waiter is not None:
+            self._waiter.gone()
+
+
+def _decode(body: bytes) -> list:
+    if not body.strip():
+        raise BadRequest(400, "empty request body")
+    try:
+        value = codec.loads(body)
+    except codec.DecodeError:
+        raise BadRequest(400, "request body is not valid JSON") from None
+    try:
+        return batch_from(value)
+    except ProtocolError as exc:
+        raise BadRequest(400, f"not Bayeux messages: {exc}") from None

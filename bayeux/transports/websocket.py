@@ -1,0 +1,201 @@
+"""The `websocket` transport: Bayeux message arrays in text frames, both ways.
+
+Replies go out as soon as a frame's messages are handled; deliveries go out as soon as they are
+queued (a held `/meta/connect` is answered at its timeout, as CometD does over WebSocket). While
+one frame is being written, newly queued messages wait in the session queue and leave together in
+the next frame: a slow reader holds back only its own messages, never the publisher or others.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import tornado.ioloop
+import tornado.routing
+import tornado.websocket
+
+from .. import codec
+from ..core.message import ProtocolError, batch_from
+from ..core.server import ConnectHold
+from ..core.session import ServerSession
+
+if TYPE_CHECKING:
+    from ..endpoint import Endpoint
+
+log = logging.getLogger("bayeux.websocket")
+
+CLOSE_INVALID_PAYLOAD = 1007  # not JSON, or not Bayeux messages
+CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame without a binary subprotocol
+
+
+class UpgradeMatches(tornado.routing.PathMatches):
+    """Matches the endpoint's path only for WebSocket upgrade requests."""
+
+    def match(self, request: Any) -> dict | None:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return None
+        return super().match(request)
+
+
+class _SessionLink:
+    """The `Waiter` tying one session to one WebSocket."""
+
+    __slots__ = ("socket", "session", "hold", "timer")
+
+    def __init__(self, socket: WebSocketTransport, session: ServerSession) -> None:
+        self.socket = socket
+        self.session = session
+        self.hold: ConnectHold | None = None
+        self.timer: object | None = None
+
+    def wake(self) -> None:
+        self.socket.schedule_flush()
+
+    def displace(self) -> None:
+        # Another connection took the session over: answer our held connect, stop delivering.
+        self.socket.unlink(self, displaced=True)
+
+    def close(self) -> None:
+        self.socket.unlink(self, displaced=False)
+
+
+class WebSocketTransport(tornado.websocket.WebSocketHandler):
+    def initialize(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.links: dict[str, _SessionLink] = {}
+        self._flush_scheduled = False
+        self._writing = False
+        self._closed = False
+
+    @property
+    def max_message_size(self) -> int:  # type: ignore[override]
+        # Tornado closes with 1009 (message too big) above this.
+        return self.endpoint.settings.max_message_size
+
+    def check_origin(self, origin: str) -> bool:
+        return self.endpoint.origin_allowed(origin)
+
+    def open(self, *args: Any) -> None:
+        self.endpoint.start()
+        self.set_nodelay(True)
+
+    # -------------------------------------------------------------------------- receiving
+
+    def on_message(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            self.close(CLOSE_UNSUPPORTED_DATA, "binary frames need a binary subprotocol")
+            return
+        try:
+            value = codec.loads(frame)
+        except codec.DecodeError:
+            self.close(CLOSE_INVALID_PAYLOAD, "frame is not valid JSON")
+            return
+        if value == []:
+            return  # a keep-alive some clients send
+        try:
+            messages = batch_from(value)
+        except ProtocolError as exc:
+            self.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
+            return
+        server = self.endpoint.server
+        outcome = server.handle(messages)
+        items = [codec.dumps(reply) for reply in outcome.replies]
+        hold = outcome.connect
+        if hold is not None:
+            items.extend(self._connect(hold))
+        if items:
+            self._send(items)
+
+    def _connect(self, hold: ConnectHold) -> list[bytes]:
+        """Attaches the session to this socket and holds the connect; returns what to send now."""
+        session = hold.session
+        link = self.links.get(session.id)
+        if link is None:
+            link = self.links[session.id] = _SessionLink(self, session)
+        out: list[bytes] = []
+        if link.hold is not None:
+            # A new connect replaces the held one, which is answered now.
+            out.append(self._finish(link))
+        session.attach(link)
+        server = self.endpoint.server
+        if hold.timeout <= 0 or server.shutting_down:
+            out.extend(d.json for d in session.drain())
+            out.append(codec.dumps(server.finish_connect(hold)))
+            return out
+        link.hold = hold
+        link.timer = tornado.ioloop.IOLoop.current().call_later(
+            hold.timeout, self._timed_out, link
+        )
+        # Anything already queued leaves now, before the held connect's eventual reply.
+        out.extend(d.json for d in session.drain())
+        return out
+
+    def _timed_out(self, link: _SessionLink) -> None:
+        link.timer = None
+        if link.hold is not None and not self._closed:
+            items = [d.json for d in link.session.drain()]
+            items.append(self._finish(link))
+            self._send(items)
+
+    def _finish(self, link: _SessionLink, *, displaced: bool = False) -> bytes:
+        hold, link.hold = link.hold, None
+        if link.timer is not None:
+            tornado.ioloop.IOLoop.current().remove_timeout(link.timer)
+            link.timer = None
+        assert hold is not None
+        return codec.dumps(self.endpoint.server.finish_connect(hold, displaced=displaced))
+
+    def unlink(self, link: _SessionLink, *, displaced: bool) -> None:
+        """The session left this socket (taken over elsewhere, or ended)."""
+        if self.links.get(link.session.id) is link:
+            del self.links[link.session.id]
+        link.session.detach(link)
+        if link.hold is not None and not self._closed:
+            self._send([self._finish(link, displaced=displaced)])
+
+    # ---------------------------------------------------------------------------- sending
+
+    def schedule_flush(self) -> None:
+        # Coalesce everything queued during this loop turn into one frame per socket.
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._writing or self._closed:
+            return
+        items: list[bytes] = []
+        for link in self.links.values():
+            if link.session.queue:
+                items.extend(d.json for d in link.session.drain())
+        if items:
+            self._send(items)
+
+    def _send(self, items: list[bytes]) -> None:
+        if self._closed:
+            return
+        try:
+            future = self.write_message(codec.join_array(items))
+        except tornado.websocket.WebSocketClosedError:
+            return
+        self._writing = True
+        future.add_done_callback(self._written)
+
+    def _written(self, future: Any) -> None:
+        self._writing = False
+        if future.exception() is None and any(l.session.queue for l in self.links.values()):
+            self.schedule_flush()
+
+    # ------------------------------------------------------------------------------ close
+
+    def on_close(self) -> None:
+        self._closed = True
+        for link in list(self.links.values()):
+            link.session.detach(link)
+            if link.hold is not None:
+                # Nobody will read the reply; finishing restarts the expiry clock, and the queue
+                # stays for the session's next connection.
+                self._finish(link)
+        self.links.clear()
