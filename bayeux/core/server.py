@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from . import channel as ch
 from .message import Delivery, Message, error, reply_to
@@ -52,8 +52,11 @@ class BayeuxServer:
 
     # ----------------------------------------------------------------------------- the batch
 
-    def handle(self, messages: Iterable[Message]) -> Outcome:
+    def handle(self, messages: list[Message]) -> Outcome:
         outcome = Outcome(replies=[])
+        if any(m["channel"] == ch.META_HANDSHAKE for m in messages) and len(messages) > 1:
+            # Bayeux 1.0: a server MUST ignore other messages sent with a handshake.
+            messages = [m for m in messages if m["channel"] == ch.META_HANDSHAKE]
         for message in messages:
             channel = message["channel"]
             if channel == ch.META_CONNECT:
@@ -134,18 +137,18 @@ class BayeuxServer:
             failed = _failure(message, error(406, connection_type, "Unsupported connection type"))
             return failed, None
         session.connection_type = connection_type
-        advice = message.get("advice")
-        if isinstance(advice, dict):
-            timeout = advice.get("timeout")
-            if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0:
-                session.client_timeout = int(timeout)
         reply = reply_to(message)
         reply.update(clientId=session.id, successful=True, advice=self._advice())
         first = not session.connected
         session.connected = True
         hold_ms = 0 if first else self.settings.timeout
-        if not first and session.client_timeout is not None:
-            hold_ms = min(hold_ms, session.client_timeout)
+        # A client's advice.timeout applies to this connect only (as in CometD), and can shorten
+        # the hold but not stretch it past the server's timeout.
+        advice = message.get("advice")
+        if isinstance(advice, dict):
+            timeout = advice.get("timeout")
+            if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0:
+                hold_ms = min(hold_ms, int(timeout))
         # While a connect is held the session cannot expire; finish_connect restarts the clock.
         session.deadline = None
         return reply, ConnectHold(session, reply, hold_ms / 1000)
@@ -204,6 +207,8 @@ class BayeuxServer:
             reply.update(successful=False, error=failure)
             return reply
         for pattern in patterns:
+            if ch.is_service(pattern):
+                continue  # Bayeux 1.0: servers SHOULD NOT record service subscriptions.
             if subscribe:
                 self.subscribe(session, pattern)
             else:

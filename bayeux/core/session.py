@@ -51,8 +51,6 @@ class ServerSession:
         "waiter",
         "connected",
         "deadline",
-        "client_timeout",
-        "client_interval",
         "connection_type",
         "attributes",
         "ended",
@@ -67,8 +65,6 @@ class ServerSession:
         self.connected = False
         # Monotonic time after which the session expires; None while a connect is held.
         self.deadline: float | None = deadline
-        self.client_timeout: int | None = None
-        self.client_interval: int | None = None
         self.connection_type: str | None = None
         # Free for applications and extensions.
         self.attributes: dict[str, Any] = {}

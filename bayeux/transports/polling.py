@@ -108,18 +108,15 @@ class PollingHandler(tornado.web.RequestHandler):
         self.finish(body)
 
     async def get(self, *args: Any) -> None:
-        callback = self.get_query_argument(self.endpoint.settings.jsonp_parameter, None)
-        if callback is None:
-            self._refuse(400, "expected a POST of Bayeux messages, or a GET with"
-                              f" '{self.endpoint.settings.jsonp_parameter}' and 'message'"
-                              " parameters (callback-polling)")
-            return
-        if len(callback) > _MAX_CALLBACK or not _CALLBACK_RE.match(callback):
-            self._refuse(400, "invalid JSONP callback name")
-            return
         raw = self.get_query_argument("message", None)
         if raw is None:
-            self._refuse(400, "missing 'message' parameter")
+            self._refuse(400, "expected a POST of Bayeux messages, or a GET with a 'message'"
+                              " parameter (callback-polling)")
+            return
+        # The spec's default callback name when the request names none.
+        callback = self.get_query_argument(self.endpoint.settings.jsonp_parameter, "jsonpcallback")
+        if len(callback) > _MAX_CALLBACK or not _CALLBACK_RE.match(callback):
+            self._refuse(400, "invalid JSONP callback name")
             return
         try:
             messages = _decode(raw.encode())
@@ -144,7 +141,8 @@ class PollingHandler(tornado.web.RequestHandler):
             values = fields.get("message")
             if not values:
                 raise BadRequest(400, "form body without a 'message' field")
-            body = values[0].encode()
+            # The field may repeat, each value one message or an array of them.
+            return [m for value in values for m in _decode(value.encode())]
         return _decode(body)
 
     async def _exchange(self, messages: list) -> bytes | None:

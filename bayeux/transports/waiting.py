@@ -48,10 +48,14 @@ async def wait_for_messages(
 ) -> Wakeup:
     """Parks `hold` until something happens; costs no thread, only a future and a timer."""
     session = hold.session
-    if hold.timeout <= 0 or session.queue or server.shutting_down or session.ended is not None:
-        return Wakeup.MESSAGES
+    if session.ended is not None:
+        return Wakeup.CLOSED
+    # Attaching first displaces any other connection's held connect, even when this one is
+    # answered at once: one outstanding connect per session.
     session.attach(waiter)
     try:
+        if hold.timeout <= 0 or session.queue or server.shutting_down:
+            return Wakeup.MESSAGES
         return await asyncio.wait_for(asyncio.shield(waiter.future), hold.timeout)
     except asyncio.TimeoutError:
         return Wakeup.TIMEOUT

@@ -1,0 +1,92 @@
+"""Running an endpoint on its own IOLoop thread, for tests, the conformance suite and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Callable, TypeVar
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from .core.settings import Settings
+from .endpoint import Endpoint
+
+T = TypeVar("T")
+
+
+class ServerThread:
+    """An Endpoint served on 127.0.0.1 at a free port from a background thread.
+
+    >>> with ServerThread(Settings(timeout=2000)) as server:
+    ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, path: str = "/cometd", endpoint: Endpoint | None = None
+    ) -> None:
+        self.endpoint = endpoint or Endpoint(settings)
+        self.path = path
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def start(self) -> ServerThread:
+        self._thread = threading.Thread(target=self._run, name="bayeux-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("server thread did not start")
+        return self
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        self.port = sockets[0].getsockname()[1]
+        app = tornado.web.Application(self.endpoint.routes(self.path))
+        http = tornado.httpserver.HTTPServer(
+            app, max_body_size=self.endpoint.settings.max_message_size + 65536
+        )
+        http.add_sockets(sockets)
+        self.endpoint.start()
+        self._ready.set()
+        await self._stop.wait()
+        http.stop()
+        await self.endpoint.shutdown(grace=0.05)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs `fn(*args)` on the server's loop thread and returns its result."""
+        assert self._loop is not None
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the calling thread
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(10)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

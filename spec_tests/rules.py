@@ -1,0 +1,100 @@
+"""The rule registry: each conformance rule is an async function checking one requirement of the
+Bayeux 1.0 specification (as the CometD documentation states it) over one transport."""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from .client import Client
+from .wire import TRANSPORTS
+
+PROFILES = {
+    "core": "what every Bayeux 1.0 server must do (MUST and SHOULD of the specification)",
+    "cometd": "what CometD servers add and CometD clients rely on (client advice, multiple clients)",
+    "robustness": "how a production server treats hostile or broken input",
+}
+SPEC = "https://docs.cometd.org/current/reference/#"
+
+
+class NotApplicable(Exception):
+    """The rule cannot be checked against this server (e.g. its settings make it impractical)."""
+
+
+@dataclass
+class Context:
+    """What a rule gets: the server URL and transport, and clients that are closed afterwards."""
+
+    url: str
+    transport: str
+    timeout: float = 30.0
+    clients: list[Client] = field(default_factory=list)
+    # Rules run concurrently against one server: each run publishes under its own prefix.
+    prefix: str = field(default_factory=lambda: "/spec/" + secrets.token_hex(6))
+
+    def ch(self, name: str) -> str:
+        """A channel private to this rule run, e.g. ctx.ch("chat") -> /spec/1a2b3c4d5e6f/chat."""
+        return f"{self.prefix}/{name}"
+
+    def client(self) -> Client:
+        client = Client(self.url, self.transport, timeout=self.timeout)
+        self.clients.append(client)
+        return client
+
+    async def started(self) -> Client:
+        """A client that has handshaken and done its first connect."""
+        client = self.client()
+        await client.start()
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+
+RuleFunction = Callable[[Context], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    section: str
+    profile: str
+    transports: tuple[str, ...]
+    text: str
+    run: RuleFunction
+
+    @property
+    def link(self) -> str:
+        return SPEC + self.section
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    id: str, *, section: str, profile: str = "core", transports: tuple[str, ...] = TRANSPORTS
+) -> Callable[[RuleFunction], RuleFunction]:
+    """Registers a rule; its docstring is the requirement in one sentence."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}")
+
+    def register(fn: RuleFunction) -> RuleFunction:
+        if id in RULES:
+            raise ValueError(f"duplicate rule id {id!r}")
+        RULES[id] = Rule(id, section, profile, tuple(transports),
+                         inspect.cleandoc(fn.__doc__ or id), fn)
+        return fn
+
+    return register
+
+
+def all_rules() -> list[Rule]:
+    from . import rules_channels, rules_http, rules_meta, rules_publish  # noqa: F401 - register
+
+    return list(RULES.values())

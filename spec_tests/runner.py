@@ -1,0 +1,122 @@
+"""Runs rules against a server and reports pass / fail / n/a per rule and transport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import traceback
+from dataclasses import asdict, dataclass
+
+from .client import SpecFailure
+from .rules import PROFILES, Context, NotApplicable, Rule, all_rules
+from .wire import TRANSPORTS, SchemaViolation, WireError
+
+PASS, FAIL, NOT_APPLICABLE, UNSUPPORTED = "pass", "fail", "n/a", "unsupported"
+
+
+@dataclass
+class Result:
+    rule: str
+    transport: str
+    profile: str
+    section: str
+    outcome: str
+    detail: str = ""
+    seconds: float = 0.0
+
+
+async def run_rule(rule: Rule, url: str, transport: str, timeout: float = 30.0) -> Result:
+    started = time.monotonic()
+    ctx = Context(url, transport, timeout=timeout)
+
+    def result(outcome: str, detail: str = "") -> Result:
+        return Result(rule.id, transport, rule.profile, rule.section, outcome, detail[:2000],
+                      round(time.monotonic() - started, 3))
+
+    if transport not in rule.transports:
+        return result(NOT_APPLICABLE, f"rule applies to {', '.join(rule.transports)}")
+    try:
+        await asyncio.wait_for(rule.run(ctx), timeout + 30)
+    except NotApplicable as exc:
+        return result(NOT_APPLICABLE, str(exc))
+    except (SpecFailure, SchemaViolation, WireError) as exc:
+        return result(FAIL, f"{type(exc).__name__}: {exc}")
+    except asyncio.TimeoutError:
+        return result(FAIL, "rule timed out")
+    except Exception as exc:  # noqa: BLE001 - a server answer the client could not handle
+        return result(FAIL, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    finally:
+        await ctx.close()
+    return result(PASS)
+
+
+async def transport_supported(url: str, transport: str) -> bool:
+    """Whether the server offers `transport` at all (so missing ones are reported, not failed)."""
+    ctx = Context(url, transport, timeout=10)
+    try:
+        reply = await ctx.client().handshake()
+        return bool(reply.get("successful")) and transport in reply.get(
+            "supportedConnectionTypes", [])
+    except Exception:  # noqa: BLE001 - no handshake means no support
+        return False
+    finally:
+        await ctx.close()
+
+
+async def run_suite(
+    url: str,
+    transports: tuple[str, ...] = TRANSPORTS,
+    profiles: tuple[str, ...] = tuple(PROFILES),
+    only: str | None = None,
+    concurrency: int = 8,
+) -> list[Result]:
+    rules = [r for r in all_rules() if r.profile in profiles and (not only or only in r.id)]
+    results: list[Result] = []
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(rule: Rule, transport: str) -> Result:
+        async with semaphore:
+            return await run_rule(rule, url, transport)
+
+    for transport in transports:
+        if not await transport_supported(url, transport):
+            results.extend(Result(r.id, transport, r.profile, r.section, UNSUPPORTED,
+                                  f"server does not offer {transport}") for r in rules)
+            continue
+        results.extend(await asyncio.gather(*(one(r, transport) for r in rules)))
+    return results
+
+
+def summary(results: list[Result]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for r in results:
+        bucket = counts.setdefault(f"{r.profile}/{r.transport}", {})
+        bucket[r.outcome] = bucket.get(r.outcome, 0) + 1
+    return counts
+
+
+def markdown_report(url: str, results: list[Result]) -> str:
+    transports = list(dict.fromkeys(r.transport for r in results))
+    by_rule: dict[str, dict[str, Result]] = {}
+    for r in results:
+        by_rule.setdefault(r.rule, {})[r.transport] = r
+    lines = [f"# Bayeux conformance: {url}", "",
+             "| rule | profile | " + " | ".join(transports) + " |",
+             "|---|---|" + "---|" * len(transports)]
+    for rule_id, cells in by_rule.items():
+        first = next(iter(cells.values()))
+        lines.append(f"| `{rule_id}` | {first.profile} | "
+                     + " | ".join(cells[t].outcome if t in cells else "" for t in transports)
+                     + " |")
+    failures = [r for r in results if r.outcome == FAIL]
+    if failures:
+        lines += ["", "## Failures", ""]
+        for r in failures:
+            lines.append(f"- `{r.rule}` over {r.transport}: {r.detail.splitlines()[0]}")
+    return "\n".join(lines) + "\n"
+
+
+def json_report(url: str, results: list[Result]) -> str:
+    return json.dumps({"url": url, "summary": summary(results),
+                       "results": [asdict(r) for r in results]}, indent=2)
