@@ -79,11 +79,10 @@ async def _(ctx: Context) -> None:
     expect(reply.get("successful") is False, "handshake without version succeeded", reply)
 
 
-@rule("handshake.other_messages_ignored", section=HANDSHAKE)
+@rule("handshake.other_messages_ignored", section=HANDSHAKE,
+      transports=("long-polling", "callback-polling"))
 async def _(ctx: Context) -> None:
     """A server ignores other messages sent in the same request as a handshake."""
-    if ctx.transport == "websocket":
-        raise NotApplicable("the rule is about one HTTP request")
     client = ctx.client()
     received = await client.send(
         {"channel": "/meta/handshake", "version": "1.0",

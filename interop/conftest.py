@@ -1,0 +1,89 @@
+"""Fixtures for interop runs: a real `python -m bayeux` process and a way to run Node scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+INTEROP = Path(__file__).parent
+ROOT = INTEROP.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port}")
+
+
+@pytest.fixture(scope="session")
+def bayeux_url():
+    """A `python -m bayeux` process on a free loopback port, as a user would start it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/cometd"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+
+
+def node_executable() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is not installed; the test command installs the interop set-up")
+    if not (INTEROP / "node_modules" / "cometd").exists():
+        raise RuntimeError("interop/node_modules missing: run `npm ci` in interop/")
+    return node
+
+
+def run_node(script: str, *args: str, timeout: float = 240) -> list[dict]:
+    """Runs interop/node/<script> and returns its JSON result lines (one per scenario)."""
+    completed = subprocess.run(
+        [node_executable(), str(INTEROP / "node" / script), *args],
+        cwd=INTEROP, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "NODE_NO_WARNINGS": "1"},
+    )
+    lines = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise AssertionError(
+            f"{script} printed no results (exit {completed.returncode}):\n"
+            f"{completed.stdout[-2000:]}\n{completed.stderr[-2000:]}"
+        )
+    return lines
+
+
+def assert_all_ok(results: list[dict], expected: int) -> None:
+    failures = [r for r in results if not r.get("ok")]
+    assert not failures, "\n".join(f"{r['name']} ({r.get('transport')}): {r.get('error')}"
+                                   for r in failures)
+    assert len(results) == expected, f"expected {expected} scenarios, got {len(results)}"

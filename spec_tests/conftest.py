@@ -1,0 +1,28 @@
+"""Runs the conformance suite once per session (rules concurrently) and exposes the results to
+the parametrized tests in test_conformance.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bayeux import Settings
+from bayeux.testing import ServerThread
+
+from .runner import run_suite
+
+# Short enough for timing rules (held connects, expiry) to run in seconds, long enough to tell
+# a held connect from an answered one.
+SUITE_SETTINGS = Settings(timeout=3000, max_interval=2000, sweep_period=200)
+
+
+@pytest.fixture(scope="session")
+def conformance_results(request):  # type: ignore[no-untyped-def]
+    url = request.config.getoption("--bayeux-url")
+    if url:
+        results = asyncio.run(run_suite(url))
+    else:
+        with ServerThread(SUITE_SETTINGS) as server:
+            results = asyncio.run(run_suite(server.url))
+    return {(r.rule, r.transport): r for r in results}
