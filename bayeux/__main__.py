@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated origins allowed cross-origin (CORS, WebSocket); * allows any",
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
         help="logging threshold",
     )
     group = parser.add_argument_group("Bayeux settings (CometD names in parentheses)")
@@ -47,12 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = f.metadata["help"]
         if isinstance(default, bool):
             group.add_argument(
-                _option(f.name), dest=f.name, default=default,
-                action=argparse.BooleanOptionalAction, help=help_text,
+                _option(f.name),
+                dest=f.name,
+                default=default,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
             )
         elif isinstance(default, tuple):
             group.add_argument(
-                _option(f.name), dest=f.name, default=",".join(default),
+                _option(f.name),
+                dest=f.name,
+                default=",".join(default),
                 help=help_text + "; comma-separated",
             )
         else:

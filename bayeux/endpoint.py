@@ -47,9 +47,7 @@ class Endpoint:
             raise ValueError("path must start with '/'")
         pattern = re.escape(path.rstrip("/")) + r"(?:/.*)?$"
         return [
-            tornado.routing.Rule(
-                UpgradeMatches(pattern), WebSocketTransport, {"endpoint": self}
-            ),
+            tornado.routing.Rule(UpgradeMatches(pattern), WebSocketTransport, {"endpoint": self}),
             tornado.routing.Rule(
                 tornado.routing.PathMatches(pattern), PollingHandler, {"endpoint": self}
             ),

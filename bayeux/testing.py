@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import tornado.httpserver
 import tornado.netutil
@@ -25,7 +26,11 @@ class ServerThread:
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, path: str = "/cometd", endpoint: Endpoint | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        path: str = "/cometd",
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.endpoint = endpoint or Endpoint(settings)
         self.path = path

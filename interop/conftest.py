@@ -70,7 +70,10 @@ def run_node(script: str, *args: str, timeout: float = 240) -> list[dict]:
     """Runs interop/node/<script> and returns its JSON result lines (one per scenario)."""
     completed = subprocess.run(
         [node_executable(), str(INTEROP / "node" / script), *args],
-        cwd=INTEROP, capture_output=True, text=True, timeout=timeout,
+        cwd=INTEROP,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, "NODE_NO_WARNINGS": "1"},
     )
     lines = [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
@@ -84,6 +87,7 @@ def run_node(script: str, *args: str, timeout: float = 240) -> list[dict]:
 
 def assert_all_ok(results: list[dict], expected: int) -> None:
     failures = [r for r in results if not r.get("ok")]
-    assert not failures, "\n".join(f"{r['name']} ({r.get('transport')}): {r.get('error')}"
-                                   for r in failures)
+    assert not failures, "\n".join(
+        f"{r['name']} ({r.get('transport')}): {r.get('error')}" for r in failures
+    )
     assert len(results) == expected, f"expected {expected} scenarios, got {len(results)}"

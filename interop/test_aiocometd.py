@@ -9,8 +9,10 @@ from aiocometd_ng import Client, ConnectionType
 
 
 async def _scenario(url: str, connection_type: ConnectionType) -> list[dict]:
-    async with Client(url, connection_types=[connection_type]) as subscriber, \
-            Client(url, connection_types=[connection_type]) as publisher:
+    async with (
+        Client(url, connection_types=[connection_type]) as subscriber,
+        Client(url, connection_types=[connection_type]) as publisher,
+    ):
         await subscriber.subscribe("/interop/aio/chat")
         await subscriber.subscribe("/interop/aio/wild/*")
         for i in range(20):

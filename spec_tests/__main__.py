@@ -18,20 +18,30 @@ def main(argv: list[str] | None = None) -> int:
         " any rule of the chosen profiles fails.",
     )
     parser.add_argument("url", help="the server's Bayeux URL, e.g. http://127.0.0.1:8080/cometd")
-    parser.add_argument("--transport", action="append", choices=TRANSPORTS,
-                        help="transport to test (repeatable); default: all")
-    parser.add_argument("--profile", action="append", choices=list(PROFILES),
-                        help="rule profile (repeatable); default: all")
+    parser.add_argument(
+        "--transport",
+        action="append",
+        choices=TRANSPORTS,
+        help="transport to test (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--profile",
+        action="append",
+        choices=list(PROFILES),
+        help="rule profile (repeatable); default: all",
+    )
     parser.add_argument("--only", help="run only rules whose id contains this text")
     parser.add_argument("--report", help="write a Markdown report to this file")
     parser.add_argument("--json", help="write a JSON report to this file")
     args = parser.parse_args(argv)
-    results = asyncio.run(run_suite(
-        args.url,
-        tuple(args.transport or TRANSPORTS),
-        tuple(args.profile or PROFILES),
-        args.only,
-    ))
+    results = asyncio.run(
+        run_suite(
+            args.url,
+            tuple(args.transport or TRANSPORTS),
+            tuple(args.profile or PROFILES),
+            args.only,
+        )
+    )
     report = markdown_report(args.url, results)
     if args.report:
         with open(args.report, "w") as f:

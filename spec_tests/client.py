@@ -80,16 +80,29 @@ class Client:
         return reply
 
     async def subscribe(self, subscription: str | list[str], **fields: Any) -> Message:
-        return await self.request({"channel": "/meta/subscribe", "clientId": self.client_id,
-                                   "subscription": subscription, **fields})
+        return await self.request(
+            {
+                "channel": "/meta/subscribe",
+                "clientId": self.client_id,
+                "subscription": subscription,
+                **fields,
+            }
+        )
 
     async def unsubscribe(self, subscription: str | list[str], **fields: Any) -> Message:
-        return await self.request({"channel": "/meta/unsubscribe", "clientId": self.client_id,
-                                   "subscription": subscription, **fields})
+        return await self.request(
+            {
+                "channel": "/meta/unsubscribe",
+                "clientId": self.client_id,
+                "subscription": subscription,
+                **fields,
+            }
+        )
 
     async def publish(self, channel: str, data: Any, **fields: Any) -> Message:
-        return await self.request({"channel": channel, "clientId": self.client_id,
-                                   "data": data, **fields})
+        return await self.request(
+            {"channel": channel, "clientId": self.client_id, "data": data, **fields}
+        )
 
     async def disconnect(self) -> Message:
         return await self.request({"channel": "/meta/disconnect", "clientId": self.client_id})

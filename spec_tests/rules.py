@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import inspect
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from .client import Client
 from .wire import TRANSPORTS
 
 PROFILES = {
     "core": "what every Bayeux 1.0 server must do (MUST and SHOULD of the specification)",
-    "cometd": "what CometD servers add and CometD clients rely on (client advice, multiple clients)",
+    "cometd": "what CometD servers add and CometD clients rely on (client advice, CORS, sub-paths)",
     "robustness": "how a production server treats hostile or broken input",
 }
 SPEC = "https://docs.cometd.org/current/reference/#"
@@ -87,8 +87,9 @@ def rule(
     def register(fn: RuleFunction) -> RuleFunction:
         if id in RULES:
             raise ValueError(f"duplicate rule id {id!r}")
-        RULES[id] = Rule(id, section, profile, tuple(transports),
-                         inspect.cleandoc(fn.__doc__ or id), fn)
+        RULES[id] = Rule(
+            id, section, profile, tuple(transports), inspect.cleandoc(fn.__doc__ or id), fn
+        )
         return fn
 
     return register

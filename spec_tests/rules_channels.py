@@ -23,16 +23,18 @@ async def _deliveries_for(ctx: Context, pattern: str, published: list[str]) -> l
 @rule("channels.single_segment_wildcard", section=CHANNELS)
 async def _(ctx: Context) -> None:
     """`/a/*` matches `/a/b` but not `/a`, `/ab` or `/a/b/c`."""
-    got = await _deliveries_for(ctx, ctx.ch("w1/*"),
-                                [ctx.ch("w1"), ctx.ch("w1x"), ctx.ch("w1/b/c"), ctx.ch("w1/b")])
+    got = await _deliveries_for(
+        ctx, ctx.ch("w1/*"), [ctx.ch("w1"), ctx.ch("w1x"), ctx.ch("w1/b/c"), ctx.ch("w1/b")]
+    )
     expect(got == [ctx.ch("w1/b")], "wrong channels matched", got)
 
 
 @rule("channels.multi_segment_wildcard", section=CHANNELS)
 async def _(ctx: Context) -> None:
     """`/a/**` matches `/a/b` and `/a/b/c` but not `/a` or `/ab`."""
-    got = await _deliveries_for(ctx, ctx.ch("w2/**"),
-                                [ctx.ch("w2"), ctx.ch("w2x"), ctx.ch("w2/b"), ctx.ch("w2/b/c")])
+    got = await _deliveries_for(
+        ctx, ctx.ch("w2/**"), [ctx.ch("w2"), ctx.ch("w2x"), ctx.ch("w2/b"), ctx.ch("w2/b/c")]
+    )
     expect(sorted(got) == [ctx.ch("w2/b"), ctx.ch("w2/b/c")], "wrong channels matched", got)
 
 

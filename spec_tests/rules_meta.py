@@ -18,11 +18,15 @@ UNSUBSCRIBE = "_bayeux_meta_unsubscribe"
 def unknown_client_advice(reply: dict) -> None:
     expect(reply.get("successful") is False, "request with an unknown clientId succeeded", reply)
     advice = reply.get("advice") or {}
-    expect(advice.get("reconnect") == "handshake",
-           "unknown clientId not answered with advice reconnect=handshake", reply)
+    expect(
+        advice.get("reconnect") == "handshake",
+        "unknown clientId not answered with advice reconnect=handshake",
+        reply,
+    )
 
 
 # ------------------------------------------------------------------------------ handshake
+
 
 @rule("handshake.successful_reply_fields", section=HANDSHAKE)
 async def _(ctx: Context) -> None:
@@ -33,16 +37,25 @@ async def _(ctx: Context) -> None:
     expect(reply.get("successful") is True, "handshake failed", reply)
     for name in ("version", "supportedConnectionTypes", "clientId"):
         expect(name in reply, f"handshake reply lacks {name}", reply)
-    expect(ctx.transport in reply["supportedConnectionTypes"],
-           f"supportedConnectionTypes does not list {ctx.transport}", reply)
+    expect(
+        ctx.transport in reply["supportedConnectionTypes"],
+        f"supportedConnectionTypes does not list {ctx.transport}",
+        reply,
+    )
 
 
 @rule("handshake.id_echoed", section="_bayeux_id")
 async def _(ctx: Context) -> None:
     """A reply to a meta message carries the request's id."""
     client = ctx.client()
-    received = await client.send({"channel": "/meta/handshake", "version": "1.0",
-                                  "supportedConnectionTypes": [ctx.transport], "id": "hs42"})
+    received = await client.send(
+        {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "supportedConnectionTypes": [ctx.transport],
+            "id": "hs42",
+        }
+    )
     replies = [m for m in received if m.get("channel") == "/meta/handshake"]
     expect(len(replies) == 1 and replies[0].get("id") == "hs42", "id not echoed", received)
 
@@ -74,28 +87,43 @@ async def _(ctx: Context) -> None:
 async def _(ctx: Context) -> None:
     """A handshake without the required version field is refused with an error."""
     client = ctx.client()
-    reply = await client.request({"channel": "/meta/handshake",
-                                  "supportedConnectionTypes": [ctx.transport]})
+    reply = await client.request(
+        {"channel": "/meta/handshake", "supportedConnectionTypes": [ctx.transport]}
+    )
     expect(reply.get("successful") is False, "handshake without version succeeded", reply)
 
 
-@rule("handshake.other_messages_ignored", section=HANDSHAKE,
-      transports=("long-polling", "callback-polling"))
+@rule(
+    "handshake.other_messages_ignored",
+    section=HANDSHAKE,
+    transports=("long-polling", "callback-polling"),
+)
 async def _(ctx: Context) -> None:
     """A server ignores other messages sent in the same request as a handshake."""
     client = ctx.client()
     received = await client.send(
-        {"channel": "/meta/handshake", "version": "1.0",
-         "supportedConnectionTypes": [ctx.transport], "id": "h1"},
+        {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "supportedConnectionTypes": [ctx.transport],
+            "id": "h1",
+        },
         {"channel": ctx.ch("ignored"), "data": {}, "id": "p1"},
     )
-    expect(any(m.get("id") == "h1" and m.get("successful") for m in received),
-           "handshake not answered", received)
-    expect(not any(m.get("successful") is True and m.get("id") == "p1" for m in received),
-           "message batched with a handshake was processed", received)
+    expect(
+        any(m.get("id") == "h1" and m.get("successful") for m in received),
+        "handshake not answered",
+        received,
+    )
+    expect(
+        not any(m.get("successful") is True and m.get("id") == "p1" for m in received),
+        "message batched with a handshake was processed",
+        received,
+    )
 
 
 # -------------------------------------------------------------------------------- connect
+
 
 @rule("connect.successful_reply_fields", section=CONNECT)
 async def _(ctx: Context) -> None:
@@ -103,8 +131,11 @@ async def _(ctx: Context) -> None:
     client = ctx.client()
     await client.handshake()
     reply = await client.connect(advice={"timeout": 0})
-    expect(reply.get("channel") == "/meta/connect" and reply.get("successful") is True,
-           "connect failed", reply)
+    expect(
+        reply.get("channel") == "/meta/connect" and reply.get("successful") is True,
+        "connect failed",
+        reply,
+    )
 
 
 @rule("connect.first_answered_at_once", section=CONNECT)
@@ -145,8 +176,11 @@ async def _(ctx: Context) -> None:
     if ctx.transport == "websocket":
         delivered = await subscriber.deliveries(1, within=timeout)
         elapsed = time.monotonic() - started
-        expect(len(delivered) == 1 and delivered[0].get("data") == {"n": 1}, "message missing",
-               delivered)
+        expect(
+            len(delivered) == 1 and delivered[0].get("data") == {"n": 1},
+            "message missing",
+            delivered,
+        )
         expect(elapsed < timeout - 0.5, f"message delivered after {elapsed:.1f}s")
         poll.cancel()
         return
@@ -155,8 +189,11 @@ async def _(ctx: Context) -> None:
     expect(reply.get("successful") is True, "held connect failed", reply)
     expect(elapsed < timeout - 0.5, f"held connect answered after {elapsed:.1f}s, not at delivery")
     delivered = [m for m in subscriber.wire.inbox if m.get("channel") == ctx.ch("held")]
-    expect(len(delivered) == 1 and delivered[0].get("data") == {"n": 1}, "message missing",
-           subscriber.wire.inbox)
+    expect(
+        len(delivered) == 1 and delivered[0].get("data") == {"n": 1},
+        "message missing",
+        subscriber.wire.inbox,
+    )
 
 
 @rule("connect.held_until_timeout", section="_bayeux_long_polling")
@@ -170,8 +207,10 @@ async def _(ctx: Context) -> None:
     reply = await client.connect()
     elapsed = time.monotonic() - started
     expect(reply.get("successful") is True, "connect failed", reply)
-    expect(timeout * 0.8 <= elapsed <= timeout + 2,
-           f"connect held {elapsed:.2f}s against an advised timeout of {timeout:.2f}s")
+    expect(
+        timeout * 0.8 <= elapsed <= timeout + 2,
+        f"connect held {elapsed:.2f}s against an advised timeout of {timeout:.2f}s",
+    )
 
 
 @rule("connect.client_timeout_advice_honoured", section="_bayeux_advice", profile="cometd")
@@ -205,6 +244,7 @@ async def _(ctx: Context) -> None:
 
 # ----------------------------------------------------------------------------- disconnect
 
+
 @rule("disconnect.reply_and_session_gone", section=DISCONNECT)
 async def _(ctx: Context) -> None:
     """A disconnect is answered successfully, after which the clientId is unknown."""
@@ -230,8 +270,11 @@ async def _(ctx: Context) -> None:
     reply = await asyncio.wait_for(poll, timeout + 5)
     elapsed = time.monotonic() - started
     expect(elapsed < timeout - 1, f"held connect answered {elapsed:.1f}s after disconnect", reply)
-    expect((reply.get("advice") or {}).get("reconnect") != "retry",
-           "released connect advises retrying a disconnected session", reply)
+    expect(
+        (reply.get("advice") or {}).get("reconnect") != "retry",
+        "released connect advises retrying a disconnected session",
+        reply,
+    )
 
 
 @rule("disconnect.unknown_client", section=DISCONNECT)
@@ -244,6 +287,7 @@ async def _(ctx: Context) -> None:
 
 
 # ---------------------------------------------------------------------- (un)subscribe
+
 
 @rule("subscribe.reply_echoes_subscription", section=SUBSCRIBE)
 async def _(ctx: Context) -> None:

@@ -30,10 +30,16 @@ async def _(ctx: Context) -> None:
     got = await subscriber.deliveries(1)
     expect(len(got) == 1, "nothing delivered")
     message = got[0]
-    expect(message.get("channel") == ctx.ch("deliver") and message.get("data") == {"text": "hi"},
-           "wrong delivery", message)
-    expect(message.get("clientId") != publisher.client_id, "delivery leaks the publisher's clientId",
-           message)
+    expect(
+        message.get("channel") == ctx.ch("deliver") and message.get("data") == {"text": "hi"},
+        "wrong delivery",
+        message,
+    )
+    expect(
+        message.get("clientId") != publisher.client_id,
+        "delivery leaks the publisher's clientId",
+        message,
+    )
 
 
 @rule("publish.delivered_once_across_overlapping_subscriptions", section=PUBLISH)
@@ -55,11 +61,23 @@ async def _(ctx: Context) -> None:
     subscriber = await ctx.started()
     await subscriber.subscribe(ctx.ch("order"))
     publisher = await ctx.started()
-    await publisher.send(*[{"channel": ctx.ch("order"), "clientId": publisher.client_id,
-                            "data": {"i": i}, "id": f"o{i}"} for i in range(50)])
+    await publisher.send(
+        *[
+            {
+                "channel": ctx.ch("order"),
+                "clientId": publisher.client_id,
+                "data": {"i": i},
+                "id": f"o{i}",
+            }
+            for i in range(50)
+        ]
+    )
     got = await subscriber.deliveries(50, within=10)
-    expect([m["data"]["i"] for m in got] == list(range(50)), "out of order or missing",
-           [m["data"]["i"] for m in got])
+    expect(
+        [m["data"]["i"] for m in got] == list(range(50)),
+        "out of order or missing",
+        [m["data"]["i"] for m in got],
+    )
 
 
 @rule("publish.unknown_client_refused", section=PUBLISH)

@@ -31,8 +31,15 @@ async def run_rule(rule: Rule, url: str, transport: str, timeout: float = 30.0) 
     ctx = Context(url, transport, timeout=timeout)
 
     def result(outcome: str, detail: str = "") -> Result:
-        return Result(rule.id, transport, rule.profile, rule.section, outcome, detail[:2000],
-                      round(time.monotonic() - started, 3))
+        return Result(
+            rule.id,
+            transport,
+            rule.profile,
+            rule.section,
+            outcome,
+            detail[:2000],
+            round(time.monotonic() - started, 3),
+        )
 
     if transport not in rule.transports:
         return result(NOT_APPLICABLE, f"rule applies to {', '.join(rule.transports)}")
@@ -42,7 +49,7 @@ async def run_rule(rule: Rule, url: str, transport: str, timeout: float = 30.0) 
         return result(NOT_APPLICABLE, str(exc))
     except (SpecFailure, SchemaViolation, WireError) as exc:
         return result(FAIL, f"{type(exc).__name__}: {exc}")
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return result(FAIL, "rule timed out")
     except Exception as exc:  # noqa: BLE001 - a server answer the client could not handle
         return result(FAIL, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
@@ -57,7 +64,8 @@ async def transport_supported(url: str, transport: str) -> bool:
     try:
         reply = await ctx.client().handshake()
         return bool(reply.get("successful")) and transport in reply.get(
-            "supportedConnectionTypes", [])
+            "supportedConnectionTypes", []
+        )
     except Exception:  # noqa: BLE001 - no handshake means no support
         return False
     finally:
@@ -81,8 +89,17 @@ async def run_suite(
 
     for transport in transports:
         if not await transport_supported(url, transport):
-            results.extend(Result(r.id, transport, r.profile, r.section, UNSUPPORTED,
-                                  f"server does not offer {transport}") for r in rules)
+            results.extend(
+                Result(
+                    r.id,
+                    transport,
+                    r.profile,
+                    r.section,
+                    UNSUPPORTED,
+                    f"server does not offer {transport}",
+                )
+                for r in rules
+            )
             continue
         results.extend(await asyncio.gather(*(one(r, transport) for r in rules)))
     return results
@@ -101,14 +118,19 @@ def markdown_report(url: str, results: list[Result]) -> str:
     by_rule: dict[str, dict[str, Result]] = {}
     for r in results:
         by_rule.setdefault(r.rule, {})[r.transport] = r
-    lines = [f"# Bayeux conformance: {url}", "",
-             "| rule | profile | " + " | ".join(transports) + " |",
-             "|---|---|" + "---|" * len(transports)]
+    lines = [
+        f"# Bayeux conformance: {url}",
+        "",
+        "| rule | profile | " + " | ".join(transports) + " |",
+        "|---|---|" + "---|" * len(transports),
+    ]
     for rule_id, cells in by_rule.items():
         first = next(iter(cells.values()))
-        lines.append(f"| `{rule_id}` | {first.profile} | "
-                     + " | ".join(cells[t].outcome if t in cells else "" for t in transports)
-                     + " |")
+        lines.append(
+            f"| `{rule_id}` | {first.profile} | "
+            + " | ".join(cells[t].outcome if t in cells else "" for t in transports)
+            + " |"
+        )
     failures = [r for r in results if r.outcome == FAIL]
     if failures:
         lines += ["", "## Failures", ""]
@@ -118,5 +140,6 @@ def markdown_report(url: str, results: list[Result]) -> str:
 
 
 def json_report(url: str, results: list[Result]) -> str:
-    return json.dumps({"url": url, "summary": summary(results),
-                       "results": [asdict(r) for r in results]}, indent=2)
+    return json.dumps(
+        {"url": url, "summary": summary(results), "results": [asdict(r) for r in results]}, indent=2
+    )

@@ -40,9 +40,11 @@ def next_id() -> str:
 
 
 def is_delivery(message: Message) -> bool:
-    return "data" in message and "successful" not in message and not message.get(
-        "channel", ""
-    ).startswith("/meta/")
+    return (
+        "data" in message
+        and "successful" not in message
+        and not message.get("channel", "").startswith("/meta/")
+    )
 
 
 def validated(messages: Any) -> list[Message]:
@@ -83,21 +85,32 @@ class Transport:
 class LongPolling(Transport):
     name = "long-polling"
 
-    async def post(self, body: bytes | str, *, path: str = "", headers: dict | None = None,
-                   method: str = "POST") -> tornado.httpclient.HTTPResponse:
+    async def post(
+        self,
+        body: bytes | str,
+        *,
+        path: str = "",
+        headers: dict | None = None,
+        method: str = "POST",
+    ) -> tornado.httpclient.HTTPResponse:
         client = tornado.httpclient.AsyncHTTPClient()
         request = tornado.httpclient.HTTPRequest(
-            self.url + path, method=method, body=body if method == "POST" else None,
+            self.url + path,
+            method=method,
+            body=body if method == "POST" else None,
             headers={"Content-Type": "application/json;charset=UTF-8", **(headers or {})},
-            request_timeout=self.timeout, allow_nonstandard_methods=True,
+            request_timeout=self.timeout,
+            allow_nonstandard_methods=True,
         )
         return await client.fetch(request, raise_error=False)
 
     async def exchange(self, messages: list[Message]) -> list[Message]:
         response = await self.post(json.dumps(messages))
         if response.code != 200:
-            raise WireError(f"HTTP {response.code} for {json.dumps(messages)[:300]}: "
-                            f"{(response.body or b'')[:300]!r}")
+            raise WireError(
+                f"HTTP {response.code} for {json.dumps(messages)[:300]}: "
+                f"{(response.body or b'')[:300]!r}"
+            )
         content_type = response.headers.get("Content-Type", "")
         if not content_type.startswith("application/json"):
             raise WireError(f"Content-Type {content_type!r} is not application/json")
@@ -190,14 +203,16 @@ class WebSocket(Transport):
             if self.failure is not None:
                 raise WireError(f"WebSocket failed: {self.failure!r}")
             if self._reader is not None and self._reader.done():
-                raise WireError(f"WebSocket closed (code {self.close_code}) before replies to {ids}")
+                raise WireError(
+                    f"WebSocket closed (code {self.close_code}) before replies to {ids}"
+                )
             self._arrived.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise WireError(f"no reply to {ids} within {self.timeout}s")
             try:
                 await asyncio.wait_for(self._arrived.wait(), min(remaining, 0.05))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return [self._replies.pop(i) for i in ids]
 
@@ -212,13 +227,16 @@ class WebSocket(Transport):
         if self._reader is not None:
             try:
                 await asyncio.wait_for(self._reader, 2)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 self._reader.cancel()
 
 
 def transport_for(name: str, url: str, timeout: float = 30.0) -> Transport:
-    classes = {"long-polling": LongPolling, "callback-polling": CallbackPolling,
-               "websocket": WebSocket}
+    classes = {
+        "long-polling": LongPolling,
+        "callback-polling": CallbackPolling,
+        "websocket": WebSocket,
+    }
     if name not in classes:
         raise ValueError(f"unknown transport {name!r}; one of {', '.join(classes)}")
     return classes[name](url, timeout=timeout)

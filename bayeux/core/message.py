@@ -63,4 +63,3 @@ class Delivery:
 
     def __repr__(self) -> str:
         return f"Delivery({self.message!r})"
-

@@ -9,8 +9,9 @@ transport parks and later completes with `finish_connect`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import channel as ch
 from .message import Delivery, Message, error, reply_to
@@ -160,8 +161,10 @@ class BayeuxServer:
         reply = hold.reply
         ended = session.ended
         if ended is not None:
-            reply["advice"] = {"reconnect": "none" if ended is Ended.DISCONNECTED else "handshake",
-                               "interval": 0}
+            reply["advice"] = {
+                "reconnect": "none" if ended is Ended.DISCONNECTED else "handshake",
+                "interval": 0,
+            }
             if ended is not Ended.DISCONNECTED:
                 reply["successful"] = False
                 reply["error"] = error(402, "", "Unknown client")
@@ -343,8 +346,10 @@ def _unknown_client(message: Message) -> Message:
 
 def _field_problem(message: Message) -> str | None:
     """Type errors in the fields every message may carry."""
-    if "id" in message and not isinstance(message["id"], (str, int)) or isinstance(
-        message.get("id"), bool
+    if (
+        "id" in message
+        and not isinstance(message["id"], (str, int))
+        or isinstance(message.get("id"), bool)
     ):
         return error(400, "id", "Invalid field")
     if "clientId" in message and not isinstance(message["clientId"], str):

@@ -20,7 +20,8 @@ def _setting(default: object, help: str, *, cli: str | None = None) -> object:
 @dataclass
 class Settings:
     timeout: int = _setting(  # type: ignore[assignment]
-        30000, "ms the server holds a /meta/connect when it has nothing to deliver (CometD: timeout)"
+        30000,
+        "ms the server holds a /meta/connect when it has nothing to deliver (CometD: timeout)",
     )
     interval: int = _setting(  # type: ignore[assignment]
         0, "ms a client waits after a /meta/connect reply before the next one (CometD: interval)"
@@ -40,8 +41,8 @@ class Settings:
     )
     max_message_size: int = _setting(  # type: ignore[assignment]
         1048576,
-        "largest HTTP request body or WebSocket frame in bytes; larger ones are refused with HTTP 413"
-        " or WebSocket close 1009 (CometD: maxMessageSize)",
+        "largest HTTP request body or WebSocket frame in bytes; larger ones are refused with"
+        " HTTP 413 or WebSocket close 1009 (CometD: maxMessageSize)",
     )
     allowed_transports: tuple[str, ...] = _setting(  # type: ignore[assignment]
         (WEBSOCKET, LONG_POLLING, CALLBACK_POLLING),

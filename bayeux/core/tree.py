@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Generic, Hashable, Iterator, TypeVar
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
 
 from .channel import wildcards_of
 

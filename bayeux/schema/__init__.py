@@ -4,7 +4,7 @@ sends. Used by spec_tests; available to anyone validating Bayeux traffic."""
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -33,7 +33,7 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(kind: str) -> jsonschema.protocols.Validator:
     """A validator for one kind, e.g. "handshakeReply" (the names of the schema's $defs)."""
     root = schema()

@@ -53,15 +53,18 @@ class PollingHandler(tornado.web.RequestHandler):
             self._refuse(413, f"request body larger than {limit} bytes")
             return
         if self.request.method in ("POST", "PUT"):
-            # Above our own limit Tornado would close the connection without a reply; we answer.
-            self.request.connection.set_max_body_size(limit + 1)
+            # Tornado's own limit sits above ours so that data_received sees the excess first and
+            # answers 413; Tornado's would close the connection with a bare 400.
+            self.request.connection.set_max_body_size(2 * limit + 65536)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
             return
         self._size += len(chunk)
         if self._size > self.endpoint.settings.max_message_size:
-            self._refuse(413, f"request body larger than {self.endpoint.settings.max_message_size} bytes")
+            self._refuse(
+                413, f"request body larger than {self.endpoint.settings.max_message_size} bytes"
+            )
             return
         self._chunks.append(chunk)
 
@@ -110,8 +113,11 @@ class PollingHandler(tornado.web.RequestHandler):
     async def get(self, *args: Any) -> None:
         raw = self.get_query_argument("message", None)
         if raw is None:
-            self._refuse(400, "expected a POST of Bayeux messages, or a GET with a 'message'"
-                              " parameter (callback-polling)")
+            self._refuse(
+                400,
+                "expected a POST of Bayeux messages, or a GET with a 'message'"
+                " parameter (callback-polling)",
+            )
             return
         # The spec's default callback name when the request names none.
         callback = self.get_query_argument(self.endpoint.settings.jsonp_parameter, "jsonpcallback")

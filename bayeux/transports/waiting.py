@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from enum import Enum
 
-from ..core.server import BayeuxServer, ConnectHold
 from ..core.message import Message
+from ..core.server import BayeuxServer, ConnectHold
 
 
 class Wakeup(Enum):
@@ -57,7 +57,7 @@ async def wait_for_messages(
         if hold.timeout <= 0 or session.queue or server.shutting_down:
             return Wakeup.MESSAGES
         return await asyncio.wait_for(asyncio.shield(waiter.future), hold.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Wakeup.TIMEOUT
     finally:
         session.detach(waiter)

@@ -124,9 +124,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             out.append(codec.dumps(server.finish_connect(hold)))
             return out
         link.hold = hold
-        link.timer = tornado.ioloop.IOLoop.current().call_later(
-            hold.timeout, self._timed_out, link
-        )
+        link.timer = tornado.ioloop.IOLoop.current().call_later(hold.timeout, self._timed_out, link)
         # Anything already queued leaves now, before the held connect's eventual reply.
         out.extend(d.json for d in session.drain())
         return out
@@ -185,7 +183,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
 
     def _written(self, future: Any) -> None:
         self._writing = False
-        if future.exception() is None and any(l.session.queue for l in self.links.values()):
+        if future.exception() is None and any(link.session.queue for link in self.links.values()):
             self.schedule_flush()
 
     # ------------------------------------------------------------------------------ close
