@@ -10,9 +10,9 @@ import threading
 import time
 
 from bayeux.core.settings import setting_fields
+from bayeux.testing import free_port, wait_for_port
 
 from .conftest import handshake, post_json
-from interop.conftest import free_port, wait_for_port
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
