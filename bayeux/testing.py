@@ -34,8 +34,10 @@ class ServerThread:
         *,
         path: str = "/cometd",
         endpoint: Endpoint | None = None,
+        extra_routes: list | None = None,
     ) -> None:
         self.endpoint = endpoint or Endpoint(settings)
+        self.extra_routes = list(extra_routes or [])
         self.path = path
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -46,6 +48,10 @@ class ServerThread:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.path}"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerThread:
         self._thread = threading.Thread(target=self._run, name="bayeux-server", daemon=True)
@@ -62,7 +68,7 @@ class ServerThread:
         self._stop = asyncio.Event()
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
-        app = tornado.web.Application(self.endpoint.routes(self.path))
+        app = tornado.web.Application(self.endpoint.routes(self.path) + self.extra_routes)
         http = tornado.httpserver.HTTPServer(
             app, max_body_size=self.endpoint.settings.max_message_size + 65536
         )

@@ -1,0 +1,34 @@
+// Opens interop/browser/index.html in Debian's headless Chromium through playwright-core, runs the
+// CometD JS scenarios there over each transport asked for, and prints one JSON line per scenario.
+// Usage: node browser_run.mjs <page-url> <transport> [<transport> ...]
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [pageUrl, ...transports] = process.argv.slice(2);
+const profile = mkdtempSync(join(tmpdir(), "bayeux-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-quic"],
+});
+let failed = 0;
+try {
+  const page = await context.newPage();
+  page.on("pageerror", (err) => console.error("page error:", err.message));
+  await page.goto(pageUrl);
+  await page.waitForFunction(() => window.scenariosReady === true, null, { timeout: 15000 });
+  for (const transport of transports) {
+    const results = await page.evaluate((t) => window.runScenarios(t), transport);
+    for (const r of results) {
+      console.log(JSON.stringify({ ...r, browser: "chromium" }));
+      if (!r.ok) failed++;
+    }
+  }
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,44 @@
+"""The official CometD JS client in a real browser: Debian's Chromium, headless, driven by
+playwright-core, on every transport the client offers. The page loads the npm `cometd` package
+as ES modules from interop/node_modules, served beside the endpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import tornado.web
+
+from bayeux import Settings
+from bayeux.testing import ServerThread
+
+from .conftest import INTEROP, assert_all_ok, run_node
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCENARIOS = 6
+
+
+@pytest.fixture(scope="module")
+def page_server():  # type: ignore[no-untyped-def]
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"{CHROMIUM} missing: ./run-tests installs Debian's chromium")
+    static = tornado.web.StaticFileHandler
+    routes = [
+        (r"/cometd-js/(.*)", static, {"path": str(INTEROP / "node_modules" / "cometd")}),
+        (r"/scenarios/(.*)", static, {"path": str(INTEROP / "scenarios")}),
+        (
+            r"/(|client\.html)",
+            static,
+            {"path": str(INTEROP / "browser"), "default_filename": "index.html"},
+        ),
+    ]
+    with ServerThread(Settings(timeout=10000), extra_routes=routes) as server:
+        yield server
+
+
+@pytest.mark.parametrize("transport", ["websocket", "long-polling", "callback-polling"])
+def test_cometd_js_client_in_headless_chromium(page_server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    results = run_node("browser_run.mjs", page_server.origin + "/", transport)
+    assert_all_ok(results, SCENARIOS)
+    assert all(r["browser"] == "chromium" and r["transport"] == transport for r in results)
