@@ -40,6 +40,7 @@ class Endpoint:
 
     def routes(self, path: str = "/cometd") -> list[tornado.routing.Rule]:
         """Tornado rules serving every transport at `path` and any sub-path below it."""
+        from .transports.eventsource import EventSourceHandler, EventSourceMatches
         from .transports.polling import PollingHandler
         from .transports.websocket import UpgradeMatches, WebSocketTransport
 
@@ -48,6 +49,9 @@ class Endpoint:
         pattern = re.escape(path.rstrip("/")) + r"(?:/.*)?$"
         return [
             tornado.routing.Rule(UpgradeMatches(pattern), WebSocketTransport, {"endpoint": self}),
+            tornado.routing.Rule(
+                EventSourceMatches(pattern), EventSourceHandler, {"endpoint": self}
+            ),
             tornado.routing.Rule(
                 tornado.routing.PathMatches(pattern), PollingHandler, {"endpoint": self}
             ),

@@ -27,8 +27,9 @@ def page_server():  # type: ignore[no-untyped-def]
     routes = [
         (r"/cometd-js/(.*)", static, {"path": str(INTEROP / "node_modules" / "cometd")}),
         (r"/scenarios/(.*)", static, {"path": str(INTEROP / "scenarios")}),
+        (r"/faye-js/(.*)", static, {"path": str(INTEROP / "node_modules" / "faye" / "client")}),
         (
-            r"/(|client\.html)",
+            r"/(|client\.html|faye\.html)",
             static,
             {"path": str(INTEROP / "browser"), "default_filename": "index.html"},
         ),
@@ -42,3 +43,15 @@ def test_cometd_js_client_in_headless_chromium(page_server, transport: str) -> N
     results = run_node("browser_run.mjs", page_server.origin + "/", transport)
     assert_all_ok(results, SCENARIOS)
     assert all(r["browser"] == "chromium" and r["transport"] == transport for r in results)
+
+
+FAYE_SCENARIOS = 4
+
+
+@pytest.mark.parametrize(
+    "transport",
+    ["websocket", "eventsource", "long-polling", "cross-origin-long-polling", "callback-polling"],
+)
+def test_faye_client_in_headless_chromium(page_server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    results = run_node("browser_run.mjs", page_server.origin + "/faye.html", transport)
+    assert_all_ok(results, FAYE_SCENARIOS)

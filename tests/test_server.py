@@ -87,7 +87,13 @@ def test_handshake_success_reply(server: BayeuxServer) -> None:
     assert reply["successful"] is True
     assert reply["id"] == "7"
     assert reply["version"] == "1.0"
-    assert reply["supportedConnectionTypes"] == ["websocket", "long-polling", "callback-polling"]
+    assert reply["supportedConnectionTypes"] == [
+        "websocket",
+        "long-polling",
+        "callback-polling",
+        "cross-origin-long-polling",
+        "eventsource",
+    ]
     assert reply["advice"] == {
         "reconnect": "retry",
         "interval": 0,

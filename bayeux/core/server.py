@@ -16,7 +16,7 @@ from typing import Any
 from . import channel as ch
 from .message import Delivery, Message, error, reply_to
 from .session import Ended, ServerSession, new_client_id
-from .settings import Settings
+from .settings import EVENTSOURCE, Settings
 from .tree import ChannelTree
 
 BAYEUX_VERSION = "1.0"
@@ -142,6 +142,12 @@ class BayeuxServer:
         reply.update(clientId=session.id, successful=True, advice=self._advice())
         first = not session.connected
         session.connected = True
+        if connection_type == EVENTSOURCE:
+            # As Faye does: the stream carries deliveries, so connects are answered at once and
+            # act as a heartbeat every `timeout` ms.
+            reply["advice"] = {**reply["advice"], "interval": self.settings.timeout, "timeout": 0}
+            session.deadline = None
+            return reply, ConnectHold(session, reply, 0)
         hold_ms = 0 if first else self.settings.timeout
         # A client's advice.timeout applies to this connect only (as in CometD), and can shorten
         # the hold but not stretch it past the server's timeout.
@@ -169,7 +175,7 @@ class BayeuxServer:
                 reply["successful"] = False
                 reply["error"] = error(402, "", "Unknown client")
             return reply
-        interval = self.settings.interval
+        interval = reply["advice"].get("interval", self.settings.interval)
         if displaced:
             interval = self.settings.multi_session_interval
             reply["advice"] = {**reply["advice"], "multiple-clients": True, "interval": interval}

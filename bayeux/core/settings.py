@@ -11,6 +11,10 @@ from dataclasses import dataclass, field, fields
 LONG_POLLING = "long-polling"
 CALLBACK_POLLING = "callback-polling"
 WEBSOCKET = "websocket"
+# Faye's names: long-polling with CORS, and a Server-Sent Events stream for deliveries.
+CROSS_ORIGIN_LONG_POLLING = "cross-origin-long-polling"
+EVENTSOURCE = "eventsource"
+ALL_TRANSPORTS = (WEBSOCKET, LONG_POLLING, CALLBACK_POLLING, CROSS_ORIGIN_LONG_POLLING, EVENTSOURCE)
 
 
 def _setting(default: object, help: str, *, cli: str | None = None) -> object:
@@ -45,7 +49,7 @@ class Settings:
         " HTTP 413 or WebSocket close 1009 (CometD: maxMessageSize)",
     )
     allowed_transports: tuple[str, ...] = _setting(  # type: ignore[assignment]
-        (WEBSOCKET, LONG_POLLING, CALLBACK_POLLING),
+        ALL_TRANSPORTS,
         "connection types offered in the handshake reply, in order of preference"
         " (CometD: allowedTransports)",
     )
@@ -66,7 +70,7 @@ class Settings:
             raise ValueError("sweep_period must be > 0")
         if self.max_message_size < 1024:
             raise ValueError("max_message_size must be at least 1024 bytes")
-        known = {LONG_POLLING, CALLBACK_POLLING, WEBSOCKET}
+        known = set(ALL_TRANSPORTS)
         self.allowed_transports = tuple(self.allowed_transports)
         unknown = set(self.allowed_transports) - known
         if unknown or not self.allowed_transports:

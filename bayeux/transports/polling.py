@@ -141,8 +141,11 @@ class PollingHandler(tornado.web.RequestHandler):
     def _messages_from_body(self) -> list:
         body = b"".join(self._chunks)
         content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type == "application/x-www-form-urlencoded":
-            # Faye's cross-origin transport: message=<urlencoded JSON>
+        # Faye's cross-origin transport posts `message=<urlencoded JSON>` as text/plain (a type
+        # that needs no CORS preflight), so a form body is recognised by its content too.
+        if content_type == "application/x-www-form-urlencoded" or (
+            content_type != "application/json" and body.lstrip().startswith(b"message=")
+        ):
             fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             values = fields.get("message")
             if not values:

@@ -16,6 +16,7 @@ class Wakeup(Enum):
     CLOSED = "closed"  # the session ended
     GONE = "gone"  # the client closed its connection
     TIMEOUT = "timeout"
+    STREAMED = "streamed"  # an EventSource stream carries the session's messages
 
 
 class FutureWaiter:
@@ -50,6 +51,10 @@ async def wait_for_messages(
     session = hold.session
     if session.ended is not None:
         return Wakeup.CLOSED
+    if getattr(session.waiter, "is_stream", False):
+        # An EventSource stream carries this session's deliveries; it is not a connect, so a
+        # connect neither displaces it nor waits: it is answered at once.
+        return Wakeup.STREAMED
     # Attaching first displaces any other connection's held connect, even when this one is
     # answered at once: one outstanding connect per session.
     session.attach(waiter)
@@ -67,7 +72,7 @@ def complete(server: BayeuxServer, hold: ConnectHold, why: Wakeup) -> tuple[list
     """The queued deliveries to write before the connect reply, and that reply."""
     reply = server.finish_connect(hold, displaced=why is Wakeup.DISPLACED)
     session = hold.session
-    if why in (Wakeup.DISPLACED, Wakeup.GONE) or session.ended is not None:
+    if why in (Wakeup.DISPLACED, Wakeup.GONE, Wakeup.STREAMED) or session.ended is not None:
         # The connection that took over (or the next connect) gets the queue; nothing is lost.
         return [], reply
     return session.drain(), reply

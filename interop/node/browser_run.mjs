@@ -18,6 +18,8 @@ let failed = 0;
 try {
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error("page error:", err.message));
+  page.on("console", (msg) => { if (msg.type() === "error") console.error("console:", msg.text()); });
+  page.on("requestfailed", (req) => console.error("request failed:", req.url(), req.failure()?.errorText));
   await page.goto(pageUrl);
   await page.waitForFunction(() => window.scenariosReady === true, null, { timeout: 15000 });
   for (const transport of transports) {
