@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgpack
+
 try:
     import orjson
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
@@ -46,3 +48,26 @@ else:  # pragma: no cover
 def join_array(items: list[bytes]) -> bytes:
     """A JSON array from already encoded elements, so that shared message bytes are reused."""
     return b"[" + b",".join(items) + b"]"
+
+
+def msgpack_dumps(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def msgpack_loads(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise DecodeError(str(exc)) from None
+
+
+def join_msgpack_array(items: list[bytes]) -> bytes:
+    """A msgpack array from already packed elements (the msgpack twin of `join_array`)."""
+    n = len(items)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 1 << 16:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(items)

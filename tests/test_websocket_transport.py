@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 import tornado.httpclient
@@ -245,3 +246,159 @@ def test_origin_check(live) -> None:  # type: ignore[no-untyped-def]
         ws.close()
 
     asyncio.run(run())
+
+
+def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-untyped-def]
+    import msgpack
+
+    async def run() -> None:
+        ws = await tornado.websocket.websocket_connect(
+            ws_url(live), subprotocols=["bayeux-msgpack"]
+        )
+        assert ws.selected_subprotocol == "bayeux-msgpack"
+        await ws.write_message(msgpack.packb([hs()]), binary=True)
+        frame = await asyncio.wait_for(ws.read_message(), 5)
+        assert isinstance(frame, bytes)
+        (reply,) = msgpack.unpackb(frame)
+        cid = reply["clientId"]
+        batch = [
+            {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/m", "id": "s"},
+            {"channel": "/meta/connect", "clientId": cid, "connectionType": "websocket", "id": "c"},
+            {"channel": "/m", "clientId": cid, "data": {"bin": b"\x00\x01", "n": 1}, "id": "p"},
+        ]
+        await ws.write_message(msgpack.packb(batch, use_bin_type=True), binary=True)
+        received: list = []
+        while len(received) < 4:
+            received.extend(msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5)))
+        (delivery,) = [m for m in received if "data" in m]
+        assert delivery == {"channel": "/m", "data": {"bin": b"\x00\x01", "n": 1}}
+        # Text frames keep working as JSON on the same socket.
+        await ws.write_message(json.dumps([]))
+        await ws.write_message(b"\xc1", binary=True)  # 0xc1 is never valid msgpack
+        assert await asyncio.wait_for(ws.read_message(), 5) is None
+        assert ws.close_code == 1007
+
+    asyncio.run(run())
+
+
+def _masked_frame(payload: bytes) -> bytes:
+    """A client-to-server text frame (clients must mask)."""
+    import os
+    import struct
+
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # type: ignore[no-untyped-def]
+    import base64
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(live.url)
+    stalled = socket.create_connection((parts.hostname, parts.port), 5)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    key = base64.b64encode(os.urandom(16)).decode()
+    stalled.sendall(
+        f"GET {parts.path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    reader = stalled.makefile("rb")
+    while reader.readline() not in (b"\r\n", b""):
+        pass
+    stalled.sendall(_masked_frame(json.dumps([hs()]).encode()))
+    first = reader.read(2)  # a short server frame: 2-byte header, then the JSON
+    length = first[1] & 0x7F
+    if length == 126:
+        length = int.from_bytes(reader.read(2), "big")
+    client_id = json.loads(reader.read(length))[0]["clientId"]
+    stalled.sendall(
+        _masked_frame(
+            json.dumps(
+                [
+                    {
+                        "channel": "/meta/subscribe",
+                        "clientId": client_id,
+                        "subscription": "/firehose",
+                    },
+                    {
+                        "channel": "/meta/connect",
+                        "clientId": client_id,
+                        "connectionType": "websocket",
+                    },
+                ]
+            ).encode()
+        )
+    )
+    time.sleep(0.3)  # from here on the stalled client reads nothing
+
+    payload = "x" * 65536
+    count = 300  # ~19 MiB: far more than the loopback socket buffers hold
+
+    async def run() -> list:
+        ws = await tornado.websocket.websocket_connect(ws_url(live))
+        (reply,) = await exchange(ws, [hs()])
+        cid = reply["clientId"]
+        await exchange(
+            ws,
+            [
+                {
+                    "channel": "/meta/subscribe",
+                    "clientId": cid,
+                    "subscription": "/firehose",
+                    "id": "s",
+                },
+                {
+                    "channel": "/meta/connect",
+                    "clientId": cid,
+                    "connectionType": "websocket",
+                    "id": "c",
+                },
+            ],
+            want=2,
+        )
+        await ws.write_message(
+            json.dumps(
+                [
+                    {
+                        "channel": "/meta/connect",
+                        "clientId": cid,
+                        "connectionType": "websocket",
+                        "id": "c2",
+                    }
+                ]
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for i in range(count):
+            await loop.run_in_executor(
+                None, live.call, live.endpoint.publish, "/firehose", {"i": i, "p": payload}
+            )
+        got: list = []
+        while len(got) < count:
+            frame = await asyncio.wait_for(ws.read_message(), 10)
+            got.extend(m["data"]["i"] for m in json.loads(frame) if "data" in m)
+        ws.close()
+        return got
+
+    assert asyncio.run(run()) == list(range(count))
+    session = live.endpoint.server.sessions[client_id]
+    # The stalled client's backlog waits in its session queue, not in socket write buffers.
+    assert live.call(lambda: len(session.queue)) > count // 2
+    stalled.close()
+
+
+def test_frames_are_capped_but_never_split_a_message() -> None:
+    from bayeux.transports.websocket import _frames
+
+    items = [b"a" * 40, b"b" * 40, b"c" * 200, b"d" * 10]
+    assert _frames(items, 100) == [[b"a" * 40, b"b" * 40], [b"c" * 200], [b"d" * 10]]
+    assert _frames([], 100) == []

@@ -49,17 +49,24 @@ def batch_from(value: Any) -> list[Message]:
 class Delivery:
     """A message on its way to subscribers, encoded at most once whatever their number."""
 
-    __slots__ = ("message", "_json")
+    __slots__ = ("message", "_json", "_msgpack")
 
     def __init__(self, message: Message) -> None:
         self.message = message
         self._json: bytes | None = None
+        self._msgpack: bytes | None = None
 
     @property
     def json(self) -> bytes:
         if self._json is None:
             self._json = codec.dumps(self.message)
         return self._json
+
+    @property
+    def msgpack(self) -> bytes:
+        if self._msgpack is None:
+            self._msgpack = codec.msgpack_dumps(self.message)
+        return self._msgpack
 
     def __repr__(self) -> str:
         return f"Delivery({self.message!r})"

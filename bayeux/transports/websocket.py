@@ -27,6 +27,8 @@ log = logging.getLogger("bayeux.websocket")
 
 CLOSE_INVALID_PAYLOAD = 1007  # not JSON, or not Bayeux messages
 CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame without a binary subprotocol
+# Binary frames carrying msgpack arrays of the same Bayeux messages; JSON text frames otherwise.
+MSGPACK_SUBPROTOCOL = "bayeux-msgpack"
 
 
 class UpgradeMatches(tornado.routing.PathMatches):
@@ -67,6 +69,22 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         self._flush_scheduled = False
         self._writing = False
         self._closed = False
+        self._msgpack = False
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        if MSGPACK_SUBPROTOCOL in subprotocols:
+            self._msgpack = True
+            return MSGPACK_SUBPROTOCOL
+        return None
+
+    def _encode(self, message: dict) -> bytes:
+        return codec.msgpack_dumps(message) if self._msgpack else codec.dumps(message)
+
+    def _encoded(self, deliveries: list) -> list[bytes]:
+        """Each delivery's shared bytes in this socket's format (encoded once per format)."""
+        if self._msgpack:
+            return [d.msgpack for d in deliveries]
+        return [d.json for d in deliveries]
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
@@ -83,13 +101,13 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
     # -------------------------------------------------------------------------- receiving
 
     def on_message(self, frame: str | bytes) -> None:
-        if isinstance(frame, bytes):
+        if isinstance(frame, bytes) and not self._msgpack:
             self.close(CLOSE_UNSUPPORTED_DATA, "binary frames need a binary subprotocol")
             return
         try:
-            value = codec.loads(frame)
+            value = codec.msgpack_loads(frame) if isinstance(frame, bytes) else codec.loads(frame)
         except codec.DecodeError:
-            self.close(CLOSE_INVALID_PAYLOAD, "frame is not valid JSON")
+            self.close(CLOSE_INVALID_PAYLOAD, "frame is not valid JSON or msgpack")
             return
         if value == []:
             return  # a keep-alive some clients send
@@ -100,7 +118,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             return
         server = self.endpoint.server
         outcome = server.handle(messages)
-        items = [codec.dumps(reply) for reply in outcome.replies]
+        items = [self._encode(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:
             items.extend(self._connect(hold))
@@ -120,19 +138,19 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         session.attach(link)
         server = self.endpoint.server
         if hold.timeout <= 0 or server.shutting_down:
-            out.extend(d.json for d in session.drain())
-            out.append(codec.dumps(server.finish_connect(hold)))
+            out.extend(self._encoded(session.drain()))
+            out.append(self._encode(server.finish_connect(hold)))
             return out
         link.hold = hold
         link.timer = tornado.ioloop.IOLoop.current().call_later(hold.timeout, self._timed_out, link)
         # Anything already queued leaves now, before the held connect's eventual reply.
-        out.extend(d.json for d in session.drain())
+        out.extend(self._encoded(session.drain()))
         return out
 
     def _timed_out(self, link: _SessionLink) -> None:
         link.timer = None
         if link.hold is not None and not self._closed:
-            items = [d.json for d in link.session.drain()]
+            items = self._encoded(link.session.drain())
             items.append(self._finish(link))
             self._send(items)
 
@@ -142,7 +160,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             tornado.ioloop.IOLoop.current().remove_timeout(link.timer)
             link.timer = None
         assert hold is not None
-        return codec.dumps(self.endpoint.server.finish_connect(hold, displaced=displaced))
+        return self._encode(self.endpoint.server.finish_connect(hold, displaced=displaced))
 
     def unlink(self, link: _SessionLink, *, displaced: bool) -> None:
         """The session left this socket (taken over elsewhere, or ended)."""
@@ -167,23 +185,29 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         items: list[bytes] = []
         for link in self.links.values():
             if link.session.queue:
-                items.extend(d.json for d in link.session.drain())
+                items.extend(self._encoded(link.session.drain()))
         if items:
             self._send(items)
 
     def _send(self, items: list[bytes]) -> None:
         if self._closed:
             return
+        join = codec.join_msgpack_array if self._msgpack else codec.join_array
+        future = None
         try:
-            future = self.write_message(codec.join_array(items))
+            for frame_items in _frames(items, self.endpoint.settings.max_message_size):
+                future = self.write_message(join(frame_items), binary=self._msgpack)
         except tornado.websocket.WebSocketClosedError:
             return
-        self._writing = True
-        future.add_done_callback(self._written)
+        if future is not None:
+            self._writing = True
+            future.add_done_callback(self._written)
 
     def _written(self, future: Any) -> None:
         self._writing = False
-        if future.exception() is None and any(link.session.queue for link in self.links.values()):
+        if future.cancelled() or future.exception() is not None:
+            return
+        if any(link.session.queue for link in self.links.values()):
             self.schedule_flush()
 
     # ------------------------------------------------------------------------------ close
@@ -197,3 +221,20 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
                 # stays for the session's next connection.
                 self._finish(link)
         self.links.clear()
+
+
+def _frames(items: list[bytes], limit: int) -> list[list[bytes]]:
+    """Groups encoded messages into frames of at most `limit` bytes (a larger message goes alone):
+    coalescing must not produce frames that clients refuse (aiohttp's default limit is 4 MiB)."""
+    frames: list[list[bytes]] = []
+    current: list[bytes] = []
+    size = 0
+    for item in items:
+        if current and size + len(item) + 1 > limit:
+            frames.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += len(item) + 1
+    if current:
+        frames.append(current)
+    return frames
