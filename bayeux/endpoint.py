@@ -33,6 +33,7 @@ class Endpoint:
         self.server = server or BayeuxServer(settings)
         self.allowed_origins = tuple(allowed_origins)
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
+        self._held_by_browser: dict[str, int] = {}
 
     @property
     def settings(self) -> Settings:
@@ -69,6 +70,22 @@ class Endpoint:
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes `data` to the subscribers of `channel` from the server side."""
         return self.server.publish(channel, data, ext=ext)
+
+    def browser_may_hold(self, browser: str | None) -> bool:
+        """Whether a browser may hold one more long-poll (CometD's maxSessionsPerBrowser)."""
+        limit = self.settings.max_sessions_per_browser
+        if browser is None or limit < 0:
+            return True
+        return self._held_by_browser.get(browser, 0) < limit
+
+    def browser_holding(self, browser: str | None, change: int) -> None:
+        if browser is None:
+            return
+        count = self._held_by_browser.get(browser, 0) + change
+        if count > 0:
+            self._held_by_browser[browser] = count
+        else:
+            self._held_by_browser.pop(browser, None)
 
     def origin_allowed(self, origin: str) -> bool:
         return "*" in self.allowed_origins or origin in self.allowed_origins

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bayeux.core.message import ProtocolError, batch_from
@@ -42,8 +44,12 @@ def server(clock: Clock) -> BayeuxServer:
     return BayeuxServer(Settings(timeout=20000, max_interval=5000), clock=clock)
 
 
+def handle(server: BayeuxServer, messages: list):  # type: ignore[no-untyped-def]
+    return asyncio.run(server.handle(messages))
+
+
 def one(server: BayeuxServer, **message) -> dict:  # type: ignore[no-untyped-def]
-    outcome = server.handle([message])
+    outcome = handle(server, [message])
     assert outcome.connect is None
     assert len(outcome.replies) == 1
     return outcome.replies[0]
@@ -60,7 +66,8 @@ def handshake(server: BayeuxServer) -> ServerSession:
 
 
 def connect(server: BayeuxServer, session: ServerSession, **extra):  # type: ignore[no-untyped-def]
-    outcome = server.handle(
+    outcome = handle(
+        server,
         [
             {
                 "channel": "/meta/connect",
@@ -68,7 +75,7 @@ def connect(server: BayeuxServer, session: ServerSession, **extra):  # type: ign
                 "connectionType": "long-polling",
                 **extra,
             }
-        ]
+        ],
     )
     return outcome
 
@@ -128,7 +135,8 @@ def test_handshake_failures(server: BayeuxServer, fields: dict, error_prefix: st
 
 
 def test_messages_batched_with_handshake_are_ignored(server: BayeuxServer) -> None:
-    outcome = server.handle(
+    outcome = handle(
+        server,
         [
             {
                 "channel": "/meta/handshake",
@@ -136,7 +144,7 @@ def test_messages_batched_with_handshake_are_ignored(server: BayeuxServer) -> No
                 "supportedConnectionTypes": ["long-polling"],
             },
             {"channel": "/a", "data": 1, "id": "p"},
-        ]
+        ],
     )
     assert [r["channel"] for r in outcome.replies] == ["/meta/handshake"]
 
@@ -164,8 +172,8 @@ def test_client_timeout_advice_shortens_only_that_connect(server: BayeuxServer) 
 
 
 def test_connect_unknown_client_advises_handshake(server: BayeuxServer) -> None:
-    outcome = server.handle(
-        [{"channel": "/meta/connect", "clientId": "nope", "connectionType": "long-polling"}]
+    outcome = handle(
+        server, [{"channel": "/meta/connect", "clientId": "nope", "connectionType": "long-polling"}]
     )
     (reply,) = outcome.replies
     assert outcome.connect is None
@@ -182,7 +190,7 @@ def test_connect_bad_connection_type(server: BayeuxServer, connection_type, code
     message = {"channel": "/meta/connect", "clientId": session.id}
     if connection_type is not None:
         message["connectionType"] = connection_type
-    (reply,) = server.handle([message]).replies
+    (reply,) = handle(server, [message]).replies
     assert reply["successful"] is False and reply["error"].startswith(code + ":")
 
 
@@ -195,7 +203,7 @@ def test_held_connect_keeps_session_alive_and_finish_restarts_expiry(
     assert session.deadline is None
     clock.now += 3600
     assert server.sweep() == []
-    server.finish_connect(hold)
+    assert server.finish_connect(hold) == ([], hold.reply)
     assert session.deadline == clock.now + 5.0
     clock.now += 5.1
     assert server.sweep() == [session]
@@ -216,14 +224,14 @@ def test_finish_connect_advice_after_session_end(server: BayeuxServer) -> None:
     connect(server, session)
     hold = connect(server, session).connect
     one(server, channel="/meta/disconnect", clientId=session.id)
-    reply = server.finish_connect(hold)
+    _, reply = server.finish_connect(hold)
     assert reply["advice"]["reconnect"] == "none"
 
     other = handshake(server)
     connect(server, other)
     hold = connect(server, other).connect
     server.remove_session(other, Ended.EXPIRED)
-    reply = server.finish_connect(hold)
+    _, reply = server.finish_connect(hold)
     assert reply["successful"] is False
     assert reply["advice"]["reconnect"] == "handshake"
 
@@ -235,7 +243,7 @@ def test_displaced_connect_gets_multiple_clients_advice(server: BayeuxServer) ->
     session.attach(first)
     session.attach(second)
     assert first.events == ["displace"]
-    reply = server.finish_connect(hold, displaced=True)
+    _, reply = server.finish_connect(hold, multiple_clients=True)
     assert reply["advice"]["multiple-clients"] is True
     assert reply["advice"]["interval"] == server.settings.multi_session_interval
 
@@ -313,7 +321,7 @@ def test_subscribe_failures(server: BayeuxServer, subscription, error_prefix: st
     message = {"channel": "/meta/subscribe", "clientId": session.id}
     if subscription is not None:
         message["subscription"] = subscription
-    (reply,) = server.handle([message]).replies
+    (reply,) = handle(server, [message]).replies
     assert reply["successful"] is False
     assert reply["error"].startswith(error_prefix)
     assert session.subscriptions == set()
@@ -434,7 +442,7 @@ def test_enqueue_wakes_waiter_once_per_batch(server: BayeuxServer) -> None:
     one(server, channel="/meta/subscribe", clientId=subscriber.id, subscription="/a")
     waiter = RecordingWaiter()
     subscriber.attach(waiter)
-    server.handle([{"channel": "/a", "clientId": publisher.id, "data": i} for i in range(5)])
+    handle(server, [{"channel": "/a", "clientId": publisher.id, "data": i} for i in range(5)])
     assert waiter.events == ["wake"]
     assert [d.message["data"] for d in subscriber.drain()] == [0, 1, 2, 3, 4]
 

@@ -1,25 +1,41 @@
 """The Bayeux protocol engine: takes a batch of messages in, gives replies out.
 
-No I/O happens here. Transports decode bytes into messages, call `BayeuxServer.handle`, and write
-what it returns; time comes from an injected clock, and expiry happens when the transport calls
+No I/O happens here. Transports decode bytes into messages, await `BayeuxServer.handle`, and write
+what it returns; time comes from injected clocks, and expiry happens when the transport calls
 `sweep`. A `/meta/connect` that may wait for messages comes back as a `ConnectHold` which the
 transport parks and later completes with `finish_connect`.
+
+`handle` is a coroutine only so that application hooks (security policy, authorizers, message
+listeners) may await; with none installed it never suspends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import channel as ch
+from .ack import AckState
+from .extension import Extension
 from .message import Delivery, Message, error, reply_to
+from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
+from .service import ServiceError, ServiceHandler, ServiceRequest
 from .session import Ended, ServerSession, new_client_id
 from .settings import EVENTSOURCE, Settings
+from .timesync import TimesyncRequest
 from .tree import ChannelTree
 
 BAYEUX_VERSION = "1.0"
+log = logging.getLogger("bayeux.server")
+
+SessionListener = Callable[[ServerSession], Any]
+RemovalListener = Callable[[ServerSession, Ended], Any]
+SubscriptionListener = Callable[[ServerSession, str], Any]
+MessageListener = Callable[[ServerSession | None, str, Message], Any]
 
 
 @dataclass(slots=True)
@@ -29,6 +45,7 @@ class ConnectHold:
     session: ServerSession
     reply: Message
     timeout: float
+    timesync: TimesyncRequest | None = None
 
 
 @dataclass(slots=True)
@@ -40,60 +57,165 @@ class Outcome:
 
 
 class BayeuxServer:
-    """Sessions, subscriptions and the five meta channels of Bayeux 1.0."""
+    """Sessions, subscriptions, the five meta channels of Bayeux 1.0, and the hooks applications
+    use: a security policy, authorizers, listeners, services and extensions."""
 
     def __init__(
-        self, settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        policy: SecurityPolicy | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self.clock = clock
+        self.wall_clock = wall_clock
+        self.policy = policy or SecurityPolicy()
         self.sessions: dict[str, ServerSession] = {}
         self.tree: ChannelTree[ServerSession] = ChannelTree()
         self.shutting_down = False
+        self.extensions: list[Extension] = []
+        self._authorizers: dict[str, list[Authorizer]] = {}
+        self._message_listeners: dict[str, list[MessageListener]] = {}
+        self._services: dict[str, ServiceHandler] = {}
+        self._lazy: set[str] = set()
+        self._session_added: list[SessionListener] = []
+        self._session_removed: list[RemovalListener] = []
+        self._subscribed: list[SubscriptionListener] = []
+        self._unsubscribed: list[SubscriptionListener] = []
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------------ registration
+
+    def add_extension(self, extension: Extension) -> None:
+        self.extensions.append(extension)
+
+    def add_authorizer(self, pattern: str, authorizer: Authorizer) -> None:
+        """Authorizes operations on `pattern` (a channel or a wildcard pattern covering many)."""
+        _check_pattern(pattern)
+        self._authorizers.setdefault(pattern, []).append(authorizer)
+
+    def add_message_listener(self, pattern: str, listener: MessageListener) -> None:
+        """Calls `listener(session, channel, message)` for every message published to a channel
+        matching `pattern`, before delivery. It may change the message in place; returning
+        False drops it (the publisher is told). It may be a coroutine."""
+        _check_pattern(pattern)
+        self._message_listeners.setdefault(pattern, []).append(listener)
+
+    def add_service(self, channel: str, handler: ServiceHandler) -> None:
+        """Answers messages published to the service channel `channel` (or a pattern of them):
+        `handler(request)` returns (or resolves to) the reply's data, or raises ServiceError.
+        The reply goes to the requesting session only, with the request's id."""
+        _check_pattern(channel)
+        if not ch.is_service(channel):
+            raise ValueError(f"services live on /service/** channels, not {channel!r}")
+        self._services[channel] = handler
+
+    def set_lazy(self, pattern: str) -> None:
+        """Messages on channels matching `pattern` may wait up to `max_lazy_timeout` for
+        company before waking a held connect (CometD's lazy channels)."""
+        _check_pattern(pattern)
+        self._lazy.add(pattern)
+
+    def on_session_added(self, listener: SessionListener) -> None:
+        self._session_added.append(listener)
+
+    def on_session_removed(self, listener: RemovalListener) -> None:
+        """`listener(session, ended)`; `ended is Ended.EXPIRED` when it timed out."""
+        self._session_removed.append(listener)
+
+    def on_subscribed(self, listener: SubscriptionListener) -> None:
+        self._subscribed.append(listener)
+
+    def on_unsubscribed(self, listener: SubscriptionListener) -> None:
+        self._unsubscribed.append(listener)
 
     # ----------------------------------------------------------------------------- the batch
 
-    def handle(self, messages: list[Message]) -> Outcome:
+    async def handle(self, messages: list[Message]) -> Outcome:
         outcome = Outcome(replies=[])
         if any(m["channel"] == ch.META_HANDSHAKE for m in messages) and len(messages) > 1:
             # Bayeux 1.0: a server MUST ignore other messages sent with a handshake.
             messages = [m for m in messages if m["channel"] == ch.META_HANDSHAKE]
         for message in messages:
+            session = self._session_of(message)
+            rejected = self._incoming(session, message)
+            if rejected is not None:
+                self._emit(outcome.replies, session, rejected)
+                continue
             channel = message["channel"]
             if channel == ch.META_CONNECT:
-                reply, hold = self._connect(message)
+                reply, hold = self._connect(message, session)
                 if hold is None:
-                    outcome.replies.append(reply)
-                elif outcome.connect is not None:
-                    # Two connects in one batch: the earlier one is answered at once.
-                    outcome.replies.append(self.finish_connect(outcome.connect))
-                    outcome.connect = hold
+                    self._emit(outcome.replies, session, reply)
                 else:
+                    if outcome.connect is not None:
+                        # Two connects in one batch: the earlier one is answered at once.
+                        earlier, reply_now = self.finish_connect(outcome.connect)
+                        outcome.replies.extend(d.message for d in earlier)
+                        outcome.replies.append(reply_now)
                     outcome.connect = hold
                 continue
-            outcome.replies.append(self._dispatch(channel, message))
+            reply = await self._dispatch(channel, message, session)
+            if channel == ch.META_HANDSHAKE and reply.get("successful"):
+                session = self.sessions.get(reply["clientId"])
+            self._emit(outcome.replies, session, reply)
         return outcome
 
-    def _dispatch(self, channel: str, message: Message) -> Message:
+    async def _dispatch(
+        self, channel: str, message: Message, session: ServerSession | None
+    ) -> Message:
         problem = _field_problem(message)
         if problem is not None:
             return _failure(message, problem)
         if channel == ch.META_HANDSHAKE:
-            return self._handshake(message)
+            return await self._handshake(message)
+        if session is None:
+            if ch.is_meta(channel) and channel not in ch.META_CHANNELS:
+                return _failure(message, error(404, channel, "Unknown meta channel"))
+            if not ch.is_meta(channel) and not ch.is_valid_name(channel):
+                return _failure(message, error(405, channel, "Invalid channel"))
+            return _unknown_client(message)
         if channel == ch.META_DISCONNECT:
-            return self._disconnect(message)
+            return self._disconnect(message, session)
         if channel == ch.META_SUBSCRIBE:
-            return self._subscribe(message, subscribe=True)
+            return await self._subscribe(message, session, subscribe=True)
         if channel == ch.META_UNSUBSCRIBE:
-            return self._subscribe(message, subscribe=False)
+            return await self._subscribe(message, session, subscribe=False)
         if ch.is_meta(channel):
             # Exact names only: "/meta/subscribe/x" is not "/meta/subscribe".
             return _failure(message, error(404, channel, "Unknown meta channel"))
-        return self._publish(message)
+        return await self._publish(message, session)
+
+    def _incoming(self, session: ServerSession | None, message: Message) -> Message | None:
+        """Runs incoming extensions; a failure reply when one of them dropped the message."""
+        for extension in self._extensions_of(session, outgoing=False):
+            if extension.incoming(session, message) is False:
+                return _failure(message, error(404, message["channel"], "Message deleted"))
+        return None
+
+    def _emit(self, replies: list[Message], session: ServerSession | None, reply: Message) -> None:
+        """Runs outgoing extensions on a reply, keeping it unless one of them drops it."""
+        if self._outgoing(session, reply):
+            replies.append(reply)
+
+    def _outgoing(self, session: ServerSession | None, message: Message) -> bool:
+        return all(
+            extension.outgoing(session, message) is not False
+            for extension in self._extensions_of(session, outgoing=True)
+        )
+
+    def _extensions_of(self, session: ServerSession | None, *, outgoing: bool) -> list[Extension]:
+        own = session.extensions if session is not None else []
+        if not own:
+            return self.extensions
+        # CometD's order: server extensions first on the way in, session extensions first out.
+        return own + self.extensions if outgoing else self.extensions + own
 
     # ------------------------------------------------------------------------ meta channels
 
-    def _handshake(self, message: Message) -> Message:
+    async def _handshake(self, message: Message) -> Message:
         if self.shutting_down:
             return _failure(
                 message,
@@ -112,7 +234,10 @@ class BayeuxServer:
             return _failure(
                 message, error(406, list(offered), "Unsupported connection types"), _NONE
             )
-        session = self.create_session()
+        session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
+        if not await resolve(self.policy.can_handshake(session, message)):
+            return _failure(message, error(403, "", "Handshake denied"), _NONE)
+        self._add_session(session)
         reply = reply_to(message)
         reply.update(
             version=BAYEUX_VERSION,
@@ -122,13 +247,19 @@ class BayeuxServer:
             successful=True,
             advice=self._advice(),
         )
+        ext = message.get("ext") or {}
+        if self.settings.ack_extension and ext.get("ack") is True:
+            session.ack = AckState()
+            reply.setdefault("ext", {})["ack"] = True
+        self._timesync_reply(message, reply)
         return reply
 
-    def _connect(self, message: Message) -> tuple[Message, ConnectHold | None]:
+    def _connect(
+        self, message: Message, session: ServerSession | None
+    ) -> tuple[Message, ConnectHold | None]:
         problem = _field_problem(message)
         if problem is not None:
             return _failure(message, problem), None
-        session = self._session_of(message)
         if session is None:
             return _unknown_client(message), None
         connection_type = message.get("connectionType")
@@ -138,16 +269,23 @@ class BayeuxServer:
             failed = _failure(message, error(406, connection_type, "Unsupported connection type"))
             return failed, None
         session.connection_type = connection_type
+        ext = message.get("ext") or {}
+        if session.ack is not None and isinstance(ext.get("ack"), int):
+            session.ack.acknowledge(session, ext["ack"])
+        timesync = None
+        if self.settings.timesync_extension:
+            timesync = TimesyncRequest.from_message(message, int(self.wall_clock() * 1000))
         reply = reply_to(message)
         reply.update(clientId=session.id, successful=True, advice=self._advice())
         first = not session.connected
         session.connected = True
+        # While a connect is held the session cannot expire; finish_connect restarts the clock.
+        session.deadline = None
         if connection_type == EVENTSOURCE:
             # As Faye does: the stream carries deliveries, so connects are answered at once and
             # act as a heartbeat every `timeout` ms.
             reply["advice"] = {**reply["advice"], "interval": self.settings.timeout, "timeout": 0}
-            session.deadline = None
-            return reply, ConnectHold(session, reply, 0)
+            return reply, ConnectHold(session, reply, 0, timesync)
         hold_ms = 0 if first else self.settings.timeout
         # A client's advice.timeout applies to this connect only (as in CometD), and can shorten
         # the hold but not stretch it past the server's timeout.
@@ -156,13 +294,17 @@ class BayeuxServer:
             timeout = advice.get("timeout")
             if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0:
                 hold_ms = min(hold_ms, int(timeout))
-        # While a connect is held the session cannot expire; finish_connect restarts the clock.
-        session.deadline = None
-        return reply, ConnectHold(session, reply, hold_ms / 1000)
+        return reply, ConnectHold(session, reply, hold_ms / 1000, timesync)
 
-    def finish_connect(self, hold: ConnectHold, *, displaced: bool = False) -> Message:
-        """The reply of a held connect, now that it is being answered. Restarts the session's
-        expiry clock; adjusts the advice when the session ended or another connection took over."""
+    def finish_connect(
+        self, hold: ConnectHold, *, multiple_clients: bool = False, deliver: bool = True
+    ) -> tuple[list[Delivery], Message]:
+        """Completes a held connect: the messages to write before its reply (the session's
+        queue, unless `deliver` is False or the session ended), and the reply itself.
+
+        Restarts the session's expiry clock; numbers the batch for the ack extension; adjusts
+        the advice when the session ended, or with `multiple_clients` when another connection
+        of the same session or browser holds the connect budget."""
         session = hold.session
         reply = hold.reply
         ended = session.ended
@@ -174,30 +316,34 @@ class BayeuxServer:
             if ended is not Ended.DISCONNECTED:
                 reply["successful"] = False
                 reply["error"] = error(402, "", "Unknown client")
-            return reply
+            return [], reply
         interval = reply["advice"].get("interval", self.settings.interval)
-        if displaced:
+        if multiple_clients:
             interval = self.settings.multi_session_interval
             reply["advice"] = {**reply["advice"], "multiple-clients": True, "interval": interval}
         elif self.shutting_down:
             interval = self.settings.multi_session_interval
             reply["advice"] = {**reply["advice"], "interval": interval}
+        deliveries = session.drain() if deliver else []
+        if session.ack is not None:
+            reply.setdefault("ext", {})["ack"] = session.ack.record(deliveries)
+        if hold.timesync is not None:
+            reply.setdefault("ext", {})["timesync"] = hold.timesync.reply(
+                int(self.wall_clock() * 1000)
+            )
         session.deadline = self.clock() + (interval + self.settings.max_interval) / 1000
-        return reply
+        self._outgoing(session, reply)
+        return deliveries, reply
 
-    def _disconnect(self, message: Message) -> Message:
-        session = self._session_of(message)
-        if session is None:
-            return _unknown_client(message)
+    def _disconnect(self, message: Message, session: ServerSession) -> Message:
         self.remove_session(session, Ended.DISCONNECTED)
         reply = reply_to(message)
         reply.update(clientId=session.id, successful=True)
         return reply
 
-    def _subscribe(self, message: Message, *, subscribe: bool) -> Message:
-        session = self._session_of(message)
-        if session is None:
-            return _unknown_client(message)
+    async def _subscribe(
+        self, message: Message, session: ServerSession, *, subscribe: bool
+    ) -> Message:
         subscription = message.get("subscription")
         patterns = subscription if isinstance(subscription, list) else [subscription]
         if not patterns or not all(isinstance(p, str) for p in patterns):
@@ -210,6 +356,12 @@ class BayeuxServer:
             failure = error(405, bad, "Invalid channel")
         elif subscribe and any(ch.is_meta(p) for p in patterns):
             failure = error(403, [p for p in patterns if ch.is_meta(p)], "Subscription denied")
+        elif subscribe:
+            denied = [
+                p for p in patterns if not await self._may(Operation.SUBSCRIBE, p, session, message)
+            ]
+            if denied:
+                failure = error(403, denied, "Subscription denied")
         reply = reply_to(message)
         reply.update(clientId=session.id, subscription=subscription)
         if failure is not None:
@@ -225,64 +377,204 @@ class BayeuxServer:
         reply["successful"] = True
         return reply
 
+    async def _may(
+        self, operation: Operation, channel: str, session: ServerSession, message: Message
+    ) -> bool:
+        """Whether the policy and the authorizers in scope allow `operation` on `channel`."""
+        policy = self.policy
+        if not self._in_use(channel):
+            if not await resolve(policy.can_create(session, channel, message)):
+                return False
+            if not await authorize(
+                self._authorizers_for(channel), Operation.CREATE, channel, session, message
+            ):
+                return False
+        check = policy.can_subscribe if operation is Operation.SUBSCRIBE else policy.can_publish
+        if not await resolve(check(session, channel, message)):
+            return False
+        return await authorize(self._authorizers_for(channel), operation, channel, session, message)
+
+    def _in_use(self, channel: str) -> bool:
+        return (
+            bool(self.tree.subscribers(channel))
+            or channel in self._message_listeners
+            or (channel in self._services)
+        )
+
+    def _authorizers_for(self, channel: str) -> list[Authorizer]:
+        if not self._authorizers:
+            return []
+        return [
+            a
+            for pattern, found in self._authorizers.items()
+            if ch.matches(pattern, channel) or pattern == channel
+            for a in found
+        ]
+
     # ---------------------------------------------------------------------------- publishing
 
-    def _publish(self, message: Message) -> Message:
+    async def _publish(self, message: Message, session: ServerSession) -> Message:
         channel = message["channel"]
         if not ch.is_valid_name(channel):
             return _failure(message, error(405, channel, "Invalid channel"))
-        session = self._session_of(message)
-        if session is None:
-            return _unknown_client(message)
         if "data" not in message:
             return _failure(message, error(400, "data", "Missing field"))
+        if not await self._may(Operation.PUBLISH, channel, session, message):
+            return _failure(message, error(403, channel, "Publish denied"))
+        if not await self._notify_message_listeners(session, channel, message):
+            return _failure(message, error(404, channel, "Message deleted"))
         if ch.is_broadcast(channel):
             outgoing: Message = {"channel": channel, "data": message["data"]}
             if isinstance(message.get("ext"), dict):
                 outgoing["ext"] = message["ext"]
             exclude = None if self.settings.broadcast_to_publisher else session
-            self._fan_out(Delivery(outgoing), exclude)
-        # /service/** messages are for the server alone: never broadcast.
+            self._fan_out(outgoing, exclude)
+        else:
+            # /service/** messages are for the server alone: never broadcast.
+            self._call_service(session, channel, message)
         reply = reply_to(message)
         reply["successful"] = True
         return reply
 
+    async def _notify_message_listeners(
+        self, session: ServerSession | None, channel: str, message: Message
+    ) -> bool:
+        if not self._message_listeners:
+            return True
+        for pattern, listeners in list(self._message_listeners.items()):
+            if not ch.matches(pattern, channel):
+                continue
+            for listener in listeners:
+                try:
+                    if await resolve(listener(session, channel, message)) is False:
+                        return False
+                except Exception:
+                    log.exception("message listener on %s failed; message dropped", pattern)
+                    return False
+        return True
+
+    def _call_service(self, session: ServerSession, channel: str, message: Message) -> None:
+        handler = self._services.get(channel)
+        if handler is None:
+            handler = next((h for p, h in self._services.items() if ch.matches(p, channel)), None)
+        if handler is None:
+            return
+        request = ServiceRequest(session, channel, message)
+        try:
+            result = handler(request)
+        except Exception as exc:  # noqa: BLE001 - reported to the requester, never a crash
+            self._answer_service(request, exc)
+            return
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            # Answered when done, through the session's queue, without holding up the batch.
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._service_done(request, t))
+        else:
+            self._answer_service(request, result)
+
+    def _service_done(self, request: ServiceRequest, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            self._answer_service(request, ServiceError("Service cancelled"))
+        else:
+            exc = task.exception()
+            self._answer_service(request, exc if exc is not None else task.result())
+
+    def _answer_service(self, request: ServiceRequest, result: Any) -> None:
+        session = request.session
+        if session.ended is not None:
+            return
+        reply: Message = {"channel": request.channel}
+        if "id" in request.message:
+            reply["id"] = request.message["id"]
+        if isinstance(result, ServiceError):
+            reply.update(
+                successful=False, error=error(400, request.channel, result.error), data=result.data
+            )
+        elif isinstance(result, BaseException):
+            log.error("service %s failed", request.channel, exc_info=result)
+            reply.update(
+                successful=False, error=error(500, request.channel, "Service failed"), data=None
+            )
+        else:
+            reply.update(successful=True, data=result)
+        self._enqueue(session, Delivery(reply))
+
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
-        sessions the message was queued for."""
+        sessions the message was queued for. Message listeners are not called."""
         if not ch.is_valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot publish to {channel!r}")
         message: Message = {"channel": channel, "data": data}
         if ext is not None:
             message["ext"] = ext
-        return self._fan_out(Delivery(message), None)
+        return self._fan_out(message, None)
 
     def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
         """Queues a message for one session only, whatever its subscriptions."""
         if not ch.is_valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot deliver on {channel!r}")
-        session.enqueue(Delivery({"channel": channel, "data": data}))
+        message = {"channel": channel, "data": data}
+        if self._outgoing(None, message):
+            self._enqueue(session, Delivery(message))
 
-    def _fan_out(self, delivery: Delivery, exclude: ServerSession | None) -> int:
+    def _fan_out(self, message: Message, exclude: ServerSession | None) -> int:
+        # Server extensions see a broadcast once; then one Delivery (one encoding) serves all.
+        if self.extensions and not all(
+            e.outgoing(None, message) is not False for e in self.extensions
+        ):
+            return 0
+        delivery = Delivery(message)
+        channel = message["channel"]
+        lazy = self._lazy and any(ch.matches(p, channel) for p in self._lazy)
+        lazy_seconds = self.settings.max_lazy_timeout / 1000 if lazy else None
         count = 0
-        for session in self.tree.match(delivery.message["channel"]):
+        for session in self.tree.match(channel):
             if session is not exclude:
-                session.enqueue(delivery)
+                if session.extensions:
+                    own = _copy_message(message)
+                    if not all(e.outgoing(session, own) is not False for e in session.extensions):
+                        continue
+                    self._enqueue(session, Delivery(own), lazy_seconds)
+                else:
+                    self._enqueue(session, delivery, lazy_seconds)
                 count += 1
         return count
+
+    def _enqueue(
+        self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
+    ) -> None:
+        limit = self.settings.max_queue
+        if limit > 0 and len(session.queue) >= limit:
+            policy = self.settings.queue_full_policy
+            if policy == "drop-newest":
+                return
+            if policy == "drop-oldest":
+                session.queue.popleft()
+            else:
+                log.warning("session %s… queue full (%d): disconnected", session.id[:8], limit)
+                self.remove_session(session, Ended.QUEUE_FULL)
+                return
+        session.enqueue(delivery, lazy_seconds=lazy_seconds)
 
     # ------------------------------------------------------------------------------ sessions
 
     def create_session(self) -> ServerSession:
-        deadline = self.clock() + self.settings.max_interval / 1000
-        session = ServerSession(new_client_id(), deadline)
-        self.sessions[session.id] = session
+        """A session created by the server itself (tests, local sessions): no policy check."""
+        session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
+        self._add_session(session)
         return session
+
+    def _add_session(self, session: ServerSession) -> None:
+        self.sessions[session.id] = session
+        for listener in self._session_added:
+            _call_listener(listener, session)
 
     def remove_session(self, session: ServerSession, reason: Ended = Ended.REMOVED) -> None:
         if self.sessions.pop(session.id, None) is None:
             return
-        for pattern in session.subscriptions:
+        for pattern in list(session.subscriptions):
             self.tree.unsubscribe(pattern, session)
         session.subscriptions.clear()
         session.queue.clear()
@@ -292,14 +584,20 @@ class BayeuxServer:
         session.waiter = None
         if waiter is not None:
             waiter.close()
+        for listener in self._session_removed:
+            _call_listener(listener, session, reason)
 
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         if self.tree.subscribe(pattern, session):
             session.subscriptions.add(pattern)
+            for listener in self._subscribed:
+                _call_listener(listener, session, pattern)
 
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
         if self.tree.unsubscribe(pattern, session):
             session.subscriptions.discard(pattern)
+            for listener in self._unsubscribed:
+                _call_listener(listener, session, pattern)
 
     def sweep(self) -> list[ServerSession]:
         """Removes the sessions whose expiry time has passed; returns them."""
@@ -332,9 +630,39 @@ class BayeuxServer:
             "maxInterval": s.max_interval,
         }
 
+    def _timesync_reply(self, message: Message, reply: Message) -> None:
+        if not self.settings.timesync_extension:
+            return
+        now_ms = int(self.wall_clock() * 1000)
+        request = TimesyncRequest.from_message(message, now_ms)
+        if request is not None:
+            reply.setdefault("ext", {})["timesync"] = request.reply(now_ms)
+
 
 _NONE = {"reconnect": "none", "interval": 0}
 _HANDSHAKE = {"reconnect": "handshake", "interval": 0}
+
+
+def _check_pattern(pattern: str) -> None:
+    if not ch.is_valid_subscription(pattern):
+        raise ValueError(f"not a channel name or pattern: {pattern!r}")
+
+
+def _copy_message(message: Message) -> Message:
+    copy = dict(message)
+    if isinstance(copy.get("ext"), dict):
+        copy["ext"] = dict(copy["ext"])
+    return copy
+
+
+def _call_listener(listener: Callable[..., Any], *args: Any) -> None:
+    """Listeners must not break the server: failures are logged; coroutines run as tasks."""
+    try:
+        result = listener(*args)
+        if asyncio.iscoroutine(result):
+            asyncio.ensure_future(result)
+    except Exception:
+        log.exception("listener %r failed", listener)
 
 
 def _failure(message: Message, text: str, advice: dict | None = None) -> Message:

@@ -8,6 +8,8 @@ from collections import deque
 from enum import Enum
 from typing import Any, Protocol
 
+from .ack import AckState
+from .extension import Extension
 from .message import Delivery
 
 
@@ -27,6 +29,9 @@ class Waiter(Protocol):
     def close(self) -> None:
         """The session ended (disconnect, expiry, server shutdown)."""
 
+    def wake_after(self, seconds: float) -> None:
+        """Messages were queued that may wait up to `seconds` (lazy messages)."""
+
 
 class Ended(Enum):
     """Why a session ended."""
@@ -34,6 +39,7 @@ class Ended(Enum):
     DISCONNECTED = "disconnected"  # the client sent /meta/disconnect
     EXPIRED = "expired"  # no /meta/connect within maxInterval
     REMOVED = "removed"  # the server application removed it
+    QUEUE_FULL = "queue-full"  # its queue reached max_queue under the 'disconnect' policy
 
 
 def new_client_id() -> str:
@@ -54,6 +60,10 @@ class ServerSession:
         "connection_type",
         "attributes",
         "ended",
+        "ack",
+        "extensions",
+        "lazy_pending",
+        "local",
     )
 
     def __init__(self, client_id: str, deadline: float) -> None:
@@ -69,17 +79,42 @@ class ServerSession:
         # Free for applications and extensions.
         self.attributes: dict[str, Any] = {}
         self.ended: Ended | None = None
+        # The ack extension's batches, when the client negotiated it (see core/ack.py).
+        self.ack: AckState | None = None
+        # Extensions of this session only (see core/extension.py).
+        self.extensions: list[Extension] = []
+        # True while lazy messages wait in the queue for a timer rather than waking the waiter.
+        self.lazy_pending = False
+        # True for sessions living inside the server (LocalSession), which never expire.
+        self.local = False
 
-    def enqueue(self, delivery: Delivery) -> None:
-        was_empty = not self.queue
+    @property
+    def connect_delivery_only(self) -> bool:
+        """Whether messages may leave only with /meta/connect replies (the ack extension
+        numbers those replies, so nothing may bypass them)."""
+        return self.ack is not None
+
+    def add_extension(self, extension: Extension) -> None:
+        self.extensions.append(extension)
+
+    def enqueue(self, delivery: Delivery, *, lazy_seconds: float | None = None) -> None:
+        was_empty = not self.queue or self.lazy_pending
         self.queue.append(delivery)
-        if was_empty and self.waiter is not None:
+        if self.waiter is None:
+            return
+        if lazy_seconds is not None:
+            if len(self.queue) == 1:  # the first message: nothing else has woken the waiter
+                self.lazy_pending = True
+                self.waiter.wake_after(lazy_seconds)
+        elif was_empty:
+            self.lazy_pending = False
             self.waiter.wake()
 
     def drain(self) -> list[Delivery]:
         """Everything queued, oldest first, leaving the queue empty."""
         items = list(self.queue)
         self.queue.clear()
+        self.lazy_pending = False
         return items
 
     def attach(self, waiter: Waiter) -> None:

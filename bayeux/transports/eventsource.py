@@ -74,6 +74,9 @@ class EventSourceHandler(tornado.web.RequestHandler):
             self._flush_scheduled = True
             tornado.ioloop.IOLoop.current().add_callback(self._flush)
 
+    def wake_after(self, seconds: float) -> None:
+        tornado.ioloop.IOLoop.current().call_later(seconds, self.wake)
+
     def displace(self) -> None:
         self._end()
 

@@ -7,6 +7,7 @@ Both accept any sub-path below the mount (the CometD JS client appends `/handsha
 from __future__ import annotations
 
 import re
+import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -158,18 +159,39 @@ class PollingHandler(tornado.web.RequestHandler):
         """Runs the batch through the core, holding its connect if any. None when the client
         went away while the connect was held."""
         server = self.endpoint.server
-        outcome = server.handle(messages)
+        outcome = await server.handle(messages)
         items = [codec.dumps(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:
-            self._waiter = FutureWaiter()
-            why = await wait_for_messages(server, hold, self._waiter)
-            deliveries, reply = complete(server, hold, why)
-            if why is Wakeup.GONE:
-                return None
+            browser = self._browser_id()
+            if hold.timeout > 0 and not self.endpoint.browser_may_hold(browser):
+                # Another long-poll of this browser is already held: with HTTP's connection
+                # budget, tell this client to poll instead (Bayeux's multiple-clients advice).
+                deliveries, reply = server.finish_connect(hold, multiple_clients=True)
+            else:
+                self._waiter = FutureWaiter()
+                self.endpoint.browser_holding(browser, +1)
+                try:
+                    why = await wait_for_messages(server, hold, self._waiter)
+                finally:
+                    self.endpoint.browser_holding(browser, -1)
+                deliveries, reply = complete(server, hold, why)
+                if why is Wakeup.GONE:
+                    return None
             items.extend(d.json for d in deliveries)
             items.append(codec.dumps(reply))
         return codec.join_array(items)
+
+    def _browser_id(self) -> str | None:
+        """The browser's id cookie (set on first contact), when browser tracking is on."""
+        name = self.endpoint.settings.browser_cookie
+        if not name:
+            return None
+        browser = self.get_cookie(name)
+        if browser is None or not browser.isalnum() or len(browser) > 64:
+            browser = secrets.token_hex(16)
+            self.set_cookie(name, browser, path="/", httponly=True)
+        return browser
 
     def on_connection_close(self) -> None:
         # The client dropped a held connect: free it now rather than at timeout.

@@ -22,10 +22,11 @@ class Wakeup(Enum):
 class FutureWaiter:
     """A `Waiter` (see core.session) that resolves an asyncio future on the first event."""
 
-    __slots__ = ("future",)
+    __slots__ = ("future", "_timer")
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Wakeup] = asyncio.get_running_loop().create_future()
+        self._timer: asyncio.TimerHandle | None = None
 
     def _resolve(self, why: Wakeup) -> None:
         if not self.future.done():
@@ -33,6 +34,10 @@ class FutureWaiter:
 
     def wake(self) -> None:
         self._resolve(Wakeup.MESSAGES)
+
+    def wake_after(self, seconds: float) -> None:
+        if self._timer is None and not self.future.done():
+            self._timer = asyncio.get_running_loop().call_later(seconds, self.wake)
 
     def displace(self) -> None:
         self._resolve(Wakeup.DISPLACED)
@@ -70,9 +75,7 @@ async def wait_for_messages(
 
 def complete(server: BayeuxServer, hold: ConnectHold, why: Wakeup) -> tuple[list, Message]:
     """The queued deliveries to write before the connect reply, and that reply."""
-    reply = server.finish_connect(hold, displaced=why is Wakeup.DISPLACED)
-    session = hold.session
-    if why in (Wakeup.DISPLACED, Wakeup.GONE, Wakeup.STREAMED) or session.ended is not None:
-        # The connection that took over (or the next connect) gets the queue; nothing is lost.
-        return [], reply
-    return session.drain(), reply
+    # Displaced: the connection that took over gets the queue. Gone: nobody would read it, so it
+    # stays queued for the next connect. Streamed: the EventSource stream carries it.
+    deliver = why not in (Wakeup.DISPLACED, Wakeup.GONE, Wakeup.STREAMED)
+    return server.finish_connect(hold, multiple_clients=why is Wakeup.DISPLACED, deliver=deliver)

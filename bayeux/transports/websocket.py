@@ -52,7 +52,15 @@ class _SessionLink:
         self.timer: object | None = None
 
     def wake(self) -> None:
-        self.socket.schedule_flush()
+        if self.session.connect_delivery_only:
+            # Ack sessions get messages only with connect replies: answer the held one now.
+            if self.hold is not None:
+                self.socket.schedule_release(self)
+        else:
+            self.socket.schedule_flush()
+
+    def wake_after(self, seconds: float) -> None:
+        tornado.ioloop.IOLoop.current().call_later(seconds, self.wake)
 
     def displace(self) -> None:
         # Another connection took the session over: answer our held connect, stop delivering.
@@ -100,7 +108,8 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
 
     # -------------------------------------------------------------------------- receiving
 
-    def on_message(self, frame: str | bytes) -> None:
+    async def on_message(self, frame: str | bytes) -> None:
+        # Tornado reads the next frame only once this returns: a socket's batches stay in order.
         if isinstance(frame, bytes) and not self._msgpack:
             self.close(CLOSE_UNSUPPORTED_DATA, "binary frames need a binary subprotocol")
             return
@@ -117,7 +126,9 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             self.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
             return
         server = self.endpoint.server
-        outcome = server.handle(messages)
+        outcome = await server.handle(messages)
+        if self._closed:
+            return
         items = [self._encode(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:
@@ -133,34 +144,47 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             link = self.links[session.id] = _SessionLink(self, session)
         out: list[bytes] = []
         if link.hold is not None:
-            # A new connect replaces the held one, which is answered now.
-            out.append(self._finish(link))
+            # A new connect replaces the held one, which is answered now (the new one delivers).
+            out.extend(self._finish(link, deliver=False))
         session.attach(link)
         server = self.endpoint.server
-        if hold.timeout <= 0 or server.shutting_down:
-            out.extend(self._encoded(session.drain()))
-            out.append(self._encode(server.finish_connect(hold)))
-            return out
         link.hold = hold
-        link.timer = tornado.ioloop.IOLoop.current().call_later(hold.timeout, self._timed_out, link)
-        # Anything already queued leaves now, before the held connect's eventual reply.
-        out.extend(self._encoded(session.drain()))
+        if (
+            hold.timeout <= 0
+            or server.shutting_down
+            or session.ended is not None
+            or (session.connect_delivery_only and session.queue)
+        ):
+            out.extend(self._finish(link))
+            return out
+        link.timer = tornado.ioloop.IOLoop.current().call_later(hold.timeout, self._release, link)
+        if not session.connect_delivery_only:
+            # Anything already queued leaves now, before the held connect's eventual reply.
+            out.extend(self._encoded(session.drain()))
         return out
 
-    def _timed_out(self, link: _SessionLink) -> None:
+    def schedule_release(self, link: _SessionLink) -> None:
+        tornado.ioloop.IOLoop.current().add_callback(self._release, link)
+
+    def _release(self, link: _SessionLink) -> None:
+        """Answers the link's held connect now (timeout, or messages for an ack session)."""
         link.timer = None
         if link.hold is not None and not self._closed:
-            items = self._encoded(link.session.drain())
-            items.append(self._finish(link))
-            self._send(items)
+            self._send(self._finish(link))
 
-    def _finish(self, link: _SessionLink, *, displaced: bool = False) -> bytes:
+    def _finish(
+        self, link: _SessionLink, *, multiple_clients: bool = False, deliver: bool = True
+    ) -> list[bytes]:
+        """The encoded deliveries and reply completing the link's held connect."""
         hold, link.hold = link.hold, None
         if link.timer is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(link.timer)
             link.timer = None
         assert hold is not None
-        return self._encode(self.endpoint.server.finish_connect(hold, displaced=displaced))
+        deliveries, reply = self.endpoint.server.finish_connect(
+            hold, multiple_clients=multiple_clients, deliver=deliver
+        )
+        return [*self._encoded(deliveries), self._encode(reply)]
 
     def unlink(self, link: _SessionLink, *, displaced: bool) -> None:
         """The session left this socket (taken over elsewhere, or ended)."""
@@ -168,7 +192,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             del self.links[link.session.id]
         link.session.detach(link)
         if link.hold is not None and not self._closed:
-            self._send([self._finish(link, displaced=displaced)])
+            self._send(self._finish(link, multiple_clients=displaced, deliver=False))
 
     # ---------------------------------------------------------------------------- sending
 
@@ -184,7 +208,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             return
         items: list[bytes] = []
         for link in self.links.values():
-            if link.session.queue:
+            if link.session.queue and not link.session.connect_delivery_only:
                 items.extend(self._encoded(link.session.drain()))
         if items:
             self._send(items)
@@ -207,7 +231,10 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         self._writing = False
         if future.cancelled() or future.exception() is not None:
             return
-        if any(link.session.queue for link in self.links.values()):
+        if any(
+            link.session.queue and not link.session.connect_delivery_only
+            for link in self.links.values()
+        ):
             self.schedule_flush()
 
     # ------------------------------------------------------------------------------ close
@@ -219,7 +246,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             if link.hold is not None:
                 # Nobody will read the reply; finishing restarts the expiry clock, and the queue
                 # stays for the session's next connection.
-                self._finish(link)
+                self._finish(link, deliver=False)
         self.links.clear()
 
 

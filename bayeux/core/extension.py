@@ -1,0 +1,25 @@
+"""Extensions: code that sees (and may change or drop) every message coming in and going out,
+for the whole server or for one session, as CometD's and Faye's extensions do.
+
+Outgoing hooks of server extensions see a broadcast message once, before it is encoded for all its
+subscribers (`session` is None then); session extensions see their own session's copy, which costs
+that session a private encoding.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .message import Message
+    from .session import ServerSession
+
+
+class Extension:
+    """Override `incoming` and/or `outgoing`; return False to drop the message."""
+
+    def incoming(self, session: ServerSession | None, message: Message) -> bool:
+        return True
+
+    def outgoing(self, session: ServerSession | None, message: Message) -> bool:
+        return True

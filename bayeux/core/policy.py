@@ -1,0 +1,85 @@
+"""Who may do what: a security policy for the whole server, and authorizers per channel pattern.
+
+Every hook may return its answer directly or as an awaitable (a coroutine checking a token against
+a database, say); the core awaits it before going on with the message.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+if TYPE_CHECKING:
+    from .message import Message
+    from .session import ServerSession
+
+T = TypeVar("T")
+MaybeAwaitable = Union[T, Awaitable[T]]
+
+
+async def resolve(value: MaybeAwaitable[T]) -> T:
+    """The value itself, or what it resolves to when it is awaitable."""
+    if inspect.isawaitable(value):
+        return await value
+    return value  # type: ignore[return-value]
+
+
+class SecurityPolicy:
+    """Override the checks you need; the defaults allow everything, as CometD's do.
+
+    >>> class TokenPolicy(SecurityPolicy):
+    ...     async def can_handshake(self, session, message):
+    ...         return await tokens.valid((message.get("ext") or {}).get("token"))
+    """
+
+    def can_handshake(self, session: ServerSession, message: Message) -> MaybeAwaitable[bool]:
+        return True
+
+    def can_create(
+        self, session: ServerSession, channel: str, message: Message
+    ) -> MaybeAwaitable[bool]:
+        """Asked when a subscribe or publish names a channel nobody uses yet."""
+        return True
+
+    def can_subscribe(
+        self, session: ServerSession, channel: str, message: Message
+    ) -> MaybeAwaitable[bool]:
+        return True
+
+    def can_publish(
+        self, session: ServerSession, channel: str, message: Message
+    ) -> MaybeAwaitable[bool]:
+        return True
+
+
+class Operation(Enum):
+    CREATE = "create"
+    SUBSCRIBE = "subscribe"
+    PUBLISH = "publish"
+
+
+class Authorization(Enum):
+    GRANT = "grant"
+    DENY = "deny"
+    IGNORE = "ignore"  # no opinion: another authorizer decides
+
+
+Authorizer = Callable[[Operation, str, "ServerSession", "Message"], MaybeAwaitable[Authorization]]
+
+
+async def authorize(
+    authorizers: list[Authorizer], operation: Operation, channel: str, session: Any, message: Any
+) -> bool:
+    """CometD's rule: with no authorizer in scope the operation is allowed; otherwise any DENY
+    denies, and it takes at least one GRANT to allow."""
+    if not authorizers:
+        return True
+    granted = False
+    for authorizer in authorizers:
+        result = await resolve(authorizer(operation, channel, session, message))
+        if result is Authorization.DENY:
+            return False
+        granted = granted or result is Authorization.GRANT
+    return granted

@@ -1,0 +1,38 @@
+"""Service channels that answer requests: what the CometD JS `remoteCall()` talks to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .message import Message
+    from .policy import MaybeAwaitable
+    from .session import ServerSession
+
+
+class ServiceError(Exception):
+    """Raised by a service handler to answer the request unsuccessfully.
+
+    `data` travels in the reply for the client's callback, `error` as the Bayeux error string.
+    """
+
+    def __init__(self, error: str = "Service failed", data: Any = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.data = data
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    session: ServerSession
+    channel: str
+    message: Message
+
+    @property
+    def data(self) -> Any:
+        return self.message.get("data")
+
+
+ServiceHandler = Callable[[ServiceRequest], "MaybeAwaitable[Any]"]
