@@ -1,17 +1,28 @@
 """A Bayeux 1.0 (CometD) server on Tornado."""
 
+from .core.extension import Extension
+from .core.local import LocalSession
+from .core.policy import Authorization, Operation, SecurityPolicy
 from .core.server import BayeuxServer, ConnectHold, Outcome
+from .core.service import ServiceError, ServiceRequest
 from .core.session import Ended, ServerSession
 from .core.settings import Settings
 from .endpoint import Endpoint
 
 __all__ = [
+    "Authorization",
     "BayeuxServer",
     "ConnectHold",
     "Ended",
     "Endpoint",
+    "Extension",
+    "LocalSession",
+    "Operation",
     "Outcome",
+    "SecurityPolicy",
     "ServerSession",
+    "ServiceError",
+    "ServiceRequest",
     "Settings",
 ]
 __version__ = "0.1.0"

@@ -317,3 +317,53 @@ def test_bad_request_does_not_disturb_other_sessions(live) -> None:  # type: ign
         [{"channel": "/meta/connect", "clientId": subscriber, "connectionType": "long-polling"}],
     ).json()
     assert reply[0] == {"channel": "/ok", "data": 1}
+
+
+def test_second_long_poll_of_a_browser_gets_multiple_clients_advice(live) -> None:  # type: ignore[no-untyped-def]
+    first = post_json(
+        live.url,
+        [
+            {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "supportedConnectionTypes": ["long-polling"],
+            }
+        ],
+    )
+    cookie = first.headers["Set-Cookie"].split(";")[0]
+    assert cookie.startswith("BAYEUX_BROWSER=")
+    headers = {"Content-Type": "application/json", "Cookie": cookie}
+    a, b = first.json()[0]["clientId"], handshake(live.url)
+    for cid in (a, b):  # first connects return at once
+        request(
+            live.url,
+            body=json.dumps(
+                [{"channel": "/meta/connect", "clientId": cid, "connectionType": "long-polling"}]
+            ),
+            headers=headers,
+        )
+    held = threading.Thread(
+        target=request,
+        args=(live.url,),
+        kwargs={
+            "body": json.dumps(
+                [{"channel": "/meta/connect", "clientId": a, "connectionType": "long-polling"}]
+            ),
+            "headers": headers,
+        },
+    )
+    held.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    reply = request(
+        live.url,
+        body=json.dumps(
+            [{"channel": "/meta/connect", "clientId": b, "connectionType": "long-polling"}]
+        ),
+        headers=headers,
+    ).json()[0]
+    assert time.monotonic() - started < 1.0
+    assert reply["successful"] is True
+    assert reply["advice"]["multiple-clients"] is True
+    assert reply["advice"]["interval"] == live.endpoint.settings.multi_session_interval
+    held.join(5)

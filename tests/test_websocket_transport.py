@@ -402,3 +402,55 @@ def test_frames_are_capped_but_never_split_a_message() -> None:
     items = [b"a" * 40, b"b" * 40, b"c" * 200, b"d" * 10]
     assert _frames(items, 100) == [[b"a" * 40, b"b" * 40], [b"c" * 200], [b"d" * 10]]
     assert _frames([], 100) == []
+
+
+def test_ack_session_gets_messages_only_in_connect_replies(live) -> None:  # type: ignore[no-untyped-def]
+    publisher = handshake(live.url)
+
+    async def run() -> None:
+        ws = await tornado.websocket.websocket_connect(ws_url(live))
+        (reply,) = await exchange(ws, [{**hs(), "ext": {"ack": True}}])
+        assert reply["ext"]["ack"] is True
+        cid = reply["clientId"]
+        await exchange(
+            ws, [{"channel": "/meta/subscribe", "clientId": cid, "subscription": "/k", "id": "s"}]
+        )
+        (first,) = await exchange(
+            ws,
+            [
+                {
+                    "channel": "/meta/connect",
+                    "clientId": cid,
+                    "connectionType": "websocket",
+                    "id": "c1",
+                    "ext": {"ack": 0},
+                }
+            ],
+        )
+        batch = first["ext"]["ack"]
+        await ws.write_message(
+            json.dumps(
+                [
+                    {
+                        "channel": "/meta/connect",
+                        "clientId": cid,
+                        "connectionType": "websocket",
+                        "id": "c2",
+                        "ext": {"ack": batch},
+                    }
+                ]
+            )
+        )
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            None,
+            lambda: post_json(live.url, [{"channel": "/k", "clientId": publisher, "data": "m"}]),
+        )
+        frame = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+        # The held connect is released by the message and carries it, with the next batch id.
+        assert frame[0] == {"channel": "/k", "data": "m"}
+        assert frame[-1]["id"] == "c2" and frame[-1]["ext"]["ack"] == batch + 1
+        ws.close()
+
+    asyncio.run(run())

@@ -9,14 +9,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .message import Message
     from .session import ServerSession
 
 T = TypeVar("T")
-MaybeAwaitable = Union[T, Awaitable[T]]
+MaybeAwaitable = T | Awaitable[T]
 
 
 async def resolve(value: MaybeAwaitable[T]) -> T:

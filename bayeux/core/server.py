@@ -260,7 +260,7 @@ class BayeuxServer:
         problem = _field_problem(message)
         if problem is not None:
             return _failure(message, problem), None
-        if session is None:
+        if session is None or session.local:
             return _unknown_client(message), None
         connection_type = message.get("connectionType")
         if not isinstance(connection_type, str):
@@ -575,8 +575,7 @@ class BayeuxServer:
         if self.sessions.pop(session.id, None) is None:
             return
         for pattern in list(session.subscriptions):
-            self.tree.unsubscribe(pattern, session)
-        session.subscriptions.clear()
+            self.unsubscribe(session, pattern)
         session.queue.clear()
         # Kept on the session so that its held connect, if any, can be told how it ended.
         session.ended = reason

@@ -159,11 +159,11 @@ class PollingHandler(tornado.web.RequestHandler):
         """Runs the batch through the core, holding its connect if any. None when the client
         went away while the connect was held."""
         server = self.endpoint.server
+        browser = self._browser_id()
         outcome = await server.handle(messages)
         items = [codec.dumps(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:
-            browser = self._browser_id()
             if hold.timeout > 0 and not self.endpoint.browser_may_hold(browser):
                 # Another long-poll of this browser is already held: with HTTP's connection
                 # budget, tell this client to poll instead (Bayeux's multiple-clients advice).

@@ -1,0 +1,106 @@
+"""A client living inside the server (CometD's LocalSession): it subscribes and publishes like a
+remote one, through the same policy, listeners and extensions, but needs no transport."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import channel as ch
+from .message import Message
+from .session import ServerSession
+
+if TYPE_CHECKING:
+    from .server import BayeuxServer
+
+log = logging.getLogger("bayeux.local")
+MessageCallback = Callable[[Message], Any]
+
+
+class LocalSession:
+    """Create with `await LocalSession.connect(server)`; deliveries reach the callbacks given to
+    `subscribe` on the event loop, never synchronously inside a publish."""
+
+    def __init__(self, server: BayeuxServer, session: ServerSession) -> None:
+        self.server = server
+        self.session = session
+        self._callbacks: dict[str, list[MessageCallback]] = {}
+        self._scheduled = False
+        session.local = True
+        session.deadline = None  # lives as long as the server, or until disconnect()
+        session.attach(self)
+
+    @classmethod
+    async def connect(cls, server: BayeuxServer, **handshake_fields: Any) -> LocalSession:
+        """Handshakes through the security policy, as a remote client would."""
+        outcome = await server.handle(
+            [
+                {
+                    "channel": ch.META_HANDSHAKE,
+                    "version": "1.0",
+                    "supportedConnectionTypes": list(server.settings.allowed_transports),
+                    **handshake_fields,
+                }
+            ]
+        )
+        (reply,) = outcome.replies
+        if not reply.get("successful"):
+            raise PermissionError(f"local session refused: {reply.get('error')}")
+        return cls(server, server.sessions[reply["clientId"]])
+
+    @property
+    def id(self) -> str:
+        return self.session.id
+
+    async def subscribe(self, pattern: str, callback: MessageCallback) -> Message:
+        self._callbacks.setdefault(pattern, []).append(callback)
+        return await self._request({"channel": ch.META_SUBSCRIBE, "subscription": pattern})
+
+    async def unsubscribe(self, pattern: str) -> Message:
+        self._callbacks.pop(pattern, None)
+        return await self._request({"channel": ch.META_UNSUBSCRIBE, "subscription": pattern})
+
+    async def publish(self, channel: str, data: Any) -> Message:
+        """Publishes as this session: policy, authorizers and listeners apply."""
+        return await self._request({"channel": channel, "data": data})
+
+    async def disconnect(self) -> Message:
+        return await self._request({"channel": ch.META_DISCONNECT})
+
+    async def _request(self, message: Message) -> Message:
+        message["clientId"] = self.session.id
+        outcome = await self.server.handle([message])
+        (reply,) = outcome.replies
+        return reply
+
+    # The Waiter interface: the core wakes us when messages are queued.
+    def wake(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def wake_after(self, seconds: float) -> None:
+        asyncio.get_running_loop().call_later(seconds, self.wake)
+
+    def displace(self) -> None:
+        pass  # remote connects are refused for local sessions: nothing can take over
+
+    def close(self) -> None:
+        self._callbacks.clear()
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        for delivery in self.session.drain():
+            message = delivery.message
+            for pattern, callbacks in list(self._callbacks.items()):
+                if not ch.matches(pattern, message["channel"]):
+                    continue
+                for callback in callbacks:
+                    try:
+                        result = callback(message)
+                        if asyncio.iscoroutine(result):
+                            asyncio.ensure_future(result)
+                    except Exception:
+                        log.exception("local session callback for %s failed", pattern)

@@ -1,0 +1,90 @@
+"""The server the feature interop runs use: every hook of the server-side API configured the way
+an application would, plus one test-only fault: a long-polling handler that loses the next connect
+reply carrying /interop/ack/** messages for a session that asked for it (by calling /service/test/lose-next-reply),
+as a dropped network connection would."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bayeux import (
+    Authorization,
+    BayeuxServer,
+    Endpoint,
+    Operation,
+    SecurityPolicy,
+    ServiceError,
+    Settings,
+)
+from bayeux.testing import ServerThread
+from bayeux.transports.polling import PollingHandler
+
+LOSE_NEXT_REPLY: set[str] = set()
+
+
+class TokenPolicy(SecurityPolicy):
+    async def can_handshake(self, session, message):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)  # stands for a token look-up
+        return (message.get("ext") or {}).get("token") != "bad"
+
+
+def secret_authorizer(operation, channel, session, message):  # type: ignore[no-untyped-def]
+    return Authorization.DENY if operation is Operation.SUBSCRIBE else Authorization.GRANT
+
+
+def censor(session, channel, message):  # type: ignore[no-untyped-def]
+    if isinstance(message.get("data"), dict) and isinstance(message["data"].get("text"), str):
+        message["data"]["text"] = message["data"]["text"].replace("darn", "****")
+
+
+def echo(request):  # type: ignore[no-untyped-def]
+    return {"echo": request.data}
+
+
+def fail(request):  # type: ignore[no-untyped-def]
+    raise ServiceError("Refused on purpose", data={"reason": "test"})
+
+
+async def slow(request):  # type: ignore[no-untyped-def]
+    await asyncio.sleep(3)
+    return "late"
+
+
+def lose_next_reply(request):  # type: ignore[no-untyped-def]
+    LOSE_NEXT_REPLY.add(request.session.id)
+    return "armed"
+
+
+class LossyPollingHandler(PollingHandler):
+    async def _exchange(self, messages: list) -> bytes | None:
+        body = await super()._exchange(messages)
+        client_id = next(
+            (m.get("clientId") for m in messages if m.get("channel") == "/meta/connect"), None
+        )
+        if body is not None and client_id in LOSE_NEXT_REPLY and b'"/interop/ack/' in body:
+            LOSE_NEXT_REPLY.discard(client_id)
+            self.request.connection.stream.close()  # the reply never reaches the client
+            return None
+        return body
+
+
+class LossyEndpoint(Endpoint):
+    """The endpoint with LossyPollingHandler in place of the long-polling handler."""
+
+    def routes(self, path: str = "/cometd"):  # type: ignore[no-untyped-def]
+        rules = super().routes(path)
+        for rule in rules:
+            if rule.target is PollingHandler:
+                rule.target = LossyPollingHandler
+        return rules
+
+
+def feature_server() -> ServerThread:
+    server = BayeuxServer(Settings(timeout=5000), policy=TokenPolicy())
+    server.add_authorizer("/interop/secret/**", secret_authorizer)
+    server.add_message_listener("/interop/censored", censor)
+    server.add_service("/service/echo", echo)
+    server.add_service("/service/fail", fail)
+    server.add_service("/service/slow", slow)
+    server.add_service("/service/test/lose-next-reply", lose_next_reply)
+    return ServerThread(endpoint=LossyEndpoint(server=server))
