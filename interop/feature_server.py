@@ -1,7 +1,7 @@
 """The server the feature interop runs use: every hook of the server-side API configured the way
 an application would, plus one test-only fault: a long-polling handler that loses the next connect
-reply carrying /interop/ack/** messages for a session that asked for it (by calling /service/test/lose-next-reply),
-as a dropped network connection would."""
+reply carrying /interop/ack/** messages for a session that asked for it (by calling
+/service/test/lose-next-reply), as a dropped network connection would."""
 
 from __future__ import annotations
 
