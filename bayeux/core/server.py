@@ -499,7 +499,8 @@ class BayeuxServer:
             )
         else:
             reply.update(successful=True, data=result)
-        self._enqueue(session, Delivery(reply))
+        if self._outgoing(session, reply):
+            self._enqueue(session, Delivery(reply))
 
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
