@@ -130,6 +130,10 @@ class Client:
         return taken
 
     async def close(self) -> None:
-        if self._poll is not None and not self._poll.done():
-            self._poll.cancel()
+        if self._poll is not None:
+            if self._poll.done():
+                if not self._poll.cancelled():
+                    self._poll.exception()  # retrieved: already reported, or irrelevant now
+            else:
+                self._poll.cancel()
         await self.wire.close()

@@ -3,6 +3,7 @@ Bayeux 1.0 specification (as the CometD documentation states it) over one transp
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import secrets
 from collections.abc import Awaitable, Callable
@@ -38,8 +39,21 @@ class Context:
         """A channel private to this rule run, e.g. ctx.ch("chat") -> /spec/1a2b3c4d5e6f/chat."""
         return f"{self.prefix}/{name}"
 
-    def client(self) -> Client:
+    tasks: list[asyncio.Future] = field(default_factory=list)
+
+    def spawn(self, coroutine: Awaitable) -> asyncio.Future:
+        """Runs a request concurrently; whatever becomes of it is collected when the rule ends."""
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.append(task)
+        return task
+
+    def client(self, *, same_browser_as: Client | None = None) -> Client:
+        """A new client; `same_browser_as` makes it a second connection of that client's
+        session, sharing its clientId and cookie jar as another tab of one browser would."""
         client = Client(self.url, self.transport, timeout=self.timeout)
+        if same_browser_as is not None:
+            client.client_id = same_browser_as.client_id
+            client.wire.cookies = same_browser_as.wire.cookies
         self.clients.append(client)
         return client
 
@@ -50,6 +64,11 @@ class Context:
         return client
 
     async def close(self) -> None:
+        for task in self.tasks:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # collected: the rule has already judged the outcome
         for client in self.clients:
             try:
                 await client.close()
@@ -96,6 +115,12 @@ def rule(
 
 
 def all_rules() -> list[Rule]:
-    from . import rules_channels, rules_http, rules_meta, rules_publish  # noqa: F401 - register
+    from . import (  # noqa: F401 - importing registers the rules
+        rules_channels,
+        rules_extensions,
+        rules_http,
+        rules_meta,
+        rules_publish,
+    )
 
     return list(RULES.values())

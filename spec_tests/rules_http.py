@@ -7,7 +7,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from .client import expect
+from .client import SpecFailure, expect
 from .rules import Context, rule
 from .wire import CallbackPolling, LongPolling, WebSocket
 
@@ -40,7 +40,12 @@ async def _(ctx: Context) -> None:
     )
 
 
-@rule("long_polling.form_encoded_message", section=LONG_POLLING, transports=("long-polling",))
+@rule(
+    "long_polling.form_encoded_message",
+    section=LONG_POLLING,
+    profile="cometd",
+    transports=("long-polling",),
+)
 async def _(ctx: Context) -> None:
     """Messages may come as the `message` field of a form-encoded POST."""
     wire = _wire(ctx, LongPolling)
@@ -90,11 +95,22 @@ async def _(ctx: Context) -> None:
     transports=("long-polling",),
 )
 async def _(ctx: Context) -> None:
-    """A body that is not JSON gets HTTP 400, not a server error."""
+    """A body that is not JSON gets HTTP 400; JSON that is not Bayeux messages gets HTTP 400 or
+    unsuccessful replies; never a server error."""
     wire = _wire(ctx, LongPolling)
-    for body in ("{not json", "[1, 2, 3]", '"text"', '[{"no": "channel"}]'):
+    response = await wire.post("{not json")
+    expect(response.code == 400, f"HTTP {response.code} for a body that is not JSON", response.body)
+    for body in ("[1, 2, 3]", '"text"', '[{"no": "channel"}]'):
         response = await wire.post(body)
-        expect(response.code == 400, f"HTTP {response.code} for body {body!r}", response.body)
+        expect(response.code < 500, f"HTTP {response.code} for body {body!r}", response.body)
+        if response.code == 200:
+            replies = json.loads(response.body)
+            refused = isinstance(replies, list) and all(
+                isinstance(r, dict) and r.get("successful") is False for r in replies
+            )
+            expect(refused, f"body {body!r} not refused", replies)
+        else:
+            expect(response.code == 400, f"HTTP {response.code} for body {body!r}", response.body)
 
 
 @rule(
@@ -113,7 +129,13 @@ async def _(ctx: Context) -> None:
             f"Content-Type: application/json\r\nContent-Length: {64 << 20}\r\n\r\n".encode()
         )
         await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), 10)
+        try:
+            status = await asyncio.wait_for(reader.readline(), 10)
+        except TimeoutError:
+            raise SpecFailure(
+                "no answer within 10 s to a request announcing 64 MiB: the server"
+                " waits for the whole body"
+            ) from None
     finally:
         writer.close()
     expect(status.split(b" ")[1:2] == [b"413"], "oversized request not answered 413", status)
@@ -239,7 +261,10 @@ async def _(ctx: Context) -> None:
     server keeps serving others."""
     wire = _wire(ctx, WebSocket)
     await wire.send_raw("{definitely not json")
-    code = await wire.wait_closed(5)
+    try:
+        code = await wire.wait_closed(5)
+    except TimeoutError:
+        raise SpecFailure("connection still open 5 s after a frame that is not JSON") from None
     expect(code is not None and code >= 1000, f"close code {code}")
     other = await ctx.started()
     expect(other.client_id is not None, "server stopped serving after a bad frame")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .client import expect
+from .client import SpecFailure, expect
 from .rules import Context, NotApplicable, rule
+from .wire import WireError
 
 HANDSHAKE = "_bayeux_meta_handshake"
 CONNECT = "_bayeux_meta_connect"
@@ -15,8 +16,13 @@ SUBSCRIBE = "_bayeux_meta_subscribe"
 UNSUBSCRIBE = "_bayeux_meta_unsubscribe"
 
 
-def unknown_client_advice(reply: dict) -> None:
+def unknown_client_refused(reply: dict) -> None:
     expect(reply.get("successful") is False, "request with an unknown clientId succeeded", reply)
+    expect(isinstance(reply.get("error"), str), "unsuccessful reply without error", reply)
+
+
+def unknown_client_advice(reply: dict) -> None:
+    unknown_client_refused(reply)
     advice = reply.get("advice") or {}
     expect(
         advice.get("reconnect") == "handshake",
@@ -138,9 +144,10 @@ async def _(ctx: Context) -> None:
     )
 
 
-@rule("connect.first_answered_at_once", section=CONNECT)
+@rule("connect.first_answered_at_once", section=CONNECT, profile="cometd")
 async def _(ctx: Context) -> None:
-    """The first connect after a handshake is answered without waiting for the timeout."""
+    """The first connect after a handshake is answered without waiting for the timeout, even
+    without `advice.timeout: 0` (CometD does; aiocometd's open() waits for that reply)."""
     client = ctx.client()
     await client.handshake()
     started = time.monotonic()
@@ -168,7 +175,7 @@ async def _(ctx: Context) -> None:
     if timeout < 1.5:
         raise NotApplicable(f"server timeout {timeout}s too short to tell holding from answering")
     publisher = await ctx.started()
-    poll = asyncio.ensure_future(subscriber.connect())
+    poll = ctx.spawn(subscriber.connect())
     await asyncio.sleep(0.3)
     expect(not poll.done(), "second connect was not held", poll.done() and poll.result())
     started = time.monotonic()
@@ -224,7 +231,7 @@ async def _(ctx: Context) -> None:
     expect(elapsed < 1.0, f"connect with advice.timeout=0 held {elapsed:.1f}s")
 
 
-@rule("connect.second_connect_releases_first", section=CONNECT)
+@rule("connect.second_connect_releases_first", section=CONNECT, profile="cometd")
 async def _(ctx: Context) -> None:
     """A transport keeps one outstanding connect: a second one for the same session makes the
     server answer the first, without an HTTP error."""
@@ -232,12 +239,16 @@ async def _(ctx: Context) -> None:
     timeout = (client.advice.get("timeout") or 0) / 1000
     if timeout < 1.5:
         raise NotApplicable(f"server timeout {timeout}s too short")
-    other = ctx.client()  # a second connection for the same session
-    other.client_id = client.client_id
-    first = asyncio.ensure_future(client.connect())
+    other = ctx.client(same_browser_as=client)  # a second connection of the same session
+    first = ctx.spawn(client.connect())
     await asyncio.sleep(0.3)
-    second = asyncio.ensure_future(other.connect(advice={"timeout": 0}))
-    reply = await asyncio.wait_for(first, timeout - 0.5)
+    second = ctx.spawn(other.connect(advice={"timeout": 0}))
+    try:
+        reply = await asyncio.wait_for(first, timeout - 0.5)
+    except TimeoutError:
+        raise SpecFailure(
+            f"first connect still held {timeout - 0.5:.1f}s after a second connect of its session"
+        ) from None
     expect(reply.get("channel") == "/meta/connect", "first connect not answered", reply)
     await asyncio.wait_for(second, timeout + 5)
 
@@ -254,27 +265,45 @@ async def _(ctx: Context) -> None:
     unknown_client_advice(await client.connect(advice={"timeout": 0}))
 
 
-@rule("disconnect.releases_held_connect", section=DISCONNECT)
-async def _(ctx: Context) -> None:
-    """The server releases a held connect when its session disconnects."""
+async def _disconnect_while_held(ctx: Context) -> tuple[dict | None, float, float]:
+    """Disconnects a session while its connect is held; returns the held connect's reply (None
+    when the server closed the WebSocket instead), the seconds it took, and the timeout."""
     client = await ctx.started()
     timeout = (client.advice.get("timeout") or 0) / 1000
     if timeout < 2:
         raise NotApplicable(f"server timeout {timeout}s too short")
-    closer = ctx.client()
-    closer.client_id = client.client_id
-    poll = asyncio.ensure_future(client.connect())
+    closer = ctx.client(same_browser_as=client)
+    poll = ctx.spawn(client.connect())
     await asyncio.sleep(0.3)
     started = time.monotonic()
     expect((await closer.disconnect()).get("successful") is True, "disconnect failed")
-    reply = await asyncio.wait_for(poll, timeout + 5)
-    elapsed = time.monotonic() - started
+    try:
+        reply = await asyncio.wait_for(poll, timeout + 5)
+    except WireError:
+        if ctx.transport != "websocket":
+            raise
+        reply = None  # closing the socket releases a WebSocket connect too
+    return reply, time.monotonic() - started, timeout
+
+
+@rule("disconnect.releases_held_connect", section=DISCONNECT)
+async def _(ctx: Context) -> None:
+    """The server releases a held connect when its session disconnects."""
+    reply, elapsed, timeout = await _disconnect_while_held(ctx)
     expect(elapsed < timeout - 1, f"held connect answered {elapsed:.1f}s after disconnect", reply)
-    expect(
-        (reply.get("advice") or {}).get("reconnect") != "retry",
-        "released connect advises retrying a disconnected session",
-        reply,
-    )
+
+
+@rule("disconnect.released_connect_advises_no_retry", section=DISCONNECT, profile="cometd")
+async def _(ctx: Context) -> None:
+    """The connect released by a disconnect does not advise the client to retry connecting a
+    session that no longer exists."""
+    reply, _, _ = await _disconnect_while_held(ctx)
+    if reply is not None:
+        expect(
+            (reply.get("advice") or {}).get("reconnect") != "retry",
+            "released connect advises retrying a disconnected session",
+            reply,
+        )
 
 
 @rule("disconnect.unknown_client", section=DISCONNECT)
@@ -298,12 +327,23 @@ async def _(ctx: Context) -> None:
     expect(reply.get("subscription") == ctx.ch("echo"), "subscription not echoed", reply)
 
 
-@rule("subscribe.unknown_client_rehandshake", section=SUBSCRIBE)
+@rule("subscribe.unknown_client_refused", section=SUBSCRIBE)
 async def _(ctx: Context) -> None:
-    """A subscribe with an unknown clientId fails with advice reconnect=handshake."""
+    """A subscribe with an unknown clientId is unsuccessful, with an error."""
+    client = ctx.client()
+    client.client_id = "0123456789abcdef0123456789abcdef"
+    unknown_client_refused(await client.subscribe(ctx.ch("x")))
+
+
+@rule("unknown_client.advises_handshake", section="_bayeux_advice", profile="cometd")
+async def _(ctx: Context) -> None:
+    """Every request with an unknown clientId is answered with advice reconnect=handshake, the
+    signal clients act on (CometD JS, Faye, aiocometd)."""
     client = ctx.client()
     client.client_id = "0123456789abcdef0123456789abcdef"
     unknown_client_advice(await client.subscribe(ctx.ch("x")))
+    unknown_client_advice(await client.unsubscribe(ctx.ch("x")))
+    unknown_client_advice(await client.publish(ctx.ch("x"), {}))
 
 
 @rule("subscribe.invalid_channel_refused", section="_bayeux_protocol_elements")
@@ -337,12 +377,31 @@ async def _(ctx: Context) -> None:
     expect(got == [], "message delivered after unsubscribe", got)
 
 
-@rule("unsubscribe.unknown_client_rehandshake", section=UNSUBSCRIBE)
+@rule("unsubscribe.unknown_client_refused", section=UNSUBSCRIBE)
 async def _(ctx: Context) -> None:
-    """An unsubscribe with an unknown clientId fails with advice reconnect=handshake."""
+    """An unsubscribe with an unknown clientId is unsuccessful, with an error."""
     client = ctx.client()
     client.client_id = "0123456789abcdef0123456789abcdef"
-    unknown_client_advice(await client.unsubscribe(ctx.ch("x")))
+    unknown_client_refused(await client.unsubscribe(ctx.ch("x")))
+
+
+@rule(
+    "session.works_without_cookies",
+    section="_bayeux_clientid",
+    profile="robustness",
+    transports=("long-polling", "callback-polling"),
+)
+async def _(ctx: Context) -> None:
+    """The clientId alone identifies a session: a client that keeps no cookies (many non-browser
+    clients) can connect, subscribe and receive."""
+    client = ctx.client()
+    client.wire.send_cookies = False
+    await client.start()
+    expect((await client.subscribe(ctx.ch("nocookie")))["successful"] is True, "subscribe failed")
+    publisher = await ctx.started()
+    await publisher.publish(ctx.ch("nocookie"), {"n": 1})
+    got = await client.deliveries(1)
+    expect(len(got) == 1, "nothing delivered to a client without cookies")
 
 
 @rule("session.expires_without_connect", section=CONNECT)

@@ -80,9 +80,10 @@ async def _(ctx: Context) -> None:
     )
 
 
-@rule("publish.unknown_client_refused", section=PUBLISH)
+@rule("publish.unknown_client_refused", section=PUBLISH, profile="robustness")
 async def _(ctx: Context) -> None:
-    """A publish with an unknown clientId is unsuccessful and not delivered."""
+    """A publish with an unknown (forged) clientId is unsuccessful and not delivered. The
+    specification lets servers accept publishes from unconnected clients, so this is not core."""
     subscriber = await ctx.started()
     await subscriber.subscribe(ctx.ch("forged"))
     forger = ctx.client()

@@ -65,9 +65,22 @@ class Transport:
     name: ClassVar[str] = ""
     timeout: float = 30.0
     inbox: list[Message] = field(default_factory=list)  # deliveries not yet consumed
+    # Cookies the server set, sent back as any HTTP client with a cookie jar would.
+    cookies: dict[str, str] = field(default_factory=dict)
+    send_cookies: bool = True
 
     def __post_init__(self) -> None:
         pass
+
+    def _cookie_headers(self) -> dict[str, str]:
+        if not self.send_cookies or not self.cookies:
+            return {}
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+
+    def _keep_cookies(self, response: tornado.httpclient.HTTPResponse) -> None:
+        for header in response.headers.get_list("Set-Cookie"):
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0].strip()
 
     async def exchange(self, messages: list[Message]) -> list[Message]:
         """Sends a batch; returns every message received for it (replies, and deliveries that came
@@ -98,11 +111,17 @@ class LongPolling(Transport):
             self.url + path,
             method=method,
             body=body if method == "POST" else None,
-            headers={"Content-Type": "application/json;charset=UTF-8", **(headers or {})},
+            headers={
+                "Content-Type": "application/json;charset=UTF-8",
+                **self._cookie_headers(),
+                **(headers or {}),
+            },
             request_timeout=self.timeout,
             allow_nonstandard_methods=True,
         )
-        return await client.fetch(request, raise_error=False)
+        response = await client.fetch(request, raise_error=False)
+        self._keep_cookies(response)
+        return response
 
     async def exchange(self, messages: list[Message]) -> list[Message]:
         response = await self.post(json.dumps(messages))
@@ -128,9 +147,14 @@ class CallbackPolling(Transport):
     async def get(self, query: dict[str, str]) -> tornado.httpclient.HTTPResponse:
         client = tornado.httpclient.AsyncHTTPClient()
         request = tornado.httpclient.HTTPRequest(
-            self.url + "?" + urlencode(query), method="GET", request_timeout=self.timeout
+            self.url + "?" + urlencode(query),
+            method="GET",
+            request_timeout=self.timeout,
+            headers=self._cookie_headers(),
         )
-        return await client.fetch(request, raise_error=False)
+        response = await client.fetch(request, raise_error=False)
+        self._keep_cookies(response)
+        return response
 
     async def exchange(self, messages: list[Message]) -> list[Message]:
         response = await self.get({"jsonp": self.callback, "message": json.dumps(messages)})
@@ -159,11 +183,17 @@ class WebSocket(Transport):
         self.failure: BaseException | None = None
 
     async def connect(self) -> tornado.websocket.WebSocketClientConnection:
+        if self._socket is not None and self._reader is not None and self._reader.done():
+            # The server closed the socket (some do after /meta/disconnect): open a new one, as
+            # clients do.
+            self._socket = None
+            self.failure = None
         if self._socket is None:
             ws_url = re.sub(r"^http", "ws", self.url)
-            self._socket = await tornado.websocket.websocket_connect(
-                ws_url, connect_timeout=self.timeout
+            request = tornado.httpclient.HTTPRequest(
+                ws_url, headers=self._cookie_headers(), connect_timeout=self.timeout
             )
+            self._socket = await tornado.websocket.websocket_connect(request)
             self._reader = asyncio.ensure_future(self._read())
         return self._socket
 
