@@ -9,7 +9,7 @@ import traceback
 from dataclasses import asdict, dataclass
 
 from .client import SpecFailure
-from .rules import PROFILES, Context, NotApplicable, Rule, all_rules
+from .rules import PROFILES, SPEC, Context, NotApplicable, Rule, all_rules
 from .wire import TRANSPORTS, SchemaViolation, WireError
 
 PASS, FAIL, NOT_APPLICABLE, UNSUPPORTED = "pass", "fail", "n/a", "unsupported"
@@ -121,13 +121,14 @@ def markdown_report(url: str, results: list[Result]) -> str:
     lines = [
         f"# Bayeux conformance: {url}",
         "",
-        "| rule | profile | " + " | ".join(transports) + " |",
-        "|---|---|" + "---|" * len(transports),
+        "| rule | profile | spec section | " + " | ".join(transports) + " |",
+        "|---|---|---|" + "---|" * len(transports),
     ]
     for rule_id, cells in by_rule.items():
         first = next(iter(cells.values()))
+        section = f"[{first.section}]({SPEC}{first.section})"
         lines.append(
-            f"| `{rule_id}` | {first.profile} | "
+            f"| `{rule_id}` | {first.profile} | {section} | "
             + " | ".join(cells[t].outcome if t in cells else "" for t in transports)
             + " |"
         )
@@ -136,6 +137,11 @@ def markdown_report(url: str, results: list[Result]) -> str:
         lines += ["", "## Failures", ""]
         for r in failures:
             lines.append(f"- `{r.rule}` over {r.transport}: {r.detail.splitlines()[0]}")
+    skipped = [r for r in results if r.outcome == NOT_APPLICABLE and r.detail]
+    if skipped:
+        lines += ["", "## Not applicable", ""]
+        for r in skipped:
+            lines.append(f"- `{r.rule}` over {r.transport}: {r.detail}")
     return "\n".join(lines) + "\n"
 
 

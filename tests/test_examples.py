@@ -38,3 +38,31 @@ def test_readme_shows_the_tour_as_it_is() -> None:
     snippet = snippet[: snippet.index("\n```")]
     assert len(snippet) > 500
     assert snippet in (ROOT / "examples" / "api_tour.py").read_text()
+
+
+def test_conformance_report_lists_rules_with_sections_and_failures() -> None:
+    from spec_tests.runner import FAIL, NOT_APPLICABLE, PASS, Result, json_report, markdown_report
+
+    results = [
+        Result("a.rule", "long-polling", "core", "_bayeux_meta_connect", PASS),
+        Result(
+            "a.rule", "websocket", "core", "_bayeux_meta_connect", FAIL, "SpecFailure: bad reply"
+        ),
+        Result(
+            "b.rule",
+            "long-polling",
+            "cometd",
+            "_extensions_timesync",
+            NOT_APPLICABLE,
+            "not offered",
+        ),
+    ]
+    text = markdown_report("http://x/cometd", results)
+    assert "| `a.rule` | core | [_bayeux_meta_connect](" in text
+    assert "| pass | fail |" in text
+    assert "- `a.rule` over websocket: SpecFailure: bad reply" in text
+    assert "- `b.rule` over long-polling: not offered" in text
+    import json
+
+    report = json.loads(json_report("http://x/cometd", results))
+    assert report["summary"]["core/websocket"] == {"fail": 1}
