@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import socket
 import subprocess
 import threading
@@ -125,3 +126,15 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"server did not listen on {port}")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; its exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    return process.returncode

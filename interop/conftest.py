@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bayeux.testing import free_port, wait_for_port
+from bayeux.testing import free_port, stop_process, wait_for_port
 
 INTEROP = Path(__file__).parent
 ROOT = INTEROP.parent
@@ -30,12 +29,7 @@ def bayeux_url():
         wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}/cometd"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        assert stop_process(process) == 0, "python -m bayeux did not exit cleanly on SIGTERM"
 
 
 def node_executable() -> str:

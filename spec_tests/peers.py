@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bayeux.testing import free_port, wait_for_port
+from bayeux.testing import free_port, stop_process, wait_for_port
 
 from .runner import FAIL, NOT_APPLICABLE, PASS, UNSUPPORTED, Result, run_suite
 from .wire import TRANSPORTS
@@ -103,11 +102,7 @@ def run_against(peer: Peer, port: int) -> list[Result]:
         wait_for_port(port, process)
         return asyncio.run(run_suite(f"http://127.0.0.1:{port}/cometd"))
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def markdown(runs: list[tuple[Peer, list[Result]]]) -> str:

@@ -508,3 +508,25 @@ def test_settings_validation() -> None:
         Settings(max_queue=0)
     with pytest.raises(ValueError):
         Settings(queue_full_policy="explode")
+
+
+def test_unencodable_data_is_refused_where_it_enters() -> None:
+    async def scenario() -> None:
+        server = BayeuxServer()
+        sub = await client(server)
+        await one(server, channel="/meta/subscribe", clientId=sub, subscription="/x")
+        session = server.sessions[sub]
+        with pytest.raises(ValueError):
+            server.publish("/x", {"when": object()})
+        with pytest.raises(ValueError):
+            server.deliver(session, "/x", {1, 2})
+        assert not session.queue  # nothing half-delivered
+
+        server.add_service("/service/bad", lambda request: {"a set": {1, 2}})
+        await one(server, channel="/service/bad", clientId=sub, data=None, id="q")
+        (answer,) = session.drain()
+        assert answer.message["successful"] is False
+        assert answer.message["error"] == "500:/service/bad:Service reply not representable"
+        assert answer.json  # what is queued is always encodable
+
+    run(scenario())

@@ -264,14 +264,19 @@ def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-unt
         batch = [
             {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/m", "id": "s"},
             {"channel": "/meta/connect", "clientId": cid, "connectionType": "websocket", "id": "c"},
-            {"channel": "/m", "clientId": cid, "data": {"bin": b"\x00\x01", "n": 1}, "id": "p"},
+            {"channel": "/m", "clientId": cid, "data": {"n": 1, "list": [1.5, None]}, "id": "p"},
+            # Raw bytes have no JSON form for JSON subscribers: refused, clearly, to the sender.
+            {"channel": "/m", "clientId": cid, "data": {"bin": b"\x00\x01"}, "id": "b"},
         ]
         await ws.write_message(msgpack.packb(batch, use_bin_type=True), binary=True)
         received: list = []
-        while len(received) < 4:
+        while len(received) < 5:
             received.extend(msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5)))
         (delivery,) = [m for m in received if "data" in m]
-        assert delivery == {"channel": "/m", "data": {"bin": b"\x00\x01", "n": 1}}
+        assert delivery == {"channel": "/m", "data": {"n": 1, "list": [1.5, None]}}
+        (refused,) = [m for m in received if m.get("id") == "b"]
+        assert refused["successful"] is False
+        assert refused["error"] == "400:data:Not representable as JSON"
         # Text frames keep working as JSON on the same socket.
         await ws.write_message(json.dumps([]))
         await ws.write_message(b"\xc1", binary=True)  # 0xc1 is never valid msgpack

@@ -428,7 +428,10 @@ class BayeuxServer:
             if isinstance(message.get("ext"), dict):
                 outgoing["ext"] = message["ext"]
             exclude = None if self.settings.broadcast_to_publisher else session
-            self._fan_out(outgoing, exclude)
+            try:
+                self._fan_out(outgoing, exclude)
+            except NotRepresentable:
+                return _failure(message, error(400, "data", "Not representable as JSON"))
         else:
             # /service/** messages are for the server alone: never broadcast.
             self._call_service(session, channel, message)
@@ -499,8 +502,19 @@ class BayeuxServer:
             )
         else:
             reply.update(successful=True, data=result)
-        if self._outgoing(session, reply):
-            self._enqueue(session, Delivery(reply))
+        if not self._outgoing(session, reply):
+            return
+        try:
+            delivery = _encoded(Delivery(reply))
+        except NotRepresentable:
+            log.error("service %s returned data that is not representable as JSON", request.channel)
+            reply.update(
+                successful=False,
+                data=None,
+                error=error(500, request.channel, "Service reply not representable"),
+            )
+            delivery = Delivery(reply)
+        self._enqueue(session, delivery)
 
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
@@ -518,15 +532,18 @@ class BayeuxServer:
             raise ValueError(f"cannot deliver on {channel!r}")
         message = {"channel": channel, "data": data}
         if self._outgoing(None, message):
-            self._enqueue(session, Delivery(message))
+            self._enqueue(session, _encoded(Delivery(message)))
 
     def _fan_out(self, message: Message, exclude: ServerSession | None) -> int:
+        """Queues `message` for every subscriber of its channel. Raises NotRepresentable when it
+        cannot be encoded as JSON (bytes from a msgpack client, Python objects from the
+        server side), before anything is queued."""
         # Server extensions see a broadcast once; then one Delivery (one encoding) serves all.
         if self.extensions and not all(
             e.outgoing(None, message) is not False for e in self.extensions
         ):
             return 0
-        delivery = Delivery(message)
+        delivery = _encoded(Delivery(message))
         channel = message["channel"]
         lazy = self._lazy and any(ch.matches(p, channel) for p in self._lazy)
         lazy_seconds = self.settings.max_lazy_timeout / 1000 if lazy else None
@@ -537,7 +554,15 @@ class BayeuxServer:
                     own = _copy_message(message)
                     if not all(e.outgoing(session, own) is not False for e in session.extensions):
                         continue
-                    self._enqueue(session, Delivery(own), lazy_seconds)
+                    try:
+                        self._enqueue(session, _encoded(Delivery(own)), lazy_seconds)
+                    except NotRepresentable:
+                        log.error(
+                            "an extension of session %s… made %s unencodable; skipped",
+                            session.id[:8],
+                            channel,
+                        )
+                        continue
                 else:
                     self._enqueue(session, delivery, lazy_seconds)
                 count += 1
@@ -637,6 +662,19 @@ class BayeuxServer:
         request = TimesyncRequest.from_message(message, now_ms)
         if request is not None:
             reply.setdefault("ext", {})["timesync"] = request.reply(now_ms)
+
+
+class NotRepresentable(ValueError):
+    """A message that cannot be encoded as JSON."""
+
+
+def _encoded(delivery: Delivery) -> Delivery:
+    """Encodes now (once, for every subscriber) so that a failure reaches the publisher."""
+    try:
+        delivery.json  # noqa: B018 - computes and caches the bytes
+    except TypeError as exc:
+        raise NotRepresentable(f"{delivery.message.get('channel')}: {exc}") from None
+    return delivery
 
 
 _NONE = {"reconnect": "none", "interval": 0}

@@ -3,10 +3,10 @@
 // connect reply. One JSON line per scenario. Usage: node cometd_features.mjs <url> <transport>
 import { adapt } from "cometd-nodejs-client";
 import { AckExtension, CometD, TimeSyncExtension } from "cometd";
+import { check, runAndExit, sleep, waitFor, within } from "../scenarios/harness.js";
 
 adapt();
 const [url, transport = "long-polling"] = process.argv.slice(2);
-const STEP_MS = 15000;
 
 function newClient(extensions = {}) {
   const cometd = new CometD();
@@ -18,14 +18,6 @@ function newClient(extensions = {}) {
   return cometd;
 }
 
-function within(promise, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), STEP_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 const handshake = (c, props = {}) => within(new Promise((resolve) => c.handshake(props, resolve)), "handshake");
 const subscribe = (c, channel, onMessage) => within(new Promise((resolve) => {
   c.subscribe(channel, onMessage, (reply) => resolve(reply));
@@ -35,16 +27,6 @@ const remoteCall = (c, target, data, timeout) => within(new Promise((resolve) =>
   c.remoteCall(target, data, timeout, resolve);
 }), `remoteCall ${target}`);
 const disconnect = (c) => within(new Promise((resolve) => c.disconnect(resolve)), "disconnect");
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const check = (cond, what) => { if (!cond) throw new Error(what); };
-
-async function waitFor(predicate, ms, what) {
-  const until = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > until) throw new Error(`timed out: ${what}`);
-    await sleep(20);
-  }
-}
 
 // Publishes two messages to a client that asked the server to lose its next connect reply, and
 // returns what that client received within `waitMs` (or as soon as both arrived).
@@ -146,15 +128,4 @@ if (transport === "long-polling") {
   };
 }
 
-let failed = 0;
-for (const [name, run] of Object.entries(scenarios)) {
-  const started = Date.now();
-  try {
-    await run();
-    console.log(JSON.stringify({ name, transport, ok: true, ms: Date.now() - started }));
-  } catch (err) {
-    failed++;
-    console.log(JSON.stringify({ name, transport, ok: false, error: String((err && err.message) || err) }));
-  }
-}
-process.exit(failed ? 1 : 0);
+await runAndExit(scenarios, transport);

@@ -1,9 +1,9 @@
 // The CometD JS client scenarios, shared by the Node run (cometd_scenarios.mjs) and the browser
 // run (browser/index.html): each gets the CometD class of its environment, the server URL and the
 // transport to force, and reports one result object per scenario.
-let CometDClass, url, transport;
+import { check, collector, runAll, sleep, within } from "./harness.js";
 
-const STEP_MS = 10000;
+let CometDClass, url, transport;
 
 function newClient() {
   const cometd = new CometDClass();
@@ -12,14 +12,6 @@ function newClient() {
   }
   cometd.configure({ url, logLevel: "warn" });
   return cometd;
-}
-
-function within(promise, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), STEP_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function handshake(cometd) {
@@ -50,20 +42,6 @@ function publish(cometd, channel, data) {
 function disconnect(cometd) {
   return within(new Promise((resolve) => cometd.disconnect(resolve)), "disconnect");
 }
-
-function collector(count) {
-  const messages = [];
-  let done;
-  const finished = new Promise((resolve) => { done = resolve; });
-  return {
-    messages,
-    finished: within(finished, `${count} messages`),
-    onMessage: (m) => { messages.push(m); if (messages.length >= count) done(messages); },
-  };
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const check = (cond, what) => { if (!cond) throw new Error(what); };
 
 const scenarios = {
   async handshake_uses_requested_transport() {
@@ -130,20 +108,7 @@ const scenarios = {
 };
 
 
-export async function runScenarios(CometD, serverUrl, transportName, report) {
+export function runScenarios(CometD, serverUrl, transportName, report) {
   CometDClass = CometD; url = serverUrl; transport = transportName;
-  const results = [];
-  for (const [name, run] of Object.entries(scenarios)) {
-    const started = Date.now();
-    let result;
-    try {
-      await run();
-      result = { name, transport, ok: true, ms: Date.now() - started };
-    } catch (err) {
-      result = { name, transport, ok: false, error: String((err && err.message) || err) };
-    }
-    results.push(result);
-    if (report) report(result);
-  }
-  return results;
+  return runAll(scenarios, transport, report);
 }

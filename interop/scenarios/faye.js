@@ -1,8 +1,8 @@
 // The Faye client scenarios, shared by the Node run (faye_scenarios.mjs) and the browser run
 // (browser/faye.html): each passes the Faye module of its environment.
-let Faye, url, transport;
+import { check, collector, runAll, sleep, within } from "./harness.js";
 
-const STEP_MS = 10000;
+let Faye, url, transport;
 
 // Faye has no switch to force one transport: it uses the first usable one of its list, so every
 // transport ahead of the wanted one is disabled.
@@ -13,25 +13,6 @@ function newClient() {
   const client = new Faye.Client(url, { timeout: 20 });
   for (const type of FAYE_ORDER.slice(0, FAYE_ORDER.indexOf(transport))) client.disable(type);
   return client;
-}
-
-function within(promise, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), STEP_MS);
-  });
-  return Promise.race([Promise.resolve(promise), timeout]).finally(() => clearTimeout(timer));
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const check = (cond, what) => { if (!cond) throw new Error(what); };
-
-function collector(count) {
-  const messages = [];
-  let done;
-  const finished = new Promise((resolve) => { done = resolve; });
-  return { messages, finished: within(finished, `${count} messages`),
-           onMessage: (m) => { messages.push(m); if (messages.length >= count) done(messages); } };
 }
 
 async function transportUsed(client) {
@@ -88,20 +69,7 @@ const scenarios = {
 };
 
 
-export async function runScenarios(faye, serverUrl, transportName, report) {
+export function runScenarios(faye, serverUrl, transportName, report) {
   Faye = faye; url = serverUrl; transport = transportName;
-  const results = [];
-  for (const [name, run] of Object.entries(scenarios)) {
-    const started = Date.now();
-    let result;
-    try {
-      await run();
-      result = { name, transport, ok: true, ms: Date.now() - started };
-    } catch (err) {
-      result = { name, transport, ok: false, error: String((err && err.message) || err) };
-    }
-    results.push(result);
-    if (report) report(result);
-  }
-  return results;
+  return runAll(scenarios, transport, report);
 }

@@ -1,0 +1,244 @@
+"""Fan-out over WebSocket, side by side: bayeux against Faye (and itself) on 127.0.0.1.
+
+    .venv/bin/python benchmarks/fanout.py                       # both servers, default load
+    .venv/bin/python benchmarks/fanout.py --server bayeux --subscribers 500 --messages 400
+
+Each server runs alone in its own process; this process is the load generator. N subscribers
+hold WebSockets and subscribe to one channel; one publisher sends M messages in bursts of
+--burst, each carrying its send time. Reported: deliveries per second of wall time, deliveries per
+CPU-second of the server process (the fairer figure on a 2-core machine shared with the load
+generator), delivery latency percentiles, and the server's resident memory at the end.
+Everything is bounded: a run stops after --deadline seconds whatever happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tornado.websocket
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bayeux.testing import free_port, stop_process, wait_for_port  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Figures:
+    server: str
+    deliveries: int
+    expected: int
+    seconds: float
+    cpu_seconds: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    rss_mib: float
+
+    def line(self) -> str:
+        return (
+            f"{self.server:<8} {self.deliveries:>8}/{self.expected:<8} "
+            f"{self.deliveries / self.seconds:>10.0f}/s {self.deliveries / self.cpu_seconds:>12.0f}"
+            f" {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} {self.max_ms:>8.1f} {self.rss_mib:>8.1f}"
+        )
+
+
+HEADER = (
+    f"{'server':<8} {'delivered':>17} {'per second':>12} {'per CPU-sec':>12}"
+    f" {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RSS MiB':>8}"
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start(server: str, port: int) -> subprocess.Popen:
+    if server == "bayeux":
+        command = [
+            sys.executable,
+            "-m",
+            "bayeux",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--max-sessions-per-browser",
+            "-1",
+        ]
+    elif server == "faye":
+        command = ["node", str(ROOT / "interop" / "peers" / "faye_server.cjs"), str(port), "30"]
+    else:
+        raise SystemExit(f"unknown server {server}")
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    wait_for_port(port, process)
+    return process
+
+
+class Subscriber:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.latencies: list[float] = []
+        self.ws: tornado.websocket.WebSocketClientConnection | None = None
+        self.client_id = ""
+        self.next_id = 0
+
+    async def send(self, *messages: dict) -> None:
+        for m in messages:
+            self.next_id += 1
+            m["id"] = str(self.next_id)
+            if self.client_id:
+                m["clientId"] = self.client_id
+        assert self.ws is not None
+        await self.ws.write_message(json.dumps(list(messages)))
+
+    async def read(self) -> list[dict]:
+        assert self.ws is not None
+        frame = await self.ws.read_message()
+        if frame is None:
+            raise ConnectionError("socket closed")
+        return json.loads(frame)
+
+    async def join(self, channel: str) -> None:
+        self.ws = await tornado.websocket.websocket_connect(
+            self.url.replace("http://", "ws://"), max_message_size=64 << 20
+        )
+        await self.send(
+            {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "supportedConnectionTypes": ["websocket"],
+            }
+        )
+        (reply,) = [m for m in await self.read() if m["channel"] == "/meta/handshake"]
+        self.client_id = reply["clientId"]
+        await self.send(
+            {"channel": "/meta/connect", "connectionType": "websocket", "advice": {"timeout": 0}},
+            {"channel": "/meta/subscribe", "subscription": channel},
+        )
+        pending = {"/meta/connect", "/meta/subscribe"}
+        while pending:
+            for m in await self.read():
+                pending.discard(m.get("channel"))
+        await self.send({"channel": "/meta/connect", "connectionType": "websocket"})
+
+    async def listen(self, expected: int, channel: str) -> None:
+        while len(self.latencies) < expected:
+            for m in await self.read():
+                if m.get("channel") == channel and "data" in m:
+                    self.latencies.append(time.time() - m["data"]["sent"])
+                elif m.get("channel") == "/meta/connect":
+                    await self.send({"channel": "/meta/connect", "connectionType": "websocket"})
+
+
+async def load(
+    url: str, subscribers: int, messages: int, burst: int, payload: int, deadline: float
+) -> tuple[list[Subscriber], float]:
+    channel = "/bench/fanout"
+    subs = [Subscriber(url) for _ in range(subscribers)]
+    for i in range(0, subscribers, 50):
+        await asyncio.gather(*(s.join(channel) for s in subs[i : i + 50]))
+    publisher = Subscriber(url)
+    await publisher.join("/bench/unused")
+    listeners = [asyncio.ensure_future(s.listen(messages, channel)) for s in subs]
+    text = "x" * payload
+    started = time.monotonic()
+    for i in range(0, messages, burst):
+        await publisher.send(
+            *(
+                {"channel": channel, "data": {"n": n, "sent": time.time(), "text": text}}
+                for n in range(i, min(i + burst, messages))
+            )
+        )
+        await asyncio.sleep(0)
+    done, pending = await asyncio.wait(listeners, timeout=deadline)
+    elapsed = time.monotonic() - started
+    for task in pending:
+        task.cancel()
+    for s in [*subs, publisher]:
+        if s.ws is not None:
+            s.ws.close()
+    return subs, elapsed
+
+
+def run(server: str, args: argparse.Namespace) -> Figures:
+    port = free_port()
+    process = start(server, port)
+    try:
+        before = cpu_seconds(process.pid)
+        subs, elapsed = asyncio.run(
+            load(
+                f"http://127.0.0.1:{port}/cometd",
+                args.subscribers,
+                args.messages,
+                args.burst,
+                args.payload,
+                args.deadline,
+            )
+        )
+        cpu = cpu_seconds(process.pid) - before
+        memory = rss_mib(process.pid)
+    finally:
+        stop_process(process)
+    latencies = sorted(x * 1000 for s in subs for x in s.latencies)
+    delivered = len(latencies)
+    return Figures(
+        server,
+        delivered,
+        args.subscribers * args.messages,
+        elapsed,
+        max(cpu, 1e-9),
+        statistics.median(latencies) if latencies else float("nan"),
+        latencies[int(0.99 * (delivered - 1))] if latencies else float("nan"),
+        latencies[-1] if latencies else float("nan"),
+        memory,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--server",
+        action="append",
+        choices=["bayeux", "faye"],
+        help="server(s) to measure; default: both",
+    )
+    parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=10, help="messages per publish frame")
+    parser.add_argument("--payload", type=int, default=100, help="bytes of text per message")
+    parser.add_argument("--deadline", type=float, default=60, help="seconds a run may take")
+    args = parser.parse_args()
+    print(
+        f"{args.subscribers} WebSocket subscribers, {args.messages} messages of"
+        f" {args.payload} B in bursts of {args.burst}; python {sys.version.split()[0]},"
+        f" {os.cpu_count()} CPUs"
+    )
+    print(HEADER)
+    for server in args.server or ["bayeux", "faye"]:
+        print(run(server, args).line(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
