@@ -151,8 +151,17 @@ class Subscriber:
 
 
 async def load(
-    url: str, subscribers: int, messages: int, burst: int, payload: int, deadline: float
-) -> tuple[list[Subscriber], float]:
+    url: str,
+    subscribers: int,
+    messages: int,
+    burst: int,
+    payload: int,
+    deadline: float,
+    server_pid: int,
+    rate: float = 0,
+) -> tuple[list[Subscriber], float, float]:
+    """The subscribers, and the wall and server CPU seconds from the first publish to the last
+    delivery (joining is not counted)."""
     channel = "/bench/fanout"
     subs = [Subscriber(url) for _ in range(subscribers)]
     for i in range(0, subscribers, 50):
@@ -161,6 +170,7 @@ async def load(
     await publisher.join("/bench/unused")
     listeners = [asyncio.ensure_future(s.listen(messages, channel)) for s in subs]
     text = "x" * payload
+    cpu_before = cpu_seconds(server_pid)
     started = time.monotonic()
     for i in range(0, messages, burst):
         await publisher.send(
@@ -169,23 +179,25 @@ async def load(
                 for n in range(i, min(i + burst, messages))
             )
         )
-        await asyncio.sleep(0)
+        # Paced: the next burst leaves on schedule; unpaced (rate 0): as fast as possible.
+        delay = started + (i + burst) / rate - time.monotonic() if rate else 0
+        await asyncio.sleep(max(0.0, delay))
     done, pending = await asyncio.wait(listeners, timeout=deadline)
     elapsed = time.monotonic() - started
+    cpu = cpu_seconds(server_pid) - cpu_before
     for task in pending:
         task.cancel()
     for s in [*subs, publisher]:
         if s.ws is not None:
             s.ws.close()
-    return subs, elapsed
+    return subs, elapsed, cpu
 
 
 def run(server: str, args: argparse.Namespace) -> Figures:
     port = free_port()
     process = start(server, port)
     try:
-        before = cpu_seconds(process.pid)
-        subs, elapsed = asyncio.run(
+        subs, elapsed, cpu = asyncio.run(
             load(
                 f"http://127.0.0.1:{port}/cometd",
                 args.subscribers,
@@ -193,9 +205,10 @@ def run(server: str, args: argparse.Namespace) -> Figures:
                 args.burst,
                 args.payload,
                 args.deadline,
+                process.pid,
+                args.rate,
             )
         )
-        cpu = cpu_seconds(process.pid) - before
         memory = rss_mib(process.pid)
     finally:
         stop_process(process)
@@ -229,9 +242,16 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=10, help="messages per publish frame")
     parser.add_argument("--payload", type=int, default=100, help="bytes of text per message")
     parser.add_argument("--deadline", type=float, default=60, help="seconds a run may take")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="messages per second to publish; 0: as fast as possible",
+    )
     args = parser.parse_args()
+    pace = f"{args.rate:g} messages/s" if args.rate else "as fast as possible"
     print(
-        f"{args.subscribers} WebSocket subscribers, {args.messages} messages of"
+        f"{pace}; {args.subscribers} WebSocket subscribers, {args.messages} messages of"
         f" {args.payload} B in bursts of {args.burst}; python {sys.version.split()[0]},"
         f" {os.cpu_count()} CPUs"
     )
