@@ -367,3 +367,46 @@ def test_second_long_poll_of_a_browser_gets_multiple_clients_advice(live) -> Non
     assert reply["advice"]["multiple-clients"] is True
     assert reply["advice"]["interval"] == live.endpoint.settings.multi_session_interval
     held.join(5)
+
+
+def test_lazy_message_waits_for_company_then_wakes_the_held_connect() -> None:
+    from bayeux import Endpoint, Settings
+    from bayeux.testing import ServerThread
+
+    endpoint = Endpoint(Settings(timeout=5000, max_lazy_timeout=800, browser_cookie=""))
+    endpoint.server.set_lazy("/ticker/**")
+    with ServerThread(endpoint=endpoint) as live:
+        subscriber, publisher = handshake(live.url), handshake(live.url)
+        post_json(
+            live.url,
+            [{"channel": "/meta/subscribe", "clientId": subscriber, "subscription": "/**"}],
+        )
+        connect = [
+            {"channel": "/meta/connect", "clientId": subscriber, "connectionType": "long-polling"}
+        ]
+        post_json(live.url, connect)
+
+        def timed_poll(publish: list) -> tuple[float, list]:
+            result: dict = {}
+
+            def poll() -> None:
+                started = time.monotonic()
+                result["reply"] = post_json(live.url, connect).json()
+                result["elapsed"] = time.monotonic() - started
+
+            thread = threading.Thread(target=poll)
+            thread.start()
+            time.sleep(0.2)
+            post_json(live.url, publish)
+            thread.join(10)
+            return result["elapsed"], [m.get("data") for m in result["reply"] if "data" in m]
+
+        elapsed, data = timed_poll([{"channel": "/ticker/a", "clientId": publisher, "data": 1}])
+        assert 0.8 <= elapsed < 2.0 and data == [1]  # waited max_lazy_timeout, not the timeout
+        elapsed, data = timed_poll(
+            [
+                {"channel": "/ticker/a", "clientId": publisher, "data": 2},
+                {"channel": "/urgent", "clientId": publisher, "data": 3},
+            ]
+        )
+        assert elapsed < 0.6 and data == [2, 3]  # a normal message wakes it at once
