@@ -51,6 +51,10 @@ class ChannelTree(Generic[S]):
                 found |= matched
         return found
 
+    def has(self, pattern: str) -> bool:
+        """Whether anyone subscribes to exactly `pattern`."""
+        return pattern in self._subscribers
+
     def subscribers(self, pattern: str) -> frozenset[S]:
         return frozenset(self._subscribers.get(pattern, ()))
 
