@@ -24,10 +24,12 @@ def error(code: int, args: str | list[str], text: str) -> str:
 
 
 def reply_to(message: Message, channel: str | None = None) -> Message:
-    """The skeleton of a reply: the request's channel and its `id` echoed when it had one."""
+    """The skeleton of a reply: the request's channel, and its `id` when it has a valid one."""
     reply: Message = {"channel": channel if channel is not None else message["channel"]}
-    if "id" in message:
-        reply["id"] = message["id"]
+    message_id = message.get("id")
+    # Only a valid id is echoed: an invalid one is what the error reply is about.
+    if isinstance(message_id, (str, int)) and not isinstance(message_id, bool):
+        reply["id"] = message_id
     return reply
 
 

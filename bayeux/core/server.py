@@ -490,9 +490,7 @@ class BayeuxServer:
         session = request.session
         if session.ended is not None:
             return
-        reply: Message = {"channel": request.channel}
-        if "id" in request.message:
-            reply["id"] = request.message["id"]
+        reply = reply_to(request.message, request.channel)
         if isinstance(result, ServiceError):
             reply.update(
                 successful=False, error=error(400, request.channel, result.error), data=result.data
