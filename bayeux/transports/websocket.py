@@ -268,12 +268,12 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         # coroutine, a task and a callback per frame, which measured slower (benchmarks/).
         stream = connection.stream  # type: ignore[attr-defined]
         opcode = 0x2 if self._msgpack else 0x1
+        data = b"".join(_frame_header(opcode, len(frame)) + frame for frame in frames)
         try:
-            for frame in frames:
-                future = stream.write(_frame_header(opcode, len(frame)) + frame)
+            future = _write(stream, data)
         except tornado.iostream.StreamClosedError:
             return
-        if stream.writing():
+        if future is not None and stream.writing():
             # The socket did not take it all: send more only once this has drained, so a slow
             # reader's backlog stays in its session queue, not in our write buffer.
             self._writing = True
@@ -326,3 +326,22 @@ def _frame_header(opcode: int, length: int) -> bytes:
     if length < 1 << 16:
         return bytes((0x80 | opcode, 126)) + length.to_bytes(2, "big")
     return bytes((0x80 | opcode, 127)) + length.to_bytes(8, "big")
+
+
+def _write(stream: tornado.iostream.IOStream, data: bytes) -> Any:
+    """Writes `data`; None when the socket took all of it at once, else IOStream's future.
+
+    With nothing buffered, a plain TCP stream's socket is sent to directly: IOStream.write would
+    make a future and bookkeeping per frame for the same single send(). Whatever the socket does
+    not take (or any error) goes through IOStream.write, which keeps its usual semantics."""
+    if type(stream) is tornado.iostream.IOStream and not stream.writing() and not stream.closed():
+        try:
+            sent = stream.socket.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = 0  # let IOStream see the error and close the stream its own way
+        if sent == len(data):
+            return None
+        data = data[sent:]
+    return stream.write(data)
