@@ -1,21 +1,11 @@
 // Opens interop/browser/index.html in Debian's headless Chromium through playwright-core, runs the
 // CometD JS scenarios there over each transport asked for, and prints one JSON line per scenario.
 // Usage: node browser_run.mjs <page-url> <transport> [<transport> ...]
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { withChromium } from "./chromium.mjs";
 
 const [pageUrl, ...transports] = process.argv.slice(2);
-const profile = mkdtempSync(join(tmpdir(), "bayeux-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-quic"],
-});
 let failed = 0;
-try {
+await withChromium(async (context) => {
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error("page error:", err.message));
   page.on("console", (msg) => { if (msg.type() === "error") console.error("console:", msg.text()); });
@@ -29,8 +19,5 @@ try {
       if (!r.ok) failed++;
     }
   }
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+});
 process.exit(failed ? 1 : 0);

@@ -1,19 +1,9 @@
 // Uses the chat demo (examples/chat) as people would: two pages in headless Chromium join,
 // talk, and ask who is here; a third is refused without a name. One JSON line per check.
 // Usage: node chat_ui.mjs <page-url> [screenshot.png]
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { withChromium } from "./chromium.mjs";
 
 const [pageUrl, screenshot] = process.argv.slice(2);
-const profile = mkdtempSync(join(tmpdir(), "bayeux-chat-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-quic"],
-});
 const results = [];
 async function step(name, run) {
   try { await run(); results.push({ name, ok: true }); }
@@ -21,7 +11,7 @@ async function step(name, run) {
 }
 const logOf = (page) => page.locator("#log");
 
-try {
+await withChromium(async (context) => {
   const alice = await context.newPage();
   const bob = await context.newPage();
   const stranger = await context.newPage();
@@ -55,9 +45,6 @@ try {
     if (await stranger.locator("#room").isVisible()) throw new Error("room shown to a refused user");
   });
   if (screenshot) await alice.screenshot({ path: screenshot });
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
+});
 for (const r of results) console.log(JSON.stringify(r));
 process.exit(results.every((r) => r.ok) ? 0 : 1);
