@@ -42,8 +42,13 @@ async function lostReplyRun(withAck, waitMs) {
   check(armed.successful && armed.data === "armed", JSON.stringify(armed));
   await sleep(300); // the receiver's connect is held again
   const started = Date.now();
-  await publish(sender, channel, { n: 1 });
-  await publish(sender, channel, { n: 2 });
+  // One batch, one request: both messages land in the same connect reply, which is then lost.
+  const acks = [];
+  sender.batch(() => {
+    for (const n of [1, 2]) sender.publish(channel, { n }, (reply) => acks.push(reply.successful));
+  });
+  await waitFor(() => acks.length === 2, 5000, "publish replies");
+  check(acks.every(Boolean), `publish replies ${JSON.stringify(acks)}`);
   // The client notices the loss, backs off and connects again (in Node both clients share a
   // cookie jar, so the server may also have advised one of them to poll every 2 s).
   try { await waitFor(() => got.length >= 2, waitMs, "redelivery"); } catch (_) { /* reported */ }
