@@ -1,7 +1,8 @@
 """The server the feature interop runs use: every hook of the server-side API configured the way
 an application would, plus one test-only fault: a long-polling handler that loses the next connect
 reply carrying /interop/ack/** messages for a session that asked for it (by calling
-/service/test/lose-next-reply), as a dropped network connection would."""
+/service/test/lose-next-reply), as a dropped network connection would; and a service closing the
+requester's WebSocket (/service/test/drop-socket)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,16 @@ def lose_next_reply(request):  # type: ignore[no-untyped-def]
     return "armed"
 
 
+def drop_socket(request):  # type: ignore[no-untyped-def]
+    """Closes the requester's WebSocket shortly after answering, as a network drop would."""
+    link = request.session.waiter
+    socket = getattr(link, "socket", None)
+    if socket is None:
+        raise ServiceError("not on a WebSocket")
+    asyncio.get_running_loop().call_later(0.2, socket.close)
+    return "dropping"
+
+
 class LossyPollingHandler(PollingHandler):
     async def _exchange(self, messages: list) -> bytes | None:
         body = await super()._exchange(messages)
@@ -87,4 +98,5 @@ def feature_server() -> ServerThread:
     server.add_service("/service/fail", fail)
     server.add_service("/service/slow", slow)
     server.add_service("/service/test/lose-next-reply", lose_next_reply)
+    server.add_service("/service/test/drop-socket", drop_socket)
     return ServerThread(endpoint=LossyEndpoint(server=server))

@@ -15,6 +15,6 @@ def features_url():  # type: ignore[no-untyped-def]
         yield server.url
 
 
-@pytest.mark.parametrize(("transport", "scenarios"), [("long-polling", 8), ("websocket", 7)])
+@pytest.mark.parametrize(("transport", "scenarios"), [("long-polling", 8), ("websocket", 8)])
 def test_cometd_js_against_server_api(features_url: str, transport: str, scenarios: int) -> None:
     assert_all_ok(run_node("cometd_features.mjs", features_url, transport), scenarios)

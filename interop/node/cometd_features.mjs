@@ -122,6 +122,34 @@ const scenarios = {
   },
 };
 
+if (transport === "websocket") {
+  scenarios.dropped_socket_loses_nothing = async () => {
+    // The server drops the receiver's socket; messages published meanwhile wait in its session
+    // and arrive, in order, once the client has reconnected on a new socket.
+    const receiver = newClient();
+    const sender = newClient();
+    await handshake(receiver); await handshake(sender);
+    const got = [];
+    const sub = await subscribe(receiver, "/interop/drop", (m) => got.push(m.data.n));
+    check(sub.successful, JSON.stringify(sub));
+    const closes = [];
+    receiver.addListener("/meta/connect", (m) => { if (!m.successful) closes.push(m); });
+    const armed = await remoteCall(receiver, "test/drop-socket", {}, 5000);
+    check(armed.successful && armed.data === "dropping", JSON.stringify(armed));
+    await sleep(300); // the socket is gone now
+    for (let n = 1; n <= 20; n++) {
+      const reply = await publish(sender, "/interop/drop", { n });
+      check(reply.successful, JSON.stringify(reply));
+    }
+    await waitFor(() => got.length >= 20, 15000, "messages after the drop");
+    await sleep(200);
+    check(JSON.stringify(got) === JSON.stringify([...Array(20).keys()].map((i) => i + 1)),
+          `got ${JSON.stringify(got)}`);
+    check(closes.length > 0, "the client never noticed the drop: the test proves nothing");
+    await disconnect(receiver); await disconnect(sender);
+  };
+}
+
 if (transport === "long-polling") {
   scenarios.ack_redelivers_after_lost_connect_reply = async () => {
     // With ack the lost reply's messages come again, in order. The control then waits twice as
