@@ -459,3 +459,21 @@ def test_ack_session_gets_messages_only_in_connect_replies(live) -> None:  # typ
         ws.close()
 
     asyncio.run(run())
+
+
+def test_shutdown_answers_held_websocket_connects(live) -> None:  # type: ignore[no-untyped-def]
+    async def run() -> None:
+        ws = await tornado.websocket.websocket_connect(ws_url(live))
+        (reply,) = await exchange(ws, [hs()])
+        cid = reply["clientId"]
+        connect = {"channel": "/meta/connect", "clientId": cid, "connectionType": "websocket"}
+        await exchange(ws, [{**connect, "id": "c1"}])
+        await ws.write_message(json.dumps([{**connect, "id": "c2"}]))
+        await asyncio.sleep(0.2)
+        live.call(live.endpoint.server.shutdown)
+        (released,) = json.loads(await asyncio.wait_for(ws.read_message(), 2))
+        assert released["id"] == "c2" and released["successful"] is True
+        assert released["advice"]["interval"] == live.endpoint.settings.multi_session_interval
+        ws.close()
+
+    asyncio.run(run())

@@ -87,7 +87,11 @@ class _SessionLink:
         self.timer: object | None = None
 
     def wake(self) -> None:
-        if self.session.connect_delivery_only:
+        if self.socket.endpoint.server.shutting_down:
+            # Answer the held connect now, with the advice to come back later.
+            if self.hold is not None:
+                self.socket.schedule_release(self)
+        elif self.session.connect_delivery_only:
             # Ack sessions get messages only with connect replies: answer the held one now.
             if self.hold is not None:
                 self.socket.schedule_release(self)
