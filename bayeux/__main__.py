@@ -38,6 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated origins allowed cross-origin (CORS, WebSocket); * allows any",
     )
     parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share publishes with the other processes of a deployment through this Redis, e.g."
+        " redis://127.0.0.1:6379/0 (needs the redis package: pip install 'bayeux[redis]');"
+        " off by default",
+    )
+    parser.add_argument(
+        "--redis-channel", default="bayeux", help="the Redis pub/sub channel of the deployment"
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -80,9 +90,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def serve(args: argparse.Namespace) -> None:
+    bus = None
+    if args.redis:
+        from .redis_bus import RedisBus  # checked importable in main()
+
+        bus = RedisBus(args.redis, args.redis_channel)
     endpoint = Endpoint(
         settings_from(args),
         allowed_origins=tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip()),
+        bus=bus,
     )
     app = tornado.web.Application(endpoint.routes(args.path))
     # Our own limit answers 413; Tornado's must sit above it so it never cuts in first.
@@ -114,6 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"python -m bayeux: error: {exc}", file=sys.stderr)
         return 2
+    if args.redis:
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            print(
+                "python -m bayeux: error: --redis needs the redis package:"
+                " pip install 'bayeux[redis]'",
+                file=sys.stderr,
+            )
+            return 2
     asyncio.run(serve(args))
     return 0
 

@@ -29,9 +29,12 @@ class Endpoint:
         *,
         server: BayeuxServer | None = None,
         allowed_origins: tuple[str, ...] = ("*",),
+        bus: Any = None,
     ) -> None:
         self.server = server or BayeuxServer(settings)
         self.allowed_origins = tuple(allowed_origins)
+        # Shares publishes with other processes, e.g. bayeux.redis_bus.RedisBus; started with us.
+        self.bus = bus
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
         self._held_by_browser: dict[str, int] = {}
 
@@ -66,6 +69,8 @@ class Endpoint:
                 self.server.sweep, self.settings.sweep_period
             )
             self._sweeper.start()
+            if self.bus is not None:
+                asyncio.ensure_future(self.bus.start(self.server))
 
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes `data` to the subscribers of `channel` from the server side."""
@@ -96,5 +101,7 @@ class Endpoint:
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
+        if self.bus is not None:
+            await self.bus.stop()
         # Let the woken handlers write their replies before the caller stops the loop.
         await asyncio.sleep(grace)

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import channel as ch
 from .ack import AckState
+from .bus import Bus
 from .extension import Extension
 from .message import Delivery, Message, error, reply_to
 from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
@@ -85,6 +86,8 @@ class BayeuxServer:
         self._subscribed: list[SubscriptionListener] = []
         self._unsubscribed: list[SubscriptionListener] = []
         self._tasks: set[asyncio.Task] = set()
+        # Shares published messages with the other processes of a deployment (core/bus.py).
+        self.bus: Bus | None = None
 
     # ------------------------------------------------------------------------ registration
 
@@ -534,16 +537,27 @@ class BayeuxServer:
         if self._outgoing(None, message):
             self._enqueue(session, _encoded(Delivery(message)))
 
-    def _fan_out(self, message: Message, exclude: ServerSession | None) -> int:
+    def deliver_shared(self, message: Message) -> int:
+        """Delivers a message another process published (it arrived on the bus) to the
+        subscribers here. Its server extensions and listeners already ran where it was published."""
+        return self._fan_out(message, None, shared=True)
+
+    def _fan_out(
+        self, message: Message, exclude: ServerSession | None, *, shared: bool = False
+    ) -> int:
         """Queues `message` for every subscriber of its channel. Raises NotRepresentable when it
         cannot be encoded as JSON (bytes from a msgpack client, Python objects from the
         server side), before anything is queued."""
         # Server extensions see a broadcast once; then one Delivery (one encoding) serves all.
-        if self.extensions and not all(
-            e.outgoing(None, message) is not False for e in self.extensions
+        if (
+            not shared
+            and self.extensions
+            and not all(e.outgoing(None, message) is not False for e in self.extensions)
         ):
             return 0
         delivery = _encoded(Delivery(message))
+        if self.bus is not None and not shared:
+            self.bus.share(message, delivery.json)
         channel = message["channel"]
         lazy = self._lazy and any(ch.matches(p, channel) for p in self._lazy)
         lazy_seconds = self.settings.max_lazy_timeout / 1000 if lazy else None

@@ -1,0 +1,146 @@
+"""A Redis pub/sub bus: runs one bayeux deployment as several processes (see core/bus.py).
+
+Every process keeps its own sessions; each message published in one process is relayed through
+one Redis channel to the others, which deliver it to their subscribers. A WebSocket stays on the
+process it connected to; long-polling clients need sticky routing (by the BAYEUX_BROWSER cookie,
+say) so that their requests reach the process holding their session.
+
+Redis going away never stops or slows local delivery: messages wait in a bounded outbox while the
+relay retries with backoff (past `outbox_limit` the oldest are dropped and counted), and the
+subscriber side reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import redis.asyncio
+import redis.exceptions
+
+if TYPE_CHECKING:
+    from .core.message import Message
+    from .core.server import BayeuxServer
+
+log = logging.getLogger("bayeux.redis")
+_FAILURES = (redis.exceptions.RedisError, OSError)
+
+
+class RedisBus:
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        channel: str = "bayeux",
+        *,
+        outbox_limit: int = 100_000,
+        batch: int = 500,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self.outbox_limit = outbox_limit
+        self.batch = batch
+        # Tags this process's messages so that it ignores them when Redis echoes them back.
+        self.origin = secrets.token_hex(8).encode()
+        self.relayed = 0  # sent to Redis
+        self.received = 0  # delivered here from other processes
+        self.dropped = 0  # lost to the relay: outbox overflow during a long outage
+        self.subscribed = asyncio.Event()
+        self._outbox: deque[bytes] = deque()
+        self._pending = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._server: BayeuxServer | None = None
+
+    # The Bus interface, called by the core for each published message.
+    def share(self, message: Message, encoded: bytes) -> None:
+        self._outbox.append(self.origin + b" " + encoded)
+        if len(self._outbox) > self.outbox_limit:
+            self._outbox.popleft()
+            self.dropped += 1
+        self._pending.set()
+
+    async def start(self, server: BayeuxServer) -> None:
+        """Starts relaying; returns at once (Redis may be down: it is retried in the
+        background). `subscribed` is set whenever the receiving side is connected."""
+        self._server = server
+        server.bus = self
+        self._tasks = [
+            asyncio.ensure_future(self._receive()),
+            asyncio.ensure_future(self._relay()),
+        ]
+
+    async def stop(self) -> None:
+        if self._server is not None and self._server.bus is self:
+            self._server.bus = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _relay(self) -> None:
+        client = redis.asyncio.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        backoff = 0.1
+        try:
+            while True:
+                await self._pending.wait()
+                self._pending.clear()
+                while self._outbox:
+                    batch = [
+                        self._outbox.popleft() for _ in range(min(self.batch, len(self._outbox)))
+                    ]
+                    try:
+                        pipe = client.pipeline(transaction=False)
+                        for payload in batch:
+                            pipe.publish(self.channel, payload)
+                        await pipe.execute()
+                    except _FAILURES as exc:
+                        # Put the batch back, in order, and try again later.
+                        self._outbox.extendleft(reversed(batch))
+                        while len(self._outbox) > self.outbox_limit:
+                            self._outbox.popleft()
+                            self.dropped += 1
+                        log.warning("redis relay failed (%s); retrying in %.1fs", exc, backoff)
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        continue
+                    backoff = 0.1
+                    self.relayed += len(batch)
+        finally:
+            await client.aclose()
+
+    async def _receive(self) -> None:
+        backoff = 0.1
+        while True:
+            client = redis.asyncio.from_url(self.url, socket_connect_timeout=2)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.subscribed.set()
+                backoff = 0.1
+                log.info("redis bus subscribed to %s on %s", self.channel, self.url)
+                async for item in pubsub.listen():
+                    self._deliver(item)
+            except _FAILURES as exc:
+                log.warning("redis subscription lost (%s); reconnecting in %.1fs", exc, backoff)
+            finally:
+                self.subscribed.clear()
+                await pubsub.aclose()
+                await client.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _deliver(self, item: dict[str, Any]) -> None:
+        if item.get("type") != "message" or self._server is None:
+            return
+        origin, _, body = item["data"].partition(b" ")
+        if origin == self.origin:
+            return
+        try:
+            message = orjson.loads(body)
+            self._server.deliver_shared(message)
+            self.received += 1
+        except Exception:  # one bad message must not stop the bus
+            log.exception("could not deliver a message from the redis bus")
