@@ -7,6 +7,7 @@ import concurrent.futures
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -138,3 +139,14 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> int:
             process.kill()
             process.wait(timeout)
     return process.returncode
+
+
+def start_cli(*options: str, log_level: str = "warning") -> tuple[subprocess.Popen, str]:
+    """`python -m bayeux` with `options` on a free loopback port, once it listens: the process
+    and its Bayeux URL. Stop it with stop_process()."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", log_level, *options]
+    )
+    wait_for_port(port, process)
+    return process, f"http://127.0.0.1:{port}/cometd"

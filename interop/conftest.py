@@ -6,12 +6,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from bayeux.testing import free_port, stop_process, wait_for_port
+from bayeux.testing import start_cli, stop_process
 
 INTEROP = Path(__file__).parent
 ROOT = INTEROP.parent
@@ -20,14 +19,9 @@ ROOT = INTEROP.parent
 @pytest.fixture(scope="session")
 def bayeux_url():
     """A `python -m bayeux` process on a free loopback port, as a user would start it."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-    )
+    process, url = start_cli()
     try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}/cometd"
+        yield url
     finally:
         assert stop_process(process) == 0, "python -m bayeux did not exit cleanly on SIGTERM"
 

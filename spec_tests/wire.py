@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -58,7 +59,7 @@ def validated(messages: Any) -> list[Message]:
 
 
 @dataclass
-class Transport:
+class Transport(ABC):
     """One connection's worth of exchanges with the server at `url`."""
 
     url: str
@@ -69,7 +70,7 @@ class Transport:
     cookies: dict[str, str] = field(default_factory=dict)
     send_cookies: bool = True
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # noqa: B027 - optional hook: WebSocket sets up its reader
         pass
 
     def _cookie_headers(self) -> dict[str, str]:
@@ -82,12 +83,12 @@ class Transport:
             name, _, rest = header.partition("=")
             self.cookies[name.strip()] = rest.split(";", 1)[0].strip()
 
+    @abstractmethod
     async def exchange(self, messages: list[Message]) -> list[Message]:
         """Sends a batch; returns every message received for it (replies, and deliveries that came
         in the same response). Deliveries are also appended to `inbox`."""
-        raise NotImplementedError
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - HTTP transports hold nothing open
         pass
 
     def _sort(self, received: list[Message]) -> list[Message]:

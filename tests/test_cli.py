@@ -10,7 +10,7 @@ import threading
 import time
 
 from bayeux.core.settings import setting_fields
-from bayeux.testing import free_port, wait_for_port
+from bayeux.testing import start_cli
 
 from .conftest import handshake, post_json
 
@@ -46,23 +46,8 @@ def test_invalid_settings_exit_2_with_a_message() -> None:
 
 
 def test_sigterm_releases_held_connects_then_exits_cleanly() -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bayeux",
-            "--port",
-            str(port),
-            "--timeout",
-            "20000",
-            "--log-level",
-            "warning",
-        ]
-    )
+    process, url = start_cli("--timeout", "20000")
     try:
-        wait_for_port(port, process)
-        url = f"http://127.0.0.1:{port}/cometd"
         client_id = handshake(url)
         connect = [
             {"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling"}

@@ -11,7 +11,7 @@ import pytest
 
 from bayeux import Endpoint, Settings
 from bayeux.redis_bus import RedisBus
-from bayeux.testing import ServerThread, free_port, stop_process, wait_for_port
+from bayeux.testing import ServerThread, free_port, start_cli, stop_process, wait_for_port
 
 from .conftest import handshake, post_json
 
@@ -152,30 +152,12 @@ def test_bus_starts_while_redis_is_down_without_blocking() -> None:
 
 
 def test_two_cli_processes_share_through_redis(redis_server) -> None:  # type: ignore[no-untyped-def]
-    import sys
-
     processes, urls = [], []
     try:
         for _ in range(2):
-            port = free_port()
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bayeux",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "--redis",
-                    redis_server.url,
-                    "--redis-channel",
-                    "cli-test",
-                ]
-            )
+            process, url = start_cli("--redis", redis_server.url, "--redis-channel", "cli-test")
             processes.append(process)
-            wait_for_port(port, process)
-            urls.append(f"http://127.0.0.1:{port}/cometd")
+            urls.append(url)
         subscriber, publisher = handshake(urls[0]), handshake(urls[1])
         subscribe(urls[0], subscriber, "/shared")
         got: list = []
