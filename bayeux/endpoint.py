@@ -65,12 +65,13 @@ class Endpoint:
         """Starts sweeping expired sessions on the running IOLoop; called on the first request,
         so embedding needs no extra step."""
         if self._sweeper is None:
-            self._sweeper = tornado.ioloop.PeriodicCallback(
-                self.server.sweep, self.settings.sweep_period
-            )
+            self._sweeper = tornado.ioloop.PeriodicCallback(self._sweep, self.settings.sweep_period)
             self._sweeper.start()
             if self.bus is not None:
                 asyncio.ensure_future(self.bus.start(self.server))
+
+    def _sweep(self) -> None:
+        self.server.sweep()
 
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes `data` to the subscribers of `channel` from the server side."""

@@ -9,20 +9,22 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 if TYPE_CHECKING:
     from .message import Message
     from .session import ServerSession
 
 T = TypeVar("T")
-MaybeAwaitable = T | Awaitable[T]
+# A hook's answer, given directly or by a coroutine. (Union spelling: mypy needs it for a
+# generic alias.)
+MaybeAwaitable = Union[T, Awaitable[T]]  # noqa: UP007
 
 
 async def resolve(value: MaybeAwaitable[T]) -> T:
     """The value itself, or what it resolves to when it is awaitable."""
     if inspect.isawaitable(value):
-        return await value
+        return await value  # type: ignore[no-any-return]
     return value  # type: ignore[return-value]
 
 
@@ -78,7 +80,7 @@ async def authorize(
         return True
     granted = False
     for authorizer in authorizers:
-        result = await resolve(authorizer(operation, channel, session, message))
+        result: Authorization = await resolve(authorizer(operation, channel, session, message))
         if result is Authorization.DENY:
             return False
         granted = granted or result is Authorization.GRANT

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from . import channel as ch
 from .ack import AckState
@@ -348,11 +348,12 @@ class BayeuxServer:
         self, message: Message, session: ServerSession, *, subscribe: bool
     ) -> Message:
         subscription = message.get("subscription")
-        patterns = subscription if isinstance(subscription, list) else [subscription]
-        if not patterns or not all(isinstance(p, str) for p in patterns):
+        given = subscription if isinstance(subscription, list) else [subscription]
+        if not given or not all(isinstance(p, str) for p in given):
             reply = _failure(message, error(400, "subscription", "Missing or invalid field"))
             reply["clientId"] = session.id
             return reply
+        patterns = cast(list[str], given)
         bad = [p for p in patterns if not ch.is_valid_subscription(p)]
         failure = None
         if bad:

@@ -11,6 +11,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import tornado.http1connection
 import tornado.web
 
 from .. import codec
@@ -56,7 +57,9 @@ class PollingHandler(tornado.web.RequestHandler):
         if self.request.method in ("POST", "PUT"):
             # Tornado's own limit sits above ours so that data_received sees the excess first and
             # answers 413; Tornado's would close the connection with a bare 400.
-            self.request.connection.set_max_body_size(2 * limit + 65536)
+            connection = self.request.connection
+            if isinstance(connection, tornado.http1connection.HTTP1Connection):
+                connection.set_max_body_size(2 * limit + 65536)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:

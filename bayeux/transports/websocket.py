@@ -262,15 +262,15 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             return
         if self.get_compression_options() is not None:
             # permessage-deflate needs Tornado's own framing (slower, but compressed).
-            future = None
-            for frame in frames:
-                future = self.write_message(frame, binary=self._msgpack)
-            self._writing = True
-            future.add_done_callback(self._written)
+            futures = [self.write_message(frame, binary=self._msgpack) for frame in frames]
+            if futures:
+                self._writing = True
+                futures[-1].add_done_callback(self._written)
             return
         # Frame bytes written straight to the stream: Tornado's write_message would add a
         # coroutine, a task and a callback per frame, which measured slower (benchmarks/).
         stream = connection.stream  # type: ignore[attr-defined]
+        assert stream is not None
         opcode = 0x2 if self._msgpack else 0x1
         data = b"".join(_frame_header(opcode, len(frame)) + frame for frame in frames)
         try:
