@@ -45,15 +45,18 @@ class Client:
 
     # ----------------------------------------------------------------------- protocol steps
 
-    async def handshake(self, **fields: Any) -> Message:
-        message = {
+    def handshake_message(self, **fields: Any) -> Message:
+        """A handshake request for this client's transport, with `fields` added or replaced."""
+        return {
             "channel": "/meta/handshake",
             "version": "1.0",
             "minimumVersion": "1.0",
             "supportedConnectionTypes": [self.transport_name],
             **fields,
         }
-        reply = await self.request(message)
+
+    async def handshake(self, **fields: Any) -> Message:
+        reply = await self.request(self.handshake_message(**fields))
         self.handshake_reply = reply
         if reply.get("successful"):
             self.client_id = reply["clientId"]

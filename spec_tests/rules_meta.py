@@ -54,14 +54,7 @@ async def _(ctx: Context) -> None:
 async def _(ctx: Context) -> None:
     """A reply to a meta message carries the request's id."""
     client = ctx.client()
-    received = await client.send(
-        {
-            "channel": "/meta/handshake",
-            "version": "1.0",
-            "supportedConnectionTypes": [ctx.transport],
-            "id": "hs42",
-        }
-    )
+    received = await client.send(client.handshake_message(id="hs42"))
     replies = [m for m in received if m.get("channel") == "/meta/handshake"]
     expect(len(replies) == 1 and replies[0].get("id") == "hs42", "id not echoed", received)
 
@@ -108,13 +101,7 @@ async def _(ctx: Context) -> None:
     """A server ignores other messages sent in the same request as a handshake."""
     client = ctx.client()
     received = await client.send(
-        {
-            "channel": "/meta/handshake",
-            "version": "1.0",
-            "supportedConnectionTypes": [ctx.transport],
-            "id": "h1",
-        },
-        {"channel": ctx.ch("ignored"), "data": {}, "id": "p1"},
+        client.handshake_message(id="h1"), {"channel": ctx.ch("ignored"), "data": {}, "id": "p1"}
     )
     expect(
         any(m.get("id") == "h1" and m.get("successful") for m in received),

@@ -28,6 +28,16 @@ async def exchange(ws, messages, want: int = 1, timeout: float = 5) -> list:  # 
     return received
 
 
+def connect_msg(client_id: str, **fields: object) -> dict:
+    """A /meta/connect over WebSocket for `client_id`, with `fields` (id, advice, ext) added."""
+    return {
+        "channel": "/meta/connect",
+        "clientId": client_id,
+        "connectionType": "websocket",
+        **fields,
+    }
+
+
 def hs(transport: str = "websocket") -> dict:
     return {
         "channel": "/meta/handshake",
@@ -45,30 +55,14 @@ def test_handshake_subscribe_publish_in_frames(live) -> None:  # type: ignore[no
         replies = await exchange(
             ws,
             [
-                {
-                    "channel": "/meta/connect",
-                    "clientId": cid,
-                    "connectionType": "websocket",
-                    "id": "c",
-                },
+                connect_msg(cid, id="c"),
                 {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/w", "id": "s"},
             ],
             want=2,
         )
         assert {r["id"] for r in replies} == {"c", "s"}
         # A held connect; a publish of two messages reaches us in one frame, before its reply.
-        await ws.write_message(
-            json.dumps(
-                [
-                    {
-                        "channel": "/meta/connect",
-                        "clientId": cid,
-                        "connectionType": "websocket",
-                        "id": "c2",
-                    }
-                ]
-            )
-        )
+        await ws.write_message(json.dumps([connect_msg(cid, id="c2")]))
         got = await exchange(
             ws,
             [
@@ -133,28 +127,10 @@ def test_long_polling_session_continues_over_websocket(live) -> None:  # type: i
         ws = await tornado.websocket.websocket_connect(ws_url(live))
         (reply,) = await exchange(
             ws,
-            [
-                {
-                    "channel": "/meta/connect",
-                    "clientId": client_id,
-                    "connectionType": "websocket",
-                    "id": "1",
-                }
-            ],
+            [connect_msg(client_id, id="1")],
         )
         assert reply["successful"] is True
-        await ws.write_message(
-            json.dumps(
-                [
-                    {
-                        "channel": "/meta/connect",
-                        "clientId": client_id,
-                        "connectionType": "websocket",
-                        "id": "2",
-                    }
-                ]
-            )
-        )
+        await ws.write_message(json.dumps([connect_msg(client_id, id="2")]))
         await asyncio.get_running_loop().run_in_executor(
             None,
             lambda: post_json(live.url, [{"channel": "/x", "clientId": publisher, "data": "hi"}]),
@@ -178,27 +154,9 @@ def test_dropped_socket_keeps_session_and_queue_in_order(live) -> None:  # type:
         )
         await exchange(
             ws,
-            [
-                {
-                    "channel": "/meta/connect",
-                    "clientId": cid,
-                    "connectionType": "websocket",
-                    "id": "c",
-                }
-            ],
+            [connect_msg(cid, id="c")],
         )
-        await ws.write_message(
-            json.dumps(
-                [
-                    {
-                        "channel": "/meta/connect",
-                        "clientId": cid,
-                        "connectionType": "websocket",
-                        "id": "c2",
-                    }
-                ]
-            )
-        )
+        await ws.write_message(json.dumps([connect_msg(cid, id="c2")]))
         await asyncio.sleep(0.1)
         ws.close()
         await asyncio.sleep(0.2)
@@ -213,15 +171,7 @@ def test_dropped_socket_keeps_session_and_queue_in_order(live) -> None:  # type:
         again = await tornado.websocket.websocket_connect(ws_url(live))
         got = await exchange(
             again,
-            [
-                {
-                    "channel": "/meta/connect",
-                    "clientId": cid,
-                    "connectionType": "websocket",
-                    "id": "c3",
-                    "advice": {"timeout": 0},
-                }
-            ],
+            [connect_msg(cid, id="c3", advice={"timeout": 0})],
             want=21,
         )
         assert [m["data"] for m in got if "data" in m] == list(range(20))
@@ -263,7 +213,7 @@ def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-unt
         cid = reply["clientId"]
         batch = [
             {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/m", "id": "s"},
-            {"channel": "/meta/connect", "clientId": cid, "connectionType": "websocket", "id": "c"},
+            connect_msg(cid, id="c"),
             {"channel": "/m", "clientId": cid, "data": {"n": 1, "list": [1.5, None]}, "id": "p"},
             # Raw bytes have no JSON form for JSON subscribers: refused, clearly, to the sender.
             {"channel": "/m", "clientId": cid, "data": {"bin": b"\x00\x01"}, "id": "b"},
@@ -334,11 +284,7 @@ def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # t
                         "clientId": client_id,
                         "subscription": "/firehose",
                     },
-                    {
-                        "channel": "/meta/connect",
-                        "clientId": client_id,
-                        "connectionType": "websocket",
-                    },
+                    connect_msg(client_id),
                 ]
             ).encode()
         )
@@ -361,27 +307,11 @@ def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # t
                     "subscription": "/firehose",
                     "id": "s",
                 },
-                {
-                    "channel": "/meta/connect",
-                    "clientId": cid,
-                    "connectionType": "websocket",
-                    "id": "c",
-                },
+                connect_msg(cid, id="c"),
             ],
             want=2,
         )
-        await ws.write_message(
-            json.dumps(
-                [
-                    {
-                        "channel": "/meta/connect",
-                        "clientId": cid,
-                        "connectionType": "websocket",
-                        "id": "c2",
-                    }
-                ]
-            )
-        )
+        await ws.write_message(json.dumps([connect_msg(cid, id="c2")]))
         loop = asyncio.get_running_loop()
         for i in range(count):
             await loop.run_in_executor(
@@ -422,30 +352,10 @@ def test_ack_session_gets_messages_only_in_connect_replies(live) -> None:  # typ
         )
         (first,) = await exchange(
             ws,
-            [
-                {
-                    "channel": "/meta/connect",
-                    "clientId": cid,
-                    "connectionType": "websocket",
-                    "id": "c1",
-                    "ext": {"ack": 0},
-                }
-            ],
+            [connect_msg(cid, id="c1", ext={"ack": 0})],
         )
         batch = first["ext"]["ack"]
-        await ws.write_message(
-            json.dumps(
-                [
-                    {
-                        "channel": "/meta/connect",
-                        "clientId": cid,
-                        "connectionType": "websocket",
-                        "id": "c2",
-                        "ext": {"ack": batch},
-                    }
-                ]
-            )
-        )
+        await ws.write_message(json.dumps([connect_msg(cid, id="c2", ext={"ack": batch})]))
         await asyncio.sleep(0.2)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
@@ -466,7 +376,7 @@ def test_shutdown_answers_held_websocket_connects(live) -> None:  # type: ignore
         ws = await tornado.websocket.websocket_connect(ws_url(live))
         (reply,) = await exchange(ws, [hs()])
         cid = reply["clientId"]
-        connect = {"channel": "/meta/connect", "clientId": cid, "connectionType": "websocket"}
+        connect = connect_msg(cid)
         await exchange(ws, [{**connect, "id": "c1"}])
         await ws.write_message(json.dumps([{**connect, "id": "c2"}]))
         await asyncio.sleep(0.2)
