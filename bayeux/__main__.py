@@ -9,11 +9,11 @@ import signal
 import sys
 from dataclasses import MISSING
 
-import tornado.httpserver
 import tornado.web
 
 from .core.settings import Settings, setting_fields
 from .endpoint import Endpoint
+from .listener import http_server
 
 log = logging.getLogger("bayeux")
 
@@ -101,10 +101,7 @@ async def serve(args: argparse.Namespace) -> None:
         bus=bus,
     )
     app = tornado.web.Application(endpoint.routes(args.path))
-    # Our own limit answers 413; Tornado's must sit above it so it never cuts in first.
-    http = tornado.httpserver.HTTPServer(
-        app, max_body_size=endpoint.settings.max_message_size + 65536, xheaders=False
-    )
+    http = http_server(app, endpoint)
     http.listen(args.port, args.host)
     endpoint.start()
     log.info("bayeux serving http://%s:%d%s", args.host, args.port, args.path)

@@ -4,8 +4,10 @@ sessions, server-side publishing, and a graceful shutdown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import tornado.ioloop
 import tornado.routing
@@ -13,6 +15,8 @@ import tornado.web
 
 from .core.server import BayeuxServer
 from .core.settings import Settings
+
+log = logging.getLogger("bayeux.endpoint")
 
 
 class Endpoint:
@@ -37,6 +41,9 @@ class Endpoint:
         self.bus = bus
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
         self._held_by_browser: dict[str, int] = {}
+        # Open TCP connections (HTTP and WebSocket), bounded by max_connections where the
+        # standalone server accepts them (bayeux/listener.py).
+        self.connections = 0
 
     @property
     def settings(self) -> Settings:
@@ -71,7 +78,10 @@ class Endpoint:
                 asyncio.ensure_future(self.bus.start(self.server))
 
     def _sweep(self) -> None:
-        self.server.sweep()
+        try:
+            self.server.sweep()
+        except Exception:  # the sweeper must keep running whatever happens
+            log.exception("sweep failed")
 
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes `data` to the subscribers of `channel` from the server side."""
@@ -93,8 +103,18 @@ class Endpoint:
         else:
             self._held_by_browser.pop(browser, None)
 
-    def origin_allowed(self, origin: str) -> bool:
-        return "*" in self.allowed_origins or origin in self.allowed_origins
+    def origin_allowed(self, origin: str, host: str | None = None) -> bool:
+        """Whether pages of `origin` may use the endpoint: any when `*` is allowed, else those
+        listed, and always the endpoint's own (`host` is the request's Host header)."""
+        if "*" in self.allowed_origins or origin in self.allowed_origins:
+            return True
+        return host is not None and urlsplit(origin).netloc == host
+
+    def connection_opened(self) -> None:
+        self.connections += 1
+
+    def connection_closed(self) -> None:
+        self.connections -= 1
 
     async def shutdown(self, grace: float = 1.0) -> None:
         """Answers every held connect with advice to retry later, then stops sweeping."""

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from .core.settings import Settings
 from .endpoint import Endpoint
+from .listener import http_server
 
 T = TypeVar("T")
 
@@ -71,9 +71,7 @@ class ServerThread:
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
         app = tornado.web.Application(self.endpoint.routes(self.path) + self.extra_routes)
-        http = tornado.httpserver.HTTPServer(
-            app, max_body_size=self.endpoint.settings.max_message_size + 65536
-        )
+        http = http_server(app, self.endpoint)
         http.add_sockets(sockets)
         self.endpoint.start()
         self._ready.set()

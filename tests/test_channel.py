@@ -67,6 +67,16 @@ def test_matching(pattern: str, channel: str, expected: bool) -> None:
     assert ch.matches(pattern, channel) is expected
 
 
-def test_wildcards_of_lists_every_matching_pattern() -> None:
-    assert ch.wildcards_of("/a/b/c") == ("/a/b/*", "/a/b/**", "/a/**", "/**")
-    assert ch.wildcards_of("/a") == ("/*", "/**")
+def test_limits_refuse_long_names_and_many_segments() -> None:
+    limits = ch.ChannelLimits(max_length=20, max_segments=3)
+    assert limits.valid_name("/a/b/c")
+    assert not limits.valid_name("/a/b/c/d")  # four segments
+    assert not limits.valid_name("/" + "x" * 20)  # 21 characters
+    assert limits.valid_subscription("/a/b/**")
+    assert not limits.valid_subscription("/a/b/c/**")
+
+
+@pytest.mark.parametrize("name", ["/log/x\n", "/log\n/x", "\n/x", "/x\r", "/x\x00"])
+def test_control_characters_make_a_name_invalid(name: str) -> None:
+    assert not ch.is_valid_name(name)
+    assert not ch.is_valid_subscription(name + "/*")

@@ -200,15 +200,28 @@ def test_held_connect_keeps_session_alive_and_finish_restarts_expiry(
     session = handshake(server)
     connect(server, session)
     hold = connect(server, session).connect
-    assert session.deadline is None
-    clock.now += 3600
+    assert session.held is hold
+    clock.now += hold.timeout  # held to its very end: still alive
     assert server.sweep() == []
     assert server.finish_connect(hold) == ([], hold.reply)
+    assert session.held is None
     assert session.deadline == clock.now + 5.0
     clock.now += 5.1
     assert server.sweep() == [session]
     assert session.ended is Ended.EXPIRED
     assert session.id not in server.sessions
+
+
+def test_a_hold_no_transport_finishes_still_expires(server: BayeuxServer, clock: Clock) -> None:
+    """A transport that loses a hold (a bug, a crash) cannot make its session immortal."""
+    session = handshake(server)
+    connect(server, session)
+    hold = connect(server, session).connect
+    max_interval = server.settings.max_interval / 1000
+    clock.now += hold.timeout + max_interval - 0.1
+    assert server.sweep() == []
+    clock.now += 0.2
+    assert server.sweep() == [session]
 
 
 def test_session_expires_without_first_connect(server: BayeuxServer, clock: Clock) -> None:

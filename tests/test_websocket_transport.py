@@ -10,7 +10,10 @@ import pytest
 import tornado.httpclient
 import tornado.websocket
 
+from bayeux import Ended
+
 from .conftest import handshake, post_json
+from .rawws import masked_frame
 
 
 def ws_url(live) -> str:  # type: ignore[no-untyped-def]
@@ -236,22 +239,6 @@ def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-unt
     asyncio.run(run())
 
 
-def _masked_frame(payload: bytes) -> bytes:
-    """A client-to-server text frame (clients must mask)."""
-    import os
-    import struct
-
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, 0x80 | n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # type: ignore[no-untyped-def]
     import base64
     import os
@@ -269,14 +256,14 @@ def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # t
     reader = stalled.makefile("rb")
     while reader.readline() not in (b"\r\n", b""):
         pass
-    stalled.sendall(_masked_frame(json.dumps([hs()]).encode()))
+    stalled.sendall(masked_frame(json.dumps([hs()]).encode()))
     first = reader.read(2)  # a short server frame: 2-byte header, then the JSON
     length = first[1] & 0x7F
     if length == 126:
         length = int.from_bytes(reader.read(2), "big")
     client_id = json.loads(reader.read(length))[0]["clientId"]
     stalled.sendall(
-        _masked_frame(
+        masked_frame(
             json.dumps(
                 [
                     {
@@ -313,21 +300,30 @@ def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # t
         )
         await ws.write_message(json.dumps([connect_msg(cid, id="c2")]))
         loop = asyncio.get_running_loop()
+        got: list = []
         for i in range(count):
             await loop.run_in_executor(
                 None, live.call, live.endpoint.publish, "/firehose", {"i": i, "p": payload}
             )
-        got: list = []
+            queued.append(live.call(lambda: session.queued_bytes()))
+            while len(got) < i - 8:  # this subscriber keeps up
+                frame = await asyncio.wait_for(ws.read_message(), 10)
+                got.extend(m["data"]["i"] for m in json.loads(frame) if "data" in m)
         while len(got) < count:
             frame = await asyncio.wait_for(ws.read_message(), 10)
             got.extend(m["data"]["i"] for m in json.loads(frame) if "data" in m)
         ws.close()
         return got
 
-    assert asyncio.run(run()) == list(range(count))
     session = live.endpoint.server.sessions[client_id]
-    # The stalled client's backlog waits in its session queue, not in socket write buffers.
-    assert live.call(lambda: len(session.queue)) > count // 2
+    queued: list[int] = []
+    assert asyncio.run(run()) == list(range(count))
+    # The stalled client's backlog waited in its session queue, not in socket write buffers,
+    # up to max_queue_bytes; then the default policy ended the session (the client will know
+    # it missed messages when it handshakes again).
+    limit = live.endpoint.settings.max_queue_bytes
+    assert limit // 2 < max(queued) <= limit
+    assert session.ended is Ended.QUEUE_FULL
     stalled.close()
 
 

@@ -5,6 +5,8 @@ out only in `/meta/connect` replies, each reply carrying a batch number in `ext.
 sends back the last batch it received in its next connect's `ext.ack`. Batches the client has not
 acknowledged stay here, and a connect that acknowledges an older batch puts them back at the front
 of the queue, so they are sent again, in order, before anything newer.
+
+What is kept here counts against the session's max_queue_bytes, like its queue.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ if TYPE_CHECKING:
 
 
 class AckState:
-    __slots__ = ("batch", "unacknowledged")
+    __slots__ = ("batch", "unacknowledged", "pending_bytes")
 
     def __init__(self) -> None:
         self.batch = 0
         self.unacknowledged: dict[int, list[Delivery]] = {}
+        self.pending_bytes = 0
 
     def acknowledge(self, session: ServerSession, batch: int) -> int:
         """Forgets the batches up to `batch`; re-queues later ones ahead of newer messages.
@@ -30,8 +33,8 @@ class AckState:
         for number in sorted(self.unacknowledged):
             if number > batch:
                 resend.extend(self.unacknowledged[number])
-        self.unacknowledged.clear()
-        session.queue.extendleft(reversed(resend))
+        self.forget()
+        session.requeue(resend)
         return len(resend)
 
     def record(self, deliveries: list[Delivery]) -> int:
@@ -39,7 +42,12 @@ class AckState:
         self.batch += 1
         if deliveries:
             self.unacknowledged[self.batch] = deliveries
+            self.pending_bytes += sum(d.size for d in deliveries)
         return self.batch
+
+    def forget(self) -> None:
+        self.unacknowledged.clear()
+        self.pending_bytes = 0
 
     def pending(self) -> int:
         return sum(len(d) for d in self.unacknowledged.values())

@@ -1,15 +1,20 @@
-"""Channel names: validation, kinds and wildcard matching (Bayeux 1.0, section 2.2)."""
+"""Channel names: validation, kinds and wildcard matching (Bayeux 1.0, section 2.2).
+
+Every check here costs time linear in the name's length, and names are refused past a length and a
+segment count (`ChannelLimits`) before any other work: a channel name comes from the wire.
+"""
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from dataclasses import dataclass
 
 # A segment is one or more of: letters, digits and the spec's "mark" characters, plus "." which
 # CometD accepts and real applications use (e.g. "/stock/NASDAQ.AAPL").
 _SEGMENT = r"[A-Za-z0-9\-_!~()$@.]+"
-_NAME_RE = re.compile(rf"^(?:/{_SEGMENT})+$")
-_PATTERN_RE = re.compile(rf"^(?:/{_SEGMENT})*/\*\*?$")
+# fullmatch, never `$`: `$` also matches before a trailing newline ("/log/x\n").
+_NAME_RE = re.compile(rf"(?:/{_SEGMENT})+")
+_PATTERN_RE = re.compile(rf"(?:/{_SEGMENT})*/\*\*?")
 
 META_PREFIX = "/meta/"
 SERVICE_PREFIX = "/service/"
@@ -24,20 +29,49 @@ META_CHANNELS = frozenset(
 )
 
 
-def is_valid_name(channel: object) -> bool:
-    """A concrete channel a message can be published to: no wildcards."""
-    return isinstance(channel, str) and _NAME_RE.match(channel) is not None
+@dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """How long a channel name or pattern may be, in characters and in segments."""
+
+    max_length: int = 1024
+    max_segments: int = 32
+
+    def _within(self, channel: str) -> bool:
+        return len(channel) <= self.max_length and channel.count("/") <= self.max_segments
+
+    def valid_name(self, channel: object) -> bool:
+        """A concrete channel a message can be published to: no wildcards."""
+        return (
+            isinstance(channel, str)
+            and self._within(channel)
+            and _NAME_RE.fullmatch(channel) is not None
+        )
+
+    def valid_subscription(self, channel: object) -> bool:
+        """A concrete channel, or a pattern whose last segment is `*` or `**`."""
+        return (
+            isinstance(channel, str)
+            and self._within(channel)
+            and (
+                _NAME_RE.fullmatch(channel) is not None
+                or _PATTERN_RE.fullmatch(channel) is not None
+            )
+        )
+
+
+DEFAULT_LIMITS = ChannelLimits()
+
+
+def is_valid_name(channel: object, limits: ChannelLimits = DEFAULT_LIMITS) -> bool:
+    return limits.valid_name(channel)
+
+
+def is_valid_subscription(channel: object, limits: ChannelLimits = DEFAULT_LIMITS) -> bool:
+    return limits.valid_subscription(channel)
 
 
 def is_wildcard(channel: str) -> bool:
     return channel.endswith("/*") or channel.endswith("/**")
-
-
-def is_valid_subscription(channel: object) -> bool:
-    """A concrete channel, or a pattern whose last segment is `*` or `**`."""
-    return isinstance(channel, str) and (
-        _NAME_RE.match(channel) is not None or _PATTERN_RE.match(channel) is not None
-    )
 
 
 def is_meta(channel: str) -> bool:
@@ -52,22 +86,18 @@ def is_broadcast(channel: str) -> bool:
     return not is_meta(channel) and not is_service(channel)
 
 
-@lru_cache(maxsize=65536)
-def wildcards_of(channel: str) -> tuple[str, ...]:
-    """Every subscription pattern that matches the concrete `channel`.
-
-    `/a/b/c` is matched by `/a/b/*`, `/a/b/**`, `/a/**` and `/**`. Looking these few keys up in a
-    dict is cheaper than testing every pattern, and the result is cached for hot channels.
-    """
-    segments = channel.split("/")[1:]
-    patterns = [channel.rsplit("/", 1)[0] + "/*"]
-    for depth in range(len(segments) - 1, -1, -1):
-        patterns.append("/" + "/".join(segments[:depth]) + "/**" if depth else "/**")
-    return tuple(patterns)
-
-
 def matches(pattern: str, channel: str) -> bool:
-    """Whether the subscription `pattern` (concrete or wildcard) matches the concrete `channel`."""
-    if pattern == channel:
-        return True
-    return is_wildcard(pattern) and pattern in wildcards_of(channel)
+    """Whether the subscription `pattern` (concrete or wildcard) matches the concrete `channel`.
+
+    `/a/*` matches `/a/b` only; `/a/**` matches `/a/b` and `/a/b/c`; `/**` matches everything."""
+    if pattern.endswith("/**"):
+        prefix = pattern[:-2]  # keeps the slash: "/a/"
+        return channel.startswith(prefix) and len(channel) > len(prefix)
+    if pattern.endswith("/*"):
+        prefix = pattern[:-1]
+        return (
+            channel.startswith(prefix)
+            and len(channel) > len(prefix)
+            and channel.find("/", len(prefix)) == -1
+        )
+    return pattern == channel

@@ -17,10 +17,80 @@ class ProtocolError(ValueError):
     """
 
 
+# Each error argument comes from the wire: at most this many characters of it are echoed.
+MAX_ERROR_ARG = 64
+MAX_ERROR_ARGS = 8
+# Ids are echoed in replies: strings up to this length, integers that JavaScript holds exactly.
+MAX_ID_LENGTH = 256
+MAX_SAFE_INTEGER = 2**53 - 1
+# Characters escaped in error arguments: the separators of `code:args:text`, and what could
+# forge a log line or confuse a terminal.
+_ESCAPED = {c: f"%{c:02X}" for c in [*range(0x20), 0x7F, ord("%"), ord(":"), ord(",")]}
+
+
+def _error_arg(arg: str) -> str:
+    if len(arg) > MAX_ERROR_ARG:
+        arg = arg[:MAX_ERROR_ARG] + "..."
+    return arg.translate(_ESCAPED)
+
+
 def error(code: int, args: str | list[str], text: str) -> str:
-    """An error string `code:args:text`, as Bayeux 1.0 section 3.x and CometD format them."""
-    joined = ",".join(args) if isinstance(args, list) else args
+    """An error string `code:args:text`, as Bayeux 1.0 section 3.x and CometD format them.
+
+    Arguments are percent-escaped where they hold `:`, `,`, `%` or control characters, so the
+    string always splits into its three fields, and cut short so a huge input is not echoed."""
+    given = args if isinstance(args, list) else [args] if args else []
+    joined = ",".join(_error_arg(a) for a in given[:MAX_ERROR_ARGS])
+    if len(given) > MAX_ERROR_ARGS:
+        joined += ",..."
     return f"{code}:{joined}:{text}"
+
+
+def valid_id(value: object) -> bool:
+    """Whether a message `id` may be echoed: a short string or a safe integer."""
+    if isinstance(value, str):
+        return len(value) <= MAX_ID_LENGTH
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    )
+
+
+def number_in(value: object, low: float, high: float) -> bool:
+    """Whether `value` is a finite JSON number (not a boolean) within [low, high]."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and low <= value <= high  # NaN compares false, inf is out of any finite range
+    )
+
+
+def integer_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def non_json_value(value: object) -> bool:
+    """Whether `value` holds anything a JSON client could not receive: what msgpack can carry
+    and JSON cannot (bytes, extension types, non-finite floats, integers past 64 bits)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) for k in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return True
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not -(2**63) <= item < 2**63:
+                return True
+        elif not (item is None or isinstance(item, (str, bool))):
+            return True
+    return False
 
 
 def reply_to(message: Message, channel: str | None = None) -> Message:
@@ -28,7 +98,7 @@ def reply_to(message: Message, channel: str | None = None) -> Message:
     reply: Message = {"channel": channel if channel is not None else message["channel"]}
     message_id = message.get("id")
     # Only a valid id is echoed: an invalid one is what the error reply is about.
-    if isinstance(message_id, (str, int)) and not isinstance(message_id, bool):
+    if valid_id(message_id):
         reply["id"] = message_id
     return reply
 
@@ -63,6 +133,11 @@ class Delivery:
         if self._json is None:
             self._json = codec.dumps(self.message)
         return self._json
+
+    @property
+    def size(self) -> int:
+        """What the message costs a queue that holds it, in bytes (its JSON encoding)."""
+        return len(self.json)
 
     @property
     def msgpack(self) -> bytes:

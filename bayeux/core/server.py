@@ -22,7 +22,18 @@ from . import channel as ch
 from .ack import AckState
 from .bus import Bus
 from .extension import Extension
-from .message import Delivery, Message, error, reply_to
+from .limits import AddressWindow, Peer, Stats
+from .message import (
+    MAX_SAFE_INTEGER,
+    Delivery,
+    Message,
+    error,
+    integer_in,
+    non_json_value,
+    number_in,
+    reply_to,
+    valid_id,
+)
 from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
 from .service import ServiceError, ServiceHandler, ServiceRequest
 from .session import Ended, ServerSession, new_client_id
@@ -69,7 +80,8 @@ class BayeuxServer:
         wall_clock: Callable[[], float] = time.time,
         policy: SecurityPolicy | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings = settings or Settings()
+        self.channels = ch.ChannelLimits(settings.max_channel_length, settings.max_channel_segments)
         self.clock = clock
         self.wall_clock = wall_clock
         self.policy = policy or SecurityPolicy()
@@ -85,9 +97,17 @@ class BayeuxServer:
         self._session_removed: list[RemovalListener] = []
         self._subscribed: list[SubscriptionListener] = []
         self._unsubscribed: list[SubscriptionListener] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Future] = set()
         # Shares published messages with the other processes of a deployment (core/bus.py).
         self.bus: Bus | None = None
+        self.stats = Stats()
+        self._handshakes = AddressWindow(
+            settings.max_handshakes_per_address, settings.handshake_window / 1000
+        )
+        # Formats besides JSON that some connection reads (e.g. "msgpack"), with how many: a
+        # broadcast is encoded in each when it is published, so that data one of them cannot
+        # carry is refused to the publisher rather than failing on its way to a subscriber.
+        self._formats: dict[str, int] = {}
 
     # ------------------------------------------------------------------------ registration
 
@@ -134,50 +154,75 @@ class BayeuxServer:
     def on_unsubscribed(self, listener: SubscriptionListener) -> None:
         self._unsubscribed.append(listener)
 
+    def use_format(self, name: str, change: int) -> None:
+        """A transport opened (+1) or closed (-1) a connection reading format `name`."""
+        count = self._formats.get(name, 0) + change
+        if count > 0:
+            self._formats[name] = count
+        else:
+            self._formats.pop(name, None)
+
     # ----------------------------------------------------------------------------- the batch
 
-    async def handle(self, messages: list[Message]) -> Outcome:
+    async def handle(self, messages: list[Message], peer: Peer | None = None) -> Outcome:
+        """Handles one batch from one connection (`peer`, when the transport knows it)."""
         outcome = Outcome(replies=[])
-        if any(m["channel"] == ch.META_HANDSHAKE for m in messages) and len(messages) > 1:
-            # Bayeux 1.0: a server MUST ignore other messages sent with a handshake.
-            messages = [m for m in messages if m["channel"] == ch.META_HANDSHAKE]
+        if len(messages) > 1:
+            handshake = next((m for m in messages if m["channel"] == ch.META_HANDSHAKE), None)
+            if handshake is not None:
+                # Bayeux 1.0: a server MUST ignore other messages sent with a handshake; and one
+                # batch makes at most one session.
+                messages = [handshake]
+        peer = peer or Peer()
         for message in messages:
-            session = self._session_of(message)
-            rejected = self._incoming(session, message)
-            if rejected is not None:
-                self._emit(outcome.replies, session, rejected)
-                continue
-            channel = message["channel"]
-            if channel == ch.META_CONNECT:
-                reply, hold = self._connect(message, session)
-                if hold is None:
-                    self._emit(outcome.replies, session, reply)
-                else:
-                    if outcome.connect is not None:
-                        # Two connects in one batch: the earlier one is answered at once.
-                        earlier, reply_now = self.finish_connect(outcome.connect)
-                        outcome.replies.extend(d.message for d in earlier)
-                        outcome.replies.append(reply_now)
-                    outcome.connect = hold
-                continue
-            reply = await self._dispatch(channel, message, session)
-            if channel == ch.META_HANDSHAKE and reply.get("successful"):
-                session = self.sessions.get(reply["clientId"])
-            self._emit(outcome.replies, session, reply)
+            try:
+                await self._handle_one(message, peer, outcome)
+            except Exception:
+                # A bug here must cost this message only, never the batch or the connection.
+                log.exception("internal error handling a message on %s", message["channel"][:64])
+                self.stats.errors["handle"] += 1
+                outcome.replies.append(_failure(message, error(500, "", "Internal error")))
         return outcome
 
-    async def _dispatch(
-        self, channel: str, message: Message, session: ServerSession | None
-    ) -> Message:
+    async def _handle_one(self, message: Message, peer: Peer, outcome: Outcome) -> None:
+        session = self._session_of(message)
         problem = _field_problem(message)
+        if problem is None and peer.binary:
+            problem = _non_json_problem(message)
         if problem is not None:
-            return _failure(message, problem)
+            self._emit(outcome.replies, session, _failure(message, problem))
+            return
+        rejected = self._incoming(session, message)
+        if rejected is not None:
+            self._emit(outcome.replies, session, rejected)
+            return
+        channel = message["channel"]
+        if channel == ch.META_CONNECT:
+            reply, hold = self._connect(message, session)
+            if hold is None:
+                self._emit(outcome.replies, session, reply)
+            else:
+                if outcome.connect is not None:
+                    # Two connects in one batch: the earlier one is answered at once.
+                    earlier, reply_now = self.finish_connect(outcome.connect)
+                    outcome.replies.extend(d.message for d in earlier)
+                    outcome.replies.append(reply_now)
+                outcome.connect = hold
+            return
+        reply = await self._dispatch(channel, message, session, peer)
+        if channel == ch.META_HANDSHAKE and reply.get("successful"):
+            session = self.sessions.get(reply["clientId"])
+        self._emit(outcome.replies, session, reply)
+
+    async def _dispatch(
+        self, channel: str, message: Message, session: ServerSession | None, peer: Peer
+    ) -> Message:
         if channel == ch.META_HANDSHAKE:
-            return await self._handshake(message)
+            return await self._handshake(message, peer)
         if session is None:
             if ch.is_meta(channel) and channel not in ch.META_CHANNELS:
                 return _failure(message, error(404, channel, "Unknown meta channel"))
-            if not ch.is_meta(channel) and not ch.is_valid_name(channel):
+            if not ch.is_meta(channel) and not self.channels.valid_name(channel):
                 return _failure(message, error(405, channel, "Invalid channel"))
             return _unknown_client(message)
         if channel == ch.META_DISCONNECT:
@@ -192,9 +237,16 @@ class BayeuxServer:
         return await self._publish(message, session)
 
     def _incoming(self, session: ServerSession | None, message: Message) -> Message | None:
-        """Runs incoming extensions; a failure reply when one of them dropped the message."""
+        """Runs incoming extensions; a failure reply when one of them dropped the message (or
+        failed: a broken extension costs the message, not the batch)."""
         for extension in self._extensions_of(session, outgoing=False):
-            if extension.incoming(session, message) is False:
+            try:
+                kept = extension.incoming(session, message) is not False
+            except Exception:
+                log.exception("extension %r failed on an incoming message", extension)
+                self.stats.errors["extension"] += 1
+                return _failure(message, error(500, message["channel"], "Extension failed"))
+            if not kept:
                 return _failure(message, error(404, message["channel"], "Message deleted"))
         return None
 
@@ -204,10 +256,21 @@ class BayeuxServer:
             replies.append(reply)
 
     def _outgoing(self, session: ServerSession | None, message: Message) -> bool:
-        return all(
-            extension.outgoing(session, message) is not False
-            for extension in self._extensions_of(session, outgoing=True)
-        )
+        return self._run_outgoing(self._extensions_of(session, outgoing=True), session, message)
+
+    def _run_outgoing(
+        self, extensions: list[Extension], session: ServerSession | None, message: Message
+    ) -> bool:
+        """Whether every extension keeps `message`; one that raises drops it (and is logged)."""
+        for extension in extensions:
+            try:
+                if extension.outgoing(session, message) is False:
+                    return False
+            except Exception:
+                log.exception("extension %r failed on an outgoing message", extension)
+                self.stats.errors["extension"] += 1
+                return False
+        return True
 
     def _extensions_of(self, session: ServerSession | None, *, outgoing: bool) -> list[Extension]:
         own = session.extensions if session is not None else []
@@ -218,7 +281,7 @@ class BayeuxServer:
 
     # ------------------------------------------------------------------------ meta channels
 
-    async def _handshake(self, message: Message) -> Message:
+    async def _handshake(self, message: Message, peer: Peer) -> Message:
         if self.shutting_down:
             return _failure(
                 message,
@@ -237,10 +300,19 @@ class BayeuxServer:
             return _failure(
                 message, error(406, list(offered), "Unsupported connection types"), _NONE
             )
+        refusal = self._admission(peer)
+        if refusal is not None:
+            return _failure(message, *refusal)
         session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
-        if not await resolve(self.policy.can_handshake(session, message)):
+        if not await self._allowed(self.policy.can_handshake, session, message):
+            self.stats.refused["policy"] += 1
             return _failure(message, error(403, "", "Handshake denied"), _NONE)
+        if len(self.sessions) >= self.settings.max_sessions:  # again: the policy may have waited
+            self.stats.refused["max-sessions"] += 1
+            return _failure(message, *self._too_many_sessions())
         self._add_session(session)
+        if peer.persistent:
+            peer.sessions.append(session)
         reply = reply_to(message)
         reply.update(
             version=BAYEUX_VERSION,
@@ -257,12 +329,36 @@ class BayeuxServer:
         self._timesync_reply(message, reply)
         return reply
 
+    def _admission(self, peer: Peer) -> tuple[str, dict] | None:
+        """Why a new session may not be created for `peer` now (error, advice), or None."""
+        s = self.settings
+        if len(self.sessions) >= s.max_sessions:
+            self.stats.refused["max-sessions"] += 1
+            return self._too_many_sessions()
+        if peer.persistent and peer.live_sessions() >= s.max_sessions_per_connection:
+            self.stats.refused["sessions-per-connection"] += 1
+            return (
+                error(503, "", "Too many sessions on this connection"),
+                {"reconnect": "handshake", "interval": s.handshake_window},
+            )
+        wait = self._handshakes.admit(peer.address, self.clock())
+        if wait > 0:
+            self.stats.refused["handshakes-per-address"] += 1
+            return (
+                error(429, "", "Too many handshakes from this address"),
+                {"reconnect": "handshake", "interval": max(1, int(wait * 1000))},
+            )
+        return None
+
+    def _too_many_sessions(self) -> tuple[str, dict]:
+        return (
+            error(503, "", "Too many sessions"),
+            {"reconnect": "handshake", "interval": self.settings.handshake_window},
+        )
+
     def _connect(
         self, message: Message, session: ServerSession | None
     ) -> tuple[Message, ConnectHold | None]:
-        problem = _field_problem(message)
-        if problem is not None:
-            return _failure(message, problem), None
         if session is None or session.local:
             return _unknown_client(message), None
         connection_type = message.get("connectionType")
@@ -282,22 +378,27 @@ class BayeuxServer:
         reply.update(clientId=session.id, successful=True, advice=self._advice())
         first = not session.connected
         session.connected = True
-        # While a connect is held the session cannot expire; finish_connect restarts the clock.
-        session.deadline = None
         if connection_type == EVENTSOURCE:
             # As Faye does: the stream carries deliveries, so connects are answered at once and
             # act as a heartbeat every `timeout` ms.
             reply["advice"] = {**reply["advice"], "interval": self.settings.timeout, "timeout": 0}
-            return reply, ConnectHold(session, reply, 0, timesync)
+            return reply, self._hold(ConnectHold(session, reply, 0, timesync))
         hold_ms = 0 if first else self.settings.timeout
         # A client's advice.timeout applies to this connect only (as in CometD), and can shorten
-        # the hold but not stretch it past the server's timeout.
+        # the hold but not stretch it past the server's timeout (_field_problem checked it).
         advice = message.get("advice")
-        if isinstance(advice, dict):
-            timeout = advice.get("timeout")
-            if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0:
-                hold_ms = min(hold_ms, int(timeout))
-        return reply, ConnectHold(session, reply, hold_ms / 1000, timesync)
+        if isinstance(advice, dict) and "timeout" in advice:
+            hold_ms = min(hold_ms, int(advice["timeout"]))
+        return reply, self._hold(ConnectHold(session, reply, hold_ms / 1000, timesync))
+
+    def _hold(self, hold: ConnectHold) -> ConnectHold:
+        """Makes `hold` the session's current connect. While it is held the session cannot
+        expire, but only for as long as a hold may last: should a transport never finish it,
+        the session still expires maxInterval after the hold's timeout."""
+        session = hold.session
+        session.held = hold
+        session.deadline = self.clock() + hold.timeout + self.settings.max_interval / 1000
+        return hold
 
     def finish_connect(
         self, hold: ConnectHold, *, multiple_clients: bool = False, deliver: bool = True
@@ -334,7 +435,11 @@ class BayeuxServer:
             reply.setdefault("ext", {})["timesync"] = hold.timesync.reply(
                 int(self.wall_clock() * 1000)
             )
-        session.deadline = self.clock() + (interval + self.settings.max_interval) / 1000
+        if session.held is hold or session.held is None:
+            # Only the current connect restarts the clock: a displaced one finishing while a
+            # newer one is held must not start an expiry that the held one would outlive.
+            session.held = None
+            session.deadline = self.clock() + (interval + self.settings.max_interval) / 1000
         self._outgoing(session, reply)
         return deliveries, reply
 
@@ -354,12 +459,17 @@ class BayeuxServer:
             reply["clientId"] = session.id
             return reply
         patterns = cast(list[str], given)
-        bad = [p for p in patterns if not ch.is_valid_subscription(p)]
+        bad = [p for p in patterns if not self.channels.valid_subscription(p)]
         failure = None
+        new = [p for p in patterns if p not in session.subscriptions and not ch.is_service(p)]
         if bad:
             failure = error(405, bad, "Invalid channel")
         elif subscribe and any(ch.is_meta(p) for p in patterns):
             failure = error(403, [p for p in patterns if ch.is_meta(p)], "Subscription denied")
+        elif subscribe and len(session.subscriptions) + len(set(new)) > (
+            self.settings.max_subscriptions
+        ):
+            failure = error(403, new, "Too many subscriptions")
         elif subscribe:
             denied = [
                 p for p in patterns if not await self._may(Operation.SUBSCRIBE, p, session, message)
@@ -384,10 +494,30 @@ class BayeuxServer:
     async def _may(
         self, operation: Operation, channel: str, session: ServerSession, message: Message
     ) -> bool:
-        """Whether the policy and the authorizers in scope allow `operation` on `channel`."""
+        """Whether the policy and the authorizers in scope allow `operation` on `channel`. A
+        policy or authorizer that raises denies (and is logged)."""
         policy = self.policy
         if type(policy) is SecurityPolicy and not self._authorizers:
             return True  # nothing installed: the common case costs nothing per message
+        try:
+            return await self._checks(operation, channel, session, message)
+        except Exception:
+            log.exception("security policy or authorizer failed on %s: denied", channel[:64])
+            self.stats.errors["policy"] += 1
+            return False
+
+    async def _allowed(self, check: Callable[..., Any], *args: Any) -> bool:
+        try:
+            return bool(await resolve(check(*args)))
+        except Exception:
+            log.exception("security policy %r failed: denied", check)
+            self.stats.errors["policy"] += 1
+            return False
+
+    async def _checks(
+        self, operation: Operation, channel: str, session: ServerSession, message: Message
+    ) -> bool:
+        policy = self.policy
         if not self._in_use(channel):
             if not await resolve(policy.can_create(session, channel, message)):
                 return False
@@ -421,7 +551,7 @@ class BayeuxServer:
 
     async def _publish(self, message: Message, session: ServerSession) -> Message:
         channel = message["channel"]
-        if not ch.is_valid_name(channel):
+        if not self.channels.valid_name(channel):
             return _failure(message, error(405, channel, "Invalid channel"))
         if "data" not in message:
             return _failure(message, error(400, "data", "Missing field"))
@@ -475,7 +605,20 @@ class BayeuxServer:
             self._answer_service(request, exc)
             return
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            if session.service_calls >= self.settings.max_service_calls:
+                if asyncio.iscoroutine(result):
+                    result.close()  # never awaited: close it so Python does not warn
+                else:
+                    result.cancel()
+                self._enqueue_reply(
+                    request,
+                    successful=False,
+                    error=error(429, channel, "Too many service calls"),
+                    data=None,
+                )
+                return
             # Answered when done, through the session's queue, without holding up the batch.
+            session.service_calls += 1
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(lambda t: self._service_done(request, t))
@@ -484,6 +627,7 @@ class BayeuxServer:
 
     def _service_done(self, request: ServiceRequest, task: asyncio.Future) -> None:
         self._tasks.discard(task)
+        request.session.service_calls -= 1
         if task.cancelled():
             self._answer_service(request, ServiceError("Service cancelled"))
         else:
@@ -491,25 +635,36 @@ class BayeuxServer:
             self._answer_service(request, exc if exc is not None else task.result())
 
     def _answer_service(self, request: ServiceRequest, result: Any) -> None:
+        if isinstance(result, ServiceError):
+            self._enqueue_reply(
+                request,
+                successful=False,
+                error=error(400, request.channel, result.error),
+                data=result.data,
+            )
+        elif isinstance(result, BaseException):
+            log.error("service %s failed", request.channel, exc_info=result)
+            self.stats.errors["service"] += 1
+            self._enqueue_reply(
+                request,
+                successful=False,
+                error=error(500, request.channel, "Service failed"),
+                data=None,
+            )
+        else:
+            self._enqueue_reply(request, successful=True, data=result)
+
+    def _enqueue_reply(self, request: ServiceRequest, **fields: Any) -> None:
+        """Queues a service's reply for the requesting session."""
         session = request.session
         if session.ended is not None:
             return
         reply = reply_to(request.message, request.channel)
-        if isinstance(result, ServiceError):
-            reply.update(
-                successful=False, error=error(400, request.channel, result.error), data=result.data
-            )
-        elif isinstance(result, BaseException):
-            log.error("service %s failed", request.channel, exc_info=result)
-            reply.update(
-                successful=False, error=error(500, request.channel, "Service failed"), data=None
-            )
-        else:
-            reply.update(successful=True, data=result)
+        reply.update(fields)
         if not self._outgoing(session, reply):
             return
         try:
-            delivery = _encoded(Delivery(reply))
+            delivery = self._encoded(Delivery(reply))
         except NotRepresentable:
             log.error("service %s returned data that is not representable as JSON", request.channel)
             reply.update(
@@ -523,7 +678,7 @@ class BayeuxServer:
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
         sessions the message was queued for. Message listeners are not called."""
-        if not ch.is_valid_name(channel) or ch.is_meta(channel):
+        if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot publish to {channel!r}")
         message: Message = {"channel": channel, "data": data}
         if ext is not None:
@@ -532,11 +687,11 @@ class BayeuxServer:
 
     def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
         """Queues a message for one session only, whatever its subscriptions."""
-        if not ch.is_valid_name(channel) or ch.is_meta(channel):
+        if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot deliver on {channel!r}")
         message = {"channel": channel, "data": data}
         if self._outgoing(None, message):
-            self._enqueue(session, _encoded(Delivery(message)))
+            self._enqueue(session, self._encoded(Delivery(message)))
 
     def deliver_shared(self, message: Message) -> int:
         """Delivers a message another process published (it arrived on the bus) to the
@@ -553,10 +708,10 @@ class BayeuxServer:
         if (
             not shared
             and self.extensions
-            and not all(e.outgoing(None, message) is not False for e in self.extensions)
+            and not self._run_outgoing(self.extensions, None, message)
         ):
             return 0
-        delivery = _encoded(Delivery(message))
+        delivery = self._encoded(Delivery(message))
         if self.bus is not None and not shared:
             self.bus.share(message, delivery.json)
         channel = message["channel"]
@@ -567,14 +722,14 @@ class BayeuxServer:
             if session is not exclude:
                 if session.extensions:
                     own = _copy_message(message)
-                    if not all(e.outgoing(session, own) is not False for e in session.extensions):
+                    if not self._run_outgoing(session.extensions, session, own):
                         continue
                     try:
-                        self._enqueue(session, _encoded(Delivery(own)), lazy_seconds)
+                        self._enqueue(session, self._encoded(Delivery(own)), lazy_seconds)
                     except NotRepresentable:
                         log.error(
-                            "an extension of session %s… made %s unencodable; skipped",
-                            session.id[:8],
+                            "an extension of session %s made %s unencodable; skipped",
+                            session.tag,
                             channel,
                         )
                         continue
@@ -586,18 +741,39 @@ class BayeuxServer:
     def _enqueue(
         self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
     ) -> None:
-        limit = self.settings.max_queue
-        if limit > 0 and len(session.queue) >= limit:
+        if self._queue_full(session, delivery.size):
             policy = self.settings.queue_full_policy
-            if policy == "drop-newest":
-                return
             if policy == "drop-oldest":
-                session.queue.popleft()
-            else:
-                log.warning("session %s… queue full (%d): disconnected", session.id[:8], limit)
+                while session.queue and self._queue_full(session, delivery.size):
+                    session.drop_oldest()
+                    self.stats.dropped["drop-oldest"] += 1
+            if policy == "disconnect":
+                log.warning("session %s queue full: disconnected", session.tag)
+                self.stats.dropped["queue-full-disconnect"] += 1
                 self.remove_session(session, Ended.QUEUE_FULL)
                 return
+            if self._queue_full(session, delivery.size):  # drop-newest, or it cannot fit at all
+                self.stats.dropped["drop-newest"] += 1
+                return
         session.enqueue(delivery, lazy_seconds=lazy_seconds)
+
+    def _queue_full(self, session: ServerSession, adding: int) -> bool:
+        """Whether queueing `adding` more bytes would pass the session's limits."""
+        s = self.settings
+        return (0 < s.max_queue <= len(session.queue)) or (
+            0 < s.max_queue_bytes < session.queued_bytes() + adding
+        )
+
+    def _encoded(self, delivery: Delivery) -> Delivery:
+        """Encodes now, once for every subscriber, in JSON and in every other format some
+        connection reads, so that a failure reaches the publisher."""
+        try:
+            delivery.json  # noqa: B018 - computes and caches the bytes
+            if "msgpack" in self._formats:
+                delivery.msgpack  # noqa: B018
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise NotRepresentable(f"{delivery.message.get('channel')}: {exc}") from None
+        return delivery
 
     # ------------------------------------------------------------------------------ sessions
 
@@ -617,7 +793,7 @@ class BayeuxServer:
             return
         for pattern in list(session.subscriptions):
             self.unsubscribe(session, pattern)
-        session.queue.clear()
+        session.clear()
         # Kept on the session so that its held connect, if any, can be told how it ended.
         session.ended = reason
         waiter = session.waiter
@@ -646,7 +822,12 @@ class BayeuxServer:
             s for s in self.sessions.values() if s.deadline is not None and s.deadline <= now
         ]
         for session in expired:
-            self.remove_session(session, Ended.EXPIRED)
+            try:
+                self.remove_session(session, Ended.EXPIRED)
+            except Exception:  # one failure must not keep the others alive
+                log.exception("removing expired session %s failed", session.tag)
+                self.stats.errors["sweep"] += 1
+        self._handshakes.expire(now)
         return expired
 
     def shutdown(self) -> None:
@@ -680,16 +861,7 @@ class BayeuxServer:
 
 
 class NotRepresentable(ValueError):
-    """A message that cannot be encoded as JSON."""
-
-
-def _encoded(delivery: Delivery) -> Delivery:
-    """Encodes now (once, for every subscriber) so that a failure reaches the publisher."""
-    try:
-        delivery.json  # noqa: B018 - computes and caches the bytes
-    except TypeError as exc:
-        raise NotRepresentable(f"{delivery.message.get('channel')}: {exc}") from None
-    return delivery
+    """A message that cannot be encoded as JSON (or in a format some connection reads)."""
 
 
 _NONE = {"reconnect": "none", "interval": 0}
@@ -708,14 +880,27 @@ def _copy_message(message: Message) -> Message:
     return copy
 
 
+# Tasks of asynchronous listeners: asyncio keeps only weak references to tasks, so they are
+# held here until done.
+_listener_tasks: set[asyncio.Future] = set()
+
+
 def _call_listener(listener: Callable[..., Any], *args: Any) -> None:
     """Listeners must not break the server: failures are logged; coroutines run as tasks."""
     try:
         result = listener(*args)
         if asyncio.iscoroutine(result):
-            asyncio.ensure_future(result)
+            task = asyncio.ensure_future(result)
+            _listener_tasks.add(task)
+            task.add_done_callback(_listener_done)
     except Exception:
         log.exception("listener %r failed", listener)
+
+
+def _listener_done(task: asyncio.Future) -> None:
+    _listener_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("listener task failed", exc_info=task.exception())
 
 
 def _failure(message: Message, text: str, advice: dict | None = None) -> Message:
@@ -731,17 +916,42 @@ def _unknown_client(message: Message) -> Message:
     return _failure(message, error(402, "", "Unknown client"), _HANDSHAKE)
 
 
+_MAX_MS = 2**31 - 1  # the longest duration a client may advise, ~24.8 days
+
+
 def _field_problem(message: Message) -> str | None:
-    """Type errors in the fields every message may carry."""
-    if (
-        "id" in message
-        and not isinstance(message["id"], (str, int))
-        or isinstance(message.get("id"), bool)
-    ):
+    """Type and range errors in the fields every message may carry, numbers included: each
+    number from the wire is finite, non-negative where it is a duration, and bounded."""
+    if "id" in message and not valid_id(message["id"]):
         return error(400, "id", "Invalid field")
     if "clientId" in message and not isinstance(message["clientId"], str):
         return error(400, "clientId", "Invalid field")
     for name in ("ext", "advice"):
         if name in message and not isinstance(message[name], dict):
             return error(400, name, "Invalid field")
+    advice = message.get("advice") or {}
+    for name in ("timeout", "interval"):
+        if name in advice and not number_in(advice[name], 0, _MAX_MS):
+            return error(400, f"advice.{name}", "Invalid field")
+    ext = message.get("ext") or {}
+    if "ack" in ext and not (
+        isinstance(ext["ack"], bool) or integer_in(ext["ack"], -1, MAX_SAFE_INTEGER)
+    ):
+        return error(400, "ext.ack", "Invalid field")
+    if "timesync" in ext:
+        sync = ext["timesync"]
+        if not isinstance(sync, dict) or not all(
+            number_in(sync[k], -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+            for k in ("tc", "l", "o")
+            if k in sync
+        ):
+            return error(400, "ext.timesync", "Invalid field")
+    return None
+
+
+def _non_json_problem(message: Message) -> str | None:
+    """For binary formats: the first field holding a value JSON cannot (see non_json_value)."""
+    for name, value in message.items():
+        if non_json_value(value):
+            return error(400, name, "Not representable as JSON")
     return None

@@ -3,6 +3,7 @@ the connection (if any) currently waiting for them."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import deque
 from enum import Enum
@@ -64,6 +65,9 @@ class ServerSession:
         "extensions",
         "lazy_pending",
         "local",
+        "queue_bytes",
+        "held",
+        "service_calls",
     )
 
     def __init__(self, client_id: str, deadline: float) -> None:
@@ -87,6 +91,13 @@ class ServerSession:
         self.lazy_pending = False
         # True for sessions living inside the server (LocalSession), which never expire.
         self.local = False
+        # Bytes of the deliveries in `queue` (see Delivery.size), bounded by max_queue_bytes.
+        self.queue_bytes = 0
+        # The connect being held for this session, if any (a core.server.ConnectHold). Only
+        # finishing this one restarts the expiry clock: a displaced older one must not.
+        self.held: object | None = None
+        # Asynchronous service calls of this session still running (bounded).
+        self.service_calls = 0
 
     @property
     def connect_delivery_only(self) -> bool:
@@ -97,9 +108,14 @@ class ServerSession:
     def add_extension(self, extension: Extension) -> None:
         self.extensions.append(extension)
 
+    def queued_bytes(self) -> int:
+        """Bytes this session holds for its client: its queue and unacknowledged batches."""
+        return self.queue_bytes + (self.ack.pending_bytes if self.ack is not None else 0)
+
     def enqueue(self, delivery: Delivery, *, lazy_seconds: float | None = None) -> None:
         was_empty = not self.queue or self.lazy_pending
         self.queue.append(delivery)
+        self.queue_bytes += delivery.size
         if self.waiter is None:
             return
         if lazy_seconds is not None:
@@ -114,8 +130,25 @@ class ServerSession:
         """Everything queued, oldest first, leaving the queue empty."""
         items = list(self.queue)
         self.queue.clear()
+        self.queue_bytes = 0
         self.lazy_pending = False
         return items
+
+    def drop_oldest(self) -> Delivery:
+        delivery = self.queue.popleft()
+        self.queue_bytes -= delivery.size
+        return delivery
+
+    def requeue(self, deliveries: list[Delivery]) -> None:
+        """Puts `deliveries` back at the front of the queue, in order."""
+        self.queue.extendleft(reversed(deliveries))
+        self.queue_bytes += sum(d.size for d in deliveries)
+
+    def clear(self) -> None:
+        self.queue.clear()
+        self.queue_bytes = 0
+        if self.ack is not None:
+            self.ack.forget()
 
     def attach(self, waiter: Waiter) -> None:
         """Makes `waiter` the connection that receives this session's messages, displacing any
@@ -129,5 +162,11 @@ class ServerSession:
         if self.waiter is waiter:
             self.waiter = None
 
+    @property
+    def tag(self) -> str:
+        """A short name for logs that does not reveal the clientId (which is the session's only
+        credential): a hash of it, stable for the session's life."""
+        return "s-" + hashlib.blake2b(self.id.encode(), digest_size=5).hexdigest()
+
     def __repr__(self) -> str:
-        return f"ServerSession({self.id[:8]}…, {len(self.subscriptions)} subscriptions)"
+        return f"ServerSession({self.tag}, {len(self.subscriptions)} subscriptions)"

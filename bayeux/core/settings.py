@@ -84,6 +84,48 @@ class Settings:
         "name of the cookie that identifies a browser for --max-sessions-per-browser; empty to"
         " set no cookie (CometD: browserCookieName)",
     )
+    max_queue_bytes: int = _setting(  # type: ignore[assignment]
+        4 * 1024 * 1024,
+        "bytes of messages a session may have waiting (its queue, plus batches the ack extension"
+        " keeps until acknowledged) before --queue-full-policy applies; -1 for no limit",
+    )
+    max_subscriptions: int = _setting(  # type: ignore[assignment]
+        1024,
+        "channels and patterns one session may subscribe to; more get"
+        " 403:<channel>:Too many subscriptions",
+    )
+    max_service_calls: int = _setting(  # type: ignore[assignment]
+        16,
+        "asynchronous service calls one session may have in progress; more are answered with"
+        " 429:<channel>:Too many service calls",
+    )
+    max_channel_length: int = _setting(  # type: ignore[assignment]
+        1024,
+        "characters in a channel name or subscription pattern; longer ones get"
+        " 405:<channel>:Invalid channel",
+    )
+    max_channel_segments: int = _setting(  # type: ignore[assignment]
+        32, "segments in a channel name or subscription pattern; more get 405 as above"
+    )
+    max_sessions: int = _setting(  # type: ignore[assignment]
+        100000,
+        "sessions the server keeps at once; a handshake beyond it gets 503::Too many sessions with"
+        " advice to handshake again later",
+    )
+    max_sessions_per_connection: int = _setting(  # type: ignore[assignment]
+        16,
+        "live sessions one WebSocket connection may create; more handshakes get"
+        " 503::Too many sessions on this connection",
+    )
+    max_handshakes_per_address: int = _setting(  # type: ignore[assignment]
+        200,
+        "handshakes one client address (an IPv6 /64) may make per --handshake-window; more get"
+        " 429::Too many handshakes from this address with advice to retry after the window;"
+        " -1 for no limit",
+    )
+    handshake_window: int = _setting(  # type: ignore[assignment]
+        10000, "ms over which --max-handshakes-per-address counts"
+    )
     ack_extension: bool = _setting(  # type: ignore[assignment]
         True, "offer the ack extension (at-least-once delivery) to clients that ask for it"
     )
@@ -94,6 +136,25 @@ class Settings:
         True,
         "deliver a message to its publisher too when it is subscribed to the channel"
         " (CometD: broadcastToPublisher)",
+    )
+
+    max_connections: int = _setting(  # type: ignore[assignment]
+        10000,
+        "TCP connections (HTTP and WebSocket) the standalone server accepts at once; more are"
+        " closed as soon as they are accepted",
+    )
+    idle_timeout: int = _setting(  # type: ignore[assignment]
+        20000,
+        "ms an HTTP connection may take to send a request's headers, or stay idle between two"
+        " requests, before it is closed (slow clients, slow-loris)",
+    )
+    body_timeout: int = _setting(  # type: ignore[assignment]
+        30000, "ms an HTTP request may take to send its body before the connection is closed"
+    )
+    ws_ping_interval: int = _setting(  # type: ignore[assignment]
+        25000,
+        "ms between WebSocket pings; a peer that has not answered by the next ping is dropped"
+        " (half-open connections); 0 for no pings",
     )
 
     def __post_init__(self) -> None:
@@ -108,6 +169,25 @@ class Settings:
             raise ValueError("max_queue must be -1 (no limit) or positive")
         if self.queue_full_policy not in QUEUE_FULL_POLICIES:
             raise ValueError(f"queue_full_policy must be one of {', '.join(QUEUE_FULL_POLICIES)}")
+        for name in (
+            "max_subscriptions",
+            "max_service_calls",
+            "max_channel_length",
+            "max_channel_segments",
+            "max_sessions",
+            "max_sessions_per_connection",
+            "handshake_window",
+            "max_connections",
+            "idle_timeout",
+            "body_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        for name in ("max_queue_bytes", "max_handshakes_per_address"):
+            if getattr(self, name) < -1 or getattr(self, name) == 0:
+                raise ValueError(f"{name} must be -1 (no limit) or positive")
+        if self.ws_ping_interval < 0:
+            raise ValueError("ws_ping_interval must be >= 0")
         if self.max_lazy_timeout < 0:
             raise ValueError("max_lazy_timeout must be >= 0")
         known = set(ALL_TRANSPORTS)

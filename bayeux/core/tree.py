@@ -5,61 +5,122 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
-from .channel import wildcards_of
-
 S = TypeVar("S", bound=Hashable)
+
+
+class _Node(Generic[S]):
+    """One segment of the tree: who subscribes to the channel ending here (`exact`), to its
+    children (`/here/*`) and to everything below it (`/here/**`)."""
+
+    __slots__ = ("children", "exact", "star", "deep")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node[S]] = {}
+        self.exact: set[S] = set()
+        self.star: set[S] = set()
+        self.deep: set[S] = set()
+
+    def empty(self) -> bool:
+        return not (self.children or self.exact or self.star or self.deep)
+
+
+def _split(pattern: str) -> tuple[list[str], str]:
+    """The segments leading to a pattern's node, and which of its sets holds the pattern."""
+    segments = pattern[1:].split("/")
+    last = segments[-1]
+    if last == "**":
+        return segments[:-1], "deep"
+    if last == "*":
+        return segments[:-1], "star"
+    return segments, "exact"
 
 
 class ChannelTree(Generic[S]):
     """Maps subscription patterns (concrete or wildcard) to their subscribers.
 
-    Matching looks up the channel itself and the few patterns that can match it (see
-    `wildcards_of`), so its cost does not grow with the number of subscriptions.
+    A tree of segments: matching a channel walks its segments once, so its cost grows with the
+    number of segments, not with the number of subscriptions, and nothing is cached.
     """
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, set[S]] = {}
+        self._root: _Node[S] = _Node()
+        self._patterns: dict[str, int] = {}  # pattern -> number of subscribers
+
+    def _slot(self, pattern: str, *, create: bool) -> set[S] | None:
+        segments, kind = _split(pattern)
+        node = self._root
+        for segment in segments:
+            child = node.children.get(segment)
+            if child is None:
+                if not create:
+                    return None
+                child = node.children[segment] = _Node()
+            node = child
+        slot: set[S] = getattr(node, kind)
+        return slot
 
     def subscribe(self, pattern: str, subscriber: S) -> bool:
         """Adds a subscription; False when it was already there."""
-        subscribers = self._subscribers.setdefault(pattern, set())
-        if subscriber in subscribers:
+        slot = self._slot(pattern, create=True)
+        assert slot is not None
+        if subscriber in slot:
             return False
-        subscribers.add(subscriber)
+        slot.add(subscriber)
+        self._patterns[pattern] = self._patterns.get(pattern, 0) + 1
         return True
 
     def unsubscribe(self, pattern: str, subscriber: S) -> bool:
         """Removes a subscription; False when there was none."""
-        subscribers = self._subscribers.get(pattern)
-        if subscribers is None or subscriber not in subscribers:
+        slot = self._slot(pattern, create=False)
+        if slot is None or subscriber not in slot:
             return False
-        subscribers.discard(subscriber)
-        if not subscribers:
-            del self._subscribers[pattern]
+        slot.discard(subscriber)
+        remaining = self._patterns[pattern] - 1
+        if remaining:
+            self._patterns[pattern] = remaining
+        else:
+            del self._patterns[pattern]
+            self._prune(_split(pattern)[0])
         return True
+
+    def _prune(self, segments: list[str]) -> None:
+        """Drops the nodes along `segments` that no longer hold anything."""
+        path = [self._root]
+        for segment in segments:
+            path.append(path[-1].children[segment])
+        for depth in range(len(segments), 0, -1):
+            if not path[depth].empty():
+                return
+            del path[depth - 1].children[segments[depth - 1]]
 
     def match(self, channel: str) -> set[S]:
         """Every subscriber of `channel`, once each however many of its patterns match."""
-        subscribers = self._subscribers
+        segments = channel[1:].split("/")
+        last = len(segments) - 1
         found: set[S] = set()
-        direct = subscribers.get(channel)
-        if direct:
-            found |= direct
-        for pattern in wildcards_of(channel):
-            matched = subscribers.get(pattern)
-            if matched:
-                found |= matched
+        node = self._root
+        for depth, segment in enumerate(segments):
+            if node.deep:
+                found |= node.deep
+            if depth == last and node.star:
+                found |= node.star
+            child = node.children.get(segment)
+            if child is None:
+                return found
+            node = child
+        found |= node.exact
         return found
 
     def has(self, pattern: str) -> bool:
         """Whether anyone subscribes to exactly `pattern`."""
-        return pattern in self._subscribers
+        return pattern in self._patterns
 
     def subscribers(self, pattern: str) -> frozenset[S]:
-        return frozenset(self._subscribers.get(pattern, ()))
+        slot = self._slot(pattern, create=False)
+        return frozenset(slot or ())
 
     def patterns(self) -> Iterator[str]:
-        return iter(self._subscribers)
+        return iter(self._patterns)
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self._subscribers.values())
+        return sum(self._patterns.values())

@@ -12,6 +12,7 @@ import tornado.routing
 import tornado.web
 
 from .. import codec
+from .http_common import allow_origin, origin_refused, redact_for_logs
 
 if TYPE_CHECKING:
     from ..endpoint import Endpoint
@@ -41,11 +42,13 @@ class EventSourceHandler(tornado.web.RequestHandler):
     async def get(self, *args: Any) -> None:
         self.endpoint.start()
         client_id = self.request.path.rstrip("/").rsplit("/", 1)[-1]
+        redact_for_logs(self.request)
+        if origin_refused(self, self.endpoint):
+            self.set_status(403)
+            self.finish("origin not allowed\n")
+            return
         session = self.endpoint.server.sessions.get(client_id)
-        origin = self.request.headers.get("Origin")
-        if origin and self.endpoint.origin_allowed(origin):
-            self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Access-Control-Allow-Credentials", "true")
+        allow_origin(self, self.endpoint)
         if session is None:
             self.set_status(404)
             self.finish("unknown client\n")

@@ -15,7 +15,9 @@ import tornado.http1connection
 import tornado.web
 
 from .. import codec
+from ..core.limits import Peer
 from ..core.message import ProtocolError, batch_from
+from .http_common import CORS_REQUEST_HEADERS, allow_origin, origin_refused, redact_for_logs
 from .waiting import FutureWaiter, Wakeup, complete, wait_for_messages
 
 if TYPE_CHECKING:
@@ -49,6 +51,12 @@ class PollingHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         self.endpoint.start()
+        redact_for_logs(self.request)
+        if origin_refused(self, self.endpoint):
+            # Every method: a cross-origin form POST or JSONP script needs no preflight, so the
+            # browser sends it whatever CORS says; it must not be served.
+            self._refuse(403, "origin not allowed")
+            return
         limit = self.endpoint.settings.max_message_size
         declared = self.request.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -82,18 +90,12 @@ class PollingHandler(tornado.web.RequestHandler):
     # ------------------------------------------------------------------------------- CORS
 
     def _cors(self) -> None:
-        origin = self.request.headers.get("Origin")
-        if origin and self.endpoint.origin_allowed(origin):
-            # Echo the origin (never `*`) so that clients sending credentials are accepted.
-            self.set_header("Access-Control-Allow-Origin", origin)
-            self.set_header("Access-Control-Allow-Credentials", "true")
-            self.add_header("Vary", "Origin")
+        allow_origin(self, self.endpoint)
 
     def options(self, *args: Any) -> None:
         self._cors()
         self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-        requested = self.request.headers.get("Access-Control-Request-Headers")
-        self.set_header("Access-Control-Allow-Headers", requested or "Content-Type")
+        self.set_header("Access-Control-Allow-Headers", CORS_REQUEST_HEADERS)
         self.set_header("Access-Control-Max-Age", "86400")
         self.set_status(204)
         self.finish()
@@ -163,7 +165,7 @@ class PollingHandler(tornado.web.RequestHandler):
         went away while the connect was held."""
         server = self.endpoint.server
         browser = self._browser_id()
-        outcome = await server.handle(messages)
+        outcome = await server.handle(messages, Peer(address=self.request.remote_ip))
         items = [codec.dumps(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:

@@ -4,6 +4,8 @@ Replies go out as soon as a frame's messages are handled; deliveries go out as s
 queued (a held `/meta/connect` is answered at its timeout, as CometD does over WebSocket). While
 one frame is being written, newly queued messages wait in the session queue and leave together in
 the next frame: a slow reader holds back only its own messages, never the publisher or others.
+Replies wait too, and the socket's next frame is not read until they are written: a client that
+sends without reading stops being read, instead of growing the server's write buffer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import tornado.routing
 import tornado.websocket
 
 from .. import codec
-from ..core.message import ProtocolError, batch_from
+from ..core.limits import Peer
+from ..core.message import Delivery, ProtocolError, batch_from
 from ..core.server import ConnectHold
 from ..core.session import ServerSession
 
@@ -50,7 +53,13 @@ class _Flusher:
     def run(self) -> None:
         pending, self.pending = self.pending, []
         for socket in pending:
-            socket._flush()
+            try:
+                socket._flush()
+            except Exception:
+                # One socket's failure must not leave the others waiting for a flush that
+                # never comes: it is dropped, and the rest are flushed.
+                log.exception("flushing a WebSocket failed; closing it")
+                socket.abort()
 
 
 _FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
@@ -117,6 +126,11 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         self._writing = False
         self._closed = False
         self._msgpack = False
+        # Encoded messages waiting for the frame in flight to be written (replies, released
+        # connects); bounded by one batch of replies plus one reply per linked session.
+        self._backlog: list[bytes] = []
+        self._drained: asyncio.Future[None] | None = None
+        self.peer = Peer(persistent=True)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         if MSGPACK_SUBPROTOCOL in subprotocols:
@@ -127,23 +141,49 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
     def _encode(self, message: dict) -> bytes:
         return codec.msgpack_dumps(message) if self._msgpack else codec.dumps(message)
 
-    def _encoded(self, deliveries: list) -> list[bytes]:
+    def _encoded(self, deliveries: list[Delivery]) -> list[bytes]:
         """Each delivery's shared bytes in this socket's format (encoded once per format)."""
-        if self._msgpack:
-            return [d.msgpack for d in deliveries]
-        return [d.json for d in deliveries]
+        if not self._msgpack:
+            return [d.json for d in deliveries]
+        out = []
+        for delivery in deliveries:
+            try:
+                out.append(delivery.msgpack)
+            except (TypeError, ValueError, OverflowError):
+                # Queued before this session read msgpack (the server checks msgpack when it
+                # is in use): skip this one message rather than the socket.
+                log.error(
+                    "a message on %s cannot be sent as msgpack; skipped",
+                    delivery.message.get("channel"),
+                )
+                self.endpoint.server.stats.dropped["not-encodable"] += 1
+        return out
 
     @property
     def max_message_size(self) -> int:  # type: ignore[override]
         # Tornado closes with 1009 (message too big) above this.
         return self.endpoint.settings.max_message_size
 
+    @property
+    def ping_interval(self) -> float | None:  # type: ignore[override]
+        return self.endpoint.settings.ws_ping_interval / 1000 or None
+
+    @property
+    def ping_timeout(self) -> float | None:  # type: ignore[override]
+        # A peer that has not answered a ping by the next one is gone (half-open).
+        return self.ping_interval
+
     def check_origin(self, origin: str) -> bool:
-        return self.endpoint.origin_allowed(origin)
+        return self.endpoint.origin_allowed(origin, self.request.host)
 
     def open(self, *args: Any) -> None:
         self.endpoint.start()
+        self.endpoint.connection_opened()
         self.set_nodelay(True)
+        self.peer.address = self.request.remote_ip
+        self.peer.binary = self._msgpack
+        if self._msgpack:
+            self.endpoint.server.use_format("msgpack", +1)
 
     # -------------------------------------------------------------------------- receiving
 
@@ -165,7 +205,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             self.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
             return
         server = self.endpoint.server
-        outcome = await server.handle(messages)
+        outcome = await server.handle(messages, self.peer)
         if self._closed:
             return
         items = [self._encode(reply) for reply in outcome.replies]
@@ -174,6 +214,10 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             items.extend(self._connect(hold))
         if items:
             self._send(items)
+        if self._writing and not self._closed:
+            # Read nothing more from this client until what it was sent is written.
+            self._drained = asyncio.get_running_loop().create_future()
+            await self._drained
 
     def _connect(self, hold: ConnectHold) -> list[bytes]:
         """Attaches the session to this socket and holds the connect; returns what to send now."""
@@ -255,6 +299,9 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
     def _send(self, items: list[bytes]) -> None:
         if self._closed:
             return
+        if self._writing:
+            self._backlog.extend(items)
+            return
         join = codec.join_msgpack_array if self._msgpack else codec.join_array
         frames = [join(f) for f in _frames(items, self.endpoint.settings.max_message_size)]
         connection = self.ws_connection
@@ -286,7 +333,14 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
     def _written(self, future: Any) -> None:
         self._writing = False
         if future.cancelled() or future.exception() is not None:
+            self._wake_reader()
             return
+        if self._backlog:
+            backlog, self._backlog = self._backlog, []
+            self._send(backlog)
+            if self._writing:
+                return  # the reader stays paused until this drains too
+        self._wake_reader()
         if any(
             link.session.queue and not link.session.connect_delivery_only
             for link in self.links.values()
@@ -295,8 +349,27 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
 
     # ------------------------------------------------------------------------------ close
 
+    def _wake_reader(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def abort(self) -> None:
+        """Drops the connection at once (after a failure on our side)."""
+        connection = self.ws_connection
+        stream = connection.stream if connection is not None else None  # type: ignore[attr-defined]
+        if stream is not None:
+            stream.close()
+
     def on_close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
+        self.endpoint.connection_closed()
+        if self._msgpack:
+            self.endpoint.server.use_format("msgpack", -1)
+        self._backlog.clear()
+        self._wake_reader()
         for link in list(self.links.values()):
             link.session.detach(link)
             if link.hold is not None:

@@ -1,0 +1,54 @@
+"""The standalone server's HTTP listener: Tornado's HTTPServer with the bounds a public server
+needs. Applications that embed the endpoint configure their own HTTPServer (see the README)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import tornado.httpserver
+import tornado.iostream
+import tornado.web
+
+from .endpoint import Endpoint
+
+log = logging.getLogger("bayeux.listener")
+
+
+class BoundedHTTPServer(tornado.httpserver.HTTPServer):
+    """Closes connections accepted beyond the endpoint's max_connections (HTTP and WebSocket
+    together), and times out slow or idle clients."""
+
+    def initialize(  # type: ignore[override]
+        self, request_callback: Any, endpoint: Endpoint, **kwargs: Any
+    ) -> None:
+        self.endpoint = endpoint
+        super().initialize(request_callback, **kwargs)
+
+    def handle_stream(self, stream: tornado.iostream.IOStream, address: tuple) -> None:
+        endpoint = self.endpoint
+        if endpoint.connections >= endpoint.settings.max_connections:
+            endpoint.server.stats.refused["max-connections"] += 1
+            stream.close()
+            return
+        endpoint.connection_opened()
+        super().handle_stream(stream, address)
+
+    def on_close(self, server_conn: object) -> None:
+        # Also called when a connection is handed over to a WebSocket, which counts itself.
+        self.endpoint.connection_closed()
+        super().on_close(server_conn)
+
+
+def http_server(app: tornado.web.Application, endpoint: Endpoint) -> BoundedHTTPServer:
+    settings = endpoint.settings
+    return BoundedHTTPServer(
+        app,
+        endpoint=endpoint,
+        # Our own limit answers 413; Tornado's must sit above it so it never cuts in first.
+        max_body_size=settings.max_message_size + 65536,
+        # Tornado uses this both for reading a request's headers and for idle keep-alive.
+        idle_connection_timeout=settings.idle_timeout / 1000,
+        body_timeout=settings.body_timeout / 1000,
+        xheaders=False,
+    )
