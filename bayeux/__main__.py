@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-channel", default="bayeux", help="the Redis pub/sub channel of the deployment"
     )
     parser.add_argument(
+        "--redis-outbox-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="bytes of published messages kept for the Redis relay while Redis is unreachable;"
+        " past it the oldest are dropped (and counted)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -94,7 +101,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.redis:
         from .redis_bus import RedisBus  # checked importable in main()
 
-        bus = RedisBus(args.redis, args.redis_channel)
+        bus = RedisBus(args.redis, args.redis_channel, outbox_bytes=args.redis_outbox_bytes)
     endpoint = Endpoint(
         settings_from(args),
         allowed_origins=tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip()),

@@ -5,9 +5,10 @@ one Redis channel to the others, which deliver it to their subscribers. A WebSoc
 process it connected to; long-polling clients need sticky routing (by the BAYEUX_BROWSER cookie,
 say) so that their requests reach the process holding their session.
 
-Redis going away never stops or slows local delivery: messages wait in a bounded outbox while the
-relay retries with backoff (past `outbox_limit` the oldest are dropped and counted), and the
-subscriber side reconnects by itself.
+Redis going away never stops or slows local delivery: messages wait in an outbox bounded in bytes
+while the relay retries with backoff (past `outbox_bytes` the oldest are dropped and counted), and
+the subscriber side reconnects by itself. Neither task dies of an unexpected error: it is logged
+and the loop goes on.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ class RedisBus:
         url: str = "redis://127.0.0.1:6379/0",
         channel: str = "bayeux",
         *,
-        outbox_limit: int = 100_000,
+        outbox_bytes: int = 64 * 1024 * 1024,
         batch: int = 500,
     ) -> None:
         self.url = url
         self.channel = channel
-        self.outbox_limit = outbox_limit
+        self.outbox_bytes = outbox_bytes
         self.batch = batch
         # Tags this process's messages so that it ignores them when Redis echoes them back.
         self.origin = secrets.token_hex(8).encode()
@@ -50,17 +51,27 @@ class RedisBus:
         self.dropped = 0  # lost to the relay: outbox overflow during a long outage
         self.subscribed = asyncio.Event()
         self._outbox: deque[bytes] = deque()
+        self._outbox_size = 0  # bytes in _outbox
         self._pending = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._server: BayeuxServer | None = None
 
     # The Bus interface, called by the core for each published message.
     def share(self, message: Message, encoded: bytes) -> None:
-        self._outbox.append(self.origin + b" " + encoded)
-        if len(self._outbox) > self.outbox_limit:
-            self._outbox.popleft()
-            self.dropped += 1
+        payload = self.origin + b" " + encoded
+        self._outbox.append(payload)
+        self._outbox_size += len(payload)
+        self._trim()
         self._pending.set()
+
+    def _trim(self) -> None:
+        """Drops the oldest messages while the outbox is over its size (a long outage)."""
+        while self._outbox_size > self.outbox_bytes and self._outbox:
+            self._outbox_size -= len(self._outbox.popleft())
+            self.dropped += 1
+
+    def outbox_size(self) -> int:
+        return self._outbox_size
 
     async def start(self, server: BayeuxServer) -> None:
         """Starts relaying; returns at once (Redis may be down: it is retried in the
@@ -91,17 +102,19 @@ class RedisBus:
                     batch = [
                         self._outbox.popleft() for _ in range(min(self.batch, len(self._outbox)))
                     ]
+                    self._outbox_size -= sum(len(p) for p in batch)
                     try:
                         pipe = client.pipeline(transaction=False)
                         for payload in batch:
                             pipe.publish(self.channel, payload)
                         await pipe.execute()
-                    except _FAILURES as exc:
+                    except Exception as exc:  # Redis errors, and anything unexpected: retry
                         # Put the batch back, in order, and try again later.
                         self._outbox.extendleft(reversed(batch))
-                        while len(self._outbox) > self.outbox_limit:
-                            self._outbox.popleft()
-                            self.dropped += 1
+                        self._outbox_size += sum(len(p) for p in batch)
+                        self._trim()
+                        if not isinstance(exc, _FAILURES):
+                            log.exception("unexpected error relaying to redis")
                         log.warning("redis relay failed (%s); retrying in %.1fs", exc, backoff)
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, 5.0)
@@ -125,6 +138,8 @@ class RedisBus:
                     self._deliver(item)
             except _FAILURES as exc:
                 log.warning("redis subscription lost (%s); reconnecting in %.1fs", exc, backoff)
+            except Exception:  # never let the receiving side die: log, reconnect
+                log.exception("unexpected error on the redis subscription; reconnecting")
             finally:
                 self.subscribed.clear()
                 await pubsub.aclose()

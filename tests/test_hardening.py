@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import json
 import logging
+import socket
 import threading
 import time
 
@@ -590,3 +591,157 @@ def test_access_logs_carry_no_client_ids(caplog: pytest.LogCaptureFixture) -> No
         assert any("GET" in r for r in records), records
         assert not any(cid in r for r in records)
         assert not any("\n" in r for r in records)
+
+
+# ---------------------------------------------------------------------------- transport edges
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes `sock` within `seconds` (reading and discarding anything)."""
+    sock.settimeout(seconds)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if sock.recv(65536) == b"":
+                return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return False
+
+
+def test_connections_beyond_max_connections_are_closed_at_once() -> None:
+    with serve(max_connections=3) as server:
+
+        async def run() -> None:
+            sockets = [await tornado.websocket.websocket_connect(ws_url(server)) for _ in range(2)]
+            idle = socket.create_connection(("127.0.0.1", server.port))
+            time.sleep(0.2)
+            extra = socket.create_connection(("127.0.0.1", server.port))
+            assert _closed_within(extra, 2)
+            assert server.call(lambda: server.endpoint.server.stats.refused["max-connections"]) == 1
+            # Closing one makes room for the next; the WebSockets still work.
+            sockets[0].close()
+            time.sleep(0.2)
+            assert post_json(server.url, [HANDSHAKE]).json()[0]["successful"] is True
+            await sockets[1].write_message(json.dumps([HANDSHAKE]))
+            assert json.loads(await sockets[1].read_message())[0]["successful"] is True
+            idle.close()
+            sockets[1].close()
+
+        asyncio.run(run())
+
+
+def test_a_slow_request_header_is_cut_off_by_the_idle_timeout() -> None:
+    with serve(idle_timeout=500) as server:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(b"POST /cometd HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        assert _closed_within(slow, 3)
+        # An idle keep-alive connection is closed too.
+        idle = socket.create_connection(("127.0.0.1", server.port))
+        assert _closed_within(idle, 3)
+
+
+def test_a_slow_request_body_is_cut_off_by_the_body_timeout() -> None:
+    with serve(body_timeout=500) as server:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(
+            b"POST /cometd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n[{"
+        )
+        assert _closed_within(slow, 3)
+
+
+def test_websocket_peers_that_do_not_answer_pings_are_dropped() -> None:
+    with serve(ws_ping_interval=300) as server:
+        silent = RawWebSocket(ws_url(server))  # reads, but never answers a ping
+        silent.send([HANDSHAKE])
+        silent.read()
+        opcodes = []
+        silent.sock.settimeout(3)
+        try:
+            while True:
+                opcode, _ = silent.read_frame()
+                opcodes.append(opcode)
+                if opcode == 0x8:
+                    break
+        except (EOFError, OSError):
+            pass
+        assert 0x9 in opcodes  # pinged
+        assert opcodes[-1] == 0x8 or server.call(lambda: server.endpoint.connections) == 0
+
+        async def answering() -> None:  # tornado's client answers pings: it stays
+            ws = await tornado.websocket.websocket_connect(ws_url(server))
+            await asyncio.sleep(1.2)
+            await ws.write_message(json.dumps([HANDSHAKE]))
+            assert json.loads(await ws.read_message())[0]["successful"] is True
+            ws.close()
+
+        asyncio.run(answering())
+
+
+def test_a_socket_that_fails_to_flush_is_dropped_and_the_others_still_get_messages() -> None:
+    with serve() as server:
+
+        async def run() -> None:
+            victims, fine = [], None
+            for i in range(3):
+                ws = await tornado.websocket.websocket_connect(ws_url(server))
+                await ws.write_message(json.dumps([HANDSHAKE]))
+                cid = json.loads(await ws.read_message())[0]["clientId"]
+                await ws.write_message(
+                    json.dumps(
+                        [
+                            {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/t"},
+                            {
+                                "channel": "/meta/connect",
+                                "clientId": cid,
+                                "connectionType": "websocket",
+                                "advice": {"timeout": 0},
+                            },
+                        ]
+                    )
+                )
+                await ws.read_message()
+                if i < 2:
+                    victims.append((ws, cid))
+                else:
+                    fine = ws
+
+            def break_first_socket() -> None:
+                link = server.endpoint.server.sessions[victims[0][1]].waiter
+                if link is None:  # no held connect: find the socket through a fresh link
+                    raise AssertionError("session not linked to its socket")
+
+                def explode() -> None:
+                    raise RuntimeError("write failed")
+
+                link.socket._flush = explode  # type: ignore[attr-defined]
+
+            for ws, cid in victims:
+                await ws.write_message(
+                    json.dumps(
+                        [
+                            {
+                                "channel": "/meta/connect",
+                                "clientId": cid,
+                                "connectionType": "websocket",
+                            }
+                        ]
+                    )
+                )
+            assert fine is not None
+            server.call(break_first_socket)
+            server.call(server.endpoint.publish, "/t", 1)
+            assert json.loads(await asyncio.wait_for(fine.read_message(), 5)) == [
+                {"channel": "/t", "data": 1}
+            ]
+            assert json.loads(await asyncio.wait_for(victims[1][0].read_message(), 5)) == [
+                {"channel": "/t", "data": 1}
+            ]
+            assert await asyncio.wait_for(victims[0][0].read_message(), 5) is None  # dropped
+            server.call(server.endpoint.publish, "/t", 2)  # the flusher still runs
+            assert json.loads(await asyncio.wait_for(fine.read_message(), 5))[0]["data"] == 2
+
+        asyncio.run(run())

@@ -169,3 +169,36 @@ def test_two_cli_processes_share_through_redis(redis_server) -> None:  # type: i
     finally:
         for process in processes:
             assert stop_process(process) == 0
+
+
+def test_the_outbox_is_bounded_in_bytes_while_redis_is_away() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = Settings(timeout=2000, max_interval=3000, sweep_period=100)
+    bus = RedisBus(url, "bayeux-test", outbox_bytes=16 * 1024)
+    with ServerThread(endpoint=Endpoint(settings, bus=bus)) as a:
+        for i in range(100):
+            a.call(a.endpoint.publish, "/x", {"i": i, "p": "y" * 1000})
+        assert 8 * 1024 < a.call(bus.outbox_size) <= 16 * 1024
+        assert a.call(lambda: bus.dropped) > 80
+
+
+def test_the_relay_survives_an_unexpected_error(redis_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import redis.asyncio.client
+
+    real_execute = redis.asyncio.client.Pipeline.execute
+    failures = []
+
+    async def fails_once(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("an unexpected bug")
+        return await real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", fails_once)
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        remote = handshake(b.url)
+        wait_subscribed(a, b)
+        subscribe(b.url, remote, "/r")
+        a.call(a.endpoint.publish, "/r", "first")
+        assert poll(b.url, remote, 1, within=10) == ["first"]  # retried after the failure
+        assert failures == [1]

@@ -179,7 +179,7 @@ class BayeuxServer:
                 await self._handle_one(message, peer, outcome)
             except Exception:
                 # A bug here must cost this message only, never the batch or the connection.
-                log.exception("internal error handling a message on %s", message["channel"][:64])
+                log.exception("internal error handling a message on %r", message["channel"][:64])
                 self.stats.errors["handle"] += 1
                 outcome.replies.append(_failure(message, error(500, "", "Internal error")))
         return outcome
@@ -502,7 +502,7 @@ class BayeuxServer:
         try:
             return await self._checks(operation, channel, session, message)
         except Exception:
-            log.exception("security policy or authorizer failed on %s: denied", channel[:64])
+            log.exception("security policy or authorizer failed on %r: denied", channel[:64])
             self.stats.errors["policy"] += 1
             return False
 
