@@ -7,15 +7,20 @@ import asyncio
 import sys
 
 from .rules import PROFILES
-from .runner import FAIL, json_report, markdown_report, run_suite, summary
+from .runner import FAIL, PASS, json_report, markdown_report, run_suite, summary
 from .wire import TRANSPORTS
+
+# A run that checked nothing must not pass: its own status, distinct from a failure.
+INCOMPLETE = 3
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spec_tests",
-        description="Check a Bayeux server against the Bayeux 1.0 specification. Exit status 1 when"
-        " any rule of the chosen profiles fails.",
+        description="Check a Bayeux server against the Bayeux 1.0 specification.",
+        epilog="Exit status: 0 when every rule run passed; 1 when any rule failed; 3 when no rule"
+        " was exercised at all (every one unsupported or n/a: nothing was checked); 2 for usage"
+        " errors.",
     )
     parser.add_argument("url", help="the server's Bayeux URL, e.g. http://127.0.0.1:8080/cometd")
     parser.add_argument(
@@ -52,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     print(report)
     for key, counts in summary(results).items():
         print(f"{key}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
-    return 1 if any(r.outcome == FAIL for r in results) else 0
+    if any(r.outcome == FAIL for r in results):
+        return 1
+    if not any(r.outcome == PASS for r in results):
+        print("incomplete: no rule was exercised (nothing was checked)", file=sys.stderr)
+        return INCOMPLETE
+    return 0
 
 
 if __name__ == "__main__":

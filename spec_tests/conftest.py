@@ -14,7 +14,11 @@ from .runner import run_suite
 
 # Short enough for timing rules (held connects, expiry) to run in seconds, long enough to tell
 # a held connect from an answered one.
-SUITE_SETTINGS = Settings(timeout=3000, max_interval=2000, sweep_period=200)
+# A held connect outlives maxInterval plus the multiple-clients interval, so that an expiry
+# wrongly started under it shows.
+SUITE_SETTINGS = Settings(
+    timeout=3000, max_interval=2000, multi_session_interval=500, sweep_period=200
+)
 
 
 @pytest.fixture(scope="session")

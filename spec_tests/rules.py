@@ -118,6 +118,7 @@ def all_rules() -> list[Rule]:
     from . import (  # noqa: F401 - importing registers the rules
         rules_channels,
         rules_extensions,
+        rules_hostile,
         rules_http,
         rules_meta,
         rules_publish,

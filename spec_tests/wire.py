@@ -247,6 +247,13 @@ class WebSocket(Transport):
                 pass
         return [self._replies.pop(i) for i in ids]
 
+    def take_replies(self) -> list[Message]:
+        """Every reply received but not yet claimed by an exchange (for batches whose replies
+        may legitimately be missing)."""
+        replies = list(self._replies.values())
+        self._replies.clear()
+        return replies
+
     async def wait_closed(self, timeout: float) -> int | None:
         if self._reader is not None:
             await asyncio.wait_for(asyncio.shield(self._reader), timeout)
