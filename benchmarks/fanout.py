@@ -84,6 +84,9 @@ def start(server: str, port: int) -> subprocess.Popen:
             "error",
             "--max-sessions-per-browser",
             "-1",
+            # Every simulated client comes from 127.0.0.1: lift the per-address handshake bound.
+            "--max-handshakes-per-address",
+            "-1",
         ]
     elif server == "faye":
         command = ["node", str(ROOT / "interop" / "peers" / "faye_server.cjs"), str(port), "30"]

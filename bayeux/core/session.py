@@ -134,6 +134,22 @@ class ServerSession:
         self.lazy_pending = False
         return items
 
+    def take(self, max_bytes: int) -> list[Delivery]:
+        """The oldest deliveries whose sizes add up to at most `max_bytes` (at least one),
+        leaving the rest queued: what a transport puts in flight while the rest stays bounded
+        here."""
+        taken: list[Delivery] = []
+        size = 0
+        queue = self.queue
+        while queue and (not taken or size + queue[0].size <= max_bytes):
+            delivery = queue.popleft()
+            size += delivery.size
+            taken.append(delivery)
+        self.queue_bytes -= size
+        if not queue:
+            self.lazy_pending = False
+        return taken
+
     def drop_oldest(self) -> Delivery:
         delivery = self.queue.popleft()
         self.queue_bytes -= delivery.size

@@ -241,9 +241,9 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             out.extend(self._finish(link))
             return out
         link.timer = tornado.ioloop.IOLoop.current().call_later(hold.timeout, self._release, link)
-        if not session.connect_delivery_only:
-            # Anything already queued leaves now, before the held connect's eventual reply.
-            out.extend(self._encoded(session.drain()))
+        if session.queue and not session.connect_delivery_only:
+            # What is already queued leaves now, before the held connect's eventual reply.
+            self.schedule_flush()
         return out
 
     def schedule_release(self, link: _SessionLink) -> None:
@@ -289,12 +289,26 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         self._flush_scheduled = False
         if self._writing or self._closed:
             return
+        # One frame at a time: what does not fit waits in its session queue, where it counts
+        # against max_queue_bytes, rather than in the socket's write buffer.
+        budget = self.endpoint.settings.max_message_size
         items: list[bytes] = []
         for link in self.links.values():
-            if link.session.queue and not link.session.connect_delivery_only:
-                items.extend(self._encoded(link.session.drain()))
+            session = link.session
+            if session.queue and not session.connect_delivery_only and budget > 0:
+                deliveries = session.take(budget)
+                budget -= sum(d.size for d in deliveries)
+                items.extend(self._encoded(deliveries))
         if items:
             self._send(items)
+        if not self._writing and self._has_queued():
+            self.schedule_flush()  # the socket took it all: the next frame, next loop turn
+
+    def _has_queued(self) -> bool:
+        return any(
+            link.session.queue and not link.session.connect_delivery_only
+            for link in self.links.values()
+        )
 
     def _send(self, items: list[bytes]) -> None:
         if self._closed:
@@ -341,10 +355,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             if self._writing:
                 return  # the reader stays paused until this drains too
         self._wake_reader()
-        if any(
-            link.session.queue and not link.session.connect_delivery_only
-            for link in self.links.values()
-        ):
+        if self._has_queued():
             self.schedule_flush()
 
     # ------------------------------------------------------------------------------ close
