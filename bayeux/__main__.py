@@ -11,6 +11,7 @@ from dataclasses import MISSING
 
 import tornado.web
 
+from . import __version__
 from .core.settings import Settings, setting_fields
 from .endpoint import Endpoint
 from .listener import http_server
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         " callback-polling. Durations are in milliseconds, as in CometD.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"bayeux {__version__}")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
     parser.add_argument("--path", default="/cometd", help="URL path of the endpoint")
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis",
         metavar="URL",
         help="share publishes with the other processes of a deployment through this Redis, e.g."
-        " redis://127.0.0.1:6379/0 (needs the redis package: pip install 'bayeux[redis]');"
+        " redis://127.0.0.1:6379/0 (needs the redis package: pip install 'bayeux-server[redis]');"
         " off by default",
     )
     parser.add_argument(
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print(
                 "python -m bayeux: error: --redis needs the redis package:"
-                " pip install 'bayeux[redis]'",
+                " pip install 'bayeux-server[redis]'",
                 file=sys.stderr,
             )
             return 2

@@ -23,6 +23,17 @@ from .listener import http_server
 T = TypeVar("T")
 
 
+class ManualClock:
+    """A clock for the sans-I/O core (`BayeuxServer(clock=...)`) that moves only when a test
+    moves it: `clock.now += 5`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class ServerThread:
     """An Endpoint served on 127.0.0.1 at a free port from a background thread.
 

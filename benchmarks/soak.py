@@ -462,6 +462,8 @@ async def soak(url: str, pid: int, minutes: float, per_transport: int) -> None:
     print(f"\nafter the run: RSS {rss_mib(pid):.1f} MiB, {s['sessions']} sessions left")
     print("server counted:", json.dumps({k: s[k] for k in ("refused", "dropped", "errors")}))
     print("totals:", json.dumps(dict(sorted(totals.items()))))
+    for line in s.get("growth", []):
+        print("grown:", line)
     print(
         f"lost among well-behaved clients: {totals['lost']}; out of order: "
         f"{totals['out-of-order']}; gaps on the shared channel: {totals['shared-gaps']}"

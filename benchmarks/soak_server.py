@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import tracemalloc
 from pathlib import Path
 
 import tornado.web
@@ -17,6 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bayeux import Endpoint, Settings  # noqa: E402
 from bayeux.testing import ServerThread  # noqa: E402
 
+# SOAK_TRACEMALLOC=1 adds the biggest allocation growths since start to the stats: for finding
+# what grows when the RSS curve is not flat.
+TRACE = os.environ.get("SOAK_TRACEMALLOC") == "1"
+if TRACE:
+    tracemalloc.start(8)
+    baseline = tracemalloc.take_snapshot()
+
 
 class Stats(tornado.web.RequestHandler):
     def initialize(self, endpoint: Endpoint) -> None:
@@ -25,17 +34,21 @@ class Stats(tornado.web.RequestHandler):
     def get(self) -> None:
         server = self.endpoint.server
         self.set_header("Content-Type", "application/json")
-        self.finish(
-            json.dumps(
-                {
-                    "sessions": len(server.sessions),
-                    "connections": self.endpoint.connections,
-                    "refused": dict(server.stats.refused),
-                    "dropped": dict(server.stats.dropped),
-                    "errors": dict(server.stats.errors),
-                }
-            )
-        )
+        stats = {
+            "sessions": len(server.sessions),
+            "connections": self.endpoint.connections,
+            "refused": dict(server.stats.refused),
+            "dropped": dict(server.stats.dropped),
+            "errors": dict(server.stats.errors),
+        }
+        if TRACE:
+            growth = tracemalloc.take_snapshot().compare_to(baseline, "traceback")
+            stats["growth"] = [
+                f"{d.size_diff // 1024} KiB {d.count_diff} blocks: "
+                + " < ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in d.traceback[:6])
+                for d in growth[:8]
+            ]
+        self.finish(json.dumps(stats))
 
 
 def main() -> None:

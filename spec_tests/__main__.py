@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 
+from bayeux import __version__
+
 from .rules import PROFILES
 from .runner import FAIL, PASS, json_report, markdown_report, run_suite, summary
 from .wire import TRANSPORTS
@@ -21,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Exit status: 0 when every rule run passed; 1 when any rule failed; 3 when no rule"
         " was exercised at all (every one unsupported or n/a: nothing was checked); 2 for usage"
         " errors.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"bayeux-spec-tests {__version__}"
     )
     parser.add_argument("url", help="the server's Bayeux URL, e.g. http://127.0.0.1:8080/cometd")
     parser.add_argument(

@@ -18,6 +18,9 @@ def expect(condition: bool, what: str, evidence: Any = None) -> None:
         raise SpecFailure(what + (f": {evidence!r}"[:600] if evidence is not None else ""))
 
 
+HANDSHAKE_RETRIES = 3
+
+
 class Client:
     def __init__(self, url: str, transport: str, *, timeout: float = 30.0) -> None:
         self.url = url
@@ -57,6 +60,17 @@ class Client:
 
     async def handshake(self, **fields: Any) -> Message:
         reply = await self.request(self.handshake_message(**fields))
+        for _ in range(HANDSHAKE_RETRIES):
+            # A server that sheds load (too many handshakes from this address, too many
+            # sessions) advises handshaking again after an interval: do as real clients do.
+            advice = reply.get("advice") or {}
+            error = str(reply.get("error", ""))
+            if reply.get("successful") or advice.get("reconnect") != "handshake":
+                break
+            if not error.startswith(("429:", "503:")):
+                break
+            await asyncio.sleep(min(float(advice.get("interval") or 0), 10_000) / 1000)
+            reply = await self.request(self.handshake_message(**fields))
         self.handshake_reply = reply
         if reply.get("successful"):
             self.client_id = reply["clientId"]

@@ -11,26 +11,12 @@ import pytest
 from bayeux import BayeuxServer, Ended, Extension, SecurityPolicy, Settings
 from bayeux.core.limits import AddressWindow, Peer, address_key
 
-HS = {"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]}
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from .test_hooks import HS, client
 
 
 async def one(server: BayeuxServer, peer: Peer | None = None, **message: object) -> dict:
     (reply,) = (await server.handle([message], peer)).replies
     return reply
-
-
-async def client(server: BayeuxServer, **fields: object) -> str:
-    reply = await one(server, **HS, **fields)
-    assert reply["successful"] is True, reply
-    return reply["clientId"]
 
 
 # ------------------------------------------------------------------------------ queue bytes

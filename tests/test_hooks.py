@@ -18,16 +18,9 @@ from bayeux import (
     ServiceError,
     Settings,
 )
+from bayeux.testing import ManualClock as Clock
 
 HS = {"channel": "/meta/handshake", "version": "1.0", "supportedConnectionTypes": ["long-polling"]}
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def run(coro):  # type: ignore[no-untyped-def]

@@ -21,16 +21,9 @@ from hypothesis.stateful import (
 )
 
 from bayeux import BayeuxServer, ConnectHold, Settings
+from bayeux.testing import ManualClock as Clock
 
 TIMEOUT_MS, INTERVAL_MS, MAX_INTERVAL_MS, MULTI_MS = 5000, 0, 2000, 1000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass(eq=False)

@@ -10,14 +10,7 @@ from bayeux.core.message import ProtocolError, batch_from
 from bayeux.core.server import BayeuxServer
 from bayeux.core.session import Ended, ServerSession
 from bayeux.core.settings import Settings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from bayeux.testing import ManualClock as Clock
 
 
 class RecordingWaiter:

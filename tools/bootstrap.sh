@@ -26,7 +26,9 @@ bootstrap_python() {
   local want
   want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "==> installing bayeux$extras into .venv" >&2
+    echo "==> installing bayeux-server$extras into .venv" >&2
+    # Before 0.2.0 the distribution was called "bayeux"; a .venv made then still has it.
+    "$VENV/bin/python" -m pip uninstall --quiet --yes bayeux >/dev/null 2>&1 || true
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$extras"
     echo "$want" > "$stamp"
   fi
