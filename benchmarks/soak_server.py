@@ -3,21 +3,22 @@ a `/soak-stats` route reporting open sessions and what was refused or dropped. R
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import signal
 import sys
-import threading
 import tracemalloc
 from pathlib import Path
 
+import tornado.netutil
 import tornado.web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bayeux import Endpoint, Settings  # noqa: E402
-from bayeux.testing import ServerThread  # noqa: E402
+from bayeux.listener import http_server  # noqa: E402
 
 # SOAK_TRACEMALLOC=1 adds the biggest allocation growths since start to the stats: for finding
 # what grows when the RSS curve is not flat.
@@ -51,18 +52,28 @@ class Stats(tornado.web.RequestHandler):
         self.finish(json.dumps(stats))
 
 
+async def serve() -> None:
+    """As `python -m bayeux` serves: the endpoint on the main thread's loop, the bounded
+    listener, SIGTERM to stop."""
+    endpoint = Endpoint(Settings())
+    app = tornado.web.Application(
+        endpoint.routes("/cometd") + [("/soak-stats", Stats, {"endpoint": endpoint})]
+    )
+    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    listener = http_server(app, endpoint)
+    listener.add_sockets(sockets)
+    endpoint.start()
+    print(sockets[0].getsockname()[1], flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    listener.stop()
+    await endpoint.shutdown(grace=0.1)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
-    endpoint = Endpoint(Settings())
-    server = ServerThread(
-        endpoint=endpoint, extra_routes=[("/soak-stats", Stats, {"endpoint": endpoint})]
-    )
-    server.start()
-    print(server.port, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

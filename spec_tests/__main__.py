@@ -8,6 +8,7 @@ import sys
 
 from bayeux import __version__
 
+from . import runner
 from .rules import PROFILES
 from .runner import FAIL, PASS, json_report, markdown_report, run_suite, summary
 from .wire import TRANSPORTS
@@ -20,13 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spec_tests",
         description="Check a Bayeux server against the Bayeux 1.0 specification.",
-        epilog="Exit status: 0 when every rule run passed; 1 when any rule failed; 3 when no rule"
-        " was exercised at all (every one unsupported or n/a: nothing was checked); 2 for usage"
+        epilog="Exit status: 0 when every rule run passed; 1 when any rule failed; 3 when the run"
+        " is incomplete: no rule was exercised at all (every one unsupported or n/a), or some rule"
+        " could not be checked within the suite's time bounds (reported 'incomplete'); 2 for usage"
         " errors.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"bayeux-spec-tests {__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"bayeux-spec-tests {__version__}")
     parser.add_argument("url", help="the server's Bayeux URL, e.g. http://127.0.0.1:8080/cometd")
     parser.add_argument(
         "--transport",
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not any(r.outcome == PASS for r in results):
         print("incomplete: no rule was exercised (nothing was checked)", file=sys.stderr)
+        return INCOMPLETE
+    unchecked = [r for r in results if r.outcome == runner.INCOMPLETE]
+    if unchecked:
+        print(f"incomplete: {len(unchecked)} rule runs could not be checked", file=sys.stderr)
         return INCOMPLETE
     return 0
 

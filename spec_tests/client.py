@@ -146,6 +146,17 @@ class Client:
         taken, inbox[:] = inbox[:count], inbox[count:]
         return taken
 
+    async def pushed(self, count: int, within: float) -> list[Message]:
+        """Waits for `count` deliveries without sending anything (a WebSocket server must push
+        them while a connect is held); returns them, fewer when `within` seconds pass first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        inbox = self.wire.inbox
+        while len(inbox) < count and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        taken, inbox[:] = inbox[:count], inbox[count:]
+        return taken
+
     async def close(self) -> None:
         if self._poll is not None:
             if self._poll.done():

@@ -20,14 +20,14 @@ from pathlib import Path
 
 from bayeux.testing import free_port, stop_process, wait_for_port
 
-from .runner import FAIL, NOT_APPLICABLE, PASS, UNSUPPORTED, Result, run_suite
+from .runner import FAIL, INCOMPLETE, NOT_APPLICABLE, PASS, UNSUPPORTED, Result, run_suite
 from .wire import TRANSPORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP = ROOT / "interop"
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
 TIMEOUT_MS, MAX_INTERVAL_MS = 3000, 2000
-SYMBOL = {PASS: "✓", FAIL: "✗", NOT_APPLICABLE: "–", UNSUPPORTED: "·"}
+SYMBOL = {PASS: "✓", FAIL: "✗", NOT_APPLICABLE: "–", UNSUPPORTED: "·", INCOMPLETE: "?"}
 SHORT = {"long-polling": "LP", "callback-polling": "JSONP", "websocket": "WS"}
 
 
@@ -109,7 +109,8 @@ def markdown(runs: list[tuple[Peer, list[Result]]]) -> str:
     lines = [
         f"Same suite, same settings (timeout {TIMEOUT_MS} ms, maxInterval {MAX_INTERVAL_MS} ms"
         " where the server has one), each server alone on 127.0.0.1. Per cell, the transports"
-        " LP / JSONP / WS: ✓ pass, ✗ fail, – not applicable, · transport not offered."
+        " LP / JSONP / WS: ✓ pass, ✗ fail, – not applicable, · transport not offered,"
+        " ? could not be checked."
         " Reproduce with `.venv/bin/python -m spec_tests.peers --readme README.md`.",
         "",
         "| server | profile | " + " | ".join(SHORT[t] for t in TRANSPORTS) + " |",

@@ -21,7 +21,17 @@ SPEC = "https://docs.cometd.org/current/reference/#"
 
 
 class NotApplicable(Exception):
-    """The rule cannot be checked against this server (e.g. its settings make it impractical)."""
+    """The rule checks an optional feature this server does not offer (an extension, say)."""
+
+
+class CannotCheck(Exception):
+    """The rule cannot be checked against this server within the suite's time bounds (its
+    settings): the run is incomplete, and says so in its exit status."""
+
+
+# The longest a rule waits for something the server's advice announces (a held connect's
+# timeout, a session's expiry): past this the rule cannot be checked.
+MAX_WAIT = 60.0
 
 
 @dataclass
@@ -30,7 +40,7 @@ class Context:
 
     url: str
     transport: str
-    timeout: float = 30.0
+    timeout: float = MAX_WAIT + 10
     clients: list[Client] = field(default_factory=list)
     # Rules run concurrently against one server: each run publishes under its own prefix.
     prefix: str = field(default_factory=lambda: "/spec/" + secrets.token_hex(6))

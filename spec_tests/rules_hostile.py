@@ -9,7 +9,7 @@ import json
 import re
 
 from .client import SpecFailure, expect
-from .rules import Context, NotApplicable, rule
+from .rules import CannotCheck, Context, rule
 from .wire import WebSocket
 
 CHANNELS = "_channels"
@@ -99,7 +99,7 @@ async def _(ctx: Context) -> None:
     # sweep) so that an expiry started by the displaced one shows.
     hold = min(timeout, max_interval + 6)
     if hold <= max_interval:
-        raise NotApplicable(f"server timeout {timeout}s not above maxInterval {max_interval}s")
+        raise CannotCheck(f"server timeout {timeout}s not above maxInterval {max_interval}s")
     first = ctx.spawn(client.connect())
     await asyncio.sleep(0.3)
     other = ctx.client(same_browser_as=client)

@@ -8,7 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 from .client import SpecFailure, expect
-from .rules import Context, rule
+from .rules import CannotCheck, Context, NotApplicable, rule
 from .wire import CallbackPolling, LongPolling, WebSocket
 
 LONG_POLLING = "_bayeux_long_polling"
@@ -268,3 +268,51 @@ async def _(ctx: Context) -> None:
     expect(code is not None and code >= 1000, f"close code {code}")
     other = await ctx.started()
     expect(other.client_id is not None, "server stopped serving after a bad frame")
+
+
+@rule(
+    "websocket.second_connect_answers_held_one",
+    section="_bayeux_meta_connect",
+    transports=("websocket",),
+)
+async def _(ctx: Context) -> None:
+    """A second connect on the same socket answers the one held before it at once (one
+    outstanding connect per session), and is itself held."""
+    client = await ctx.started()
+    timeout = (client.advice.get("timeout") or 0) / 1000
+    if timeout < 2:
+        raise CannotCheck(f"server timeout {timeout}s too short")
+    first = ctx.spawn(client.connect())
+    await asyncio.sleep(0.3)
+    expect(not first.done(), "connect not held", first.done() and first.result())
+    second = ctx.spawn(client.connect())
+    try:
+        reply = await asyncio.wait_for(first, min(timeout - 0.5, 5))
+    except TimeoutError:
+        raise SpecFailure("a second connect on the same socket left the first one held") from None
+    expect(reply.get("channel") == "/meta/connect", "first connect not answered", reply)
+    await asyncio.sleep(0.3)
+    expect(not second.done(), "the second connect was not held", second.done() and second.result())
+
+
+@rule(
+    "long_polling.advertised_callback_polling_wraps",
+    section=CALLBACK_POLLING,
+    transports=("long-polling",),
+)
+async def _(ctx: Context) -> None:
+    """A server that lists callback-polling in its handshake reply answers a JSONP request with
+    JavaScript calling the named callback (checked even when only long-polling is selected)."""
+    client = ctx.client()
+    reply = await client.handshake()
+    if "callback-polling" not in (reply.get("supportedConnectionTypes") or []):
+        raise NotApplicable("the server does not list callback-polling")
+    wire = CallbackPolling(ctx.url, timeout=ctx.timeout)  # while the rule runs long-polling
+    hs = {**HANDSHAKE, "supportedConnectionTypes": ["callback-polling"]}
+    response = await wire.get({"jsonp": "specCallback", "message": json.dumps([hs])})
+    expect(response.code == 200, f"HTTP {response.code}")
+    match = re.match(
+        r"^\s*(?:/\*\*/)?\s*specCallback\((.*)\)\s*;?\s*$", response.body.decode(), re.S
+    )
+    expect(match is not None, "not a call of specCallback", response.body[:200])
+    expect(json.loads(match.group(1))[0].get("successful") is True, "JSONP handshake failed")

@@ -142,3 +142,25 @@ async def _(ctx: Context) -> None:
     await publisher.publish(ctx.ch("data"), data)
     got = await subscriber.deliveries(1)
     expect(len(got) == 1 and got[0].get("data") == data, "data changed in transit", got)
+
+
+@rule("service.not_delivered_to_wildcard_subscribers", section="_bayeux_service_channels")
+async def _(ctx: Context) -> None:
+    """A message published to a /service/** channel reaches no subscriber, not even one whose
+    `/**` pattern matches every channel."""
+    listener = await ctx.started()
+    expect((await listener.subscribe("/**"))["successful"] is True, "subscribe to /** failed")
+    publisher = await ctx.started()
+    service = "/service/spec-" + ctx.prefix.rsplit("/", 1)[-1]
+    await publisher.publish(service, {"private": True})
+    # A broadcast published after it shows when everything before it has arrived.
+    marker = ctx.ch("after-service")
+    await publisher.publish(marker, {"marker": True})
+    got: list = []
+    for _ in range(40):  # other rules publish meanwhile: read until the marker
+        got += await listener.deliveries(1, within=0.25)
+        if any(m.get("channel") == marker for m in got):
+            break
+    expect(any(m.get("channel") == marker for m in got), "the broadcast marker never arrived")
+    leaked = [m for m in got if m.get("channel") == service]
+    expect(leaked == [], "service message delivered to a /** subscriber", leaked)

@@ -9,10 +9,13 @@ import traceback
 from dataclasses import asdict, dataclass
 
 from .client import SpecFailure
-from .rules import PROFILES, SPEC, Context, NotApplicable, Rule, all_rules
+from .rules import MAX_WAIT, PROFILES, SPEC, CannotCheck, Context, NotApplicable, Rule, all_rules
 from .wire import TRANSPORTS, SchemaViolation, WireError
 
 PASS, FAIL, NOT_APPLICABLE, UNSUPPORTED = "pass", "fail", "n/a", "unsupported"
+# The rule could not be checked within the suite's bounds (the server's settings): the run is
+# incomplete, which its exit status says.
+INCOMPLETE = "incomplete"
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Result:
     seconds: float = 0.0
 
 
-async def run_rule(rule: Rule, url: str, transport: str, timeout: float = 30.0) -> Result:
+async def run_rule(rule: Rule, url: str, transport: str, timeout: float = MAX_WAIT + 10) -> Result:
     started = time.monotonic()
     ctx = Context(url, transport, timeout=timeout)
 
@@ -47,6 +50,8 @@ async def run_rule(rule: Rule, url: str, transport: str, timeout: float = 30.0) 
         await asyncio.wait_for(rule.run(ctx), timeout + 30)
     except NotApplicable as exc:
         return result(NOT_APPLICABLE, str(exc))
+    except CannotCheck as exc:
+        return result(INCOMPLETE, str(exc))
     except (SpecFailure, SchemaViolation, WireError) as exc:
         return result(FAIL, f"{type(exc).__name__}: {exc}")
     except TimeoutError:
@@ -58,18 +63,43 @@ async def run_rule(rule: Rule, url: str, transport: str, timeout: float = 30.0) 
     return result(PASS)
 
 
-async def transport_supported(url: str, transport: str) -> bool:
-    """Whether the server offers `transport` at all (so missing ones are reported, not failed)."""
+async def advertised(url: str) -> list[str] | None:
+    """The connection types a long-polling handshake reply lists, when it is well-formed."""
+    ctx = Context(url, "long-polling", timeout=10)
+    try:
+        reply = await ctx.client().handshake()
+        types = reply.get("supportedConnectionTypes")
+        if reply.get("successful") and isinstance(types, list):
+            return [t for t in types if isinstance(t, str)]
+        return None
+    except Exception:  # noqa: BLE001 - broken over long-polling: ask each transport itself
+        return None
+    finally:
+        await ctx.close()
+
+
+async def transport_offered(url: str, transport: str, listed: list[str] | None) -> bool:
+    """Whether the server offers `transport`: only a server that says it does not (a handshake
+    reply that does not list it, a refusal of the connection type, no endpoint for it) makes a
+    transport unsupported. A broken handshake is not a way out of the rules: they run, and fail."""
+    if listed is not None and transport in listed:
+        return True
     ctx = Context(url, transport, timeout=10)
     try:
         reply = await ctx.client().handshake()
-        return bool(reply.get("successful")) and transport in reply.get(
-            "supportedConnectionTypes", []
-        )
-    except Exception:  # noqa: BLE001 - no handshake means no support
+    except SchemaViolation:
+        return True  # it answered, wrongly
+    except WireError as exc:
+        # No such endpoint or method, or a refused upgrade: not offered. Anything else (a
+        # reply that cannot be read) is the server answering wrongly.
+        return exc.status is None or exc.status < 400
+    except Exception:  # noqa: BLE001 - the connection itself failed (e.g. upgrade refused)
         return False
     finally:
         await ctx.close()
+    if reply.get("successful") is True:
+        return transport in (reply.get("supportedConnectionTypes") or [])
+    return not str(reply.get("error", "")).startswith("406")
 
 
 async def run_suite(
@@ -87,8 +117,9 @@ async def run_suite(
         async with semaphore:
             return await run_rule(rule, url, transport)
 
+    listed = await advertised(url)
     for transport in transports:
-        if not await transport_supported(url, transport):
+        if not await transport_offered(url, transport, listed):
             results.extend(
                 Result(
                     r.id,
@@ -137,6 +168,11 @@ def markdown_report(url: str, results: list[Result]) -> str:
         lines += ["", "## Failures", ""]
         for r in failures:
             lines.append(f"- `{r.rule}` over {r.transport}: {r.detail.splitlines()[0]}")
+    unchecked = [r for r in results if r.outcome == INCOMPLETE]
+    if unchecked:
+        lines += ["", "## Could not be checked (the run is incomplete)", ""]
+        for r in unchecked:
+            lines.append(f"- `{r.rule}` over {r.transport}: {r.detail}")
     skipped = [r for r in results if r.outcome == NOT_APPLICABLE and r.detail]
     if skipped:
         lines += ["", "## Not applicable", ""]

@@ -35,6 +35,10 @@ class SchemaViolation(AssertionError):
 class WireError(AssertionError):
     """The server's answer could not be read as Bayeux at all (HTTP error, bad framing)."""
 
+    def __init__(self, text: str, *, status: int | None = None) -> None:
+        super().__init__(text)
+        self.status = status  # the HTTP status, when that was the problem
+
 
 def next_id() -> str:
     return str(next(_ids))
@@ -129,7 +133,8 @@ class LongPolling(Transport):
         if response.code != 200:
             raise WireError(
                 f"HTTP {response.code} for {json.dumps(messages)[:300]}: "
-                f"{(response.body or b'')[:300]!r}"
+                f"{(response.body or b'')[:300]!r}",
+                status=response.code,
             )
         content_type = response.headers.get("Content-Type", "")
         if not content_type.startswith("application/json"):
@@ -160,7 +165,9 @@ class CallbackPolling(Transport):
     async def exchange(self, messages: list[Message]) -> list[Message]:
         response = await self.get({"jsonp": self.callback, "message": json.dumps(messages)})
         if response.code != 200:
-            raise WireError(f"HTTP {response.code}: {(response.body or b'')[:300]!r}")
+            raise WireError(
+                f"HTTP {response.code}: {(response.body or b'')[:300]!r}", status=response.code
+            )
         text = response.body.decode()
         match = _JSONP_RE.match(text)
         if match is None or match.group(1) != self.callback:
