@@ -85,7 +85,7 @@ def test_installed_server_serves_a_real_client_and_passes_the_suite(installed: P
         url = f"http://127.0.0.1:{port}/cometd"
 
         async def aiocometd_round_trip() -> dict:
-            from aiocometd import Client
+            from aiocometd_ng import Client
 
             async with Client(url) as client:
                 await client.subscribe("/installed")
