@@ -457,7 +457,9 @@ async def soak(url: str, pid: int, minutes: float, per_transport: int) -> None:
             flush=True,
         )
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(15)  # vanished sessions expire (maxInterval 10 s, then a sweep)
+    # Vanished sessions expire: maxInterval (10 s) after their last connect reply, or for
+    # EventSource sessions (whose connects advise an interval of the timeout) 30 s more.
+    await asyncio.sleep(45)
     s = await stats(url)
     print(f"\nafter the run: RSS {rss_mib(pid):.1f} MiB, {s['sessions']} sessions left")
     print("server counted:", json.dumps({k: s[k] for k in ("refused", "dropped", "errors")}))

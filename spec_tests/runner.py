@@ -87,8 +87,8 @@ async def transport_offered(url: str, transport: str, listed: list[str] | None) 
     ctx = Context(url, transport, timeout=10)
     try:
         reply = await ctx.client().handshake()
-    except SchemaViolation:
-        return True  # it answered, wrongly
+    except (SchemaViolation, SpecFailure):
+        return True  # it answered, wrongly (a malformed reply, or none that matches the request)
     except WireError as exc:
         # No such endpoint or method, or a refused upgrade: not offered. Anything else (a
         # reply that cannot be read) is the server answering wrongly.

@@ -228,3 +228,27 @@ def test_websocket_msgpack(server: ServerThread) -> None:
     send()
     ws.close()
     check_bystander(server)
+
+
+def test_eventsource_streams(server: ServerThread) -> None:
+    """The EventSource transport's only input is its URL: any path below the mount gets a
+    stream for a live session, a 404 otherwise, never a 500."""
+    victim = handshake(server.url, "eventsource")
+
+    @FUZZ
+    @given(tail=st.text(max_size=60) | st.just(victim) | st.just(victim + "/x"))
+    def open_stream(tail: str) -> None:
+        path = "/" + quote(tail, safe="")
+        try:
+            response = request(
+                server.url + path,
+                method="GET",
+                headers={"Accept": "text/event-stream"},
+                timeout=0.3,
+            )
+        except TimeoutError:
+            return  # a stream was opened and stays open: the client hangs up
+        assert response.status in (400, 404), (response.status, response.body)
+
+    open_stream()
+    check_bystander(server)

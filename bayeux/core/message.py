@@ -119,25 +119,20 @@ def batch_from(value: Any) -> list[Message]:
 
 
 class Delivery:
-    """A message on its way to subscribers, encoded at most once whatever their number."""
+    """A message on its way to subscribers, encoded at most once whatever their number.
 
-    __slots__ = ("message", "_json", "_msgpack")
+    The JSON bytes are made when the delivery is created: every delivery is encoded anyway (to
+    refuse what cannot be), and its size is what queues are bounded by."""
+
+    __slots__ = ("message", "json", "size", "_msgpack")
 
     def __init__(self, message: Message) -> None:
         self.message = message
-        self._json: bytes | None = None
+        # Raises TypeError (orjson) for values JSON cannot hold: the caller refuses the message.
+        self.json: bytes = codec.dumps(message)
+        # What the message costs a queue that holds it, in bytes.
+        self.size = len(self.json)
         self._msgpack: bytes | None = None
-
-    @property
-    def json(self) -> bytes:
-        if self._json is None:
-            self._json = codec.dumps(self.message)
-        return self._json
-
-    @property
-    def size(self) -> int:
-        """What the message costs a queue that holds it, in bytes (its JSON encoding)."""
-        return len(self.json)
 
     @property
     def msgpack(self) -> bytes:

@@ -108,6 +108,9 @@ class BayeuxServer:
         # broadcast is encoded in each when it is published, so that data one of them cannot
         # carry is refused to the publisher rather than failing on its way to a subscriber.
         self._formats: dict[str, int] = {}
+        # Read for every delivery: kept at hand.
+        self._max_queue = settings.max_queue
+        self._max_queue_bytes = settings.max_queue_bytes
 
     # ------------------------------------------------------------------------ registration
 
@@ -664,7 +667,7 @@ class BayeuxServer:
         if not self._outgoing(session, reply):
             return
         try:
-            delivery = self._encoded(Delivery(reply))
+            delivery = self._encoded(reply)
         except NotRepresentable:
             log.error("service %s returned data that is not representable as JSON", request.channel)
             reply.update(
@@ -691,7 +694,7 @@ class BayeuxServer:
             raise ValueError(f"cannot deliver on {channel!r}")
         message = {"channel": channel, "data": data}
         if self._outgoing(None, message):
-            self._enqueue(session, self._encoded(Delivery(message)))
+            self._enqueue(session, self._encoded(message))
 
     def deliver_shared(self, message: Message) -> int:
         """Delivers a message another process published (it arrived on the bus) to the
@@ -711,7 +714,7 @@ class BayeuxServer:
             and not self._run_outgoing(self.extensions, None, message)
         ):
             return 0
-        delivery = self._encoded(Delivery(message))
+        delivery = self._encoded(message)
         if self.bus is not None and not shared:
             self.bus.share(message, delivery.json)
         channel = message["channel"]
@@ -725,7 +728,7 @@ class BayeuxServer:
                     if not self._run_outgoing(session.extensions, session, own):
                         continue
                     try:
-                        self._enqueue(session, self._encoded(Delivery(own)), lazy_seconds)
+                        self._enqueue(session, self._encoded(own), lazy_seconds)
                     except NotRepresentable:
                         log.error(
                             "an extension of session %s made %s unencodable; skipped",
@@ -758,21 +761,25 @@ class BayeuxServer:
         session.enqueue(delivery, lazy_seconds=lazy_seconds)
 
     def _queue_full(self, session: ServerSession, adding: int) -> bool:
-        """Whether queueing `adding` more bytes would pass the session's limits."""
-        s = self.settings
-        return (0 < s.max_queue <= len(session.queue)) or (
-            0 < s.max_queue_bytes < session.queued_bytes() + adding
-        )
+        """Whether queueing `adding` more bytes would pass the session's limits (on the path
+        of every delivery: plain reads, no calls in the common case)."""
+        limit = self._max_queue_bytes
+        if limit > 0:
+            used = session.queue_bytes if session.ack is None else session.queued_bytes()
+            if used + adding > limit:
+                return True
+        limit = self._max_queue
+        return limit > 0 and len(session.queue) >= limit
 
-    def _encoded(self, delivery: Delivery) -> Delivery:
-        """Encodes now, once for every subscriber, in JSON and in every other format some
-        connection reads, so that a failure reaches the publisher."""
+    def _encoded(self, message: Message) -> Delivery:
+        """The message encoded now, once for every subscriber, in JSON and in every other format
+        some connection reads, so that a failure reaches the publisher."""
         try:
-            delivery.json  # noqa: B018 - computes and caches the bytes
+            delivery = Delivery(message)
             if "msgpack" in self._formats:
-                delivery.msgpack  # noqa: B018
+                delivery.msgpack  # noqa: B018 - computes and caches the bytes
         except (TypeError, ValueError, OverflowError) as exc:
-            raise NotRepresentable(f"{delivery.message.get('channel')}: {exc}") from None
+            raise NotRepresentable(f"{message.get('channel')}: {exc}") from None
         return delivery
 
     # ------------------------------------------------------------------------------ sessions

@@ -138,6 +138,8 @@ class ServerSession:
         """The oldest deliveries whose sizes add up to at most `max_bytes` (at least one),
         leaving the rest queued: what a transport puts in flight while the rest stays bounded
         here."""
+        if self.queue_bytes <= max_bytes:
+            return self.drain()  # the common case: everything fits
         taken: list[Delivery] = []
         size = 0
         queue = self.queue

@@ -296,8 +296,9 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         for link in self.links.values():
             session = link.session
             if session.queue and not session.connect_delivery_only and budget > 0:
+                queued = session.queue_bytes
                 deliveries = session.take(budget)
-                budget -= sum(d.size for d in deliveries)
+                budget -= queued - session.queue_bytes
                 items.extend(self._encoded(deliveries))
         if items:
             self._send(items)

@@ -1,0 +1,236 @@
+"""The bugs: each a single edit to one file of the `bayeux` package, as a developer might make
+it. `find` must occur exactly once in its file (tests/test_mutation.py keeps the list current)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    file: str  # relative to the bayeux package
+    find: str
+    replace: str
+    what: str
+
+
+MUTANTS = [
+    Mutant(
+        "star-matches-any-depth",
+        "core/tree.py",
+        "if depth == last and node.star:",
+        "if node.star:",
+        "/a/* matches /a/b/c",
+    ),
+    Mutant(
+        "deep-matches-one-level",
+        "core/tree.py",
+        "            if node.deep:\n",
+        "            if node.deep and depth == last:\n",
+        "/a/** matches only one level below /a",
+    ),
+    Mutant(
+        "delivered-twice",
+        "core/session.py",
+        "        self.queue.append(delivery)\n",
+        "        self.queue.extend((delivery, delivery))\n",
+        "each message queued twice",
+    ),
+    Mutant(
+        "second-connect-keeps-first",
+        "core/session.py",
+        "            previous.displace()",
+        "            pass",
+        "a second connect does not release the held one",
+    ),
+    Mutant(
+        "disconnect-keeps-session",
+        "core/server.py",
+        "        self.remove_session(session, Ended.DISCONNECTED)",
+        "        pass",
+        "disconnect answers but keeps the session",
+    ),
+    Mutant(
+        "ids-not-echoed",
+        "core/message.py",
+        '        reply["id"] = message_id',
+        "        pass",
+        "replies without the request's id",
+    ),
+    Mutant(
+        "order-reversed",
+        "core/session.py",
+        "        items = list(self.queue)",
+        "        items = list(reversed(self.queue))",
+        "queued messages delivered newest first",
+    ),
+    Mutant(
+        "never-expires",
+        "core/server.py",
+        "s.deadline is not None and s.deadline <= now",
+        "s.deadline is not None and s.deadline < 0",
+        "sessions never expire",
+    ),
+    Mutant(
+        "handshake-without-connection-types",
+        "core/server.py",
+        "            supportedConnectionTypes=list(allowed),\n",
+        "",
+        "handshake reply lacks supportedConnectionTypes",
+    ),
+    Mutant(
+        "service-broadcast",
+        "core/server.py",
+        "        if ch.is_broadcast(channel):",
+        "        if not ch.is_meta(channel):",
+        "/service/** messages broadcast to subscribers",
+    ),
+    Mutant(
+        "websocket-not-pushed",
+        "transports/websocket.py",
+        "            self.socket.schedule_flush()",
+        "            pass",
+        "WebSocket deliveries wait for the client's next request",
+    ),
+    Mutant(
+        "long-poll-not-woken",
+        "transports/waiting.py",
+        "        self._resolve(Wakeup.MESSAGES)",
+        "        pass",
+        "a held long-poll is not answered when a message arrives",
+    ),
+    Mutant(
+        "unknown-client-retry-advice",
+        "core/server.py",
+        '_HANDSHAKE = {"reconnect": "handshake", "interval": 0}',
+        '_HANDSHAKE = {"reconnect": "retry", "interval": 0}',
+        "an unknown client is told to retry, not to handshake",
+    ),
+    Mutant(
+        "first-connect-held",
+        "core/server.py",
+        "        hold_ms = 0 if first else self.settings.timeout",
+        "        hold_ms = self.settings.timeout",
+        "the first connect after a handshake is held",
+    ),
+    Mutant(
+        "client-timeout-ignored",
+        "core/server.py",
+        '            hold_ms = min(hold_ms, int(advice["timeout"]))',
+        "            pass",
+        "advice.timeout from the client ignored",
+    ),
+    Mutant(
+        "subscribe-reply-without-subscription",
+        "core/server.py",
+        "        reply.update(clientId=session.id, subscription=subscription)",
+        "        reply.update(clientId=session.id)",
+        "subscribe reply does not echo the subscription",
+    ),
+    Mutant(
+        "unsubscribe-noop",
+        "core/server.py",
+        "                self.unsubscribe(session, pattern)",
+        "                pass",
+        "unsubscribe answers but keeps the subscription",
+    ),
+    Mutant(
+        "publish-to-wildcard",
+        "core/server.py",
+        '        if not self.channels.valid_name(channel):\n            return _failure(message, error(405, channel, "Invalid channel"))\n        if "data" not in message:',
+        '        if not self.channels.valid_subscription(channel):\n            return _failure(message, error(405, channel, "Invalid channel"))\n        if "data" not in message:',
+        "publishing to /a/* accepted",
+    ),
+    Mutant(
+        "meta-prefix-match",
+        "core/server.py",
+        "        if channel == ch.META_SUBSCRIBE:",
+        "        if channel.startswith(ch.META_SUBSCRIBE):",
+        "/meta/subscribe/x handled as /meta/subscribe (Faye's old auth bypass)",
+    ),
+    Mutant(
+        "jsonp-not-wrapped",
+        "transports/polling.py",
+        '        self.finish(b"/**/" + callback.encode() + b"(" + body + b");")',
+        "        self.finish(body)",
+        "callback-polling replies are bare JSON",
+    ),
+    Mutant(
+        "wrong-content-type",
+        "transports/polling.py",
+        'JSON_TYPE = "application/json;charset=utf-8"',
+        'JSON_TYPE = "text/html;charset=utf-8"',
+        "long-polling replies as text/html",
+    ),
+    Mutant(
+        "handshake-batch-processed",
+        "core/server.py",
+        "                messages = [handshake]",
+        "                pass",
+        "messages batched with a handshake are processed",
+    ),
+    Mutant(
+        "ack-not-numbered",
+        "core/server.py",
+        '            reply.setdefault("ext", {})["ack"] = session.ack.record(deliveries)',
+        "            session.ack.record(deliveries)",
+        "ack batches not numbered in connect replies",
+    ),
+    Mutant(
+        "timesync-not-answered",
+        "core/server.py",
+        "        if not self.settings.timesync_extension:\n            return\n        now_ms",
+        "        if True:\n            return\n        now_ms",
+        "timesync requests not answered",
+    ),
+    Mutant(
+        "publisher-id-leaked",
+        "core/server.py",
+        '            outgoing: Message = {"channel": channel, "data": message["data"]}',
+        '            outgoing: Message = {"channel": channel, "data": message["data"], "clientId": session.id}',
+        "deliveries carry the publisher's clientId",
+    ),
+    Mutant(
+        "displaced-connect-expires-new-one",
+        "core/server.py",
+        "        if session.held is hold or session.held is None:",
+        "        if True:",
+        "a displaced connect starts the expiry of the one that displaced it",
+    ),
+    Mutant(
+        "long-names-accepted",
+        "core/channel.py",
+        '        return len(channel) <= self.max_length and channel.count("/") <= self.max_segments',
+        "        return True",
+        "channel names of any length",
+    ),
+    Mutant(
+        "name-prefix-match",
+        "core/channel.py",
+        "            and _NAME_RE.fullmatch(channel) is not None\n        )",
+        "            and _NAME_RE.match(channel) is not None\n        )",
+        "a valid prefix makes a channel name valid (trailing newlines, spaces)",
+    ),
+    Mutant(
+        "error-args-raw",
+        "core/message.py",
+        "    return arg.translate(_ESCAPED)",
+        "    return arg",
+        "error arguments echoed raw",
+    ),
+    Mutant(
+        "timeout-advice-unchecked",
+        "core/server.py",
+        "        if name in advice and not number_in(advice[name], 0, _MAX_MS):",
+        "        if False:",
+        "advice.timeout and interval not validated",
+    ),
+    Mutant(
+        "oversized-body-read",
+        "transports/polling.py",
+        "        if declared is not None and declared.isdigit() and int(declared) > limit:",
+        "        if False:",
+        "an oversized declared body is read before it is refused",
+    ),
+]
