@@ -19,6 +19,9 @@ def expect(condition: bool, what: str, evidence: Any = None) -> None:
 
 
 HANDSHAKE_RETRIES = 3
+# Seconds a request that no server holds (all but a connect) may take to be answered: a server
+# that never answers (or answers without the request's id) fails fast, not at the rule's end.
+QUICK_REPLY = 10.0
 
 
 class Client:
@@ -37,10 +40,14 @@ class Client:
         """Sends messages in one batch; returns what came back for it."""
         return await self.wire.exchange(list(messages))
 
-    async def request(self, message: Message) -> Message:
-        """Sends one message (given an id if it has none) and returns its reply."""
+    async def request(self, message: Message, *, within: float | None = QUICK_REPLY) -> Message:
+        """Sends one message (given an id if it has none) and returns its reply, which must come
+        `within` seconds (None: the transport's own timeout, for connects a server may hold)."""
         message.setdefault("id", next_id())
-        received = await self.send(message)
+        try:
+            received = await asyncio.wait_for(self.send(message), within)
+        except TimeoutError:
+            raise SpecFailure(f"no reply within {within}s to {message}") from None
         for reply in received:
             if reply.get("id") == message["id"] and "successful" in reply:
                 return reply
@@ -84,7 +91,9 @@ class Client:
             "connectionType": self.transport_name,
             **fields,
         }
-        reply = await self.request(message)
+        advice = fields.get("advice")
+        immediate = isinstance(advice, dict) and advice.get("timeout") == 0
+        reply = await self.request(message, within=QUICK_REPLY if immediate else None)
         self.advice.update(reply.get("advice") or {})
         return reply
 

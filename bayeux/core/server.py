@@ -502,18 +502,14 @@ class BayeuxServer:
         policy = self.policy
         if type(policy) is SecurityPolicy and not self._authorizers:
             return True  # nothing installed: the common case costs nothing per message
-        try:
-            return await self._checks(operation, channel, session, message)
-        except Exception:
-            log.exception("security policy or authorizer failed on %r: denied", channel[:64])
-            self.stats.errors["policy"] += 1
-            return False
+        return await self._allowed(self._checks, operation, channel, session, message)
 
     async def _allowed(self, check: Callable[..., Any], *args: Any) -> bool:
+        """`check(*args)`, awaited if need be; a check that raises denies (and is logged)."""
         try:
             return bool(await resolve(check(*args)))
         except Exception:
-            log.exception("security policy %r failed: denied", check)
+            log.exception("security policy or authorizer %r failed: denied", check)
             self.stats.errors["policy"] += 1
             return False
 
