@@ -105,11 +105,17 @@ async def _(ctx: Context) -> None:
 
 @rule("publish.to_meta_refused", section="_bayeux_meta_channels")
 async def _(ctx: Context) -> None:
-    """A client cannot publish to an unknown meta channel; meta names match exactly."""
+    """A client cannot publish to an unknown meta channel; meta names match exactly, so a
+    `/meta/subscribe/extra` carrying a subscription subscribes to nothing (Faye once routed it
+    as `/meta/subscribe`, past the checks keyed on the exact name)."""
     client = await ctx.started()
     for channel in ("/meta/spec", "/meta/subscribe/extra"):
-        reply = await client.publish(channel, {})
+        reply = await client.publish(channel, {}, subscription=ctx.ch("bypass"))
         expect(reply.get("successful") is False, f"publish to {channel} accepted", reply)
+    publisher = await ctx.started()
+    await publisher.publish(ctx.ch("bypass"), {"n": 1})
+    got = await client.deliveries(1, within=0.7)
+    expect(got == [], "/meta/subscribe/extra subscribed the client", got)
 
 
 @rule("publish.missing_data_refused", section="_bayeux_publish", profile="robustness")
