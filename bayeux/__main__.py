@@ -57,6 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
         " past it the oldest are dropped (and counted)",
     )
     parser.add_argument(
+        "--xheaders",
+        action="store_true",
+        help="take the client's address and scheme from a reverse proxy's X-Real-IP /"
+        " X-Forwarded-For and X-Scheme / X-Forwarded-Proto headers (for the per-address limits"
+        " and logs); only behind a proxy that sets them",
+    )
+    parser.add_argument(
+        "--health-path",
+        metavar="PATH",
+        help="serve a health check at this path: 200 while serving and ready (Redis connected"
+        " when --redis is set), 503 while draining; off by default",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -109,8 +122,11 @@ async def serve(args: argparse.Namespace) -> None:
         allowed_origins=tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip()),
         bus=bus,
     )
-    app = tornado.web.Application(endpoint.routes(args.path))
-    http = http_server(app, endpoint)
+    routes = endpoint.routes(args.path)
+    if args.health_path:
+        routes.insert(0, endpoint.health_route(args.health_path))
+    app = tornado.web.Application(routes)
+    http = http_server(app, endpoint, xheaders=args.xheaders)
     http.listen(args.port, args.host)
     endpoint.start()
     log.info("bayeux serving http://%s:%d%s", args.host, args.port, args.path)

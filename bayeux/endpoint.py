@@ -110,6 +110,24 @@ class Endpoint:
             return True
         return host is not None and urlsplit(origin).netloc == host
 
+    def health(self) -> tuple[str, bool]:
+        """(status, ready): "serving", "draining" (shutting down), or "engine-unavailable"
+        (the Redis bus is not connected)."""
+        if self.server.shutting_down:
+            return "draining", False
+        subscribed = getattr(self.bus, "subscribed", None)
+        if subscribed is not None and not subscribed.is_set():
+            return "engine-unavailable", False
+        return "serving", True
+
+    def health_route(self, path: str = "/health") -> tornado.routing.Rule:
+        """A route answering `health()` at `path`: 200 when ready, 503 otherwise."""
+        from .health import HealthHandler
+
+        return tornado.routing.Rule(
+            tornado.routing.PathMatches(re.escape(path) + "$"), HealthHandler, {"endpoint": self}
+        )
+
     def connection_opened(self) -> None:
         self.connections += 1
 

@@ -40,7 +40,12 @@ class BoundedHTTPServer(tornado.httpserver.HTTPServer):
         super().on_close(server_conn)
 
 
-def http_server(app: tornado.web.Application, endpoint: Endpoint) -> BoundedHTTPServer:
+def http_server(
+    app: tornado.web.Application, endpoint: Endpoint, *, xheaders: bool = False
+) -> BoundedHTTPServer:
+    """The listener; `xheaders` trusts X-Real-IP / X-Forwarded-For and X-Scheme /
+    X-Forwarded-Proto from a reverse proxy for the client's address (used by the per-address
+    limits) and scheme. Only turn it on behind a proxy that sets them."""
     settings = endpoint.settings
     return BoundedHTTPServer(
         app,
@@ -50,5 +55,5 @@ def http_server(app: tornado.web.Application, endpoint: Endpoint) -> BoundedHTTP
         # Tornado uses this both for reading a request's headers and for idle keep-alive.
         idle_connection_timeout=settings.idle_timeout / 1000,
         body_timeout=settings.body_timeout / 1000,
-        xheaders=False,
+        xheaders=xheaders,
     )

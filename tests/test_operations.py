@@ -1,0 +1,74 @@
+"""Operating the standalone server: a health check, and client addresses from a reverse proxy."""
+
+from __future__ import annotations
+
+import json
+
+from bayeux import Endpoint, Settings
+from bayeux.redis_bus import RedisBus
+from bayeux.testing import ServerThread, free_port, start_cli, stop_process
+
+from .conftest import request
+
+HANDSHAKE = {
+    "channel": "/meta/handshake",
+    "version": "1.0",
+    "supportedConnectionTypes": ["long-polling"],
+}
+
+
+def handshake_from(url: str, address: str) -> dict:
+    headers = {"Content-Type": "application/json", "X-Real-IP": address}
+    return request(url, body=json.dumps([HANDSHAKE]), headers=headers).json()[0]
+
+
+def test_xheaders_count_handshakes_by_the_proxied_address() -> None:
+    process, url = start_cli("--xheaders", "--max-handshakes-per-address", "2")
+    try:
+        assert [handshake_from(url, "10.0.0.1")["successful"] for _ in range(3)] == [
+            True,
+            True,
+            False,
+        ]
+        assert handshake_from(url, "10.0.0.2")["successful"] is True  # another client
+    finally:
+        stop_process(process)
+
+
+def test_without_xheaders_proxy_headers_are_not_trusted() -> None:
+    process, url = start_cli("--max-handshakes-per-address", "2")
+    try:
+        # A client cannot dodge the bound by claiming other addresses.
+        outcomes = [handshake_from(url, f"10.0.0.{i}")["successful"] for i in range(3)]
+        assert outcomes == [True, True, False]
+    finally:
+        stop_process(process)
+
+
+def health(server: ServerThread) -> tuple[int, dict]:
+    response = request(server.origin + "/health", method="GET")
+    return response.status, json.loads(response.body)
+
+
+def test_health_is_200_while_serving_and_503_while_draining() -> None:
+    endpoint = Endpoint(Settings())
+    with ServerThread(endpoint=endpoint, extra_routes=[endpoint.health_route("/health")]) as server:
+        assert health(server) == (200, {"status": "serving", "sessions": 0})
+        server.call(endpoint.server.shutdown)
+        assert health(server) == (503, {"status": "draining", "sessions": 0})
+
+
+def test_health_is_503_while_the_redis_engine_is_unavailable() -> None:
+    bus = RedisBus(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    endpoint = Endpoint(Settings(), bus=bus)
+    with ServerThread(endpoint=endpoint, extra_routes=[endpoint.health_route("/health")]) as server:
+        assert health(server) == (503, {"status": "engine-unavailable", "sessions": 0})
+
+
+def test_health_path_on_the_command_line() -> None:
+    process, url = start_cli("--health-path", "/cometd/health")
+    try:
+        response = request(url + "/health", method="GET")
+        assert response.status == 200 and json.loads(response.body)["status"] == "serving"
+    finally:
+        stop_process(process)
