@@ -14,7 +14,7 @@ import tornado.web
 from . import __version__
 from .core.settings import Settings, setting_fields
 from .endpoint import Endpoint
-from .listener import http_server
+from .listener import http_server, tls_context
 
 log = logging.getLogger("bayeux")
 
@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the client's address and scheme from a reverse proxy's X-Real-IP /"
         " X-Forwarded-For and X-Scheme / X-Forwarded-Proto headers (for the per-address limits"
         " and logs); only behind a proxy that sets them",
+    )
+    parser.add_argument(
+        "--certfile", metavar="PEM", help="serve https:// and wss:// with this certificate chain"
+    )
+    parser.add_argument(
+        "--keyfile", metavar="PEM", help="the private key of --certfile (if not in that file)"
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="require client certificates signed by these CAs (mutual TLS); with --certfile",
     )
     parser.add_argument(
         "--health-path",
@@ -126,10 +137,12 @@ async def serve(args: argparse.Namespace) -> None:
     if args.health_path:
         routes.insert(0, endpoint.health_route(args.health_path))
     app = tornado.web.Application(routes)
-    http = http_server(app, endpoint, xheaders=args.xheaders)
+    tls = tls_context(args.certfile, args.keyfile, args.ca_file) if args.certfile else None
+    http = http_server(app, endpoint, xheaders=args.xheaders, ssl_options=tls)
     http.listen(args.port, args.host)
     endpoint.start()
-    log.info("bayeux serving http://%s:%d%s", args.host, args.port, args.path)
+    scheme = "https" if tls else "http"
+    log.info("bayeux serving %s://%s:%d%s", scheme, args.host, args.port, args.path)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -152,6 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"python -m bayeux: error: {exc}", file=sys.stderr)
         return 2
+    if (args.keyfile or args.ca_file) and not args.certfile:
+        print("python -m bayeux: error: --keyfile and --ca-file need --certfile", file=sys.stderr)
+        return 2
+    if args.certfile:
+        try:
+            tls_context(args.certfile, args.keyfile, args.ca_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            print(f"python -m bayeux: error: TLS: {exc}", file=sys.stderr)
+            return 2
     if args.redis:
         try:
             import redis  # noqa: F401

@@ -4,6 +4,7 @@ needs. Applications that embed the endpoint configure their own HTTPServer (see 
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 import tornado.httpserver
@@ -40,12 +41,28 @@ class BoundedHTTPServer(tornado.httpserver.HTTPServer):
         super().on_close(server_conn)
 
 
+def tls_context(certfile: str, keyfile: str | None, ca_file: str | None) -> ssl.SSLContext:
+    """A server TLS context with Python's secure defaults; with `ca_file`, clients must present
+    a certificate that CA signed (mutual TLS)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    if ca_file:
+        context.load_verify_locations(ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def http_server(
-    app: tornado.web.Application, endpoint: Endpoint, *, xheaders: bool = False
+    app: tornado.web.Application,
+    endpoint: Endpoint,
+    *,
+    xheaders: bool = False,
+    ssl_options: ssl.SSLContext | None = None,
 ) -> BoundedHTTPServer:
     """The listener; `xheaders` trusts X-Real-IP / X-Forwarded-For and X-Scheme /
     X-Forwarded-Proto from a reverse proxy for the client's address (used by the per-address
-    limits) and scheme. Only turn it on behind a proxy that sets them."""
+    limits) and scheme. Only turn it on behind a proxy that sets them. `ssl_options` serves
+    https:// and wss:// (see tls_context)."""
     settings = endpoint.settings
     return BoundedHTTPServer(
         app,
@@ -56,4 +73,5 @@ def http_server(
         idle_connection_timeout=settings.idle_timeout / 1000,
         body_timeout=settings.body_timeout / 1000,
         xheaders=xheaders,
+        ssl_options=ssl_options,
     )
