@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from bayeux import Endpoint, Settings
 from bayeux.redis_bus import RedisBus
-from bayeux.testing import ServerThread, free_port, start_cli, stop_process
+from bayeux.testing import ServerThread, free_port, start_cli, stop_process, wait_for_port
 
-from .conftest import request
+from .conftest import post_json, request
 
 HANDSHAKE = {
     "channel": "/meta/handshake",
@@ -72,3 +74,42 @@ def test_health_path_on_the_command_line() -> None:
         assert response.status == 200 and json.loads(response.body)["status"] == "serving"
     finally:
         stop_process(process)
+
+
+def test_json_logs_one_event_per_line_without_client_ids() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bayeux",
+            "--port",
+            str(port),
+            "--log-format",
+            "json",
+            "--log-level",
+            "debug",
+            "--max-sessions",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_port(port, process)
+        url = f"http://127.0.0.1:{port}/cometd"
+        client_id = handshake_from(url, "10.0.0.1")["clientId"]
+        assert handshake_from(url, "10.0.0.1")["successful"] is False  # max-sessions
+        post_json(url, [{"channel": "/meta/disconnect", "clientId": client_id}])
+    finally:
+        assert stop_process(process) == 0
+    assert process.stderr is not None
+    lines = [line for line in process.stderr.read().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    events = {r.get("event"): r for r in records if "event" in r}
+    assert events["session-added"]["session"].startswith("s-")
+    assert events["session-removed"]["reason"] == "disconnected"
+    assert events["handshake-refused"]["reason"] == "max-sessions"
+    assert "drain" in events
+    assert all({"asctime", "level", "logger", "message"} <= r.keys() for r in records)
+    assert not any(client_id in line for line in lines)

@@ -308,10 +308,10 @@ class BayeuxServer:
             return _failure(message, *refusal)
         session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
         if not await self._allowed(self.policy.can_handshake, session, message):
-            self.stats.refused["policy"] += 1
+            self._refused("policy")
             return _failure(message, error(403, "", "Handshake denied"), _NONE)
         if len(self.sessions) >= self.settings.max_sessions:  # again: the policy may have waited
-            self.stats.refused["max-sessions"] += 1
+            self._refused("max-sessions")
             return _failure(message, *self._too_many_sessions())
         self._add_session(session)
         if peer.persistent:
@@ -332,21 +332,29 @@ class BayeuxServer:
         self._timesync_reply(message, reply)
         return reply
 
+    def _refused(self, reason: str) -> None:
+        """Counts a refused handshake (and logs it at debug: under a flood, counts are what an
+        operator needs, not a line per attempt)."""
+        self.stats.refused[reason] += 1
+        log.debug(
+            "handshake refused: %s", reason, extra={"event": "handshake-refused", "reason": reason}
+        )
+
     def _admission(self, peer: Peer) -> tuple[str, dict] | None:
         """Why a new session may not be created for `peer` now (error, advice), or None."""
         s = self.settings
         if len(self.sessions) >= s.max_sessions:
-            self.stats.refused["max-sessions"] += 1
+            self._refused("max-sessions")
             return self._too_many_sessions()
         if peer.persistent and peer.live_sessions() >= s.max_sessions_per_connection:
-            self.stats.refused["sessions-per-connection"] += 1
+            self._refused("sessions-per-connection")
             return (
                 error(503, "", "Too many sessions on this connection"),
                 {"reconnect": "handshake", "interval": s.handshake_window},
             )
         wait = self._handshakes.admit(peer.address, self.clock())
         if wait > 0:
-            self.stats.refused["handshakes-per-address"] += 1
+            self._refused("handshakes-per-address")
             return (
                 error(429, "", "Too many handshakes from this address"),
                 {"reconnect": "handshake", "interval": max(1, int(wait * 1000))},
@@ -747,7 +755,11 @@ class BayeuxServer:
                     session.drop_oldest()
                     self.stats.dropped["drop-oldest"] += 1
             if policy == "disconnect":
-                log.warning("session %s queue full: disconnected", session.tag)
+                log.warning(
+                    "session %s queue full: disconnected (a slow consumer)",
+                    session.tag,
+                    extra={"event": "slow-consumer", "session": session.tag},
+                )
                 self.stats.dropped["queue-full-disconnect"] += 1
                 self.remove_session(session, Ended.QUEUE_FULL)
                 return
@@ -788,6 +800,7 @@ class BayeuxServer:
 
     def _add_session(self, session: ServerSession) -> None:
         self.sessions[session.id] = session
+        log.debug("session added", extra={"event": "session-added", "session": session.tag})
         for listener in self._session_added:
             _call_listener(listener, session)
 
@@ -799,6 +812,11 @@ class BayeuxServer:
         session.clear()
         # Kept on the session so that its held connect, if any, can be told how it ended.
         session.ended = reason
+        log.debug(
+            "session removed: %s",
+            reason.value,
+            extra={"event": "session-removed", "session": session.tag, "reason": reason.value},
+        )
         waiter = session.waiter
         session.waiter = None
         if waiter is not None:
