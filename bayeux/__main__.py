@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         " when --redis is set), 503 while draining; off by default",
     )
     parser.add_argument(
+        "--drain-timeout",
+        type=int,
+        default=5000,
+        help="ms a shutdown (SIGTERM, SIGINT) may take: held connects are answered with advice"
+        " to come back, WebSockets closed with 1001 after their pending frames, EventSource"
+        " streams ended, the Redis outbox relayed",
+    )
+    parser.add_argument(
         "--log-format",
         default="text",
         choices=["text", "json"],
@@ -158,7 +166,7 @@ async def serve(args: argparse.Namespace) -> None:
     await stop.wait()
     log.info("shutting down: releasing held connects", extra={"event": "drain"})
     http.stop()
-    await endpoint.shutdown()
+    await endpoint.shutdown(args.drain_timeout / 1000)
     log.info("stopped")
 
 
@@ -185,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         settings_from(args)
     except ValueError as exc:
         print(f"python -m bayeux: error: {exc}", file=sys.stderr)
+        return 2
+    if args.drain_timeout < 0:
+        print("python -m bayeux: error: --drain-timeout must be >= 0", file=sys.stderr)
         return 2
     if (args.keyfile or args.ca_file) and not args.certfile:
         print("python -m bayeux: error: --keyfile and --ca-file need --certfile", file=sys.stderr)

@@ -44,6 +44,8 @@ class Endpoint:
         # Open TCP connections (HTTP and WebSocket), bounded by max_connections where the
         # standalone server accepts them (bayeux/listener.py).
         self.connections = 0
+        # What a drain must see finished: open WebSockets, EventSource streams, held long-polls.
+        self._streams: set[Any] = set()
 
     @property
     def settings(self) -> Settings:
@@ -134,13 +136,38 @@ class Endpoint:
     def connection_closed(self) -> None:
         self.connections -= 1
 
-    async def shutdown(self, grace: float = 1.0) -> None:
-        """Answers every held connect with advice to retry later, then stops sweeping."""
+    def stream_opened(self, stream: Any) -> None:
+        """A connection a drain must finish: it has a `finish_draining()` method."""
+        self._streams.add(stream)
+
+    def stream_closed(self, stream: Any) -> None:
+        self._streams.discard(stream)
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Drains, within `timeout` seconds: refuses new handshakes, answers every held connect
+        with advice to come back, closes WebSockets with 1001 once their pending frames are
+        written, ends EventSource streams, and relays what the Redis outbox still holds.
+        Stop accepting connections (HTTPServer.stop) before calling it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         self.server.shutdown()
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
+        for stream in list(self._streams):
+            try:
+                stream.finish_draining()
+            except Exception:  # one broken connection must not stop the drain
+                log.exception("draining a connection failed")
+                self._streams.discard(stream)
+        while self._streams and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self._streams:
+            log.warning(
+                "drain timed out with %d connections still open",
+                len(self._streams),
+                extra={"event": "drain-timeout"},
+            )
         if self.bus is not None:
+            await self.bus.flush(max(0.0, deadline - loop.time()))
             await self.bus.stop()
-        # Let the woken handlers write their replies before the caller stops the loop.
-        await asyncio.sleep(grace)

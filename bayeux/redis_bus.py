@@ -83,6 +83,14 @@ class RedisBus:
             asyncio.ensure_future(self._relay()),
         ]
 
+    async def flush(self, timeout: float) -> bool:
+        """Waits up to `timeout` seconds for the outbox to be relayed; whether it was."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._outbox and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return not self._outbox
+
     async def stop(self) -> None:
         if self._server is not None and self._server.bus is self:
             self._server.bus = None

@@ -88,7 +88,7 @@ class ServerThread:
         self._ready.set()
         await self._stop.wait()
         http.stop()
-        await self.endpoint.shutdown(grace=0.05)
+        await self.endpoint.shutdown(timeout=2.0)
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs `fn(*args)` on the server's loop thread and returns its result."""

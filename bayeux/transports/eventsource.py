@@ -63,9 +63,11 @@ class EventSourceHandler(tornado.web.RequestHandler):
         self._flush()  # anything queued before the stream opened
         pinger = tornado.ioloop.PeriodicCallback(self._ping, PING_SECONDS * 1000)
         pinger.start()
+        self.endpoint.stream_opened(self)
         try:
             await self._done.wait()
         finally:
+            self.endpoint.stream_closed(self)
             pinger.stop()
             session.detach(self)
         if not self._finished:
@@ -84,6 +86,11 @@ class EventSourceHandler(tornado.web.RequestHandler):
         self._end()
 
     def close(self) -> None:
+        self._end()
+
+    def finish_draining(self) -> None:
+        """Sends what is queued, then ends the stream (the client reconnects elsewhere)."""
+        self._flush()
         self._end()
 
     def _end(self) -> None:

@@ -176,9 +176,11 @@ class PollingHandler(tornado.web.RequestHandler):
             else:
                 self._waiter = FutureWaiter()
                 self.endpoint.browser_holding(browser, +1)
+                self.endpoint.stream_opened(self)
                 try:
                     why = await wait_for_messages(server, hold, self._waiter)
                 finally:
+                    self.endpoint.stream_closed(self)
                     self.endpoint.browser_holding(browser, -1)
                 deliveries, reply = complete(server, hold, why)
                 if why is Wakeup.GONE:
@@ -197,6 +199,10 @@ class PollingHandler(tornado.web.RequestHandler):
             browser = secrets.token_hex(16)
             self.set_cookie(name, browser, path="/", httponly=True)
         return browser
+
+    def finish_draining(self) -> None:
+        """A held connect is answered by the server's shutdown itself (it wakes every waiter);
+        the drain only waits for this request to end."""
 
     def on_connection_close(self) -> None:
         # The client dropped a held connect: free it now rather than at timeout.

@@ -130,6 +130,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
         # connects); bounded by one batch of replies plus one reply per linked session.
         self._backlog: list[bytes] = []
         self._drained: asyncio.Future[None] | None = None
+        self._draining = False
         self.peer = Peer(persistent=True)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
@@ -179,6 +180,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
     def open(self, *args: Any) -> None:
         self.endpoint.start()
         self.endpoint.connection_opened()
+        self.endpoint.stream_opened(self)
         self.set_nodelay(True)
         self.peer.address = self.request.remote_ip
         self.peer.binary = self._msgpack
@@ -356,10 +358,25 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             if self._writing:
                 return  # the reader stays paused until this drains too
         self._wake_reader()
-        if self._has_queued():
+        if self._draining:
+            self._close_if_drained()
+        elif self._has_queued():
             self.schedule_flush()
 
     # ------------------------------------------------------------------------------ close
+
+    def finish_draining(self) -> None:
+        """Answers the held connects now (the server is shutting down, so with advice to come
+        back later), then closes with 1001 once everything pending is written."""
+        self._draining = True
+        for link in list(self.links.values()):
+            if link.hold is not None:
+                self._release(link)
+        self._close_if_drained()
+
+    def _close_if_drained(self) -> None:
+        if self._draining and not self._writing and not self._backlog and not self._closed:
+            self.close(1001, "server shutting down")
 
     def _wake_reader(self) -> None:
         drained, self._drained = self._drained, None
@@ -378,6 +395,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             return
         self._closed = True
         self.endpoint.connection_closed()
+        self.endpoint.stream_closed(self)
         if self._msgpack:
             self.endpoint.server.use_format("msgpack", -1)
         self._backlog.clear()
