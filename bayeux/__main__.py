@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="require client certificates signed by these CAs (mutual TLS); with --certfile",
     )
     parser.add_argument(
+        "--metrics-path",
+        metavar="PATH",
+        help="serve Prometheus metrics at this path (needs prometheus-client: pip install"
+        " 'bayeux-server[metrics]'); off by default",
+    )
+    parser.add_argument(
         "--health-path",
         metavar="PATH",
         help="serve a health check at this path: 200 while serving and ready (Redis connected"
@@ -151,6 +157,8 @@ async def serve(args: argparse.Namespace) -> None:
     routes = endpoint.routes(args.path)
     if args.health_path:
         routes.insert(0, endpoint.health_route(args.health_path))
+    if args.metrics_path:
+        routes.insert(0, endpoint.metrics_route(args.metrics_path))
     app = tornado.web.Application(routes)
     tls = tls_context(args.certfile, args.keyfile, args.ca_file) if args.certfile else None
     http = http_server(app, endpoint, xheaders=args.xheaders, ssl_options=tls)
@@ -205,6 +213,16 @@ def main(argv: list[str] | None = None) -> int:
             tls_context(args.certfile, args.keyfile, args.ca_file)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             print(f"python -m bayeux: error: TLS: {exc}", file=sys.stderr)
+            return 2
+    if args.metrics_path:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            print(
+                "python -m bayeux: error: --metrics-path needs prometheus-client:"
+                " pip install 'bayeux-server[metrics]'",
+                file=sys.stderr,
+            )
             return 2
     if args.redis:
         try:

@@ -130,6 +130,17 @@ class Endpoint:
             tornado.routing.PathMatches(re.escape(path) + "$"), HealthHandler, {"endpoint": self}
         )
 
+    def metrics_route(self, path: str = "/metrics") -> tornado.routing.Rule:
+        """A route serving this endpoint's Prometheus metrics at `path` (needs the
+        prometheus-client package: pip install 'bayeux-server[metrics]')."""
+        from .metrics import MetricsHandler, registry_for
+
+        return tornado.routing.Rule(
+            tornado.routing.PathMatches(re.escape(path) + "$"),
+            MetricsHandler,
+            {"registry": registry_for(self)},
+        )
+
     def connection_opened(self) -> None:
         self.connections += 1
 

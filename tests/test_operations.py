@@ -113,3 +113,42 @@ def test_json_logs_one_event_per_line_without_client_ids() -> None:
     assert "drain" in events
     assert all({"asctime", "level", "logger", "message"} <= r.keys() for r in records)
     assert not any(client_id in line for line in lines)
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = request(url, method="GET").body.decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def test_prometheus_metrics_count_what_happened() -> None:
+    process, url = start_cli("--metrics-path", "/metrics", "--max-sessions", "2")
+    metrics_url = url.replace("/cometd", "/metrics")
+    try:
+        subscriber = handshake_from(url, "a")["clientId"]
+        publisher = handshake_from(url, "a")["clientId"]
+        assert handshake_from(url, "a")["successful"] is False  # max-sessions
+        post_json(
+            url, [{"channel": "/meta/subscribe", "clientId": subscriber, "subscription": "/m"}]
+        )
+        post_json(url, [{"channel": "/m", "clientId": publisher, "data": {"n": 1}}])
+        post_json(url, [{"channel": "/bad channel", "clientId": publisher, "data": 1}])
+        m = scrape(metrics_url)
+    finally:
+        stop_process(process)
+    assert m[("bayeux_sessions", (("transport", "none"),))] == 2
+    assert m[("bayeux_handshakes_refused_total", (("reason", "max-sessions"),))] == 1
+    assert m[("bayeux_deliveries_total", ())] == 1
+    assert m[("bayeux_delivery_bytes_total", ())] == len(b'{"channel":"/m","data":{"n":1}}')
+    assert m[("bayeux_messages_in_total", (("kind", "meta"),))] == 4
+    assert m[("bayeux_messages_in_total", (("kind", "broadcast"),))] == 2
+    assert m[("bayeux_error_replies_total", (("code", "405"),))] == 1
+    assert m[("bayeux_error_replies_total", (("code", "503"),))] == 1
+    assert m[("bayeux_session_queue_messages_bucket", (("le", "1"),))] == 2  # both queues <= 1
+    assert m[("bayeux_held_connects", ())] == 0
+    assert ("bayeux_sweeps_total", ()) in m

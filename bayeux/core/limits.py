@@ -5,7 +5,6 @@ from the server's injected clock."""
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -80,12 +79,3 @@ class AddressWindow:
 
     def __len__(self) -> int:
         return len(self._windows)
-
-
-@dataclass(slots=True)
-class Stats:
-    """What the server refused or dropped, by reason: for operators and metrics."""
-
-    refused: Counter[str] = field(default_factory=Counter)  # handshakes, by reason
-    dropped: Counter[str] = field(default_factory=Counter)  # deliveries, by reason
-    errors: Counter[str] = field(default_factory=Counter)  # internal errors, by where

@@ -22,7 +22,7 @@ from . import channel as ch
 from .ack import AckState
 from .bus import Bus
 from .extension import Extension
-from .limits import AddressWindow, Peer, Stats
+from .limits import AddressWindow, Peer
 from .message import (
     MAX_SAFE_INTEGER,
     Delivery,
@@ -38,6 +38,7 @@ from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
 from .service import ServiceError, ServiceHandler, ServiceRequest
 from .session import Ended, ServerSession, new_client_id
 from .settings import EVENTSOURCE, Settings
+from .stats import Stats
 from .timesync import TimesyncRequest
 from .tree import ChannelTree
 
@@ -188,6 +189,10 @@ class BayeuxServer:
         return outcome
 
     async def _handle_one(self, message: Message, peer: Peer, outcome: Outcome) -> None:
+        channel = message["channel"]
+        self.stats.messages_in[
+            "meta" if ch.is_meta(channel) else "service" if ch.is_service(channel) else "broadcast"
+        ] += 1
         session = self._session_of(message)
         problem = _field_problem(message)
         if problem is None and peer.binary:
@@ -255,6 +260,8 @@ class BayeuxServer:
 
     def _emit(self, replies: list[Message], session: ServerSession | None, reply: Message) -> None:
         """Runs outgoing extensions on a reply, keeping it unless one of them drops it."""
+        if reply.get("successful") is False:
+            self.stats.error_replies[str(reply.get("error", ""))[:3]] += 1
         if self._outgoing(session, reply):
             replies.append(reply)
 
@@ -723,6 +730,7 @@ class BayeuxServer:
             self.bus.share(message, delivery.json)
         channel = message["channel"]
         lazy = self._lazy and any(ch.matches(p, channel) for p in self._lazy)
+        stats = self.stats
         lazy_seconds = self.settings.max_lazy_timeout / 1000 if lazy else None
         count = 0
         for session in self.tree.match(channel):
@@ -743,6 +751,8 @@ class BayeuxServer:
                 else:
                     self._enqueue(session, delivery, lazy_seconds)
                 count += 1
+        stats.deliveries += count
+        stats.delivery_bytes += count * delivery.size
         return count
 
     def _enqueue(
@@ -838,6 +848,14 @@ class BayeuxServer:
 
     def sweep(self) -> list[ServerSession]:
         """Removes the sessions whose expiry time has passed; returns them."""
+        started = time.perf_counter()
+        try:
+            return self._sweep()
+        finally:
+            self.stats.sweeps += 1
+            self.stats.sweep_seconds += time.perf_counter() - started
+
+    def _sweep(self) -> list[ServerSession]:
         now = self.clock()
         expired = [
             s for s in self.sessions.values() if s.deadline is not None and s.deadline <= now

@@ -1,0 +1,149 @@
+"""Prometheus metrics (prometheus-client): read from the server's own counters and state when
+scraped, so the hot path pays nothing but the plain integers of core/stats.py."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import tornado.web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .endpoint import Endpoint
+
+QUEUE_BUCKETS = (0, 1, 10, 100, 1000, 10000)
+
+
+class BayeuxCollector(Collector):
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def collect(self) -> Iterator[Metric]:
+        endpoint = self.endpoint
+        server = endpoint.server
+        stats = server.stats
+        sessions = list(server.sessions.values())
+
+        by_transport = Counter(s.connection_type or "none" for s in sessions)
+        gauge = GaugeMetricFamily(
+            "bayeux_sessions",
+            "Sessions, by the connection type of their last connect",
+            labels=["transport"],
+        )
+        for transport, count in sorted(by_transport.items()):
+            gauge.add_metric([transport], count)
+        yield gauge
+        yield GaugeMetricFamily(
+            "bayeux_held_connects", "Connects held", value=sum(s.held is not None for s in sessions)
+        )
+        yield GaugeMetricFamily(
+            "bayeux_connections",
+            "Open TCP connections (HTTP and WebSocket)",
+            value=endpoint.connections,
+        )
+        depth = GaugeHistogramMetricFamily(
+            "bayeux_session_queue_messages", "Messages waiting per session"
+        )
+        lengths = [len(s.queue) for s in sessions]
+        buckets = [(str(b), sum(1 for n in lengths if n <= b)) for b in QUEUE_BUCKETS]
+        depth.add_metric([], [*buckets, ("+Inf", len(lengths))], gsum_value=sum(lengths))
+        yield depth
+        yield GaugeMetricFamily(
+            "bayeux_queued_bytes",
+            "Bytes waiting for delivery, in all sessions",
+            value=sum(s.queued_bytes() for s in sessions),
+        )
+
+        yield _by("bayeux_messages_in", "Messages received, by kind", "kind", stats.messages_in)
+        yield CounterMetricFamily(
+            "bayeux_deliveries",
+            "Messages queued for delivery to a session",
+            value=stats.deliveries,
+        )
+        yield CounterMetricFamily(
+            "bayeux_delivery_bytes",
+            "JSON bytes of the messages queued for delivery",
+            value=stats.delivery_bytes,
+        )
+        yield _by(
+            "bayeux_deliveries_dropped", "Deliveries dropped, by reason", "reason", stats.dropped
+        )
+        yield _by(
+            "bayeux_handshakes_refused", "Handshakes refused, by reason", "reason", stats.refused
+        )
+        yield _by(
+            "bayeux_error_replies",
+            "Unsuccessful replies, by Bayeux error code",
+            "code",
+            stats.error_replies,
+        )
+        yield _by(
+            "bayeux_internal_errors",
+            "Failures inside the server or its hooks, by where",
+            "where",
+            stats.errors,
+        )
+        yield CounterMetricFamily(
+            "bayeux_sweeps", "Sweeps for expired sessions", value=stats.sweeps
+        )
+        yield CounterMetricFamily(
+            "bayeux_sweep_seconds", "Time spent sweeping", value=stats.sweep_seconds
+        )
+        bus = endpoint.bus
+        if bus is not None:
+            yield CounterMetricFamily(
+                "bayeux_bus_relayed",
+                "Messages relayed to the other processes",
+                value=bus.relayed,
+            )
+            yield CounterMetricFamily(
+                "bayeux_bus_received",
+                "Messages delivered here from the other processes",
+                value=bus.received,
+            )
+            yield CounterMetricFamily(
+                "bayeux_bus_dropped",
+                "Messages the relay dropped (outbox full during an outage)",
+                value=bus.dropped,
+            )
+            yield GaugeMetricFamily(
+                "bayeux_bus_outbox_bytes", "Bytes waiting to be relayed", value=bus.outbox_size()
+            )
+            yield GaugeMetricFamily(
+                "bayeux_bus_connected",
+                "1 while the bus receives from the other processes",
+                value=1 if bus.subscribed.is_set() else 0,
+            )
+
+
+def _by(name: str, documentation: str, label: str, counts: Counter[str]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family
+
+
+class MetricsHandler(tornado.web.RequestHandler):
+    def initialize(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.registry))
+
+
+def registry_for(endpoint: Endpoint) -> CollectorRegistry:
+    """A registry of the endpoint's metrics alone (add it to yours, or serve it)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BayeuxCollector(endpoint))
+    return registry
