@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import tornado.httpclient
 import tornado.websocket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,9 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def start(server: str, port: int) -> subprocess.Popen:
+def start(server: str, port: int, *, metrics: bool = False) -> subprocess.Popen:
+    if server == "bayeux-metrics":
+        return start("bayeux", port, metrics=True)
     if server == "bayeux":
         command = [
             sys.executable,
@@ -87,6 +90,7 @@ def start(server: str, port: int) -> subprocess.Popen:
             # Every simulated client comes from 127.0.0.1: lift the per-address handshake bound.
             "--max-handshakes-per-address",
             "-1",
+            *(["--metrics-path", "/metrics"] if metrics else []),
         ]
     elif server == "faye":
         command = ["node", str(ROOT / "interop" / "peers" / "faye_server.cjs"), str(port), "30"]
@@ -162,6 +166,7 @@ async def load(
     deadline: float,
     server_pid: int,
     rate: float = 0,
+    scrape: bool = False,
 ) -> tuple[list[Subscriber], float, float]:
     """The subscribers, and the wall and server CPU seconds from the first publish to the last
     delivery (joining is not counted)."""
@@ -172,6 +177,7 @@ async def load(
     publisher = Subscriber(url)
     await publisher.join("/bench/unused")
     listeners = [asyncio.ensure_future(s.listen(messages, channel)) for s in subs]
+    scraper = asyncio.ensure_future(scrape_every_second(url)) if scrape else None
     text = "x" * payload
     cpu_before = cpu_seconds(server_pid)
     started = time.monotonic()
@@ -188,12 +194,22 @@ async def load(
     done, pending = await asyncio.wait(listeners, timeout=deadline)
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(server_pid) - cpu_before
+    if scraper is not None:
+        scraper.cancel()
     for task in pending:
         task.cancel()
     for s in [*subs, publisher]:
         if s.ws is not None:
             s.ws.close()
     return subs, elapsed, cpu
+
+
+async def scrape_every_second(url: str) -> None:
+    """What Prometheus does to a server with --metrics-path: its scrapes count in the CPU."""
+    client = tornado.httpclient.AsyncHTTPClient()
+    while True:
+        await client.fetch(url.replace("/cometd", "/metrics"))
+        await asyncio.sleep(1)
 
 
 def run(server: str, args: argparse.Namespace) -> Figures:
@@ -210,6 +226,7 @@ def run(server: str, args: argparse.Namespace) -> Figures:
                 args.deadline,
                 process.pid,
                 args.rate,
+                server == "bayeux-metrics",
             )
         )
         memory = rss_mib(process.pid)
@@ -237,8 +254,9 @@ def main() -> None:
     parser.add_argument(
         "--server",
         action="append",
-        choices=["bayeux", "faye"],
-        help="server(s) to measure; default: both",
+        choices=["bayeux", "bayeux-metrics", "faye"],
+        help="server(s) to measure; default: bayeux and faye (bayeux-metrics: bayeux with"
+        " --metrics-path, scraped every second)",
     )
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--messages", type=int, default=200)
