@@ -13,10 +13,13 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeHistogramMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+from .core.stats import LATENCY_BOUNDS
 
 if TYPE_CHECKING:
     from .endpoint import Endpoint
@@ -93,6 +96,17 @@ class BayeuxCollector(Collector):
             "where",
             stats.errors,
         )
+        latency = HistogramMetricFamily(
+            "bayeux_delivery_latency_seconds",
+            "From publish to the write that carries it, for the oldest message of each write",
+        )
+        cumulative, buckets = 0, []
+        bounds = (*LATENCY_BOUNDS, float("inf"))
+        for bound, count in zip(bounds, stats.latency_buckets, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        latency.add_metric([], buckets, sum_value=stats.latency_sum)
+        yield latency
         yield CounterMetricFamily(
             "bayeux_sweeps", "Sweeps for expired sessions", value=stats.sweeps
         )

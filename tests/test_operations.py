@@ -11,6 +11,7 @@ from bayeux.redis_bus import RedisBus
 from bayeux.testing import ServerThread, free_port, start_cli, stop_process, wait_for_port
 
 from .conftest import post_json, request
+from .rawws import RawWebSocket
 
 HANDSHAKE = {
     "channel": "/meta/handshake",
@@ -152,3 +153,45 @@ def test_prometheus_metrics_count_what_happened() -> None:
     assert m[("bayeux_session_queue_messages_bucket", (("le", "1"),))] == 2  # both queues <= 1
     assert m[("bayeux_held_connects", ())] == 0
     assert ("bayeux_sweeps_total", ()) in m
+    # The subscriber never connected again: nothing was written to it yet.
+    assert m[("bayeux_delivery_latency_seconds_count", ())] == 0
+
+
+def test_latency_is_observed_for_websocket_and_long_polling_writes() -> None:
+    endpoint = Endpoint(Settings())
+    with ServerThread(
+        endpoint=endpoint, extra_routes=[endpoint.metrics_route("/metrics")]
+    ) as server:
+        subscriber = handshake_from(server.url, "a")["clientId"]
+        post_json(
+            server.url,
+            [{"channel": "/meta/subscribe", "clientId": subscriber, "subscription": "/l"}],
+        )
+        for _ in range(3):
+            server.call(endpoint.publish, "/l", 1)
+        post_json(
+            server.url,
+            [
+                {
+                    "channel": "/meta/connect",
+                    "clientId": subscriber,
+                    "connectionType": "long-polling",
+                }
+            ],
+        )
+        # Three messages, one write: the oldest is observed.
+        metrics = scrape(server.origin + "/metrics")
+        assert metrics[("bayeux_delivery_latency_seconds_count", ())] == 1
+        ws = RawWebSocket(server.url.replace("http://", "ws://"))
+        ws.send([{**HANDSHAKE, "supportedConnectionTypes": ["websocket"]}])
+        ws_id = ws.read()[0]["clientId"]
+        subscribe = {"channel": "/meta/subscribe", "clientId": ws_id, "subscription": "/l"}
+        connect = {"channel": "/meta/connect", "clientId": ws_id, "connectionType": "websocket"}
+        ws.send([subscribe, connect])
+        ws.read()
+        server.call(endpoint.publish, "/l", 2)
+        assert [m["data"] for m in ws.read()] == [2]
+        m = scrape(server.origin + "/metrics")
+        ws.close()
+    assert m[("bayeux_delivery_latency_seconds_count", ())] == 2
+    assert m[("bayeux_delivery_latency_seconds_sum", ())] < 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from .. import codec
@@ -124,10 +125,12 @@ class Delivery:
     The JSON bytes are made when the delivery is created: every delivery is encoded anyway (to
     refuse what cannot be), and its size is what queues are bounded by."""
 
-    __slots__ = ("message", "json", "size", "_msgpack")
+    __slots__ = ("message", "json", "size", "born", "_msgpack")
 
     def __init__(self, message: Message) -> None:
         self.message = message
+        # When it was published (monotonic seconds), for the publish-to-write latency.
+        self.born = time.monotonic()
         # Raises TypeError (orjson) for values JSON cannot hold: the caller refuses the message.
         self.json: bytes = codec.dumps(message)
         # What the message costs a queue that holds it, in bytes.

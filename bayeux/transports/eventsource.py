@@ -4,6 +4,7 @@ deliveries, while requests (connects included) still travel by long-polling POST
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import tornado.ioloop
@@ -101,7 +102,9 @@ class EventSourceHandler(tornado.web.RequestHandler):
         self._flush_scheduled = False
         if self._writing or self._done is None or self._done.is_set() or not self.session.queue:
             return
-        items = [d.json for d in self.session.drain()]
+        deliveries = self.session.drain()
+        self.endpoint.server.stats.observe_latency(time.monotonic() - deliveries[0].born)
+        items = [d.json for d in deliveries]
         self._send(b"data: " + codec.join_array(items) + b"\n\n")
 
     def _ping(self) -> None:

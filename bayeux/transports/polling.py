@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -185,6 +186,8 @@ class PollingHandler(tornado.web.RequestHandler):
                 deliveries, reply = complete(server, hold, why)
                 if why is Wakeup.GONE:
                     return None
+            if deliveries:
+                server.stats.observe_latency(time.monotonic() - deliveries[0].born)
             items.extend(d.json for d in deliveries)
             items.append(codec.dumps(reply))
         return codec.join_array(items)

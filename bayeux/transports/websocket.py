@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +53,10 @@ class _Flusher:
 
     def run(self) -> None:
         pending, self.pending = self.pending, []
+        now = time.monotonic()  # one clock read for every socket's latency
         for socket in pending:
             try:
-                socket._flush()
+                socket._flush(now)
             except Exception:
                 # One socket's failure must not leave the others waiting for a flush that
                 # never comes: it is dropped, and the rest are flushed.
@@ -287,7 +289,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             self._flush_scheduled = True
             _flusher().add(self)
 
-    def _flush(self) -> None:
+    def _flush(self, now: float | None = None) -> None:
         self._flush_scheduled = False
         if self._writing or self._closed:
             return
@@ -300,6 +302,9 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             if session.queue and not session.connect_delivery_only and budget > 0:
                 queued = session.queue_bytes
                 deliveries = session.take(budget)
+                self.endpoint.server.stats.observe_latency(
+                    (now or time.monotonic()) - deliveries[0].born
+                )
                 budget -= queued - session.queue_bytes
                 items.extend(self._encoded(deliveries))
         if items:
