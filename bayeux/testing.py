@@ -150,12 +150,20 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> int:
     return process.returncode
 
 
-def start_cli(*options: str, log_level: str = "warning") -> tuple[subprocess.Popen, str]:
+def start_cli(
+    *options: str, log_level: str = "warning", **popen: Any
+) -> tuple[subprocess.Popen, str]:
     """`python -m bayeux` with `options` on a free loopback port, once it listens: the process
-    and its Bayeux URL. Stop it with stop_process()."""
+    and its Bayeux URL (http://, whatever the options). `popen` goes to subprocess.Popen (cwd,
+    env, stderr, ...). Stop it with stop_process()."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", log_level, *options]
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", log_level, *options],
+        **popen,
     )
-    wait_for_port(port, process)
+    try:
+        wait_for_port(port, process)
+    except RuntimeError:
+        stop_process(process)
+        raise
     return process, f"http://127.0.0.1:{port}/cometd"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 from bayeux import Endpoint, Settings
 from bayeux.redis_bus import RedisBus
-from bayeux.testing import ServerThread, free_port, start_cli, stop_process, wait_for_port
+from bayeux.testing import ServerThread, free_port, start_cli, stop_process
 
 from .conftest import post_json, request
 from .rawws import RawWebSocket
@@ -78,27 +77,16 @@ def test_health_path_on_the_command_line() -> None:
 
 
 def test_json_logs_one_event_per_line_without_client_ids() -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bayeux",
-            "--port",
-            str(port),
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            "--max-sessions",
-            "1",
-        ],
+    process, url = start_cli(
+        "--log-format",
+        "json",
+        "--max-sessions",
+        "1",
+        log_level="debug",
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        wait_for_port(port, process)
-        url = f"http://127.0.0.1:{port}/cometd"
         client_id = handshake_from(url, "10.0.0.1")["clientId"]
         assert handshake_from(url, "10.0.0.1")["successful"] is False  # max-sessions
         post_json(url, [{"channel": "/meta/disconnect", "clientId": client_id}])

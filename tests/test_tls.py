@@ -16,7 +16,7 @@ import tornado.httpclient
 import tornado.websocket
 import trustme
 
-from bayeux.testing import free_port, stop_process, wait_for_port
+from bayeux.testing import start_cli, stop_process
 
 HANDSHAKE = {"channel": "/meta/handshake", "version": "1.0"}
 
@@ -31,25 +31,8 @@ def start_tls(tmp_path: Path, ca: trustme.CA, *extra: str) -> tuple[subprocess.P
     chain, key = tmp_path / "chain.pem", tmp_path / "key.pem"
     cert.private_key_pem.write_to_path(str(key))
     chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bayeux",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--certfile",
-            str(chain),
-            "--keyfile",
-            str(key),
-            *extra,
-        ]
-    )
-    wait_for_port(port, process)
-    return process, port
+    process, url = start_cli("--certfile", str(chain), "--keyfile", str(key), *extra)
+    return process, int(url.split(":")[2].split("/")[0])
 
 
 def client_context(ca: trustme.CA) -> ssl.SSLContext:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bayeux.testing import free_port, stop_process, wait_for_port
+from bayeux.testing import start_cli, stop_process
 
 from ..rules import PROFILES
 from ..runner import FAIL, INCOMPLETE, PASS, run_suite
@@ -61,30 +61,19 @@ async def run_one(
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bayeux-mutant-") as tmp:
         root = apply(mutant, Path(tmp))
-        port = free_port()
         env = {**os.environ, "PYTHONPATH": str(root)}
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bayeux",
-                "--port",
-                str(port),
-                "--log-level",
-                "error",
-                *SERVER_OPTIONS,
-            ],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            try:
-                wait_for_port(port, server)
-            except RuntimeError as exc:
-                return Outcome(mutant, True, f"server did not start: {exc}", 0.0)
-            url = f"http://127.0.0.1:{port}/cometd"
+            server, url = start_cli(
+                *SERVER_OPTIONS,
+                log_level="error",
+                cwd=root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except RuntimeError as exc:
+            return Outcome(mutant, True, f"server did not start: {exc}", 0.0)
+        try:
             results = await run_suite(url, transports, profiles, only)
         finally:
             stop_process(server, timeout=5)
