@@ -479,7 +479,12 @@ class BayeuxServer:
         patterns = cast(list[str], given)
         bad = [p for p in patterns if not self.channels.valid_subscription(p)]
         failure = None
-        new = [p for p in patterns if p not in session.subscriptions and not ch.is_service(p)]
+        # What a subscribe would add (service channels are never recorded).
+        new = (
+            [p for p in patterns if p not in session.subscriptions and not ch.is_service(p)]
+            if subscribe
+            else []
+        )
         if bad:
             failure = error(405, bad, "Invalid channel")
         elif subscribe and any(ch.is_meta(p) for p in patterns):
