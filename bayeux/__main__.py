@@ -9,12 +9,10 @@ import signal
 import sys
 from dataclasses import MISSING
 
-import tornado.web
-
 from . import __version__
+from .connection.listener import tls_context
 from .core.settings import Settings, setting_fields
 from .endpoint import Endpoint
-from .listener import http_server, tls_context
 
 log = logging.getLogger("bayeux")
 
@@ -154,15 +152,15 @@ async def serve(args: argparse.Namespace) -> None:
         allowed_origins=tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip()),
         bus=bus,
     )
-    routes = endpoint.routes(args.path)
-    if args.health_path:
-        routes.insert(0, endpoint.health_route(args.health_path))
-    if args.metrics_path:
-        routes.insert(0, endpoint.metrics_route(args.metrics_path))
-    app = tornado.web.Application(routes)
     tls = tls_context(args.certfile, args.keyfile, args.ca_file) if args.certfile else None
-    http = http_server(app, endpoint, xheaders=args.xheaders, ssl_options=tls)
-    http.listen(args.port, args.host)
+    listener = endpoint.listener(
+        args.path,
+        health_path=args.health_path,
+        metrics_path=args.metrics_path,
+        xheaders=args.xheaders,
+        ssl_options=tls,
+    )
+    listener.listen(args.port, args.host)
     endpoint.start()
     scheme = "https" if tls else "http"
     log.info("bayeux serving %s://%s:%d%s", scheme, args.host, args.port, args.path)
@@ -173,7 +171,7 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: releasing held connects", extra={"event": "drain"})
-    http.stop()
+    listener.stop()
     await endpoint.shutdown(args.drain_timeout / 1000)
     log.info("stopped")
 

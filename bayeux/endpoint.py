@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import tornado.ioloop
 import tornado.routing
-import tornado.web
 
+from .adapters.routes import answer_rule, transport_rules
+from .connection.listener import ExtraRoutes, Listener
 from .core.server import BayeuxServer
 from .core.settings import Settings
+from .health import health_answer
+from .transports.http import HttpResponse
 
 log = logging.getLogger("bayeux.endpoint")
 
@@ -42,7 +46,7 @@ class Endpoint:
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
         self._held_by_browser: dict[str, int] = {}
         # Open TCP connections (HTTP and WebSocket), bounded by max_connections where the
-        # standalone server accepts them (bayeux/listener.py).
+        # standalone server accepts them (bayeux/connection/listener.py).
         self.connections = 0
         # What a drain must see finished: open WebSockets, EventSource streams, held long-polls.
         self._streams: set[Any] = set()
@@ -53,22 +57,31 @@ class Endpoint:
 
     def routes(self, path: str = "/cometd") -> list[tornado.routing.Rule]:
         """Tornado rules serving every transport at `path` and any sub-path below it."""
-        from .transports.eventsource import EventSourceHandler, EventSourceMatches
-        from .transports.polling import PollingHandler
-        from .transports.websocket import UpgradeMatches, WebSocketTransport
+        return transport_rules(self, path)
 
-        if not path.startswith("/"):
-            raise ValueError("path must start with '/'")
-        pattern = re.escape(path.rstrip("/")) + r"(?:/.*)?$"
-        return [
-            tornado.routing.Rule(UpgradeMatches(pattern), WebSocketTransport, {"endpoint": self}),
-            tornado.routing.Rule(
-                EventSourceMatches(pattern), EventSourceHandler, {"endpoint": self}
-            ),
-            tornado.routing.Rule(
-                tornado.routing.PathMatches(pattern), PollingHandler, {"endpoint": self}
-            ),
-        ]
+    def listener(
+        self,
+        path: str = "/cometd",
+        *,
+        health_path: str | None = None,
+        metrics_path: str | None = None,
+        xheaders: bool = False,
+        ssl_options: ssl.SSLContext | None = None,
+        extra: ExtraRoutes | None = None,
+    ) -> Listener:
+        """The standalone server: a TCP listener serving the endpoint at `path` with its own
+        HTTP/1.1 and WebSocket connection layer (faster than Tornado's HTTPServer and
+        RequestHandler; see README). `listen()` or `add_sockets()` it, and `stop()` it before
+        `shutdown()`. `xheaders` trusts a reverse proxy's X-Real-IP / X-Forwarded-For for the
+        client's address; `ssl_options` serves https:// and wss://; `extra` maps other paths
+        to functions answering them."""
+        extra = dict(extra or {})
+        if health_path:
+            extra[health_path] = lambda request: self.health_answer()
+        if metrics_path:
+            answer = self.metrics_answer()
+            extra[metrics_path] = lambda request: answer()
+        return Listener(self, path, extra=extra, xheaders=xheaders, ssl_options=ssl_options)
 
     def start(self) -> None:
         """Starts sweeping expired sessions on the running IOLoop; called on the first request,
@@ -122,24 +135,26 @@ class Endpoint:
             return "engine-unavailable", False
         return "serving", True
 
+    def health_answer(self) -> HttpResponse:
+        """The answer to a health check: 200 when ready, 503 otherwise."""
+        status, ready = self.health()
+        return health_answer(status, ready, len(self.server.sessions))
+
     def health_route(self, path: str = "/health") -> tornado.routing.Rule:
         """A route answering `health()` at `path`: 200 when ready, 503 otherwise."""
-        from .health import HealthHandler
+        return answer_rule(path, self.health_answer)
 
-        return tornado.routing.Rule(
-            tornado.routing.PathMatches(re.escape(path) + "$"), HealthHandler, {"endpoint": self}
-        )
+    def metrics_answer(self) -> Callable[[], HttpResponse]:
+        """A function answering a scrape of this endpoint's Prometheus metrics (needs the
+        prometheus-client package: pip install 'bayeux-server[metrics]')."""
+        from .metrics import metrics_answer, registry_for
+
+        registry = registry_for(self)
+        return lambda: metrics_answer(registry)
 
     def metrics_route(self, path: str = "/metrics") -> tornado.routing.Rule:
-        """A route serving this endpoint's Prometheus metrics at `path` (needs the
-        prometheus-client package: pip install 'bayeux-server[metrics]')."""
-        from .metrics import MetricsHandler, registry_for
-
-        return tornado.routing.Rule(
-            tornado.routing.PathMatches(re.escape(path) + "$"),
-            MetricsHandler,
-            {"registry": registry_for(self)},
-        )
+        """A route serving this endpoint's Prometheus metrics at `path`."""
+        return answer_rule(path, self.metrics_answer())
 
     def connection_opened(self) -> None:
         self.connections += 1

@@ -3,25 +3,12 @@ ready (its engine connected, when it has one), 503 while it drains or its engine
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import tornado.web
-
 from . import codec
-
-if TYPE_CHECKING:
-    from .endpoint import Endpoint
+from .transports.http import HttpResponse
 
 
-class HealthHandler(tornado.web.RequestHandler):
-    def initialize(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-
-    def get(self) -> None:
-        status, ready = self.endpoint.health()
-        self.set_status(200 if ready else 503)
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(codec.dumps({"status": status, "sessions": len(self.endpoint.server.sessions)}))
-
-    head = get
+def health_answer(status: str, ready: bool, sessions: int) -> HttpResponse:
+    """The answer to a health check, from `Endpoint.health()` and the session count."""
+    headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+    body = codec.dumps({"status": status, "sessions": sessions})
+    return HttpResponse(200 if ready else 503, headers, body)

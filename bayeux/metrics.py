@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-import tornado.web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -20,15 +18,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from .core.stats import LATENCY_BOUNDS
-
-if TYPE_CHECKING:
-    from .endpoint import Endpoint
+from .transports.context import Context
+from .transports.http import HttpResponse
 
 QUEUE_BUCKETS = (0, 1, 10, 100, 1000, 10000)
 
 
 class BayeuxCollector(Collector):
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Context) -> None:
         self.endpoint = endpoint
 
     def collect(self) -> Iterator[Metric]:
@@ -113,7 +110,7 @@ class BayeuxCollector(Collector):
         yield CounterMetricFamily(
             "bayeux_sweep_seconds", "Time spent sweeping", value=stats.sweep_seconds
         )
-        bus = endpoint.bus
+        bus = getattr(endpoint, "bus", None)
         if bus is not None:
             yield CounterMetricFamily(
                 "bayeux_bus_relayed",
@@ -147,16 +144,12 @@ def _by(name: str, documentation: str, label: str, counts: Counter[str]) -> Metr
     return family
 
 
-class MetricsHandler(tornado.web.RequestHandler):
-    def initialize(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def get(self) -> None:
-        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest(self.registry))
+def metrics_answer(registry: CollectorRegistry) -> HttpResponse:
+    """The registry's metrics in Prometheus' text format."""
+    return HttpResponse(200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(registry))
 
 
-def registry_for(endpoint: Endpoint) -> CollectorRegistry:
+def registry_for(endpoint: Context) -> CollectorRegistry:
     """A registry of the endpoint's metrics alone (add it to yours, or serve it)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BayeuxCollector(endpoint))

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import tornado.httpserver
 import tornado.netutil
+import tornado.tcpserver
 import tornado.web
 
 from .core.settings import Settings
 from .endpoint import Endpoint
-from .listener import http_server
 
 T = TypeVar("T")
 
@@ -41,6 +42,10 @@ class ServerThread:
     ...     print(server.url)      # http://127.0.0.1:PORT/cometd
     """
 
+    # What `embedded` is when not given: tests run the same cases over both layers by setting
+    # it (tests/conftest.py, fixture both_layers).
+    embedded_by_default = False
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -48,8 +53,17 @@ class ServerThread:
         path: str = "/cometd",
         endpoint: Endpoint | None = None,
         extra_routes: list | None = None,
+        embedded: bool | None = None,
     ) -> None:
+        """`embedded`: served by a Tornado Application (`Endpoint.routes()` plus
+        `extra_routes`) on Tornado's HTTPServer, as an application embedding it would; else by
+        the standalone listener, as `python -m bayeux` does."""
+        if embedded is None:
+            embedded = bool(extra_routes) or self.embedded_by_default
+        if extra_routes and not embedded:
+            raise ValueError("extra_routes need embedded=True")
         self.endpoint = endpoint or Endpoint(settings)
+        self.embedded = embedded
         self.extra_routes = list(extra_routes or [])
         self.path = path
         self.port = 0
@@ -81,8 +95,12 @@ class ServerThread:
         self._stop = asyncio.Event()
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
-        app = tornado.web.Application(self.endpoint.routes(self.path) + self.extra_routes)
-        http = http_server(app, self.endpoint)
+        http: tornado.tcpserver.TCPServer
+        if self.embedded:
+            app = tornado.web.Application(self.endpoint.routes(self.path) + self.extra_routes)
+            http = tornado.httpserver.HTTPServer(app)
+        else:
+            http = self.endpoint.listener(self.path)
         http.add_sockets(sockets)
         self.endpoint.start()
         self._ready.set()

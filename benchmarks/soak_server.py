@@ -13,12 +13,11 @@ import tracemalloc
 from pathlib import Path
 
 import tornado.netutil
-import tornado.web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bayeux import Endpoint, Settings  # noqa: E402
-from bayeux.listener import http_server  # noqa: E402
+from bayeux.transports.http import HttpResponse  # noqa: E402
 
 # SOAK_TRACEMALLOC=1 adds the biggest allocation growths since start to the stats: for finding
 # what grows when the RSS curve is not flat.
@@ -28,39 +27,33 @@ if TRACE:
     baseline = tracemalloc.take_snapshot()
 
 
-class Stats(tornado.web.RequestHandler):
-    def initialize(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-
-    def get(self) -> None:
-        server = self.endpoint.server
-        self.set_header("Content-Type", "application/json")
-        stats = {
-            "sessions": len(server.sessions),
-            "connections": self.endpoint.connections,
-            "refused": dict(server.stats.refused),
-            "dropped": dict(server.stats.dropped),
-            "errors": dict(server.stats.errors),
-        }
-        if TRACE:
-            growth = tracemalloc.take_snapshot().compare_to(baseline, "traceback")
-            stats["growth"] = [
-                f"{d.size_diff // 1024} KiB {d.count_diff} blocks: "
-                + " < ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in d.traceback[:6])
-                for d in growth[:8]
-            ]
-        self.finish(json.dumps(stats))
+def soak_stats(endpoint: Endpoint) -> HttpResponse:
+    server = endpoint.server
+    stats: dict = {
+        "sessions": len(server.sessions),
+        "connections": endpoint.connections,
+        "refused": dict(server.stats.refused),
+        "dropped": dict(server.stats.dropped),
+        "errors": dict(server.stats.errors),
+    }
+    if TRACE:
+        growth = tracemalloc.take_snapshot().compare_to(baseline, "traceback")
+        stats["growth"] = [
+            f"{d.size_diff // 1024} KiB {d.count_diff} blocks: "
+            + " < ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in d.traceback[:6])
+            for d in growth[:8]
+        ]
+    return HttpResponse(200, [("Content-Type", "application/json")], json.dumps(stats).encode())
 
 
 async def serve() -> None:
     """As `python -m bayeux` serves: the endpoint on the main thread's loop, the bounded
     listener, SIGTERM to stop."""
     endpoint = Endpoint(Settings())
-    app = tornado.web.Application(
-        endpoint.routes("/cometd") + [("/soak-stats", Stats, {"endpoint": endpoint})]
-    )
     sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-    listener = http_server(app, endpoint)
+    listener = endpoint.listener(
+        "/cometd", extra={"/soak-stats": lambda request: soak_stats(endpoint)}
+    )
     listener.add_sockets(sockets)
     endpoint.start()
     print(sockets[0].getsockname()[1], flush=True)
@@ -68,7 +61,7 @@ async def serve() -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     listener.stop()
-    await endpoint.shutdown(grace=0.1)
+    await endpoint.shutdown(0.1)
 
 
 def main() -> None:

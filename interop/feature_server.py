@@ -17,8 +17,9 @@ from bayeux import (
     ServiceError,
     Settings,
 )
+from bayeux.adapters.polling import PollingHandler
 from bayeux.testing import ServerThread
-from bayeux.transports.polling import PollingHandler
+from bayeux.transports.polling import PollingExchange
 
 LOSE_NEXT_REPLY: set[str] = set()
 
@@ -62,11 +63,13 @@ def drop_socket(request):  # type: ignore[no-untyped-def]
     socket = getattr(link, "socket", None)
     if socket is None:
         raise ServiceError("not on a WebSocket")
-    asyncio.get_running_loop().call_later(0.2, socket.close)
+    asyncio.get_running_loop().call_later(0.2, socket.abort)
     return "dropping"
 
 
-class LossyPollingHandler(PollingHandler):
+class LossyExchange(PollingExchange):
+    lost = False
+
     async def _exchange(self, messages: list) -> bytes | None:
         body = await super()._exchange(messages)
         client_id = next(
@@ -74,9 +77,20 @@ class LossyPollingHandler(PollingHandler):
         )
         if body is not None and client_id in LOSE_NEXT_REPLY and b'"/interop/ack/' in body:
             LOSE_NEXT_REPLY.discard(client_id)
-            self.request.connection.stream.close()  # the reply never reaches the client
+            self.lost = True
             return None
         return body
+
+
+class LossyPollingHandler(PollingHandler):
+    exchange_class = LossyExchange
+
+    async def _respond(self, *args) -> None:  # type: ignore[no-untyped-def]
+        await super()._respond(*args)
+        if getattr(self._exchange, "lost", False):
+            self.request.connection.stream.close()  # the reply never reaches the client
+
+    get = post = _respond
 
 
 class LossyEndpoint(Endpoint):
@@ -99,4 +113,4 @@ def feature_server() -> ServerThread:
     server.add_service("/service/slow", slow)
     server.add_service("/service/test/lose-next-reply", lose_next_reply)
     server.add_service("/service/test/drop-socket", drop_socket)
-    return ServerThread(endpoint=LossyEndpoint(server=server))
+    return ServerThread(endpoint=LossyEndpoint(server=server), embedded=True)

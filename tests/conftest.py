@@ -10,8 +10,20 @@ from bayeux import Endpoint, Settings
 from bayeux.testing import ServerThread
 
 
+@pytest.fixture(params=["standalone", "embedded"])
+def both_layers(request):  # type: ignore[no-untyped-def]
+    """Runs a test against the standalone connection layer and against the endpoint mounted
+    in a Tornado Application: the transports' semantics must not depend on who parses HTTP.
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("both_layers")`."""
+    ServerThread.embedded_by_default = request.param == "embedded"
+    try:
+        yield request.param
+    finally:
+        ServerThread.embedded_by_default = False
+
+
 @pytest.fixture
-def live():  # type: ignore[no-untyped-def]
+def live(both_layers):  # type: ignore[no-untyped-def]
     """An endpoint on a background IOLoop with short timeouts."""
     endpoint = Endpoint(
         Settings(timeout=2000, max_interval=3000, sweep_period=100, max_message_size=64 * 1024),

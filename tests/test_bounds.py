@@ -13,6 +13,9 @@ from bayeux.core.limits import AddressWindow, Peer, address_key
 
 from .test_hooks import HS, client
 
+# Every case runs over the standalone connection layer and over Tornado embedding.
+pytestmark = pytest.mark.usefixtures("both_layers")
+
 
 async def one(server: BayeuxServer, peer: Peer | None = None, **message: object) -> dict:
     (reply,) = (await server.handle([message], peer)).replies

@@ -8,12 +8,16 @@ import json
 import signal
 import time
 
+import pytest
 import tornado.httpclient
 import tornado.websocket
 
 from bayeux.testing import start_cli
 
 from .conftest import handshake, post_json
+
+# Every case runs over the standalone connection layer and over Tornado embedding.
+pytestmark = pytest.mark.usefixtures("both_layers")
 
 
 def test_sigterm_drains_websockets_eventsource_and_long_polls() -> None:

@@ -7,7 +7,12 @@ import json
 import time
 from urllib.parse import urlsplit
 
+import pytest
+
 from .conftest import handshake, post_json, request
+
+# Every case runs over the standalone connection layer and over Tornado embedding.
+pytestmark = pytest.mark.usefixtures("both_layers")
 
 
 def open_stream(

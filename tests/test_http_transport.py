@@ -8,7 +8,12 @@ import threading
 import time
 from urllib.parse import quote, urlencode, urlsplit
 
+import pytest
+
 from .conftest import handshake, post_json, request
+
+# Every case runs over the standalone connection layer and over Tornado embedding.
+pytestmark = pytest.mark.usefixtures("both_layers")
 
 
 def test_handshake_reply_is_json_at_mount_and_subpaths(live) -> None:  # type: ignore[no-untyped-def]

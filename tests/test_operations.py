@@ -54,7 +54,9 @@ def health(server: ServerThread) -> tuple[int, dict]:
 
 def test_health_is_200_while_serving_and_503_while_draining() -> None:
     endpoint = Endpoint(Settings())
-    with ServerThread(endpoint=endpoint, extra_routes=[endpoint.health_route("/health")]) as server:
+    with ServerThread(
+        endpoint=endpoint, extra_routes=[endpoint.health_route("/health")], embedded=True
+    ) as server:
         assert health(server) == (200, {"status": "serving", "sessions": 0})
         server.call(endpoint.server.shutdown)
         assert health(server) == (503, {"status": "draining", "sessions": 0})
@@ -63,7 +65,9 @@ def test_health_is_200_while_serving_and_503_while_draining() -> None:
 def test_health_is_503_while_the_redis_engine_is_unavailable() -> None:
     bus = RedisBus(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     endpoint = Endpoint(Settings(), bus=bus)
-    with ServerThread(endpoint=endpoint, extra_routes=[endpoint.health_route("/health")]) as server:
+    with ServerThread(
+        endpoint=endpoint, extra_routes=[endpoint.health_route("/health")], embedded=True
+    ) as server:
         assert health(server) == (503, {"status": "engine-unavailable", "sessions": 0})
 
 
@@ -148,7 +152,7 @@ def test_prometheus_metrics_count_what_happened() -> None:
 def test_latency_is_observed_for_websocket_and_long_polling_writes() -> None:
     endpoint = Endpoint(Settings())
     with ServerThread(
-        endpoint=endpoint, extra_routes=[endpoint.metrics_route("/metrics")]
+        endpoint=endpoint, extra_routes=[endpoint.metrics_route("/metrics")], embedded=True
     ) as server:
         subscriber = handshake_from(server.url, "a")["clientId"]
         post_json(

@@ -15,6 +15,9 @@ from bayeux import Ended
 from .conftest import handshake, post_json
 from .rawws import masked_frame
 
+# Every case runs over the standalone connection layer and over Tornado embedding.
+pytestmark = pytest.mark.usefixtures("both_layers")
+
 
 def ws_url(live) -> str:  # type: ignore[no-untyped-def]
     return live.url.replace("http://", "ws://")

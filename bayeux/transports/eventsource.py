@@ -1,78 +1,94 @@
 """The `eventsource` transport as Faye's client uses it: `GET <mount>/<clientId>` with
 `Accept: text/event-stream` opens a Server-Sent Events stream that carries the session's
-deliveries, while requests (connects included) still travel by long-polling POST."""
+deliveries, while requests (connects included) still travel by long-polling POST.
+
+`EventStream` is the transport's semantics; the connection that carries it supplies a
+`StreamSink` (the standalone connection layer writes chunks, the Tornado adapter a
+RequestHandler's flushes)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import tornado.ioloop
-import tornado.locks
-import tornado.routing
-import tornado.web
 
 from .. import codec
-from .http_common import allow_origin, origin_refused, redact_for_logs
-
-if TYPE_CHECKING:
-    from ..endpoint import Endpoint
+from ..core.session import ServerSession
+from .context import Context
+from .http import HttpRequest, HttpResponse, cors_headers, origin_refused, refusal
 
 PING_SECONDS = 15.0  # a comment line now and then keeps proxies from closing an idle stream
+EVENT_STREAM_TYPE = "text/event-stream;charset=utf-8"
 
 
-class EventSourceMatches(tornado.routing.PathMatches):
-    """Matches the endpoint's sub-paths for GETs that ask for an event stream."""
-
-    def match(self, request: Any) -> dict | None:
-        if request.method != "GET" or "text/event-stream" not in request.headers.get("Accept", ""):
-            return None
-        return super().match(request)
+class StreamSink(Protocol):
+    def write(self, chunk: bytes) -> asyncio.Future[Any] | None:
+        """Writes a chunk of the stream; None when written at once, else a future resolved
+        when written (failed if the connection broke)."""
 
 
-class EventSourceHandler(tornado.web.RequestHandler):
+def open_stream(
+    context: Context, request: HttpRequest
+) -> tuple[HttpResponse, ServerSession | None]:
+    """The response head for an EventSource request, and the session it streams (None with a
+    refusal: another origin, or an unknown client)."""
+    context.start()
+    if origin_refused(request, context):
+        return refusal(403, "origin not allowed"), None
+    client_id = request.path.rstrip("/").rsplit("/", 1)[-1]
+    session = context.server.sessions.get(client_id)
+    cors = cors_headers(request, context)
+    if session is None:
+        return refusal(404, "unknown client", cors), None
+    headers = [
+        *cors,
+        ("Content-Type", EVENT_STREAM_TYPE),
+        ("Cache-Control", "no-cache, no-store"),
+    ]
+    return HttpResponse(200, headers, f"retry: {context.settings.timeout}\n\n".encode()), session
+
+
+class EventStream:
+    """Carries one session's deliveries as `data:` events until the session ends, another
+    connection takes it over, the client leaves, or the server drains.
+    As the core sees it, a `Waiter` (see core.session)."""
+
     # Tells the polling transport that this waiter is a delivery stream, not a held connect.
     is_stream = True
 
-    def initialize(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self._done: tornado.locks.Event | None = None
+    def __init__(self, context: Context, session: ServerSession, sink: StreamSink) -> None:
+        self.context = context
+        self.session = session
+        self.sink = sink
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_scheduled = False
         self._writing = False
+        self._pinger: tornado.ioloop.PeriodicCallback | None = None
 
-    async def get(self, *args: Any) -> None:
-        self.endpoint.start()
-        client_id = self.request.path.rstrip("/").rsplit("/", 1)[-1]
-        redact_for_logs(self.request)
-        if origin_refused(self, self.endpoint):
-            self.set_status(403)
-            self.finish("origin not allowed\n")
-            return
-        session = self.endpoint.server.sessions.get(client_id)
-        allow_origin(self, self.endpoint)
-        if session is None:
-            self.set_status(404)
-            self.finish("unknown client\n")
-            return
-        self.session = session
-        self._done = tornado.locks.Event()
-        self.set_header("Content-Type", "text/event-stream;charset=utf-8")
-        self.set_header("Cache-Control", "no-cache, no-store")
-        self.write(f"retry: {self.endpoint.settings.timeout}\n\n")
-        await self.flush()
-        session.attach(self)
+    def start(self) -> None:
+        """Called once the response head is written."""
+        self.session.attach(self)
         self._flush()  # anything queued before the stream opened
-        pinger = tornado.ioloop.PeriodicCallback(self._ping, PING_SECONDS * 1000)
-        pinger.start()
-        self.endpoint.stream_opened(self)
+        self._pinger = tornado.ioloop.PeriodicCallback(self._ping, PING_SECONDS * 1000)
+        self._pinger.start()
+        self.context.stream_opened(self)
+
+    async def run(self) -> None:
+        """Starts the stream and returns when it has ended."""
+        self.start()
         try:
-            await self._done.wait()
+            await self.done
         finally:
-            self.endpoint.stream_closed(self)
-            pinger.stop()
-            session.detach(self)
-        if not self._finished:
-            self.finish()
+            self.stop()
+
+    def stop(self) -> None:
+        self.context.stream_closed(self)
+        if self._pinger is not None:
+            self._pinger.stop()
+        self.session.detach(self)
+        self._end()
 
     # Waiter, as the core sees it
     def wake(self) -> None:
@@ -94,34 +110,36 @@ class EventSourceHandler(tornado.web.RequestHandler):
         self._flush()
         self._end()
 
+    def connection_lost(self) -> None:
+        self._end()
+
     def _end(self) -> None:
-        if self._done is not None:
-            self._done.set()
+        if not self.done.done():
+            self.done.set_result(None)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._writing or self._done is None or self._done.is_set() or not self.session.queue:
+        if self._writing or self.done.done() or not self.session.queue:
             return
         deliveries = self.session.drain()
-        self.endpoint.server.stats.observe_latency(time.monotonic() - deliveries[0].born)
-        items = [d.json for d in deliveries]
-        self._send(b"data: " + codec.join_array(items) + b"\n\n")
+        self.context.server.stats.observe_latency(time.monotonic() - deliveries[0].born)
+        self._send(b"data: " + codec.join_array([d.json for d in deliveries]) + b"\n\n")
 
     def _ping(self) -> None:
         if not self._writing:
             self._send(b":\n\n")
 
     def _send(self, chunk: bytes) -> None:
-        self._writing = True
-        self.write(chunk)
-        self.flush().add_done_callback(self._sent)
+        written = self.sink.write(chunk)
+        if written is None:
+            self._sent(None)
+        else:
+            self._writing = True
+            written.add_done_callback(self._sent)
 
-    def _sent(self, future: Any) -> None:
+    def _sent(self, future: asyncio.Future[Any] | None) -> None:
         self._writing = False
-        if future.exception() is not None:
+        if future is not None and (future.cancelled() or future.exception() is not None):
             self._end()
         elif self.session.queue:
             self.wake()
-
-    def on_connection_close(self) -> None:
-        self._end()

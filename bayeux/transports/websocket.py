@@ -6,6 +6,10 @@ one frame is being written, newly queued messages wait in the session queue and 
 the next frame: a slow reader holds back only its own messages, never the publisher or others.
 Replies wait too, and the socket's next frame is not read until they are written: a client that
 sends without reading stops being read, instead of growing the server's write buffer.
+
+`BayeuxWebSocket` is the transport's semantics. The connection that carries it (the standalone
+connection layer, or Tornado's WebSocketHandler when embedded) hands it each received message and
+supplies a `FrameSink` that writes frames.
 """
 
 from __future__ import annotations
@@ -14,28 +18,44 @@ import asyncio
 import logging
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import tornado.ioloop
-import tornado.iostream
-import tornado.routing
-import tornado.websocket
 
 from .. import codec
 from ..core.limits import Peer
 from ..core.message import Delivery, ProtocolError, batch_from
 from ..core.server import ConnectHold
 from ..core.session import ServerSession
-
-if TYPE_CHECKING:
-    from ..endpoint import Endpoint
+from .context import Context
 
 log = logging.getLogger("bayeux.websocket")
 
-CLOSE_INVALID_PAYLOAD = 1007  # not JSON, or not Bayeux messages
+CLOSE_GOING_AWAY = 1001  # the server drains
 CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame without a binary subprotocol
+CLOSE_INVALID_PAYLOAD = 1007  # not JSON, or not Bayeux messages
+CLOSE_TOO_BIG = 1009  # a message above max_message_size
 # Binary frames carrying msgpack arrays of the same Bayeux messages; JSON text frames otherwise.
 MSGPACK_SUBPROTOCOL = "bayeux-msgpack"
+
+
+def select_subprotocol(offered: list[str]) -> str | None:
+    """The subprotocol to answer an upgrade offering `offered` with."""
+    return MSGPACK_SUBPROTOCOL if MSGPACK_SUBPROTOCOL in offered else None
+
+
+class FrameSink(Protocol):
+    """How the transport writes to its connection."""
+
+    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[Any] | None:
+        """Writes one data frame per payload, in order; None when the socket took them all at
+        once, else a future resolved once written (failed if the connection broke)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Starts the closing handshake."""
+
+    def abort(self) -> None:
+        """Drops the connection at once (after a failure on our side)."""
 
 
 class _Flusher:
@@ -44,9 +64,9 @@ class _Flusher:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.pending: list[WebSocketTransport] = []
+        self.pending: list[BayeuxWebSocket] = []
 
-    def add(self, socket: WebSocketTransport) -> None:
+    def add(self, socket: BayeuxWebSocket) -> None:
         if not self.pending:
             self.loop.call_soon(self.run)
         self.pending.append(socket)
@@ -77,28 +97,19 @@ def _flusher() -> _Flusher:
     return flusher
 
 
-class UpgradeMatches(tornado.routing.PathMatches):
-    """Matches the endpoint's path only for WebSocket upgrade requests."""
-
-    def match(self, request: Any) -> dict | None:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return None
-        return super().match(request)
-
-
 class _SessionLink:
     """The `Waiter` tying one session to one WebSocket."""
 
     __slots__ = ("socket", "session", "hold", "timer")
 
-    def __init__(self, socket: WebSocketTransport, session: ServerSession) -> None:
+    def __init__(self, socket: BayeuxWebSocket, session: ServerSession) -> None:
         self.socket = socket
         self.session = session
         self.hold: ConnectHold | None = None
         self.timer: object | None = None
 
     def wake(self) -> None:
-        if self.socket.endpoint.server.shutting_down:
+        if self.socket.context.server.shutting_down:
             # Answer the held connect now, with the advice to come back later.
             if self.hold is not None:
                 self.socket.schedule_release(self)
@@ -120,26 +131,38 @@ class _SessionLink:
         self.socket.unlink(self, displaced=False)
 
 
-class WebSocketTransport(tornado.websocket.WebSocketHandler):
-    def initialize(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
+class BayeuxWebSocket:
+    """One WebSocket's Bayeux semantics: the sessions it carries, their held connects, and
+    frames out with one in flight at a time."""
+
+    def __init__(
+        self,
+        context: Context,
+        sink: FrameSink,
+        *,
+        remote_ip: str | None = None,
+        subprotocol: str | None = None,
+    ) -> None:
+        self.context = context
+        self.sink = sink
         self.links: dict[str, _SessionLink] = {}
         self._flush_scheduled = False
         self._writing = False
         self._closed = False
-        self._msgpack = False
+        self._msgpack = subprotocol == MSGPACK_SUBPROTOCOL
         # Encoded messages waiting for the frame in flight to be written (replies, released
         # connects); bounded by one batch of replies plus one reply per linked session.
         self._backlog: list[bytes] = []
         self._drained: asyncio.Future[None] | None = None
         self._draining = False
-        self.peer = Peer(persistent=True)
+        self.peer = Peer(address=remote_ip, persistent=True, binary=self._msgpack)
 
-    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
-        if MSGPACK_SUBPROTOCOL in subprotocols:
-            self._msgpack = True
-            return MSGPACK_SUBPROTOCOL
-        return None
+    def opened(self) -> None:
+        """Called once the upgrade is answered."""
+        self.context.start()
+        self.context.stream_opened(self)
+        if self._msgpack:
+            self.context.server.use_format("msgpack", +1)
 
     def _encode(self, message: dict) -> bytes:
         return codec.msgpack_dumps(message) if self._msgpack else codec.dumps(message)
@@ -159,56 +182,31 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
                     "a message on %s cannot be sent as msgpack; skipped",
                     delivery.message.get("channel"),
                 )
-                self.endpoint.server.stats.dropped["not-encodable"] += 1
+                self.context.server.stats.dropped["not-encodable"] += 1
         return out
-
-    @property
-    def max_message_size(self) -> int:  # type: ignore[override]
-        # Tornado closes with 1009 (message too big) above this.
-        return self.endpoint.settings.max_message_size
-
-    @property
-    def ping_interval(self) -> float | None:  # type: ignore[override]
-        return self.endpoint.settings.ws_ping_interval / 1000 or None
-
-    @property
-    def ping_timeout(self) -> float | None:  # type: ignore[override]
-        # A peer that has not answered a ping by the next one is gone (half-open).
-        return self.ping_interval
-
-    def check_origin(self, origin: str) -> bool:
-        return self.endpoint.origin_allowed(origin, self.request.host)
-
-    def open(self, *args: Any) -> None:
-        self.endpoint.start()
-        self.endpoint.connection_opened()
-        self.endpoint.stream_opened(self)
-        self.set_nodelay(True)
-        self.peer.address = self.request.remote_ip
-        self.peer.binary = self._msgpack
-        if self._msgpack:
-            self.endpoint.server.use_format("msgpack", +1)
 
     # -------------------------------------------------------------------------- receiving
 
-    async def on_message(self, frame: str | bytes) -> None:
-        # Tornado reads the next frame only once this returns: a socket's batches stay in order.
+    async def received(self, frame: str | bytes) -> None:
+        """Handles one message of the client's. The connection reads the next one only once
+        this returns: a socket's batches stay in order, and a client that does not read its
+        replies stops being read."""
         if isinstance(frame, bytes) and not self._msgpack:
-            self.close(CLOSE_UNSUPPORTED_DATA, "binary frames need a binary subprotocol")
+            self.sink.close(CLOSE_UNSUPPORTED_DATA, "binary frames need a binary subprotocol")
             return
         try:
             value = codec.msgpack_loads(frame) if isinstance(frame, bytes) else codec.loads(frame)
         except codec.DecodeError:
-            self.close(CLOSE_INVALID_PAYLOAD, "frame is not valid JSON or msgpack")
+            self.sink.close(CLOSE_INVALID_PAYLOAD, "frame is not valid JSON or msgpack")
             return
         if value == []:
             return  # a keep-alive some clients send
         try:
             messages = batch_from(value)
         except ProtocolError as exc:
-            self.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
+            self.sink.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
             return
-        server = self.endpoint.server
+        server = self.context.server
         outcome = await server.handle(messages, self.peer)
         if self._closed:
             return
@@ -234,7 +232,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             # A new connect replaces the held one, which is answered now (the new one delivers).
             out.extend(self._finish(link, deliver=False))
         session.attach(link)
-        server = self.endpoint.server
+        server = self.context.server
         link.hold = hold
         if (
             hold.timeout <= 0
@@ -268,7 +266,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             tornado.ioloop.IOLoop.current().remove_timeout(link.timer)
             link.timer = None
         assert hold is not None
-        deliveries, reply = self.endpoint.server.finish_connect(
+        deliveries, reply = self.context.server.finish_connect(
             hold, multiple_clients=multiple_clients, deliver=deliver
         )
         return [*self._encoded(deliveries), self._encode(reply)]
@@ -295,14 +293,14 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             return
         # One frame at a time: what does not fit waits in its session queue, where it counts
         # against max_queue_bytes, rather than in the socket's write buffer.
-        budget = self.endpoint.settings.max_message_size
+        budget = self.context.settings.max_message_size
         items: list[bytes] = []
         for link in self.links.values():
             session = link.session
             if session.queue and not session.connect_delivery_only and budget > 0:
                 queued = session.queue_bytes
                 deliveries = session.take(budget)
-                self.endpoint.server.stats.observe_latency(
+                self.context.server.stats.observe_latency(
                     (now or time.monotonic()) - deliveries[0].born
                 )
                 budget -= queued - session.queue_bytes
@@ -325,32 +323,13 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             self._backlog.extend(items)
             return
         join = codec.join_msgpack_array if self._msgpack else codec.join_array
-        frames = [join(f) for f in _frames(items, self.endpoint.settings.max_message_size)]
-        connection = self.ws_connection
-        if connection is None or connection.is_closing():
-            return
-        if self.get_compression_options() is not None:
-            # permessage-deflate needs Tornado's own framing (slower, but compressed).
-            futures = [self.write_message(frame, binary=self._msgpack) for frame in frames]
-            if futures:
-                self._writing = True
-                futures[-1].add_done_callback(self._written)
-            return
-        # Frame bytes written straight to the stream: Tornado's write_message would add a
-        # coroutine, a task and a callback per frame, which measured slower (benchmarks/).
-        stream = connection.stream  # type: ignore[attr-defined]
-        assert stream is not None
-        opcode = 0x2 if self._msgpack else 0x1
-        data = b"".join(_frame_header(opcode, len(frame)) + frame for frame in frames)
-        try:
-            future = _write(stream, data)
-        except tornado.iostream.StreamClosedError:
-            return
-        if future is not None and stream.writing():
+        frames = [join(f) for f in _frames(items, self.context.settings.max_message_size)]
+        written = self.sink.send_frames(frames, self._msgpack)
+        if written is not None:
             # The socket did not take it all: send more only once this has drained, so a slow
             # reader's backlog stays in its session queue, not in our write buffer.
             self._writing = True
-            future.add_done_callback(self._written)
+            written.add_done_callback(self._written)
 
     def _written(self, future: Any) -> None:
         self._writing = False
@@ -381,7 +360,7 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
 
     def _close_if_drained(self) -> None:
         if self._draining and not self._writing and not self._backlog and not self._closed:
-            self.close(1001, "server shutting down")
+            self.sink.close(CLOSE_GOING_AWAY, "server shutting down")
 
     def _wake_reader(self) -> None:
         drained, self._drained = self._drained, None
@@ -389,20 +368,16 @@ class WebSocketTransport(tornado.websocket.WebSocketHandler):
             drained.set_result(None)
 
     def abort(self) -> None:
-        """Drops the connection at once (after a failure on our side)."""
-        connection = self.ws_connection
-        stream = connection.stream if connection is not None else None  # type: ignore[attr-defined]
-        if stream is not None:
-            stream.close()
+        self.sink.abort()
 
-    def on_close(self) -> None:
+    def closed(self) -> None:
+        """Called once the connection has closed, whichever side closed it."""
         if self._closed:
             return
         self._closed = True
-        self.endpoint.connection_closed()
-        self.endpoint.stream_closed(self)
+        self.context.stream_closed(self)
         if self._msgpack:
-            self.endpoint.server.use_format("msgpack", -1)
+            self.context.server.use_format("msgpack", -1)
         self._backlog.clear()
         self._wake_reader()
         for link in list(self.links.values()):
@@ -429,31 +404,3 @@ def _frames(items: list[bytes], limit: int) -> list[list[bytes]]:
     if current:
         frames.append(current)
     return frames
-
-
-def _frame_header(opcode: int, length: int) -> bytes:
-    """RFC 6455 header of a final, unmasked (server-to-client) frame."""
-    if length < 126:
-        return bytes((0x80 | opcode, length))
-    if length < 1 << 16:
-        return bytes((0x80 | opcode, 126)) + length.to_bytes(2, "big")
-    return bytes((0x80 | opcode, 127)) + length.to_bytes(8, "big")
-
-
-def _write(stream: tornado.iostream.IOStream, data: bytes) -> Any:
-    """Writes `data`; None when the socket took all of it at once, else IOStream's future.
-
-    With nothing buffered, a plain TCP stream's socket is sent to directly: IOStream.write would
-    make a future and bookkeeping per frame for the same single send(). Whatever the socket does
-    not take (or any error) goes through IOStream.write, which keeps its usual semantics."""
-    if type(stream) is tornado.iostream.IOStream and not stream.writing() and not stream.closed():
-        try:
-            sent = stream.socket.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent = 0  # let IOStream see the error and close the stream its own way
-        if sent == len(data):
-            return None
-        data = data[sent:]
-    return stream.write(data)

@@ -1,0 +1,404 @@
+"""One client's TCP connection speaking HTTP/1.1: parsed by httptools (llhttp), kept alive,
+pipelined requests answered in order, bodies bounded before they are read, and each request
+handed to the Bayeux transport it is for. A WebSocket upgrade hands the stream on to
+`WebSocketConnection`.
+
+Why not Tornado's HTTP1Connection and RequestHandler: for the one-message requests that
+long-polling is made of, their per-request machinery cost ~5x the CPU of this path
+(benchmarks/requests.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import httptools
+import tornado.iostream
+import tornado.netutil
+
+from ..transports.eventsource import EventStream, open_stream
+from ..transports.http import (
+    HttpRequest,
+    HttpResponse,
+    refusal,
+    wants_event_stream,
+    wants_websocket,
+)
+from ..transports.polling import PollingExchange
+from .frames import write_now
+from .websocket import WebSocketConnection, upgrade_answer
+
+if TYPE_CHECKING:
+    from .listener import Listener
+
+log = logging.getLogger("bayeux.connection")
+# One line per answered request: refusals at INFO, the rest at DEBUG (long-polling makes
+# several requests a second per client). Never a clientId or a query value.
+access_log = logging.getLogger("bayeux.access")
+
+READ_SIZE = 65536
+MAX_HEADER_BYTES = 65536  # request line and headers together
+MAX_HEADERS = 100
+# Requests parsed but not answered yet (pipelining); past it the connection is not read.
+MAX_PIPELINED = 16
+
+_STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
+}
+
+
+class _Date:
+    """The Date header, formatted once a second rather than once a response."""
+
+    second = 0
+    value = b""
+
+    @classmethod
+    def header(cls) -> bytes:
+        now = int(time.time())
+        if now != cls.second:
+            cls.second = now
+            cls.value = b"Date: " + formatdate(now, usegmt=True).encode() + b"\r\n"
+        return cls.value
+
+
+def encode_head(status: int, headers: list[tuple[str, str]], extra: bytes) -> bytes:
+    """A response's status line and headers, ending with `extra` header lines and the blank
+    line. Header values come from the transports, never raw from the wire."""
+    out = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n".encode(), _Date.header()]
+    for name, value in headers:
+        out.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+    out.append(extra)
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+class _Parsing:
+    """The request being parsed."""
+
+    __slots__ = (
+        "url",
+        "headers",
+        "header_bytes",
+        "body",
+        "body_size",
+        "refusal",
+        "request",
+        "exchange",
+    )
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.request: HttpRequest | None = None
+        self.headers: dict[str, str] = {}
+        self.header_bytes = 0
+        self.body: list[bytes] = []
+        self.body_size = 0
+        # An answer decided before the body was read (the connection closes after it).
+        self.refusal: HttpResponse | None = None
+        self.exchange: PollingExchange | None = None
+
+
+class HttpConnection:
+    """Reads requests, answers them in order, and keeps the connection while the client does.
+
+    The listener's clock tick closes it when a request's headers (idle_timeout) or body
+    (body_timeout) take too long, or when it sits idle between requests (idle_timeout)."""
+
+    def __init__(self, listener: Listener, stream: tornado.iostream.IOStream, address: Any) -> None:
+        self.listener = listener
+        self.context = listener.context
+        self.stream = stream
+        self.peer_ip = address[0] if isinstance(address, tuple) and address else None
+        self.parser = httptools.HttpRequestParser(self)
+        self.parsing: _Parsing | None = None
+        self.ready: deque[tuple[HttpRequest, _Parsing]] = deque()
+        # When to give up on the client (monotonic seconds), or 0 while a request is served.
+        self.deadline = time.monotonic() + self.context.settings.idle_timeout / 1000
+        # What a disconnect must tell: the held exchange or open event stream.
+        self.current: PollingExchange | EventStream | None = None
+        self.upgraded = False
+
+    # ------------------------------------------------------------------ httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.parsing = _Parsing()
+        self.deadline = time.monotonic() + self.context.settings.idle_timeout / 1000
+
+    def on_url(self, url: bytes) -> None:
+        parsing = self.parsing
+        assert parsing is not None
+        parsing.url += url
+        parsing.header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        parsing = self.parsing
+        assert parsing is not None
+        parsing.header_bytes += len(name) + len(value)
+        if parsing.header_bytes > MAX_HEADER_BYTES or len(parsing.headers) >= MAX_HEADERS:
+            if parsing.refusal is None:
+                parsing.refusal = refusal(431, "request headers too large")
+            return
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        previous = parsing.headers.get(key)
+        parsing.headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        parsing = self.parsing
+        assert parsing is not None
+        self.deadline = time.monotonic() + self.context.settings.body_timeout / 1000
+        if parsing.refusal is not None:
+            return
+        if self.parser.get_http_version() not in ("1.1", "1.0"):
+            parsing.refusal = refusal(505, "HTTP version not supported")
+            return
+        request = parsing.request = self._request(parsing)
+        listener = self.listener
+        if not listener.serves(request.path) or wants_websocket(parsing.headers):
+            return  # answered once complete (an upgrade needs no body)
+        if wants_event_stream(request.method, parsing.headers):
+            return
+        exchange = parsing.exchange = PollingExchange(self.context, request)
+        length = parsing.headers.get("content-length")
+        declared = int(length) if length is not None and length.isdigit() else None
+        parsing.refusal = exchange.early_refusal(declared)
+
+    def on_body(self, body: bytes) -> None:
+        parsing = self.parsing
+        assert parsing is not None
+        if parsing.refusal is not None:
+            return
+        parsing.body_size += len(body)
+        if parsing.body_size > self.context.settings.max_message_size:
+            exchange = parsing.exchange
+            parsing.body.clear()
+            parsing.refusal = (
+                exchange.too_large() if exchange is not None else refusal(413, "body too large")
+            )
+            return
+        parsing.body.append(body)
+
+    def on_message_complete(self) -> None:
+        parsing, self.parsing = self.parsing, None
+        assert parsing is not None
+        self.deadline = 0.0
+        request = parsing.request or self._request(parsing)
+        if parsing.body:
+            request.body = b"".join(parsing.body)
+        self.ready.append((request, parsing))
+
+    def _request(self, parsing: _Parsing) -> HttpRequest:
+        url = httptools.parse_url(parsing.url)
+        headers = parsing.headers
+        return HttpRequest(
+            method=self.parser.get_method().decode("ascii", "replace"),
+            path=url.path.decode("utf-8", "replace") if url.path else "/",
+            query=url.query.decode("utf-8", "replace") if url.query else "",
+            headers=headers,
+            remote_ip=self.listener.client_address(headers, self.peer_ip),
+        )
+
+    # ------------------------------------------------------------------------- serving
+
+    async def run(self) -> None:
+        stream = self.stream
+        self.stream.set_close_callback(self._lost)
+        try:
+            while True:
+                try:
+                    data = await stream.read_bytes(READ_SIZE, partial=True)
+                except tornado.iostream.StreamClosedError:
+                    return
+                trailing: bytes | None = None
+                try:
+                    self.parser.feed_data(data)
+                except httptools.HttpParserUpgrade as exc:
+                    trailing = data[exc.args[0] :] if exc.args else b""
+                except httptools.HttpParserError:
+                    # What was complete before the error is answered; then a 400 ends it.
+                    while self.ready:
+                        if not await self._answer(*self.ready.popleft()):
+                            return
+                    await self._write(refusal(400, "malformed HTTP request"), keep_alive=False)
+                    return
+                while self.ready:
+                    if trailing is not None and len(self.ready) == 1:
+                        await self._upgrade(self.ready.popleft()[0], trailing)
+                        return
+                    if not await self._answer(*self.ready.popleft()):
+                        return
+                parsing = self.parsing
+                if parsing is not None and parsing.refusal is not None:
+                    # Refused while its headers or body were still arriving: answer now.
+                    await self._write(parsing.refusal, keep_alive=False)
+                    return
+                if trailing is not None:
+                    await self._write(refusal(400, "unsupported upgrade"), keep_alive=False)
+                    return
+                if self.deadline == 0.0:
+                    self.deadline = time.monotonic() + self.context.settings.idle_timeout / 1000
+        except Exception:  # nothing may escape into the IOLoop; this client alone is dropped
+            log.exception("HTTP connection failed")
+        finally:
+            if not self.upgraded:
+                self.close()
+
+    async def _answer(self, request: HttpRequest, parsing: _Parsing) -> bool:
+        """Serves one complete request; whether the connection stays open for the next."""
+        keep_alive = self.parser.should_keep_alive() and not self.context.server.shutting_down
+        if parsing.refusal is not None:
+            await self._write(parsing.refusal, keep_alive=False, request=request)
+            return False
+        listener = self.listener
+        if not listener.serves(request.path):
+            extra = listener.extra_response(request)
+            return await self._write(
+                extra, keep_alive, head=request.method == "HEAD", request=request
+            )
+        if wants_event_stream(request.method, request.headers):
+            return await self._event_stream(request, keep_alive)
+        exchange = parsing.exchange
+        if exchange is None:  # a WebSocket upgrade the parser did not flag: refused
+            return await self._write(
+                refusal(400, "bad WebSocket upgrade"), keep_alive=False, request=request
+            )
+        self.current = exchange
+        try:
+            response = await exchange.respond()
+        finally:
+            self.current = None
+        if response is None:  # the client left while its connect was held
+            return False
+        keep_alive = keep_alive and not self.context.server.shutting_down
+        return await self._write(response, keep_alive, request=request)
+
+    async def _write(
+        self,
+        response: HttpResponse,
+        keep_alive: bool,
+        head: bool = False,
+        request: HttpRequest | None = None,
+    ) -> bool:
+        level = logging.INFO if response.status >= 400 else logging.DEBUG
+        if access_log.isEnabledFor(level):
+            line = f"{request.method} {request.log_safe_uri()}" if request else "-"
+            access_log.log(level, "%d %s (%s)", response.status, line, self.peer_ip)
+        keep_alive = keep_alive and not response.close
+        body = response.body
+        # A 204 has no body, and so no length (RFC 9110, 8.6).
+        extra = b"Content-Length: %d\r\n" % len(body) if response.status != 204 else b""
+        if not keep_alive:
+            extra += b"Connection: close\r\n"
+        data = encode_head(response.status, response.headers, extra)
+        if not head:
+            data += body
+        if not await self._send(data):
+            return False
+        return keep_alive
+
+    async def _send(self, data: bytes) -> bool:
+        """Writes `data`, waiting for it to drain when the socket did not take it all (so a
+        client that does not read holds no more than this); False if the connection broke."""
+        try:
+            written = write_now(self.stream, data)
+            if written is not None:
+                await written
+        except tornado.iostream.StreamClosedError:
+            return False
+        return True
+
+    async def _event_stream(self, request: HttpRequest, keep_alive: bool) -> bool:
+        head, session = open_stream(self.context, request)
+        if session is None:
+            return await self._write(head, keep_alive, request=request)
+        data = encode_head(head.status, head.headers, b"Transfer-Encoding: chunked\r\n")
+        stream = EventStream(self.context, session, _ChunkedSink(self.stream))
+        if not await self._send(data + _chunk(head.body)):
+            return False
+        self.current = stream
+        try:
+            await stream.run()
+        finally:
+            self.current = None
+        if self.stream.closed():
+            return False
+        keep_alive = keep_alive and not self.context.server.shutting_down
+        if not await self._send(b"0\r\n\r\n"):
+            return False
+        return keep_alive
+
+    async def _upgrade(self, request: HttpRequest, trailing: bytes) -> None:
+        if not self.listener.serves(request.path):
+            await self._write(refusal(404, "not found"), keep_alive=False, request=request)
+            return
+        answer, subprotocol = upgrade_answer(self.context, request)
+        if answer.status != 101:
+            await self._write(answer, keep_alive=False, request=request)
+            return
+        if not await self._send(encode_head(101, answer.headers, b"")):
+            return
+        self.upgraded = True
+        self.stream.set_close_callback(None)
+        websocket = WebSocketConnection(self.listener, self.stream, request, subprotocol)
+        self.listener.replace(self, websocket)
+        await websocket.run(trailing)
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    def _lost(self) -> None:
+        current = self.current
+        if current is not None:
+            current.connection_lost()
+
+    def tick(self, now: float) -> None:
+        """The listener's clock: gives up on a client that is too slow or idle too long."""
+        if self.deadline and now > self.deadline and not self.stream.closed():
+            self.stream.close()
+
+    def finish_draining(self) -> None:
+        """The server drains: an idle keep-alive connection is closed now (one serving a
+        request closes after answering it)."""
+        if self.current is None and self.parsing is None and not self.ready:
+            self.stream.close()
+
+    def close(self) -> None:
+        if not self.stream.closed():
+            self.stream.close()
+        self.listener.closed(self)
+
+
+class _ChunkedSink:
+    """An EventSource stream's body in HTTP/1.1 chunks."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: tornado.iostream.IOStream) -> None:
+        self.stream = stream
+
+    def write(self, chunk: bytes) -> asyncio.Future[Any] | None:
+        try:
+            return write_now(self.stream, _chunk(chunk))
+        except tornado.iostream.StreamClosedError:
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(tornado.iostream.StreamClosedError())
+            return future
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def forwarded_address(headers: dict[str, str], peer_ip: str | None) -> str | None:
+    """The client's address as a trusted proxy reports it (X-Real-IP, else the last
+    X-Forwarded-For entry), when it is a valid address; else the peer's."""
+    candidate = headers.get("x-forwarded-for", "").split(",")[-1].strip()
+    candidate = headers.get("x-real-ip", candidate).strip()
+    if candidate and tornado.netutil.is_valid_ip(candidate):
+        return candidate
+    return peer_ip

@@ -1,0 +1,131 @@
+"""The standalone server's listener: accepts TCP (or TLS) connections on Tornado's TCPServer,
+bounds how many are open, serves each with an `HttpConnection`, and runs one clock for all of
+them (timeouts, WebSocket pings) instead of a timer per connection."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+import tornado.ioloop
+import tornado.iostream
+import tornado.tcpserver
+
+from ..transports.context import Context
+from ..transports.http import HttpRequest, HttpResponse, refusal
+from .http1 import READ_SIZE, HttpConnection, forwarded_address
+
+log = logging.getLogger("bayeux.listener")
+
+# Other resources served on the same port (health, metrics): exact path -> answer.
+ExtraRoutes = dict[str, Callable[[HttpRequest], HttpResponse]]
+
+
+class Listener(tornado.tcpserver.TCPServer):
+    """Serves the Bayeux endpoint at `path` (and every sub-path) and `extra` routes.
+
+    `xheaders` trusts X-Real-IP / X-Forwarded-For from a reverse proxy for the client's address
+    (used by the per-address limits); only turn it on behind a proxy that sets them.
+    `ssl_options` serves https:// and wss:// (see tls_context)."""
+
+    def __init__(
+        self,
+        context: Context,
+        path: str = "/cometd",
+        *,
+        extra: ExtraRoutes | None = None,
+        xheaders: bool = False,
+        ssl_options: ssl.SSLContext | None = None,
+    ) -> None:
+        settings = context.settings
+        # A client pipelining past its answers is cut off here rather than buffered.
+        super().__init__(
+            ssl_options=ssl_options,
+            max_buffer_size=settings.max_message_size + 4 * READ_SIZE,
+            read_chunk_size=READ_SIZE,
+        )
+        if not path.startswith("/"):
+            raise ValueError("path must start with '/'")
+        self.context = context
+        self.prefix = path.rstrip("/")
+        self.extra = dict(extra or {})
+        self.xheaders = xheaders
+        self.connections: set[Any] = set()
+        seconds = min(settings.idle_timeout, settings.body_timeout) / 2000
+        self._ticker = tornado.ioloop.PeriodicCallback(
+            self._tick, max(50.0, min(1000.0, seconds * 1000))
+        )
+
+    def serves(self, path: str) -> bool:
+        """Whether `path` is the endpoint's (the CometD client appends /handshake, ...), and
+        not one of the extra routes (which may sit below the endpoint's path)."""
+        prefix = self.prefix
+        return (
+            path == prefix or path.startswith(prefix + "/") or (not prefix and path == "/")
+        ) and path not in self.extra
+
+    def extra_response(self, request: HttpRequest) -> HttpResponse:
+        handler = self.extra.get(request.path)
+        if handler is None:
+            return refusal(404, "not found")
+        if request.method not in ("GET", "HEAD"):
+            return refusal(405, "method not allowed")
+        return handler(request)
+
+    def client_address(self, headers: dict[str, str], peer_ip: str | None) -> str | None:
+        return forwarded_address(headers, peer_ip) if self.xheaders else peer_ip
+
+    async def handle_stream(self, stream: tornado.iostream.IOStream, address: Any) -> None:
+        context = self.context
+        if context.connections >= context.settings.max_connections:
+            context.server.stats.refused["max-connections"] += 1
+            stream.close()
+            return
+        context.connection_opened()
+        if not self._ticker.is_running():
+            self._ticker.start()
+        stream.set_nodelay(True)
+        connection = HttpConnection(self, stream, address)
+        self.connections.add(connection)
+        await connection.run()
+
+    def replace(self, old: Any, new: Any) -> None:
+        """A connection changed hands (HTTP upgraded to WebSocket); it stays counted."""
+        self.connections.discard(old)
+        self.connections.add(new)
+
+    def closed(self, connection: Any) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            self.context.connection_closed()
+
+    def stop(self) -> None:
+        """Stops accepting, and closes the idle keep-alive connections; the endpoint's
+        shutdown drains the rest."""
+        super().stop()
+        for connection in list(self.connections):
+            connection.finish_draining()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for connection in list(self.connections):
+            try:
+                connection.tick(now)
+            except Exception:  # one connection must not stop the clock for the others
+                log.exception("connection tick failed")
+        if not self.connections:
+            self._ticker.stop()
+
+
+def tls_context(certfile: str, keyfile: str | None, ca_file: str | None) -> ssl.SSLContext:
+    """A server TLS context with Python's secure defaults; with `ca_file`, clients must present
+    a certificate that CA signed (mutual TLS)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    if ca_file:
+        context.load_verify_locations(ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context

@@ -1,0 +1,188 @@
+"""A WebSocket connection of the standalone server: the upgrade answer, frames read with
+wsproto's sans-I/O protocol, data frames written in one piece straight to the stream (see
+frames.py), pings that find half-open peers, and the close codes clients are owed (1007 for
+bad payloads, 1009 for messages above max_message_size)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import tornado.iostream
+from wsproto.connection import Connection, ConnectionState, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.utilities import generate_accept_token
+
+from ..transports.context import Context
+from ..transports.http import HttpRequest, HttpResponse, origin_refused, refusal
+from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subprotocol
+from .frames import data_frames, write_now
+
+if TYPE_CHECKING:
+    from .listener import Listener
+
+log = logging.getLogger("bayeux.websocket")
+
+READ_SIZE = 65536
+CLOSE_HANDSHAKE_SECONDS = 5.0  # how long a closing peer has to answer our close frame
+
+
+def upgrade_answer(context: Context, request: HttpRequest) -> tuple[HttpResponse, str | None]:
+    """The 101 answer to a valid upgrade (with the subprotocol chosen), or the refusal."""
+    context.start()
+    headers = request.headers
+    if request.method != "GET":
+        return refusal(405, "a WebSocket upgrade is a GET"), None
+    if "upgrade" not in headers.get("connection", "").lower():
+        return refusal(400, "missing 'Connection: upgrade'"), None
+    if headers.get("sec-websocket-version") != "13":
+        answer = refusal(426, "WebSocket version 13 only")
+        answer.headers.append(("Sec-WebSocket-Version", "13"))
+        return answer, None
+    key = headers.get("sec-websocket-key", "")
+    try:
+        valid_key = len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        valid_key = False
+    if not valid_key:
+        return refusal(400, "bad Sec-WebSocket-Key"), None
+    if origin_refused(request, context):
+        return refusal(403, "origin not allowed"), None
+    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
+    subprotocol = select_subprotocol(offered)
+    answer_headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", generate_accept_token(key.encode()).decode()),
+    ]
+    if subprotocol is not None:
+        answer_headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    return HttpResponse(101, answer_headers), subprotocol
+
+
+class WebSocketConnection:
+    """Reads frames and hands each whole message to the Bayeux transport, one at a time;
+    writes what the transport sends (it is the transport's `FrameSink`)."""
+
+    def __init__(
+        self,
+        listener: Listener,
+        stream: tornado.iostream.IOStream,
+        request: HttpRequest,
+        subprotocol: str | None,
+    ) -> None:
+        self.listener = listener
+        self.stream = stream
+        self.protocol = Connection(ConnectionType.SERVER)
+        self.transport = BayeuxWebSocket(
+            listener.context, self, remote_ip=request.remote_ip, subprotocol=subprotocol
+        )
+        self.max_size = listener.context.settings.max_message_size
+        self.ping_interval = listener.context.settings.ws_ping_interval / 1000
+        self.last_ping = time.monotonic()
+        self.awaiting_pong = False
+        # Set once we sent a close frame: the peer must answer by then.
+        self.deadline = 0.0
+        self._fragments: list[Any] = []
+        self._size = 0
+
+    async def run(self, trailing: bytes) -> None:
+        self.transport.opened()
+        try:
+            data = trailing
+            while True:
+                if data:
+                    self.protocol.receive_data(data)
+                    if not await self._handle_events():
+                        return
+                data = await self.stream.read_bytes(READ_SIZE, partial=True)
+        except tornado.iostream.StreamClosedError:
+            pass
+        except Exception:  # nothing may escape into the IOLoop; this client alone is dropped
+            log.exception("WebSocket connection failed")
+        finally:
+            self.transport.closed()
+            if not self.stream.closed():
+                self.stream.close()
+            self.listener.closed(self)
+
+    async def _handle_events(self) -> bool:
+        """Handles what the last bytes completed; whether to keep reading."""
+        for event in self.protocol.events():
+            if isinstance(event, TextMessage | BytesMessage):
+                data = event.data
+                self._size += len(data.encode()) if isinstance(data, str) else len(data)
+                if self._size > self.max_size:
+                    self.close(CLOSE_TOO_BIG, f"message larger than {self.max_size} bytes")
+                    return True  # read on until the peer answers the close
+                self._fragments.append(data)
+                if event.message_finished:
+                    fragments, self._fragments, self._size = self._fragments, [], 0
+                    message = (
+                        fragments[0] if len(fragments) == 1 else fragments[0][:0].join(fragments)
+                    )
+                    if self.protocol.state is ConnectionState.OPEN:
+                        await self.transport.received(message)
+            elif isinstance(event, Ping):
+                self._send_control(event.response())
+            elif isinstance(event, Pong):
+                self.awaiting_pong = False
+            elif isinstance(event, CloseConnection):
+                if self.protocol.state is ConnectionState.REMOTE_CLOSING:
+                    self._send_control(event.response())  # the peer closed: answer it
+                elif self.protocol.state is ConnectionState.OPEN:
+                    # A protocol error wsproto found (bad UTF-8 is 1007): close with its code.
+                    self._send_control(event)
+                self.stream.close()
+                return False
+        return True
+
+    def _send_control(self, event: Any) -> None:
+        try:
+            write_now(self.stream, self.protocol.send(event))
+        except tornado.iostream.StreamClosedError:
+            pass
+
+    # ------------------------------------------------------------------------ FrameSink
+
+    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[Any] | None:
+        if self.protocol.state is not ConnectionState.OPEN or self.stream.closed():
+            return None
+        try:
+            written = write_now(self.stream, data_frames(payloads, binary))
+        except tornado.iostream.StreamClosedError:
+            return None
+        if written is not None and not self.stream.writing() and written.done():
+            return None
+        return written
+
+    def close(self, code: int, reason: str) -> None:
+        if self.protocol.state is ConnectionState.OPEN and not self.stream.closed():
+            self._send_control(CloseConnection(code=code, reason=reason))
+            self.deadline = time.monotonic() + CLOSE_HANDSHAKE_SECONDS
+
+    def abort(self) -> None:
+        self.stream.close()
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    def tick(self, now: float) -> None:
+        """The listener's clock: pings an idle peer, and drops one that has not answered the
+        previous ping (half-open) or our close."""
+        if self.deadline and now > self.deadline:
+            self.stream.close()
+        elif self.ping_interval and now - self.last_ping >= self.ping_interval:
+            if self.awaiting_pong:
+                self.stream.close()
+                return
+            self.last_ping = now
+            self.awaiting_pong = True
+            if self.protocol.state is ConnectionState.OPEN:
+                self._send_control(Ping(b""))
+
+    def finish_draining(self) -> None:
+        """The transport closes with 1001 after its pending frames (it is a drained stream)."""
