@@ -21,6 +21,7 @@ import httptools
 import tornado.iostream
 import tornado.netutil
 
+from ..core.limits import Peer
 from ..transports.eventsource import EventStream, open_stream
 from ..transports.http import (
     HttpRequest,
@@ -46,6 +47,9 @@ MAX_HEADER_BYTES = 65536  # request line and headers together
 MAX_HEADERS = 100
 # Requests parsed but not answered yet (pipelining); past it the connection is not read.
 MAX_PIPELINED = 16
+
+# Header names as sent -> lower-cased str, so that each request does not decode them again.
+_HEADER_NAMES: dict[bytes, str] = {}
 
 _STATUS_LINES = {
     status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus
@@ -123,6 +127,9 @@ class HttpConnection:
         # What a disconnect must tell: the held exchange or open event stream.
         self.current: PollingExchange | EventStream | None = None
         self.upgraded = False
+        # What the core knows of this connection, shared by its requests; behind a trusted
+        # proxy each request names its own client, so each gets its own.
+        self.peer = None if listener.xheaders else Peer(address=self.peer_ip)
 
     # ------------------------------------------------------------------ httptools callbacks
 
@@ -144,7 +151,11 @@ class HttpConnection:
             if parsing.refusal is None:
                 parsing.refusal = refusal(431, "request headers too large")
             return
-        key = name.decode("latin-1").lower()
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < 256:  # the names clients send are few; this stays small
+                _HEADER_NAMES[name] = key
         text = value.decode("latin-1")
         previous = parsing.headers.get(key)
         parsing.headers[key] = text if previous is None else f"{previous}, {text}"
@@ -164,7 +175,7 @@ class HttpConnection:
             return  # answered once complete (an upgrade needs no body)
         if wants_event_stream(request.method, parsing.headers):
             return
-        exchange = parsing.exchange = PollingExchange(self.context, request)
+        exchange = parsing.exchange = PollingExchange(self.context, request, self.peer)
         length = parsing.headers.get("content-length")
         declared = int(length) if length is not None and length.isdigit() else None
         parsing.refusal = exchange.early_refusal(declared)
@@ -207,12 +218,11 @@ class HttpConnection:
     # ------------------------------------------------------------------------- serving
 
     async def run(self) -> None:
-        stream = self.stream
         self.stream.set_close_callback(self._lost)
         try:
             while True:
                 try:
-                    data = await stream.read_bytes(READ_SIZE, partial=True)
+                    data = await self.stream.read_bytes(READ_SIZE, partial=True)
                 except tornado.iostream.StreamClosedError:
                     return
                 trailing: bytes | None = None

@@ -51,11 +51,13 @@ class PollingExchange:
     meanwhile.
     """
 
-    __slots__ = ("context", "request", "_waiter", "_set_cookie")
+    __slots__ = ("context", "request", "peer", "_waiter", "_set_cookie")
 
-    def __init__(self, context: Context, request: HttpRequest) -> None:
+    def __init__(self, context: Context, request: HttpRequest, peer: Peer | None = None) -> None:
         self.context = context
         self.request = request
+        # The connection's, when the caller keeps one per connection (one fewer object a request).
+        self.peer = peer
         self._waiter: FutureWaiter | None = None
         self._set_cookie: str | None = None
 
@@ -83,11 +85,9 @@ class PollingExchange:
         return cors_headers(self.request, self.context)
 
     async def respond(self) -> HttpResponse | None:
-        """The response, or None when the client went away while its connect was held."""
+        """The response, or None when the client went away while its connect was held.
+        Call `early_refusal()` first: what it refuses is not checked again here."""
         request = self.request
-        refused = self.early_refusal(None)
-        if refused is not None:
-            return refused
         if len(request.body) > self.context.settings.max_message_size:
             return self.too_large()
         method = request.method
@@ -157,7 +157,7 @@ class PollingExchange:
         context = self.context
         server = context.server
         browser = self._browser_id()
-        outcome = await server.handle(messages, Peer(address=self.request.remote_ip))
+        outcome = await server.handle(messages, self.peer or Peer(address=self.request.remote_ip))
         items = [codec.dumps(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:
@@ -186,8 +186,9 @@ class PollingExchange:
 
     def _browser_id(self) -> str | None:
         """The browser's id cookie (set on first contact), when browser tracking is on."""
-        name = self.context.settings.browser_cookie
-        if not name:
+        settings = self.context.settings
+        name = settings.browser_cookie
+        if not name or settings.max_sessions_per_browser < 0:
             return None
         browser = self.request.cookie(name)
         if browser is None or not browser.isalnum() or len(browser) > 64:

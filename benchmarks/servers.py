@@ -1,0 +1,88 @@
+"""The servers a benchmark compares, each started alone in its own process on 127.0.0.1, and
+how much CPU and memory a process has used (read from /proc).
+
+- bayeux: `python -m bayeux`, the standalone connection layer (as `./serve` runs it)
+- bayeux-embedded: the same endpoint mounted in a Tornado Application (embedded_server.py)
+- faye: Faye 1.4.3's Node server (interop/peers/faye_server.cjs)
+- cometd-nodejs: cometd-nodejs-server 1.2.1 (interop/peers/cometd_nodejs_server.cjs)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bayeux.testing import stop_process, wait_for_port  # noqa: E402, F401
+
+TICKS = os.sysconf("SC_CLK_TCK")
+SERVERS = ("bayeux", "bayeux-embedded", "faye", "cometd-nodejs")
+
+# Every simulated client comes from 127.0.0.1 without cookies: lift the per-address handshake
+# bound and the per-browser long-poll bound, which would otherwise (rightly) refuse them.
+BAYEUX_LOAD_OPTIONS = (
+    "--log-level",
+    "error",
+    "--max-sessions-per-browser",
+    "-1",
+    "--max-handshakes-per-address",
+    "-1",
+)
+
+
+def command(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> list[str]:
+    if server == "bayeux":
+        return [
+            sys.executable,
+            "-m",
+            "bayeux",
+            "--port",
+            str(port),
+            "--timeout",
+            str(timeout_ms),
+            *BAYEUX_LOAD_OPTIONS,
+            *extra,
+        ]
+    if server == "bayeux-embedded":
+        script = ROOT / "benchmarks" / "embedded_server.py"
+        return [sys.executable, str(script), "--port", str(port), "--timeout", str(timeout_ms)]
+    peers = ROOT / "interop" / "peers"
+    if server == "faye":
+        return ["node", str(peers / "faye_server.cjs"), str(port), str(timeout_ms // 1000)]
+    if server == "cometd-nodejs":
+        max_interval = str(timeout_ms + 10000)
+        return [
+            "node",
+            str(peers / "cometd_nodejs_server.cjs"),
+            str(port),
+            str(timeout_ms),
+            max_interval,
+        ]
+    raise SystemExit(f"unknown server {server}; one of {', '.join(SERVERS)}")
+
+
+def start(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> subprocess.Popen:
+    process = subprocess.Popen(
+        command(server, port, *extra, timeout_ms=timeout_ms),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    wait_for_port(port, process)
+    return process
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
