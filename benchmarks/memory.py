@@ -1,6 +1,7 @@
-"""Memory per idle client, side by side: bayeux against Faye on 127.0.0.1.
+"""Memory per idle client, side by side: bayeux (standalone and embedded), Faye and
+cometd-nodejs-server on 127.0.0.1.
 
-    .venv/bin/python benchmarks/memory.py [--clients 1000]
+    .venv/bin/python benchmarks/memory.py [--clients 10000]
 
 For each server and transport, N clients handshake and leave a /meta/connect held (a parked
 long-poll, or an open WebSocket with its connect held); the server's resident memory is read
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from fanout import rss_mib, start  # noqa: E402
+from servers import SERVERS, rss_kib, start  # noqa: E402
 
 from bayeux.testing import free_port, stop_process  # noqa: E402
 
@@ -87,21 +88,25 @@ async def open_websockets(url: str, count: int) -> list:
     return sockets
 
 
-def measure(server: str, transport: str, count: int) -> float:
+def measure(server: str, transport: str, count: int) -> float | None:
+    if transport == "websocket" and server == "cometd-nodejs":
+        return None  # cometd-nodejs-server serves HTTP transports only
     port = free_port()
-    process = start(server, port)
+    # The standalone server's connection bound (10,000 by default) would refuse the last ones.
+    extra = ("--max-connections", str(2 * count + 100)) if server == "bayeux" else ()
+    process = start(server, port, *extra)
     url = f"http://127.0.0.1:{port}/cometd"
     try:
         time.sleep(0.5)
-        before = rss_mib(process.pid)
+        before = rss_kib(process.pid)
 
         async def run() -> float:
             if transport == "websocket":
                 held = await open_websockets(url, count)
             else:
-                held = await park_long_polls(url, count, first_connect_returns=server == "bayeux")
+                held = await park_long_polls(url, count, first_connect_returns=server != "faye")
             await asyncio.sleep(1.0)
-            after = rss_mib(process.pid)
+            after = rss_kib(process.pid)
             for item in held:
                 item.close()
             return after
@@ -109,7 +114,7 @@ def measure(server: str, transport: str, count: int) -> float:
         after = asyncio.run(run())
     finally:
         stop_process(process)
-    return (after - before) * 1024 / count
+    return (after - before) / count
 
 
 def main() -> None:
@@ -117,16 +122,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--server", action="append", choices=["bayeux", "faye"])
+    parser.add_argument("--server", action="append", choices=SERVERS, help="default: all")
     args = parser.parse_args()
     print(
         f"{args.clients} idle clients, each with a /meta/connect held; KiB of server RSS per client"
     )
-    print(f"{'server':<8} {'long-polling':>14} {'websocket':>12}")
-    for server in args.server or ["bayeux", "faye"]:
-        lp = measure(server, "long-polling", args.clients)
-        ws = measure(server, "websocket", args.clients)
-        print(f"{server:<8} {lp:>14.1f} {ws:>12.1f}", flush=True)
+    print(f"{'server':<16} {'long-polling':>14} {'websocket':>12}")
+    for server in args.server or SERVERS:
+        figures = [measure(server, t, args.clients) for t in ("long-polling", "websocket")]
+        cells = [f"{f:.1f}" if f is not None else "n/a" for f in figures]
+        print(f"{server:<16} {cells[0]:>14} {cells[1]:>12}", flush=True)
 
 
 if __name__ == "__main__":

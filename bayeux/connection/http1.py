@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -94,11 +93,13 @@ class _Parsing:
         "refusal",
         "request",
         "exchange",
+        "keep_alive",
     )
 
     def __init__(self) -> None:
         self.url = b""
         self.request: HttpRequest | None = None
+        self.keep_alive = False
         self.headers: dict[str, str] = {}
         self.header_bytes = 0
         self.body: list[bytes] = []
@@ -119,9 +120,12 @@ class HttpConnection:
         self.context = listener.context
         self.stream = stream
         self.peer_ip = address[0] if isinstance(address, tuple) and address else None
-        self.parser = httptools.HttpRequestParser(self)
+        # Made for a request's bytes and let go while the request is served: a held long-poll
+        # needs no parser (~0.9 KiB each), and the next request gets a fresh one.
+        self.parser: httptools.HttpRequestParser | None = None
         self.parsing: _Parsing | None = None
-        self.ready: deque[tuple[HttpRequest, _Parsing]] = deque()
+        # Parsed requests waiting for their answer, in order (pipelining): usually one.
+        self.ready: list[tuple[HttpRequest, _Parsing]] = []
         # When to give up on the client (monotonic seconds), or 0 while a request is served.
         self.deadline = time.monotonic() + self.context.settings.idle_timeout / 1000
         # What a disconnect must tell: the held exchange or open event stream.
@@ -166,6 +170,7 @@ class HttpConnection:
         self.deadline = time.monotonic() + self.context.settings.body_timeout / 1000
         if parsing.refusal is not None:
             return
+        assert self.parser is not None
         if self.parser.get_http_version() not in ("1.1", "1.0"):
             parsing.refusal = refusal(505, "HTTP version not supported")
             return
@@ -202,13 +207,14 @@ class HttpConnection:
         request = parsing.request or self._request(parsing)
         if parsing.body:
             request.body = b"".join(parsing.body)
+        parsing.keep_alive = self.parser is not None and self.parser.should_keep_alive()
         self.ready.append((request, parsing))
 
     def _request(self, parsing: _Parsing) -> HttpRequest:
         url = httptools.parse_url(parsing.url)
         headers = parsing.headers
         return HttpRequest(
-            method=self.parser.get_method().decode("ascii", "replace"),
+            method=self.parser.get_method().decode("ascii", "replace") if self.parser else "GET",
             path=url.path.decode("utf-8", "replace") if url.path else "/",
             query=url.query.decode("utf-8", "replace") if url.query else "",
             headers=headers,
@@ -227,21 +233,23 @@ class HttpConnection:
                     return
                 trailing: bytes | None = None
                 try:
+                    if self.parser is None:
+                        self.parser = httptools.HttpRequestParser(self)
                     self.parser.feed_data(data)
                 except httptools.HttpParserUpgrade as exc:
                     trailing = data[exc.args[0] :] if exc.args else b""
                 except httptools.HttpParserError:
                     # What was complete before the error is answered; then a 400 ends it.
                     while self.ready:
-                        if not await self._answer(*self.ready.popleft()):
+                        if not await self._answer(*self.ready.pop(0)):
                             return
                     await self._write(refusal(400, "malformed HTTP request"), keep_alive=False)
                     return
                 while self.ready:
                     if trailing is not None and len(self.ready) == 1:
-                        await self._upgrade(self.ready.popleft()[0], trailing)
+                        await self._upgrade(self.ready.pop(0)[0], trailing)
                         return
-                    if not await self._answer(*self.ready.popleft()):
+                    if not await self._answer(*self.ready.pop(0)):
                         return
                 parsing = self.parsing
                 if parsing is not None and parsing.refusal is not None:
@@ -261,7 +269,9 @@ class HttpConnection:
 
     async def _answer(self, request: HttpRequest, parsing: _Parsing) -> bool:
         """Serves one complete request; whether the connection stays open for the next."""
-        keep_alive = self.parser.should_keep_alive() and not self.context.server.shutting_down
+        keep_alive = parsing.keep_alive and not self.context.server.shutting_down
+        if self.parsing is None and not self.ready:
+            self.parser = None
         if parsing.refusal is not None:
             await self._write(parsing.refusal, keep_alive=False, request=request)
             return False
@@ -354,10 +364,13 @@ class HttpConnection:
         if not await self._send(encode_head(101, answer.headers, b"")):
             return
         self.upgraded = True
+        self.parser = None  # the WebSocket's frames need no HTTP parser (~0.9 KiB)
         self.stream.set_close_callback(None)
         websocket = WebSocketConnection(self.listener, self.stream, request, subprotocol)
         self.listener.replace(self, websocket)
-        await websocket.run(trailing)
+        # Its own task, so that this connection's coroutines end here rather than sit under
+        # the WebSocket's for its whole life (~1 KiB per idle WebSocket).
+        self.listener.spawn(websocket.run(trailing))
 
     # ----------------------------------------------------------------------- lifecycle
 

@@ -4,10 +4,11 @@ them (timeouts, WebSocket pings) instead of a timer per connection."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import tornado.ioloop
@@ -54,6 +55,8 @@ class Listener(tornado.tcpserver.TCPServer):
         self.extra = dict(extra or {})
         self.xheaders = xheaders
         self.connections: set[Any] = set()
+        # Tasks the listener started (asyncio keeps only weak references to tasks).
+        self._tasks: set[asyncio.Task[None]] = set()
         seconds = min(settings.idle_timeout, settings.body_timeout) / 2000
         self._ticker = tornado.ioloop.PeriodicCallback(
             self._tick, max(50.0, min(1000.0, seconds * 1000))
@@ -91,6 +94,11 @@ class Listener(tornado.tcpserver.TCPServer):
         connection = HttpConnection(self, stream, address)
         self.connections.add(connection)
         await connection.run()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def replace(self, old: Any, new: Any) -> None:
         """A connection changed hands (HTTP upgraded to WebSocket); it stays counted."""

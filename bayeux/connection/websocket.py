@@ -68,6 +68,20 @@ class WebSocketConnection:
     """Reads frames and hands each whole message to the Bayeux transport, one at a time;
     writes what the transport sends (it is the transport's `FrameSink`)."""
 
+    __slots__ = (
+        "listener",
+        "stream",
+        "protocol",
+        "transport",
+        "max_size",
+        "ping_interval",
+        "last_ping",
+        "awaiting_pong",
+        "deadline",
+        "_fragments",
+        "_size",
+    )
+
     def __init__(
         self,
         listener: Listener,

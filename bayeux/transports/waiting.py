@@ -22,11 +22,12 @@ class Wakeup(Enum):
 class FutureWaiter:
     """A `Waiter` (see core.session) that resolves an asyncio future on the first event."""
 
-    __slots__ = ("future", "_timer")
+    __slots__ = ("future", "_timer", "_deadline")
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Wakeup] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     def _resolve(self, why: Wakeup) -> None:
         if not self.future.done():
@@ -48,6 +49,20 @@ class FutureWaiter:
     def gone(self) -> None:
         self._resolve(Wakeup.GONE)
 
+    def _time_out(self) -> None:
+        self._resolve(Wakeup.TIMEOUT)
+
+    async def wait(self, timeout: float) -> Wakeup:
+        """The first event, or TIMEOUT after `timeout` seconds. One timer handle: asyncio's
+        wait_for and shield would add a task and two futures to every held connect."""
+        self._deadline = asyncio.get_running_loop().call_later(timeout, self._time_out)
+        try:
+            return await self.future
+        finally:
+            self._deadline.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+
 
 async def wait_for_messages(
     server: BayeuxServer, hold: ConnectHold, waiter: FutureWaiter
@@ -66,9 +81,7 @@ async def wait_for_messages(
     try:
         if hold.timeout <= 0 or session.queue or server.shutting_down:
             return Wakeup.MESSAGES
-        return await asyncio.wait_for(asyncio.shield(waiter.future), hold.timeout)
-    except TimeoutError:
-        return Wakeup.TIMEOUT
+        return await waiter.wait(hold.timeout)
     finally:
         session.detach(waiter)
 
