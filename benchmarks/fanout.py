@@ -30,9 +30,12 @@ import tornado.websocket
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bayeux.testing import free_port, stop_process, wait_for_port  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-TICKS = os.sysconf("SC_CLK_TCK")
+import servers  # noqa: E402
+from servers import cpu_seconds  # noqa: E402
+
+from bayeux.testing import free_port, stop_process  # noqa: E402
 
 
 @dataclass
@@ -61,44 +64,14 @@ HEADER = (
 )
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+def start(server: str, port: int) -> subprocess.Popen:
+    if server == "bayeux-metrics":
+        return servers.start("bayeux", port, "--metrics-path", "/metrics")
+    return servers.start(server, port)
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def start(server: str, port: int, *, metrics: bool = False) -> subprocess.Popen:
-    if server == "bayeux-metrics":
-        return start("bayeux", port, metrics=True)
-    if server == "bayeux":
-        command = [
-            sys.executable,
-            "-m",
-            "bayeux",
-            "--port",
-            str(port),
-            "--log-level",
-            "error",
-            "--max-sessions-per-browser",
-            "-1",
-            # Every simulated client comes from 127.0.0.1: lift the per-address handshake bound.
-            "--max-handshakes-per-address",
-            "-1",
-            *(["--metrics-path", "/metrics"] if metrics else []),
-        ]
-    elif server == "faye":
-        command = ["node", str(ROOT / "interop" / "peers" / "faye_server.cjs"), str(port), "30"]
-    else:
-        raise SystemExit(f"unknown server {server}")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    wait_for_port(port, process)
-    return process
+    return servers.rss_kib(pid) / 1024
 
 
 class Subscriber:
@@ -212,7 +185,58 @@ async def scrape_every_second(url: str) -> None:
         await asyncio.sleep(1)
 
 
+def run_long_polling(server: str, args: argparse.Namespace) -> Figures:
+    """The same measure over long-polling, with a Node load generator (lp_fanout.mjs): a
+    Python one could not hold 1000 long-polls at 100 messages/s without being the limit."""
+    port = free_port()
+    process = start(server, port)
+    try:
+        load = subprocess.Popen(
+            [
+                "node",
+                str(ROOT / "benchmarks" / "lp_fanout.mjs"),
+                f"http://127.0.0.1:{port}/cometd",
+                str(args.subscribers),
+                str(args.messages),
+                str(args.rate or 100),
+                str(args.deadline),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert load.stdout is not None
+        before = 0.0
+        result: dict = {}
+        for line in load.stdout:
+            event = json.loads(line)
+            if event["phase"] == "start":
+                before = cpu_seconds(process.pid)
+            else:
+                result = event
+                cpu = cpu_seconds(process.pid) - before
+                break
+        load.wait(30)
+        memory = rss_mib(process.pid)
+    finally:
+        stop_process(process)
+    if not result:
+        raise SystemExit(f"{server}: the load generator ended without figures")
+    return Figures(
+        server,
+        result["delivered"],
+        result["expected"],
+        result["seconds"],
+        max(cpu, 1e-9),
+        result.get("p50_ms", float("nan")),
+        result.get("p99_ms", float("nan")),
+        result.get("max_ms", float("nan")),
+        memory,
+    )
+
+
 def run(server: str, args: argparse.Namespace) -> Figures:
+    if args.transport == "long-polling":
+        return run_long_polling(server, args)
     port = free_port()
     process = start(server, port)
     try:
@@ -254,9 +278,16 @@ def main() -> None:
     parser.add_argument(
         "--server",
         action="append",
-        choices=["bayeux", "bayeux-metrics", "faye"],
+        choices=["bayeux", "bayeux-metrics", *servers.SERVERS[1:]],
         help="server(s) to measure; default: bayeux and faye (bayeux-metrics: bayeux with"
         " --metrics-path, scraped every second)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=["websocket", "long-polling"],
+        default="websocket",
+        help="long-polling: one held connect per subscriber, Node load generator, --rate"
+        " default 100/s, no bursts",
     )
     parser.add_argument("--subscribers", type=int, default=200)
     parser.add_argument("--messages", type=int, default=200)
@@ -270,14 +301,17 @@ def main() -> None:
         help="messages per second to publish; 0: as fast as possible",
     )
     args = parser.parse_args()
+    if args.transport == "long-polling" and not args.rate:
+        args.rate = 100
     pace = f"{args.rate:g} messages/s" if args.rate else "as fast as possible"
     print(
-        f"{pace}; {args.subscribers} WebSocket subscribers, {args.messages} messages of"
+        f"{pace}; {args.subscribers} {args.transport} subscribers, {args.messages} messages of"
         f" {args.payload} B in bursts of {args.burst}; python {sys.version.split()[0]},"
         f" {os.cpu_count()} CPUs"
     )
     print(HEADER)
-    for server in args.server or ["bayeux", "faye"]:
+    default = ["bayeux", "faye", "cometd-nodejs"] if args.transport == "long-polling" else None
+    for server in args.server or default or ["bayeux", "faye"]:
         print(run(server, args).line(), flush=True)
 
 

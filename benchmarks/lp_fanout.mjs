@@ -1,0 +1,129 @@
+// Fan-out over long-polling for benchmarks/fanout.py --transport long-polling: N subscribers,
+// each on its own keep-alive connection, hold /meta/connect on one channel; one publisher
+// sends M messages at R per second, each carrying its send time. Node's own http module.
+// Prints {"phase":"start"} when publishing starts, then the figures as one JSON line.
+// Usage: node lp_fanout.mjs <url> <subscribers> <messages> <rate> <deadline-seconds>
+import http from "node:http";
+
+const [url, subsArg = "1000", messagesArg = "1000", rateArg = "100", deadlineArg = "60"] =
+  process.argv.slice(2);
+const subscribers = Number(subsArg);
+const messages = Number(messagesArg);
+const rate = Number(rateArg);
+const deadline = Number(deadlineArg) * 1000;
+const target = new URL(url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: subscribers + 20 });
+const channel = "/bench/fanout";
+
+function post(path, body) {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path,
+        method: "POST",
+        agent,
+        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) },
+      },
+      (response) => {
+        const chunks = [];
+        response.on("data", (c) => chunks.push(c));
+        response.on("end", () =>
+          response.statusCode === 200
+            ? resolve(JSON.parse(Buffer.concat(chunks).toString()))
+            : reject(new Error(`HTTP ${response.statusCode}`)),
+        );
+      },
+    );
+    request.on("error", reject);
+    request.end(data);
+  });
+}
+
+const base = target.pathname;
+const latencies = [];
+let running = true;
+const errors = [];
+
+async function join(subscribe = true) {
+  const [reply] = await post(`${base}/handshake`, [
+    { channel: "/meta/handshake", version: "1.0", supportedConnectionTypes: ["long-polling"] },
+  ]);
+  const clientId = reply.clientId;
+  await post(`${base}/connect`, [
+    { channel: "/meta/connect", clientId, connectionType: "long-polling", advice: { timeout: 0 } },
+  ]);
+  if (subscribe) await post(base, [{ channel: "/meta/subscribe", clientId, subscription: channel }]);
+  return clientId;
+}
+
+async function subscribe(clientId) {
+  while (running) {
+    let replies;
+    try {
+      replies = await post(`${base}/connect`, [
+        { channel: "/meta/connect", clientId, connectionType: "long-polling" },
+      ]);
+    } catch (error) {
+      errors.push(String(error));
+      continue;
+    }
+    const now = Date.now();
+    for (const m of replies) {
+      if (m.channel === channel && m.data) latencies.push(now - m.data.sent);
+    }
+  }
+}
+
+const ids = [];
+for (let i = 0; i < subscribers; i += 50) {
+  const batch = Array.from({ length: Math.min(50, subscribers - i) }, () => join());
+  ids.push(...(await Promise.all(batch)));
+}
+const publisher = await join(false);
+const loops = ids.map(subscribe);
+await new Promise((r) => setTimeout(r, 500)); // every connect held
+console.log(JSON.stringify({ phase: "start" }));
+const started = Date.now();
+const cpuStart = process.cpuUsage();
+let published = 0;
+for (let n = 0; n < messages; n++) {
+  // Each publish comes with a connect that does not wait, which keeps the publisher's session
+  // alive (one that never connects expires after maxInterval) without holding a request.
+  const [ack] = await post(base, [
+    { channel, clientId: publisher, data: { n, sent: Date.now() } },
+    { channel: "/meta/connect", clientId: publisher, connectionType: "long-polling", advice: { timeout: 0 } },
+  ]);
+  if (ack && ack.successful) published += 1;
+  else if (!errors.length) errors.push(JSON.stringify(ack));
+  const wait = started + ((n + 1) * 1000) / rate - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+}
+const expected = subscribers * messages;
+while (latencies.length < expected && Date.now() - started < deadline) {
+  await new Promise((r) => setTimeout(r, 20));
+}
+const seconds = (Date.now() - started) / 1000;
+const cpu = process.cpuUsage(cpuStart);
+running = false;
+latencies.sort((a, b) => a - b);
+const at = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+console.log(
+  JSON.stringify({
+    phase: "done",
+    delivered: latencies.length,
+    expected,
+    seconds,
+    p50_ms: at(0.5),
+    p99_ms: at(0.99),
+    max_ms: latencies[latencies.length - 1],
+    loadgen_cpu_seconds: (cpu.user + cpu.system) / 1e6,
+    published,
+    errors: errors.length,
+    first_error: errors[0],
+  }),
+);
+agent.destroy();
+setTimeout(() => process.exit(0), 100);
