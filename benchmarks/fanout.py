@@ -304,10 +304,10 @@ def main() -> None:
     if args.transport == "long-polling" and not args.rate:
         args.rate = 100
     pace = f"{args.rate:g} messages/s" if args.rate else "as fast as possible"
+    bursts = "" if args.transport == "long-polling" else f" in bursts of {args.burst}"
     print(
         f"{pace}; {args.subscribers} {args.transport} subscribers, {args.messages} messages of"
-        f" {args.payload} B in bursts of {args.burst}; python {sys.version.split()[0]},"
-        f" {os.cpu_count()} CPUs"
+        f" {args.payload} B{bursts}; python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
     print(HEADER)
     default = ["bayeux", "faye", "cometd-nodejs"] if args.transport == "long-polling" else None

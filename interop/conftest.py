@@ -10,15 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from bayeux.testing import start_cli, stop_process
+from bayeux import Settings
+from bayeux.testing import ServerThread, start_cli, stop_process
 
 INTEROP = Path(__file__).parent
 ROOT = INTEROP.parent
 
 
-@pytest.fixture(scope="session")
-def bayeux_url():
-    """A `python -m bayeux` process on a free loopback port, as a user would start it."""
+@pytest.fixture(scope="session", params=["standalone", "embedded"])
+def bayeux_url(request):  # type: ignore[no-untyped-def]
+    """The server each client is run against, both ways it is deployed: a `python -m bayeux`
+    process on a free loopback port, as a user would start it (the standalone connection
+    layer), and the endpoint mounted in a Tornado Application (embedding)."""
+    if request.param == "embedded":
+        with ServerThread(Settings(), embedded=True) as server:
+            yield server.url
+        return
     process, url = start_cli()
     try:
         yield url

@@ -21,12 +21,17 @@ SUITE_SETTINGS = Settings(
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=["standalone", "embedded"])
 def conformance_results(request):  # type: ignore[no-untyped-def]
+    """The suite against our standalone server (its own HTTP/WebSocket connection layer) and
+    against the endpoint mounted in a Tornado Application; with --bayeux-url, against that
+    server only."""
     url = request.config.getoption("--bayeux-url")
     if url:
+        if request.param == "embedded":
+            pytest.skip("--bayeux-url names one server")
         results = asyncio.run(run_suite(url))
     else:
-        with ServerThread(SUITE_SETTINGS) as server:
+        with ServerThread(SUITE_SETTINGS, embedded=request.param == "embedded") as server:
             results = asyncio.run(run_suite(server.url))
     return {(r.rule, r.transport): r for r in results}
