@@ -191,42 +191,24 @@ def run_long_polling(server: str, args: argparse.Namespace) -> Figures:
     port = free_port()
     process = start(server, port)
     try:
-        load = subprocess.Popen(
-            [
-                "node",
-                str(ROOT / "benchmarks" / "lp_fanout.mjs"),
-                f"http://127.0.0.1:{port}/cometd",
-                str(args.subscribers),
-                str(args.messages),
-                str(args.rate or 100),
-                str(args.deadline),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+        result, cpu = servers.run_node_load(
+            "lp_fanout.mjs",
+            process.pid,
+            f"http://127.0.0.1:{port}/cometd",
+            str(args.subscribers),
+            str(args.messages),
+            str(args.rate or 100),
+            str(args.deadline),
         )
-        assert load.stdout is not None
-        before = 0.0
-        result: dict = {}
-        for line in load.stdout:
-            event = json.loads(line)
-            if event["phase"] == "start":
-                before = cpu_seconds(process.pid)
-            else:
-                result = event
-                cpu = cpu_seconds(process.pid) - before
-                break
-        load.wait(30)
         memory = rss_mib(process.pid)
     finally:
         stop_process(process)
-    if not result:
-        raise SystemExit(f"{server}: the load generator ended without figures")
     return Figures(
         server,
         result["delivered"],
         result["expected"],
         result["seconds"],
-        max(cpu, 1e-9),
+        cpu,
         result.get("p50_ms", float("nan")),
         result.get("p99_ms", float("nan")),
         result.get("max_ms", float("nan")),

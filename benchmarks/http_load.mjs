@@ -7,6 +7,8 @@
 // Usage: node http_load.mjs <url> <clients> <seconds> [warmup-seconds]
 import http from "node:http";
 
+import { poster } from "./bayeux_http.mjs";
+
 const [url, clientsArg = "100", secondsArg = "10", warmupArg = "2"] = process.argv.slice(2);
 const clients = Number(clientsArg);
 const seconds = Number(secondsArg);
@@ -14,34 +16,7 @@ const warmup = Number(warmupArg);
 const target = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: clients, maxFreeSockets: clients });
 
-function post(path, messages) {
-  const body = JSON.stringify(messages);
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        host: target.hostname,
-        port: target.port,
-        path,
-        method: "POST",
-        agent,
-        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) },
-      },
-      (response) => {
-        const chunks = [];
-        response.on("data", (chunk) => chunks.push(chunk));
-        response.on("end", () => {
-          if (response.statusCode !== 200) {
-            reject(new Error(`HTTP ${response.statusCode}`));
-            return;
-          }
-          resolve(JSON.parse(Buffer.concat(chunks).toString()));
-        });
-      },
-    );
-    request.on("error", reject);
-    request.end(body);
-  });
-}
+const post = poster(url, agent);
 
 let measuring = false;
 let stopped = false;

@@ -5,6 +5,8 @@
 // Usage: node lp_fanout.mjs <url> <subscribers> <messages> <rate> <deadline-seconds>
 import http from "node:http";
 
+import { poster } from "./bayeux_http.mjs";
+
 const [url, subsArg = "1000", messagesArg = "1000", rateArg = "100", deadlineArg = "60"] =
   process.argv.slice(2);
 const subscribers = Number(subsArg);
@@ -15,32 +17,7 @@ const target = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: subscribers + 200 });
 const channel = "/bench/fanout";
 
-function post(path, body) {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        host: target.hostname,
-        port: target.port,
-        path,
-        method: "POST",
-        agent,
-        headers: { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(data) },
-      },
-      (response) => {
-        const chunks = [];
-        response.on("data", (c) => chunks.push(c));
-        response.on("end", () =>
-          response.statusCode === 200
-            ? resolve(JSON.parse(Buffer.concat(chunks).toString()))
-            : reject(new Error(`HTTP ${response.statusCode}`)),
-        );
-      },
-    );
-    request.on("error", reject);
-    request.end(data);
-  });
-}
+const post = poster(url, agent);
 
 const base = target.pathname;
 const latencies = [];

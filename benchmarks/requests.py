@@ -15,11 +15,9 @@ which side was the limit.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 from dataclasses import dataclass
 
-from servers import ROOT, SERVERS, cpu_seconds, rss_kib, start, stop_process  # type: ignore
+from servers import SERVERS, rss_kib, run_node_load, start, stop_process  # type: ignore
 
 from bayeux.testing import free_port
 
@@ -56,38 +54,19 @@ def run(server: str, clients: int, seconds: float) -> Figures:
     port = free_port()
     process = start(server, port)
     try:
-        load = subprocess.Popen(
-            [
-                "node",
-                str(ROOT / "benchmarks" / "http_load.mjs"),
-                f"http://127.0.0.1:{port}/cometd",
-                str(clients),
-                str(seconds),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
+        result, server_cpu = run_node_load(
+            "http_load.mjs",
+            process.pid,
+            f"http://127.0.0.1:{port}/cometd",
+            str(clients),
+            str(seconds),
         )
-        assert load.stdout is not None
-        cpu_before = 0.0
-        result: dict = {}
-        for line in load.stdout:
-            event = json.loads(line)
-            if event["phase"] == "start":
-                cpu_before = cpu_seconds(process.pid)
-            elif event["phase"] == "done":
-                cpu_after = cpu_seconds(process.pid)
-                result = event
-                break
-        load.wait(30)
-        if not result:
-            raise SystemExit(f"{server}: the load generator ended without figures")
         return Figures(
             server=server,
             requests=result["requests"],
             errors=result["errors"],
             seconds=result["seconds"],
-            server_cpu=max(cpu_after - cpu_before, 1e-9),
+            server_cpu=server_cpu,
             loadgen_cpu=result["loadgen_cpu_seconds"],
             p50_ms=result["p50_ms"],
             p99_ms=result["p99_ms"],

@@ -9,6 +9,7 @@ how much CPU and memory a process has used (read from /proc).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,3 +87,26 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def run_node_load(script: str, server_pid: int, *args: str) -> tuple[dict, float]:
+    """Runs the Node load generator benchmarks/<script> with `args`; its figures (the JSON line
+    of phase "done") and the server's CPU seconds between its "start" and "done" lines."""
+    load = subprocess.Popen(
+        ["node", str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert load.stdout is not None
+    before = 0.0
+    for line in load.stdout:
+        event = json.loads(line)
+        if event["phase"] == "start":
+            before = cpu_seconds(server_pid)
+        elif event["phase"] == "done":
+            cpu = cpu_seconds(server_pid) - before
+            load.wait(30)
+            return event, max(cpu, 1e-9)
+    load.wait(30)
+    raise SystemExit(f"{script}: the load generator ended without figures")

@@ -357,6 +357,11 @@ class HttpConnection:
         if not self.listener.serves(request.path):
             await self._write(refusal(404, "not found"), keep_alive=False, request=request)
             return
+        if not wants_websocket(request.headers):
+            await self._write(
+                refusal(400, "unsupported upgrade"), keep_alive=False, request=request
+            )
+            return
         answer, subprotocol = upgrade_answer(self.context, request)
         if answer.status != 101:
             await self._write(answer, keep_alive=False, request=request)
