@@ -61,8 +61,8 @@ MUTANTS = [
     Mutant(
         "order-reversed",
         "core/session.py",
-        "        items = list(self.queue)",
-        "        items = list(reversed(self.queue))",
+        "        items = self.queue\n",
+        "        items = self.queue[::-1]\n",
         "queued messages delivered newest first",
     ),
     Mutant(
@@ -152,13 +152,13 @@ MUTANTS = [
     Mutant(
         "jsonp-not-wrapped",
         "transports/polling.py",
-        '        self.finish(b"/**/" + callback.encode() + b"(" + body + b");")',
-        "        self.finish(body)",
+        '        return HttpResponse(200, headers, b"/**/" + callback.encode() + b"(" + body + b");")',
+        "        return HttpResponse(200, headers, body)",
         "callback-polling replies are bare JSON",
     ),
     Mutant(
         "wrong-content-type",
-        "transports/polling.py",
+        "transports/http.py",
         'JSON_TYPE = "application/json;charset=utf-8"',
         'JSON_TYPE = "text/html;charset=utf-8"',
         "long-polling replies as text/html",
@@ -229,7 +229,7 @@ MUTANTS = [
     Mutant(
         "oversized-body-read",
         "transports/polling.py",
-        "        if declared is not None and declared.isdigit() and int(declared) > limit:",
+        "        if declared_length is not None and declared_length > self.context.settings.max_message_size:",
         "        if False:",
         "an oversized declared body is read before it is refused",
     ),
