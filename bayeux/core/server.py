@@ -35,6 +35,7 @@ from .message import (
     valid_id,
 )
 from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
+from .replay import ReplayEvent, ReplayHistory, invalid_replay_id
 from .service import ServiceError, ServiceHandler, ServiceRequest
 from .session import Ended, ServerSession, new_client_id
 from .settings import EVENTSOURCE, Settings
@@ -109,6 +110,17 @@ class BayeuxServer:
         # broadcast is encoded in each when it is published, so that data one of them cannot
         # carry is refused to the publisher rather than failing on its way to a subscriber.
         self._formats: dict[str, int] = {}
+        # Events kept for replay, when some channels have it (core/replay.py).
+        self.replay: ReplayHistory | None = (
+            ReplayHistory(
+                settings.replay_channels,
+                max_events=settings.replay_max_events,
+                retention_seconds=settings.replay_retention / 1000,
+                wall_clock=wall_clock,
+            )
+            if settings.replay_channels
+            else None
+        )
         # Read for every delivery: kept at hand.
         self._max_queue = settings.max_queue
         self._max_queue_bytes = settings.max_queue_bytes
@@ -336,6 +348,8 @@ class BayeuxServer:
         if self.settings.ack_extension and ext.get("ack") is True:
             session.ack = AckState()
             reply.setdefault("ext", {})["ack"] = True
+        if self.replay is not None and ext.get("replay") is True:
+            reply.setdefault("ext", {})["replay"] = True
         self._timesync_reply(message, reply)
         return reply
 
@@ -499,6 +513,9 @@ class BayeuxServer:
             ]
             if denied:
                 failure = error(403, denied, "Subscription denied")
+        replays: list[list[ReplayEvent]] = []
+        if failure is None and subscribe and self.replay is not None:
+            replays, failure = self._replays_asked(message, patterns)
         reply = reply_to(message)
         reply.update(clientId=session.id, subscription=subscription)
         if failure is not None:
@@ -511,8 +528,37 @@ class BayeuxServer:
                 self.subscribe(session, pattern)
             else:
                 self.unsubscribe(session, pattern)
+        # Queued now, in the same step as the subscription: no live event can come between
+        # the last replayed one and the first live one, nor be both.
+        for events in replays:
+            for event in events:
+                self._enqueue(session, self._encoded(event.message))
         reply["successful"] = True
         return reply
+
+    def _replays_asked(
+        self, message: Message, patterns: list[str]
+    ) -> tuple[list[list[ReplayEvent]], str | None]:
+        """The events each subscribed replay channel asks for in `ext.replay`, or the error
+        for an id that cannot be resumed from. A subscribe's ext.replay is honoured whatever
+        the handshake asked (aiosfstream never asks there)."""
+        assert self.replay is not None
+        ext = message.get("ext")
+        asked = ext.get("replay") if isinstance(ext, dict) else None
+        if not isinstance(asked, dict):
+            return [], None
+        replays = []
+        for pattern in patterns:
+            replay_id = asked.get(pattern)
+            if replay_id is None or not self.replay.covers(pattern):
+                continue
+            if not isinstance(replay_id, int) or isinstance(replay_id, bool):
+                return [], invalid_replay_id(replay_id)
+            events = self.replay.after(pattern, replay_id)
+            if events is None:
+                return [], invalid_replay_id(replay_id)
+            replays.append(events)
+        return replays, None
 
     async def _may(
         self, operation: Operation, channel: str, session: ServerSession, message: Message
@@ -730,7 +776,14 @@ class BayeuxServer:
             and not self._run_outgoing(self.extensions, None, message)
         ):
             return 0
+        replay = self.replay
+        replay_id = None
+        if replay is not None and replay.covers(message["channel"]):
+            message, replay_id = self._replayable(replay, message, shared)
         delivery = self._encoded(message)
+        if replay_id is not None:
+            assert replay is not None
+            replay.keep(message, replay_id)  # encodable: kept for replay
         if self.bus is not None and not shared:
             self.bus.share(message, delivery.json)
         channel = message["channel"]
@@ -759,6 +812,18 @@ class BayeuxServer:
         stats.deliveries += count
         stats.delivery_bytes += count * delivery.size
         return count
+
+    def _replayable(
+        self, replay: ReplayHistory, message: Message, shared: bool
+    ) -> tuple[Message, int | None]:
+        """A message on a replay channel and its replay id: shaped here, or (from another
+        process of the deployment) as that process shaped it."""
+        if not shared:
+            return replay.shape(message)
+        data = message.get("data")
+        event = data.get("event") if isinstance(data, dict) else None
+        replay_id = event.get("replayId") if isinstance(event, dict) else None
+        return message, replay_id if isinstance(replay_id, int) else None
 
     def _enqueue(
         self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None

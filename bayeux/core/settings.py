@@ -132,6 +132,17 @@ class Settings:
     timesync_extension: bool = _setting(  # type: ignore[assignment]
         True, "answer the timesync extension's ext.timesync on meta messages"
     )
+    replay_channels: tuple[str, ...] = _setting(  # type: ignore[assignment]
+        (),
+        "channels (patterns such as /event/**) whose events are kept and can be replayed from a"
+        " replay id, as Salesforce Streaming clients ask with ext.replay; off by default",
+    )
+    replay_max_events: int = _setting(  # type: ignore[assignment]
+        1000, "events kept per replay channel; past it the oldest are dropped"
+    )
+    replay_retention: int = _setting(  # type: ignore[assignment]
+        86400000, "ms an event stays replayable (Salesforce: 24 h)"
+    )
     broadcast_to_publisher: bool = _setting(  # type: ignore[assignment]
         True,
         "deliver a message to its publisher too when it is subscribed to the channel"
@@ -165,6 +176,11 @@ class Settings:
             raise ValueError("sweep_period must be > 0")
         if self.max_message_size < 1024:
             raise ValueError("max_message_size must be at least 1024 bytes")
+        if self.replay_max_events < 1 or self.replay_retention < 1:
+            raise ValueError("replay_max_events and replay_retention must be positive")
+        for pattern in self.replay_channels:
+            if not pattern.startswith("/") or pattern.startswith(("/meta/", "/service/")):
+                raise ValueError(f"replay channel {pattern!r} must be a broadcast channel pattern")
         if self.max_queue < -1 or self.max_queue == 0:
             raise ValueError("max_queue must be -1 (no limit) or positive")
         if self.queue_full_policy not in QUEUE_FULL_POLICIES:
