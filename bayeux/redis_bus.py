@@ -5,6 +5,10 @@ one Redis channel to the others, which deliver it to their subscribers. A WebSoc
 process it connected to; long-polling clients need sticky routing (by the BAYEUX_BROWSER cookie,
 say) so that their requests reach the process holding their session.
 
+On replay channels (core/replay.py) each event is also appended to a Redis Stream per channel,
+and the newest id no longer retained is kept next to it: a process that starts loads them, so a
+client that comes back after a restart with its last replay id gets what it missed.
+
 Redis going away never stops or slows local delivery: messages wait in an outbox bounded in bytes
 while the relay retries with backoff (past `outbox_bytes` the oldest are dropped and counted), and
 the subscriber side reconnects by itself. Neither task dies of an unexpected error: it is logged
@@ -23,12 +27,23 @@ import orjson
 import redis.asyncio
 import redis.exceptions
 
+from .core.replay import ReplayEvent, replay_id_of
+
 if TYPE_CHECKING:
     from .core.message import Message
     from .core.server import BayeuxServer
 
 log = logging.getLogger("bayeux.redis")
 _FAILURES = (redis.exceptions.RedisError, OSError)
+
+
+async def _closed(closing: Any) -> None:
+    """Closes a Redis client or subscription, giving up after a second (a connection left
+    mid-command by a cancellation may never answer)."""
+    try:
+        await asyncio.wait_for(closing, 1.0)
+    except (TimeoutError, *_FAILURES):
+        pass
 
 
 class RedisBus:
@@ -50,7 +65,8 @@ class RedisBus:
         self.received = 0  # delivered here from other processes
         self.dropped = 0  # lost to the relay: outbox overflow during a long outage
         self.subscribed = asyncio.Event()
-        self._outbox: deque[bytes] = deque()
+        # (what to publish, the encoded message, the replay channel and id when it has one)
+        self._outbox: deque[tuple[bytes, bytes, str | None, int]] = deque()
         self._outbox_size = 0  # bytes in _outbox
         self._pending = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -59,7 +75,13 @@ class RedisBus:
     # The Bus interface, called by the core for each published message.
     def share(self, message: Message, encoded: bytes) -> None:
         payload = self.origin + b" " + encoded
-        self._outbox.append(payload)
+        channel, replay_id = None, 0
+        replay = self._server.replay if self._server is not None else None
+        if replay is not None and replay.covers(message["channel"]):
+            found = replay_id_of(message)
+            if found is not None:
+                channel, replay_id = message["channel"], found
+        self._outbox.append((payload, encoded, channel, replay_id))
         self._outbox_size += len(payload)
         self._trim()
         self._pending.set()
@@ -67,7 +89,7 @@ class RedisBus:
     def _trim(self) -> None:
         """Drops the oldest messages while the outbox is over its size (a long outage)."""
         while self._outbox_size > self.outbox_bytes and self._outbox:
-            self._outbox_size -= len(self._outbox.popleft())
+            self._outbox_size -= len(self._outbox.popleft()[0])
             self.dropped += 1
 
     def outbox_size(self) -> int:
@@ -96,7 +118,10 @@ class RedisBus:
             self._server.bus = None
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Bounded: a task cancelled in the middle of a Redis command can wait on its
+        # connection's close; shutting down must not (asyncio.run cancels it again at exit).
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
         self._tasks = []
 
     async def _relay(self) -> None:
@@ -110,16 +135,13 @@ class RedisBus:
                     batch = [
                         self._outbox.popleft() for _ in range(min(self.batch, len(self._outbox)))
                     ]
-                    self._outbox_size -= sum(len(p) for p in batch)
+                    self._outbox_size -= sum(len(p[0]) for p in batch)
                     try:
-                        pipe = client.pipeline(transaction=False)
-                        for payload in batch:
-                            pipe.publish(self.channel, payload)
-                        await pipe.execute()
+                        await self._send(client, batch)
                     except Exception as exc:  # Redis errors, and anything unexpected: retry
                         # Put the batch back, in order, and try again later.
                         self._outbox.extendleft(reversed(batch))
-                        self._outbox_size += sum(len(p) for p in batch)
+                        self._outbox_size += sum(len(p[0]) for p in batch)
                         self._trim()
                         if not isinstance(exc, _FAILURES):
                             log.exception("unexpected error relaying to redis")
@@ -132,13 +154,66 @@ class RedisBus:
         finally:
             await client.aclose()
 
+    async def _send(self, client: Any, batch: list[tuple[bytes, bytes, str | None, int]]) -> None:
+        pipe = client.pipeline(transaction=False)
+        kept: set[str] = set()
+        for payload, encoded, channel, replay_id in batch:
+            pipe.publish(self.channel, payload)
+            if channel is not None:
+                pipe.xadd(self._stream(channel), {"m": encoded}, id=f"{replay_id}-0")
+                kept.add(channel)
+        replay = self._server.replay if self._server is not None else None
+        for channel in kept:
+            if replay is not None:
+                floor = replay.floor(channel)
+                pipe.set(self._floor_key(channel), floor)
+                pipe.xtrim(self._stream(channel), minid=f"{floor + 1}-0", approximate=False)
+        results = await pipe.execute(raise_on_error=False)
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            # An append refused (an id below the stream's newest, from a process whose clock
+            # is behind): the event is still delivered everywhere, only not kept in Redis.
+            log.warning("redis kept %d replay events fewer: %s", len(failed), failed[0])
+
+    def _stream(self, channel: str) -> str:
+        return f"{self.channel}:replay:{channel}"
+
+    def _floor_key(self, channel: str) -> str:
+        return f"{self.channel}:replay-floor:{channel}"
+
+    async def _load_history(self, client: Any) -> None:
+        """Loads the replay events Redis keeps into this process's history."""
+        replay = self._server.replay if self._server is not None else None
+        if replay is None:
+            return
+        prefix = self._stream("")
+        async for key in client.scan_iter(match=prefix + "*"):
+            channel = key.decode()[len(prefix) :]
+            entries = await client.xrevrange(key, count=replay.max_events)
+            floor = await client.get(self._floor_key(channel))
+            events = []
+            for stream_id, fields in reversed(entries):
+                message = orjson.loads(fields[b"m"])
+                replay_id = replay_id_of(message)
+                if replay_id is not None:
+                    created = int(stream_id.split(b"-")[0]) / 1000
+                    events.append(ReplayEvent(replay_id, created, message))
+            replay.load(channel, events, int(floor) if floor is not None else None)
+            log.info("loaded %d replay events of %s from redis", len(events), channel)
+
     async def _receive(self) -> None:
         backoff = 0.1
+        loaded = False
         while True:
             client = redis.asyncio.from_url(self.url, socket_connect_timeout=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                if not loaded:
+                    # After subscribing, so that nothing published meanwhile is missed; the
+                    # history merges what arrives out of order.
+                    await self._load_history(client)
+                    loaded = True
                 self.subscribed.set()
                 backoff = 0.1
                 log.info("redis bus subscribed to %s on %s", self.channel, self.url)
@@ -150,8 +225,8 @@ class RedisBus:
                 log.exception("unexpected error on the redis subscription; reconnecting")
             finally:
                 self.subscribed.clear()
-                await pubsub.aclose()
-                await client.aclose()
+                await _closed(pubsub.aclose())
+                await _closed(client.aclose())
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 

@@ -9,6 +9,8 @@ import pytest
 from bayeux import Endpoint, Settings
 from bayeux.testing import ServerThread
 
+from .redisproc import RedisServer
+
 
 @pytest.fixture(params=["standalone", "embedded"])
 def both_layers(request):  # type: ignore[no-untyped-def]
@@ -77,3 +79,11 @@ def handshake(url: str, transport: str = "long-polling") -> str:
     ).json()
     assert reply[0]["successful"] is True
     return reply[0]["clientId"]
+
+
+@pytest.fixture
+def redis_server():  # type: ignore[no-untyped-def]
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()

@@ -51,6 +51,18 @@ class _ChannelHistory:
     floor: int = 0
 
 
+def replay_id_of(message: Message) -> int | None:
+    """The replay id of a shaped event (`data.event.replayId`), if it has one."""
+    data = message.get("data")
+    event = data.get("event") if isinstance(data, dict) else None
+    replay_id = event.get("replayId") if isinstance(event, dict) else None
+    return replay_id if isinstance(replay_id, int) and not isinstance(replay_id, bool) else None
+
+
+def _by_id(event: ReplayEvent) -> int:
+    return event.replay_id
+
+
 class ReplayHistory:
     """The events retained on replay channels, by count and by age, in publish order."""
 
@@ -92,12 +104,44 @@ class ReplayHistory:
         """Keeps an event already shaped (by this process, or by another one of the
         deployment, whose ids it then follows)."""
         self._last_id = max(self._last_id, replay_id)
-        history = self._channels.get(shaped["channel"])
-        if history is None:
-            history = self._channels[shaped["channel"]] = _ChannelHistory(floor=self.first_id - 1)
+        history = self._history(shaped["channel"])
         now = self.wall_clock() if created is None else created
-        history.events.append(ReplayEvent(replay_id, now, shaped))
-        self._trim(history, now)
+        events = history.events
+        if not events or events[-1].replay_id < replay_id:
+            events.append(ReplayEvent(replay_id, now, shaped))
+        elif all(e.replay_id != replay_id for e in events):
+            # Another process's event that arrived late: in order all the same.
+            ordered = sorted([*events, ReplayEvent(replay_id, now, shaped)], key=_by_id)
+            history.events = deque(ordered)
+        self._trim(history, self.wall_clock())
+
+    def load(self, channel: str, events: list[ReplayEvent], floor: int | None) -> None:
+        """Adds what a store kept (the Redis engine, at start): `floor` is the newest id the
+        store no longer has, if it knows (else everything before its oldest is presumed
+        gone)."""
+        if not events and floor is None:
+            return
+        history = self._history(channel)
+        known = {e.replay_id for e in history.events}
+        merged = [*history.events, *(e for e in events if e.replay_id not in known)]
+        history.events = deque(sorted(merged, key=_by_id))
+        if floor is None:
+            floor = events[0].replay_id - 1
+        history.floor = floor
+        if history.events:
+            self._last_id = max(self._last_id, history.events[-1].replay_id)
+        self._trim(history, self.wall_clock())
+
+    def floor(self, channel: str) -> int:
+        """The newest id on `channel` no longer retained (ids below it cannot be resumed)."""
+        history = self._channels.get(channel)
+        return history.floor if history is not None else self.first_id - 1
+
+    def _history(self, channel: str) -> _ChannelHistory:
+        history = self._channels.get(channel)
+        if history is None:
+            history = self._channels[channel] = _ChannelHistory(floor=self.first_id - 1)
+        return history
 
     def _trim(self, history: _ChannelHistory, now: float) -> None:
         events = history.events
@@ -121,8 +165,7 @@ class ReplayHistory:
         retained = self.events(channel)
         if replay_id == ALL_RETAINED:
             return retained
-        history = self._channels.get(channel)
-        floor = history.floor if history is not None else self.first_id - 1
+        floor = self.floor(channel)
         if replay_id < floor or replay_id > self._last_id or replay_id < 0:
             return None
         return [e for e in retained if e.replay_id > replay_id]

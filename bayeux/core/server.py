@@ -35,7 +35,7 @@ from .message import (
     valid_id,
 )
 from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
-from .replay import ReplayEvent, ReplayHistory, invalid_replay_id
+from .replay import ReplayEvent, ReplayHistory, invalid_replay_id, replay_id_of
 from .service import ServiceError, ServiceHandler, ServiceRequest
 from .session import Ended, ServerSession, new_client_id
 from .settings import EVENTSOURCE, Settings
@@ -820,10 +820,7 @@ class BayeuxServer:
         process of the deployment) as that process shaped it."""
         if not shared:
             return replay.shape(message)
-        data = message.get("data")
-        event = data.get("event") if isinstance(data, dict) else None
-        replay_id = event.get("replayId") if isinstance(event, dict) else None
-        return message, replay_id if isinstance(replay_id, int) else None
+        return message, replay_id_of(message)
 
     def _enqueue(
         self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
