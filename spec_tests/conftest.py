@@ -17,7 +17,11 @@ from .runner import run_suite
 # A held connect outlives maxInterval plus the multiple-clients interval, so that an expiry
 # wrongly started under it shows.
 SUITE_SETTINGS = Settings(
-    timeout=3000, max_interval=2000, multi_session_interval=500, sweep_period=200
+    timeout=3000,
+    max_interval=2000,
+    multi_session_interval=500,
+    sweep_period=200,
+    replay_channels=("/event/**",),  # the replay profile's channels
 )
 
 

@@ -16,6 +16,7 @@ PROFILES = {
     "core": "what every Bayeux 1.0 server must do (MUST and SHOULD of the specification)",
     "cometd": "what CometD servers add and CometD clients rely on (client advice, CORS, sub-paths)",
     "robustness": "how a production server treats hostile or broken input",
+    "replay": "durable replay as Salesforce Streaming clients expect it (n/a where not offered)",
 }
 SPEC = "https://docs.cometd.org/current/reference/#"
 
@@ -132,6 +133,7 @@ def all_rules() -> list[Rule]:
         rules_http,
         rules_meta,
         rules_publish,
+        rules_replay,
     )
 
     return list(RULES.values())

@@ -28,7 +28,8 @@ from .mutants import MUTANTS, Mutant
 
 PACKAGE = Path(__file__).resolve().parents[2] / "bayeux"
 # Every simulated client comes from 127.0.0.1: lift the per-address handshake bound only.
-SERVER_OPTIONS = ("--max-handshakes-per-address", "-1")
+# Replay on /event/** so that the replay profile's rules run against the mutants too.
+SERVER_OPTIONS = ("--max-handshakes-per-address", "-1", "--replay-channels", "/event/**")
 
 
 @dataclass

@@ -233,4 +233,18 @@ MUTANTS = [
         "        if False:",
         "an oversized declared body is read before it is refused",
     ),
+    Mutant(
+        "replay-ignores-subscribe-id",
+        "core/server.py",
+        "        if failure is None and subscribe and self.replay is not None:\n",
+        "        if False:\n",
+        "a subscribe's ext.replay is ignored: nothing missed is replayed",
+    ),
+    Mutant(
+        "replay-seam-duplicates",
+        "core/replay.py",
+        "        return [e for e in retained if e.replay_id > replay_id]",
+        "        return [e for e in retained if e.replay_id >= replay_id]",
+        "resuming from an id replays that event again",
+    ),
 ]
