@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -49,18 +50,21 @@ class Figures:
     p99_ms: float
     max_ms: float
     rss_mib: float
+    wire_bytes: int = 0  # loopback bytes during the run (WebSocket runs)
 
     def line(self) -> str:
+        per_delivery = self.wire_bytes / self.deliveries if self.deliveries else float("nan")
         return (
             f"{self.server:<8} {self.deliveries:>8}/{self.expected:<8} "
             f"{self.deliveries / self.seconds:>10.0f}/s {self.deliveries / self.cpu_seconds:>12.0f}"
             f" {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} {self.max_ms:>8.1f} {self.rss_mib:>8.1f}"
+            f" {per_delivery:>10.1f}"
         )
 
 
 HEADER = (
     f"{'server':<8} {'delivered':>17} {'per second':>12} {'per CPU-sec':>12}"
-    f" {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RSS MiB':>8}"
+    f" {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RSS MiB':>8} {'wire B/msg':>10}"
 )
 
 
@@ -74,7 +78,22 @@ def rss_mib(pid: int) -> float:
     return servers.rss_kib(pid) / 1024
 
 
+def loopback_bytes() -> int:
+    """Bytes sent over the loopback interface so far (every byte between the load generator
+    and the server, TCP and WebSocket framing included, counted once)."""
+    for line in Path("/proc/net/dev").read_text().splitlines():
+        name, _, counters = line.partition(":")
+        if name.strip() == "lo":
+            return int(counters.split()[8])
+    return 0
+
+
 class Subscriber:
+    # Offer permessage-deflate (--compression): the server may compress what it sends.
+    compress = False
+    # Loopback bytes of the last run, from the first publish to the last delivery.
+    wire_bytes = 0
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.latencies: list[float] = []
@@ -100,7 +119,9 @@ class Subscriber:
 
     async def join(self, channel: str) -> None:
         self.ws = await tornado.websocket.websocket_connect(
-            self.url.replace("http://", "ws://"), max_message_size=64 << 20
+            self.url.replace("http://", "ws://"),
+            max_message_size=64 << 20,
+            compression_options={} if self.compress else None,
         )
         await self.send(
             {
@@ -151,8 +172,14 @@ async def load(
     await publisher.join("/bench/unused")
     listeners = [asyncio.ensure_future(s.listen(messages, channel)) for s in subs]
     scraper = asyncio.ensure_future(scrape_every_second(url)) if scrape else None
-    text = "x" * payload
+    # Words rather than one repeated letter: compression gets what ordinary text gives it.
+    words = random.Random(1).choices(
+        ["order", "status", "shipped", "amount", "customer", "item", "price", "note", "id"],
+        k=payload,
+    )
+    text = " ".join(words)[:payload]
     cpu_before = cpu_seconds(server_pid)
+    wire_before = loopback_bytes()
     started = time.monotonic()
     for i in range(0, messages, burst):
         await publisher.send(
@@ -167,6 +194,7 @@ async def load(
     done, pending = await asyncio.wait(listeners, timeout=deadline)
     elapsed = time.monotonic() - started
     cpu = cpu_seconds(server_pid) - cpu_before
+    Subscriber.wire_bytes = loopback_bytes() - wire_before
     if scraper is not None:
         scraper.cancel()
     for task in pending:
@@ -250,6 +278,7 @@ def run(server: str, args: argparse.Namespace) -> Figures:
         latencies[int(0.99 * (delivered - 1))] if latencies else float("nan"),
         latencies[-1] if latencies else float("nan"),
         memory,
+        Subscriber.wire_bytes,
     )
 
 
@@ -282,7 +311,13 @@ def main() -> None:
         default=0,
         help="messages per second to publish; 0: as fast as possible",
     )
+    parser.add_argument(
+        "--compression",
+        action="store_true",
+        help="WebSocket subscribers offer permessage-deflate (the server may compress)",
+    )
     args = parser.parse_args()
+    Subscriber.compress = args.compression
     if args.transport == "long-polling" and not args.rate:
         args.rate = 100
     pace = f"{args.rate:g} messages/s" if args.rate else "as fast as possible"

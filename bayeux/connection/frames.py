@@ -8,8 +8,11 @@ from typing import Any
 
 import tornado.iostream
 
+from .deflate import compress
+
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
+RSV1 = 0x40  # "compressed", with permessage-deflate
 
 
 def frame_header(opcode: int, length: int) -> bytes:
@@ -21,10 +24,17 @@ def frame_header(opcode: int, length: int) -> bytes:
     return bytes((0x80 | opcode, 127)) + length.to_bytes(8, "big")
 
 
-def data_frames(payloads: list[bytes], binary: bool) -> bytes:
-    """One frame per payload, concatenated for a single write."""
+def data_frames(payloads: list[bytes], binary: bool, deflate_bits: int | None = None) -> bytes:
+    """One frame per payload, concatenated for a single write; with `deflate_bits`, each
+    compressed (permessage-deflate with that window, RSV1 set)."""
     opcode = OPCODE_BINARY if binary else OPCODE_TEXT
-    return b"".join(frame_header(opcode, len(p)) + p for p in payloads)
+    if deflate_bits is None:
+        return b"".join(frame_header(opcode, len(p)) + p for p in payloads)
+    out = []
+    for payload in payloads:
+        compressed = compress(payload, deflate_bits)
+        out.append(frame_header(opcode | RSV1, len(compressed)) + compressed)
+    return b"".join(out)
 
 
 def write_now(stream: tornado.iostream.IOStream, data: bytes) -> asyncio.Future[Any] | None:

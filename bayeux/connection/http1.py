@@ -362,7 +362,7 @@ class HttpConnection:
                 refusal(400, "unsupported upgrade"), keep_alive=False, request=request
             )
             return
-        answer, subprotocol = upgrade_answer(self.context, request)
+        answer, subprotocol, deflate = upgrade_answer(self.context, request)
         if answer.status != 101:
             await self._write(answer, keep_alive=False, request=request)
             return
@@ -371,7 +371,7 @@ class HttpConnection:
         self.upgraded = True
         self.parser = None  # the WebSocket's frames need no HTTP parser (~0.9 KiB)
         self.stream.set_close_callback(None)
-        websocket = WebSocketConnection(self.listener, self.stream, request, subprotocol)
+        websocket = WebSocketConnection(self.listener, self.stream, request, subprotocol, deflate)
         self.listener.replace(self, websocket)
         # Its own task, so that this connection's coroutines end here rather than sit under
         # the WebSocket's for its whole life (~1 KiB per idle WebSocket).

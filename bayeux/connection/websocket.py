@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 import tornado.iostream
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, origin_refused, refusal
 from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subprotocol
+from .deflate import InboundDeflate
 from .frames import data_frames, write_now
 
 if TYPE_CHECKING:
@@ -31,27 +33,30 @@ READ_SIZE = 65536
 CLOSE_HANDSHAKE_SECONDS = 5.0  # how long a closing peer has to answer our close frame
 
 
-def upgrade_answer(context: Context, request: HttpRequest) -> tuple[HttpResponse, str | None]:
-    """The 101 answer to a valid upgrade (with the subprotocol chosen), or the refusal."""
+def upgrade_answer(
+    context: Context, request: HttpRequest
+) -> tuple[HttpResponse, str | None, InboundDeflate | None]:
+    """The 101 answer to a valid upgrade (with the subprotocol chosen, and permessage-deflate
+    when negotiated), or the refusal."""
     context.start()
     headers = request.headers
     if request.method != "GET":
-        return refusal(405, "a WebSocket upgrade is a GET"), None
+        return refusal(405, "a WebSocket upgrade is a GET"), None, None
     if "upgrade" not in headers.get("connection", "").lower():
-        return refusal(400, "missing 'Connection: upgrade'"), None
+        return refusal(400, "missing 'Connection: upgrade'"), None, None
     if headers.get("sec-websocket-version") != "13":
         answer = refusal(426, "WebSocket version 13 only")
         answer.headers.append(("Sec-WebSocket-Version", "13"))
-        return answer, None
+        return answer, None, None
     key = headers.get("sec-websocket-key", "")
     try:
         valid_key = len(base64.b64decode(key, validate=True)) == 16
     except (binascii.Error, ValueError):
         valid_key = False
     if not valid_key:
-        return refusal(400, "bad Sec-WebSocket-Key"), None
+        return refusal(400, "bad Sec-WebSocket-Key"), None, None
     if origin_refused(request, context):
-        return refusal(403, "origin not allowed"), None
+        return refusal(403, "origin not allowed"), None, None
     offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
     subprotocol = select_subprotocol(offered)
     answer_headers = [
@@ -61,7 +66,15 @@ def upgrade_answer(context: Context, request: HttpRequest) -> tuple[HttpResponse
     ]
     if subprotocol is not None:
         answer_headers.append(("Sec-WebSocket-Protocol", subprotocol))
-    return HttpResponse(101, answer_headers), subprotocol
+    deflate = None
+    offers = headers.get("sec-websocket-extensions")
+    if offers and context.settings.ws_compression:
+        candidate = InboundDeflate(context.settings.max_message_size)
+        agreed = server_extensions_handshake([o.strip() for o in offers.split(",")], [candidate])
+        if agreed is not None and candidate.enabled():
+            answer_headers.append(("Sec-WebSocket-Extensions", agreed.decode("ascii")))
+            deflate = candidate
+    return HttpResponse(101, answer_headers), subprotocol, deflate
 
 
 class WebSocketConnection:
@@ -78,6 +91,7 @@ class WebSocketConnection:
         "last_ping",
         "awaiting_pong",
         "deadline",
+        "deflate_bits",
         "_fragments",
         "_size",
     )
@@ -88,10 +102,13 @@ class WebSocketConnection:
         stream: tornado.iostream.IOStream,
         request: HttpRequest,
         subprotocol: str | None,
+        deflate: InboundDeflate | None = None,
     ) -> None:
         self.listener = listener
         self.stream = stream
-        self.protocol = Connection(ConnectionType.SERVER)
+        self.protocol = Connection(ConnectionType.SERVER, [deflate] if deflate else None)
+        # The window our compressed frames use, when permessage-deflate was negotiated.
+        self.deflate_bits = deflate.server_window_bits if deflate is not None else None
         self.transport = BayeuxWebSocket(
             listener.context, self, remote_ip=request.remote_ip, subprotocol=subprotocol
         )
@@ -167,7 +184,7 @@ class WebSocketConnection:
         if self.protocol.state is not ConnectionState.OPEN or self.stream.closed():
             return None
         try:
-            written = write_now(self.stream, data_frames(payloads, binary))
+            written = write_now(self.stream, data_frames(payloads, binary, self.deflate_bits))
         except tornado.iostream.StreamClosedError:
             return None
         if written is not None and not self.stream.writing() and written.done():

@@ -132,6 +132,12 @@ class Settings:
     timesync_extension: bool = _setting(  # type: ignore[assignment]
         True, "answer the timesync extension's ext.timesync on meta messages"
     )
+    ws_compression: bool = _setting(  # type: ignore[assignment]
+        True,
+        "negotiate permessage-deflate with WebSocket clients that offer it, without context"
+        " takeover (each frame compressed once for every subscriber, no per-socket window);"
+        " standalone server only (CometD: on by default)",
+    )
     replay_channels: tuple[str, ...] = _setting(  # type: ignore[assignment]
         (),
         "channels (patterns such as /event/**) whose events are kept and can be replayed from a"
