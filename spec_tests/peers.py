@@ -66,6 +66,9 @@ def peers(port_of: dict[str, int]) -> list[Peer]:
                 str(TIMEOUT_MS),
                 "--max-interval",
                 str(MAX_INTERVAL_MS),
+                # Salesforce-style replay on the channels the replay profile uses.
+                "--replay-channels",
+                "/event/**",
                 "--log-level",
                 "error",
             ],
