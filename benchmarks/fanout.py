@@ -53,12 +53,13 @@ class Figures:
     wire_bytes: int = 0  # loopback bytes during the run (WebSocket runs)
 
     def line(self) -> str:
-        per_delivery = self.wire_bytes / self.deliveries if self.deliveries else float("nan")
+        measured = self.wire_bytes > 0 and self.deliveries
+        per_delivery = f"{self.wire_bytes / self.deliveries:.1f}" if measured else "n/a"
         return (
             f"{self.server:<8} {self.deliveries:>8}/{self.expected:<8} "
             f"{self.deliveries / self.seconds:>10.0f}/s {self.deliveries / self.cpu_seconds:>12.0f}"
             f" {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} {self.max_ms:>8.1f} {self.rss_mib:>8.1f}"
-            f" {per_delivery:>10.1f}"
+            f" {per_delivery:>10}"
         )
 
 

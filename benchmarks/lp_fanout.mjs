@@ -24,25 +24,35 @@ const latencies = [];
 let running = true;
 const errors = [];
 
+// Each client is a browser of its own, with its own cookies.
 async function join(subscribe = true) {
-  const [reply] = await post(`${base}/handshake`, [
-    { channel: "/meta/handshake", version: "1.0", supportedConnectionTypes: ["long-polling"] },
-  ]);
+  const jar = {};
+  const [reply] = await post(
+    `${base}/handshake`,
+    [{ channel: "/meta/handshake", version: "1.0", supportedConnectionTypes: ["long-polling"] }],
+    jar,
+  );
   const clientId = reply.clientId;
-  await post(`${base}/connect`, [
-    { channel: "/meta/connect", clientId, connectionType: "long-polling", advice: { timeout: 0 } },
-  ]);
-  if (subscribe) await post(base, [{ channel: "/meta/subscribe", clientId, subscription: channel }]);
-  return clientId;
+  await post(
+    `${base}/connect`,
+    [{ channel: "/meta/connect", clientId, connectionType: "long-polling", advice: { timeout: 0 } }],
+    jar,
+  );
+  if (subscribe) {
+    await post(base, [{ channel: "/meta/subscribe", clientId, subscription: channel }], jar);
+  }
+  return { clientId, jar };
 }
 
-async function subscribe(clientId) {
+async function subscribe({ clientId, jar }) {
   while (running) {
     let replies;
     try {
-      replies = await post(`${base}/connect`, [
-        { channel: "/meta/connect", clientId, connectionType: "long-polling" },
-      ]);
+      replies = await post(
+        `${base}/connect`,
+        [{ channel: "/meta/connect", clientId, connectionType: "long-polling" }],
+        jar,
+      );
     } catch (error) {
       errors.push(String(error));
       continue;
@@ -71,9 +81,9 @@ const cpuStart = process.cpuUsage();
 let published = 0;
 const publishes = [];
 for (let n = 0; n < messages; n++) {
-  const message = [{ channel, clientId: publisher, data: { n, sent: Date.now() } }];
+  const message = [{ channel, clientId: publisher.clientId, data: { n, sent: Date.now() } }];
   publishes.push(
-    post(base, message).then(
+    post(base, message, publisher.jar).then(
       ([ack]) => {
         if (ack && ack.successful) published += 1;
         else if (!errors.length) errors.push(JSON.stringify(ack));
