@@ -29,6 +29,7 @@ CLIENT_WINDOW_BITS = 12
 # Frames compressed in the current loop turn, by window bits then payload.
 _compressed: dict[int, dict[bytes, bytes]] = {}
 _CACHED = 256  # payloads remembered per loop turn
+_CACHED_SIZE = 16 * 1024  # the largest payload remembered: the cache stays under ~8 MiB
 
 
 def compress(payload: bytes, window_bits: int = 15) -> bytes:
@@ -44,7 +45,7 @@ def compress(payload: bytes, window_bits: int = 15) -> bytes:
         deflater = zlib.compressobj(_LEVEL, zlib.DEFLATED, -window_bits)
         out = deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
         out = out[: -len(_TAIL)] if out.endswith(_TAIL) else out
-        if len(by_payload) < _CACHED:
+        if len(by_payload) < _CACHED and len(payload) <= _CACHED_SIZE:
             by_payload[payload] = out
     return out
 
