@@ -44,8 +44,8 @@ access_log = logging.getLogger("bayeux.access")
 READ_SIZE = 65536
 MAX_HEADER_BYTES = 65536  # request line and headers together
 MAX_HEADERS = 100
-# Requests parsed but not answered yet (pipelining); past it the connection is not read.
-MAX_PIPELINED = 16
+# Pipelined requests need no bound of their own: a connection is read again only once every
+# request of the last read (at most READ_SIZE bytes) has been answered.
 
 # Header names as sent -> lower-cased str, so that each request does not decode them again.
 _HEADER_NAMES: dict[bytes, str] = {}
