@@ -77,10 +77,11 @@ class RedisBus:
         payload = self.origin + b" " + encoded
         channel, replay_id = None, 0
         replay = self._server.replay if self._server is not None else None
-        if replay is not None and replay.covers(message["channel"]):
-            found = replay_id_of(message)
-            if found is not None:
-                channel, replay_id = message["channel"], found
+        # The shape first (a few dict lookups), the channel patterns only for what has it: most
+        # messages are not replay events, and this runs once per publish.
+        found = replay_id_of(message) if replay is not None else None
+        if found is not None and replay is not None and replay.covers(message["channel"]):
+            channel, replay_id = message["channel"], found
         self._outbox.append((payload, encoded, channel, replay_id))
         self._outbox_size += len(payload)
         self._trim()
