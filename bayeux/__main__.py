@@ -9,10 +9,13 @@ import signal
 import sys
 from dataclasses import MISSING
 
+from tornado.netutil import bind_sockets
+
 from . import __version__
 from .connection.listener import tls_context
 from .core.settings import Settings, setting_fields
 from .endpoint import Endpoint
+from .workers import run_workers
 
 log = logging.getLogger("bayeux")
 
@@ -40,19 +43,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--redis",
         metavar="URL",
-        help="share publishes with the other processes of a deployment through this Redis, e.g."
-        " redis://127.0.0.1:6379/0 (needs the redis package: pip install 'bayeux-server[redis]');"
-        " off by default",
+        help="run as one process of a deployment sharing sessions and messages through this"
+        " Redis: redis://host:port/db, rediss://... (TLS) or"
+        " redis+sentinel://host:port[,host:port]/service[/db] (needs the redis package: pip"
+        " install 'bayeux-server[redis]'); off by default (everything in this process)",
     )
     parser.add_argument(
-        "--redis-channel", default="bayeux", help="the Redis pub/sub channel of the deployment"
+        "--redis-prefix", default="bayeux", help="prefix of the deployment's Redis keys"
     )
     parser.add_argument(
         "--redis-outbox-bytes",
         type=int,
         default=64 * 1024 * 1024,
-        help="bytes of published messages kept for the Redis relay while Redis is unreachable;"
-        " past it the oldest are dropped (and counted)",
+        help="bytes of messages published while Redis is unreachable, kept to write to the log"
+        " when it is back; past it the oldest are dropped (and counted)",
+    )
+    parser.add_argument(
+        "--redis-log-length",
+        type=int,
+        default=100_000,
+        help="entries the message log keeps at most (about: trimmed in whole blocks)",
+    )
+    parser.add_argument(
+        "--redis-log-retention",
+        type=int,
+        default=300_000,
+        help="ms the message log keeps an entry; a session whose position is older than the"
+        " log can no longer be taken over (its client handshakes again); above --max-interval",
+    )
+    parser.add_argument(
+        "--redis-sync-interval",
+        type=int,
+        default=250,
+        help="ms between two saves of session positions; after a crash a client may get again"
+        " what it received in the last interval",
+    )
+    parser.add_argument(
+        "--redis-handoff-timeout",
+        type=int,
+        default=2000,
+        help="ms a process waits for another one to let go of a session before taking it",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the port (SO_REUSEPORT); above 1 needs --redis",
     )
     parser.add_argument(
         "--xheaders",
@@ -142,15 +178,23 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    bus = None
+    engine = None
     if args.redis:
-        from .redis_bus import RedisBus  # checked importable in main()
+        from .engines.redis import RedisEngine  # checked importable in main()
 
-        bus = RedisBus(args.redis, args.redis_channel, outbox_bytes=args.redis_outbox_bytes)
+        engine = RedisEngine(
+            args.redis,
+            args.redis_prefix,
+            log_length=args.redis_log_length,
+            log_retention=args.redis_log_retention / 1000,
+            sync_interval=args.redis_sync_interval / 1000,
+            handoff_timeout=args.redis_handoff_timeout / 1000,
+            outbox_bytes=args.redis_outbox_bytes,
+        )
     endpoint = Endpoint(
         settings_from(args),
         allowed_origins=tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip()),
-        bus=bus,
+        engine=engine,
     )
     tls = tls_context(args.certfile, args.keyfile, args.ca_file) if args.certfile else None
     listener = endpoint.listener(
@@ -160,7 +204,8 @@ async def serve(args: argparse.Namespace) -> None:
         xheaders=args.xheaders,
         ssl_options=tls,
     )
-    listener.listen(args.port, args.host)
+    # Several workers share the port: the kernel spreads connections among them.
+    listener.add_sockets(bind_sockets(args.port, args.host, reuse_port=args.workers > 1))
     endpoint.start()
     scheme = "https" if tls else "http"
     log.info("bayeux serving %s://%s:%d%s", scheme, args.host, args.port, args.path)
@@ -222,6 +267,19 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.workers < 1 or (args.workers > 1 and not args.redis):
+        print(
+            "python -m bayeux: error: --workers above 1 needs --redis (the workers share"
+            " sessions and messages through it)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.redis and args.redis_log_retention <= args.max_interval:
+        print(
+            "python -m bayeux: error: --redis-log-retention must be above --max-interval",
+            file=sys.stderr,
+        )
+        return 2
     if args.redis:
         try:
             import redis  # noqa: F401
@@ -232,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.workers > 1:
+        return run_workers(args.workers, sys.argv[1:] if argv is None else argv)
     asyncio.run(serve(args))
     return 0
 

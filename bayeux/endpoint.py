@@ -37,12 +37,13 @@ class Endpoint:
         *,
         server: BayeuxServer | None = None,
         allowed_origins: tuple[str, ...] = ("*",),
-        bus: Any = None,
+        engine: Any = None,
     ) -> None:
         self.server = server or BayeuxServer(settings)
         self.allowed_origins = tuple(allowed_origins)
-        # Shares publishes with other processes, e.g. bayeux.redis_bus.RedisBus; started with us.
-        self.bus = bus
+        # What the processes of a deployment share, e.g. bayeux.engines.redis.RedisEngine
+        # (core/engine.py); started with us, stopped by shutdown().
+        self.engine = engine
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
         self._held_by_browser: dict[str, int] = {}
         # Open TCP connections (HTTP and WebSocket), bounded by max_connections where the
@@ -89,8 +90,8 @@ class Endpoint:
         if self._sweeper is None:
             self._sweeper = tornado.ioloop.PeriodicCallback(self._sweep, self.settings.sweep_period)
             self._sweeper.start()
-            if self.bus is not None:
-                asyncio.ensure_future(self.bus.start(self.server))
+            if self.engine is not None:
+                asyncio.ensure_future(self.engine.start(self.server))
 
     def _sweep(self) -> None:
         try:
@@ -127,11 +128,11 @@ class Endpoint:
 
     def health(self) -> tuple[str, bool]:
         """(status, ready): "serving", "draining" (shutting down), or "engine-unavailable"
-        (the Redis bus is not connected)."""
+        (the engine cannot reach Redis)."""
         if self.server.shutting_down:
             return "draining", False
-        subscribed = getattr(self.bus, "subscribed", None)
-        if subscribed is not None and not subscribed.is_set():
+        engine = self.engine
+        if engine is not None and not (engine.ready.is_set() and engine.available):
             return "engine-unavailable", False
         return "serving", True
 
@@ -172,7 +173,8 @@ class Endpoint:
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Drains, within `timeout` seconds: refuses new handshakes, answers every held connect
         with advice to come back, closes WebSockets with 1001 once their pending frames are
-        written, ends EventSource streams, and relays what the Redis outbox still holds.
+        written, ends EventSource streams; then the engine, if any, writes what waits for its
+        log and leaves its sessions to the other processes (engines/redis/engine.py).
         Stop accepting connections (HTTPServer.stop) before calling it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -194,6 +196,5 @@ class Endpoint:
                 len(self._streams),
                 extra={"event": "drain-timeout"},
             )
-        if self.bus is not None:
-            await self.bus.flush(max(0.0, deadline - loop.time()))
-            await self.bus.stop()
+        if self.engine is not None:
+            await self.engine.stop(max(1.0, deadline - loop.time()))

@@ -110,30 +110,40 @@ class BayeuxCollector(Collector):
         yield CounterMetricFamily(
             "bayeux_sweep_seconds", "Time spent sweeping", value=stats.sweep_seconds
         )
-        bus = getattr(endpoint, "bus", None)
-        if bus is not None:
+        engine = getattr(endpoint, "engine", None)
+        if engine is not None:
             yield CounterMetricFamily(
-                "bayeux_bus_relayed",
-                "Messages relayed to the other processes",
-                value=bus.relayed,
+                "bayeux_engine_appended",
+                "Entries written to the message log",
+                value=engine.appended,
             )
             yield CounterMetricFamily(
-                "bayeux_bus_received",
-                "Messages delivered here from the other processes",
-                value=bus.received,
+                "bayeux_engine_applied", "Log entries applied in this process", value=engine.applied
             )
             yield CounterMetricFamily(
-                "bayeux_bus_dropped",
-                "Messages the relay dropped (outbox full during an outage)",
-                value=bus.dropped,
+                "bayeux_engine_handoffs",
+                "Sessions taken over from another live process",
+                value=engine.handoffs,
+            )
+            yield CounterMetricFamily(
+                "bayeux_engine_claims",
+                "Sessions this process took over (handoffs included)",
+                value=engine.claims,
+            )
+            yield CounterMetricFamily(
+                "bayeux_engine_dropped",
+                "Publishes lost to the outbox bound while Redis was away",
+                value=engine.dropped,
             )
             yield GaugeMetricFamily(
-                "bayeux_bus_outbox_bytes", "Bytes waiting to be relayed", value=bus.outbox_size()
+                "bayeux_engine_outbox_bytes",
+                "Bytes published while Redis was away, waiting for the log",
+                value=engine.outbox_size(),
             )
             yield GaugeMetricFamily(
-                "bayeux_bus_connected",
-                "1 while the bus receives from the other processes",
-                value=1 if bus.subscribed.is_set() else 0,
+                "bayeux_engine_connected",
+                "1 while the engine reaches Redis and follows the log",
+                value=1 if engine.available and engine.ready.is_set() else 0,
             )
 
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from bayeux import Endpoint, Settings
-from bayeux.redis_bus import RedisBus
+from bayeux.engines.redis import RedisEngine
 from bayeux.testing import ServerThread, free_port, start_cli, stop_process
 
 from .conftest import post_json, request
@@ -63,8 +63,8 @@ def test_health_is_200_while_serving_and_503_while_draining() -> None:
 
 
 def test_health_is_503_while_the_redis_engine_is_unavailable() -> None:
-    bus = RedisBus(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    endpoint = Endpoint(Settings(), bus=bus)
+    engine = RedisEngine(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    endpoint = Endpoint(Settings(), engine=engine)
     with ServerThread(
         endpoint=endpoint, extra_routes=[endpoint.health_route("/health")], embedded=True
     ) as server:

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from bayeux.core.engine import LoggedMessage
+from bayeux.core.message import Delivery
 from bayeux.core.replay import invalid_replay_id
 from bayeux.core.server import BayeuxServer
 from bayeux.core.session import ServerSession
@@ -184,12 +186,14 @@ def test_server_side_publishes_are_kept_and_shaped(server: BayeuxServer) -> None
     assert server.replay.events(CHANNEL)[0].message == event  # type: ignore[union-attr]
 
 
-def test_events_from_another_process_keep_their_replay_id(server: BayeuxServer) -> None:
+def test_events_from_the_log_keep_their_replay_id(server: BayeuxServer) -> None:
     other = {
         "channel": CHANNEL,
         "data": {"event": {"replayId": 7, "createdDate": "x"}, "payload": 1},
     }
-    server.deliver_shared(other)
+    logged = Delivery(other)
+    logged.position = 1
+    server.apply_log([LoggedMessage(1, logged, None)])
     assert server.replay.events(CHANNEL)[0].replay_id == 7  # type: ignore[union-attr]
 
 

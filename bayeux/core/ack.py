@@ -19,12 +19,14 @@ if TYPE_CHECKING:
 
 
 class AckState:
-    __slots__ = ("batch", "unacknowledged", "pending_bytes")
+    __slots__ = ("batch", "unacknowledged", "pending_bytes", "position")
 
-    def __init__(self) -> None:
-        self.batch = 0
+    def __init__(self, batch: int = 0, position: int = 0) -> None:
+        self.batch = batch
         self.unacknowledged: dict[int, list[Delivery]] = {}
         self.pending_bytes = 0
+        # With an engine: the newest log position the client acknowledged (core/engine.py).
+        self.position = position
 
     def acknowledge(self, session: ServerSession, batch: int) -> int:
         """Forgets the batches up to `batch`; re-queues later ones ahead of newer messages.
@@ -33,6 +35,8 @@ class AckState:
         for number in sorted(self.unacknowledged):
             if number > batch:
                 resend.extend(self.unacknowledged[number])
+            else:
+                self.position = max(self.position, _end_position(self.unacknowledged[number]))
         self.forget()
         session.requeue(resend)
         return len(resend)
@@ -49,5 +53,14 @@ class AckState:
         self.unacknowledged.clear()
         self.pending_bytes = 0
 
+    def batch_positions(self) -> dict[int, int]:
+        """The end log position of each batch not yet acknowledged (those that have one)."""
+        ends = {n: _end_position(d) for n, d in self.unacknowledged.items()}
+        return {n: p for n, p in ends.items() if p}
+
     def pending(self) -> int:
         return sum(len(d) for d in self.unacknowledged.values())
+
+
+def _end_position(deliveries: list[Delivery]) -> int:
+    return max((d.position for d in deliveries), default=0)

@@ -125,14 +125,17 @@ class Delivery:
     The JSON bytes are made when the delivery is created: every delivery is encoded anyway (to
     refuse what cannot be), and its size is what queues are bounded by."""
 
-    __slots__ = ("message", "json", "size", "born", "_msgpack")
+    __slots__ = ("message", "json", "size", "born", "position", "_msgpack")
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, encoded: bytes | None = None) -> None:
         self.message = message
         # When it was published (monotonic seconds), for the publish-to-write latency.
         self.born = time.monotonic()
         # Raises TypeError (orjson) for values JSON cannot hold: the caller refuses the message.
-        self.json: bytes = codec.dumps(message)
+        # `encoded` is given when the bytes come from elsewhere (the engine's log).
+        self.json: bytes = codec.dumps(message) if encoded is None else encoded
+        # Its place in the engine's log (core/engine.py); 0 for what never went through it.
+        self.position = 0
         # What the message costs a queue that holds it, in bytes.
         self.size = len(self.json)
         self._msgpack: bytes | None = None

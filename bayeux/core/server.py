@@ -5,14 +5,15 @@ what it returns; time comes from injected clocks, and expiry happens when the tr
 `sweep`. A `/meta/connect` that may wait for messages comes back as a `ConnectHold` which the
 transport parks and later completes with `finish_connect`.
 
-`handle` is a coroutine only so that application hooks (security policy, authorizers, message
-listeners) may await; with none installed it never suspends.
+`handle` is a coroutine so that application hooks (security policy, authorizers, message
+listeners) and the engine (core/engine.py) may await; with neither it never suspends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,15 @@ from typing import Any, cast
 
 from . import channel as ch
 from .ack import AckState
-from .bus import Bus
+from .engine import (
+    Claimed,
+    Engine,
+    EngineUnavailable,
+    LogEntry,
+    LoggedDelivery,
+    LoggedMessage,
+    LoggedSubscription,
+)
 from .extension import Extension
 from .limits import AddressWindow, Peer
 from .message import (
@@ -100,8 +109,8 @@ class BayeuxServer:
         self._subscribed: list[SubscriptionListener] = []
         self._unsubscribed: list[SubscriptionListener] = []
         self._tasks: set[asyncio.Future] = set()
-        # Shares published messages with the other processes of a deployment (core/bus.py).
-        self.bus: Bus | None = None
+        # What the processes of a deployment share (core/engine.py); None for one process.
+        self.engine: Engine | None = None
         self.stats = Stats()
         self._handshakes = AddressWindow(
             settings.max_handshakes_per_address, settings.handshake_window / 1000
@@ -206,6 +215,13 @@ class BayeuxServer:
             "meta" if ch.is_meta(channel) else "service" if ch.is_service(channel) else "broadcast"
         ] += 1
         session = self._session_of(message)
+        if session is None and self.engine is not None and channel != ch.META_HANDSHAKE:
+            try:
+                session = await self._shared_session(message)
+            except EngineUnavailable:
+                self.stats.errors["engine"] += 1
+                outcome.replies.append(_failure(message, *_ENGINE_UNAVAILABLE))
+                return
         problem = _field_problem(message)
         if problem is None and peer.binary:
             problem = _non_json_problem(message)
@@ -246,7 +262,7 @@ class BayeuxServer:
                 return _failure(message, error(405, channel, "Invalid channel"))
             return _unknown_client(message)
         if channel == ch.META_DISCONNECT:
-            return self._disconnect(message, session)
+            return await self._disconnect(message, session)
         if channel == ch.META_SUBSCRIBE:
             return await self._subscribe(message, session, subscribe=True)
         if channel == ch.META_UNSUBSCRIBE:
@@ -335,6 +351,15 @@ class BayeuxServer:
         self._add_session(session)
         if peer.persistent:
             peer.sessions.append(session)
+        ext = message.get("ext") or {}
+        if self.settings.ack_extension and ext.get("ack") is True:
+            session.ack = AckState()
+        if self.engine is not None:
+            try:
+                await self.engine.created(session)
+            except EngineUnavailable:
+                # Served here all the same; the engine records it when it is back.
+                self.stats.errors["engine"] += 1
         reply = reply_to(message)
         reply.update(
             version=BAYEUX_VERSION,
@@ -344,9 +369,7 @@ class BayeuxServer:
             successful=True,
             advice=self._advice(),
         )
-        ext = message.get("ext") or {}
-        if self.settings.ack_extension and ext.get("ack") is True:
-            session.ack = AckState()
+        if session.ack is not None:
             reply.setdefault("ext", {})["ack"] = True
         if self.replay is not None and ext.get("replay") is True:
             reply.setdefault("ext", {})["replay"] = True
@@ -444,6 +467,10 @@ class BayeuxServer:
         session = hold.session
         reply = hold.reply
         ended = session.ended
+        if ended is Ended.MOVED:
+            # Another process serves the session now: the client's next connect goes there.
+            reply["advice"] = {"reconnect": "retry", "interval": 0}
+            return [], reply
         if ended is not None:
             reply["advice"] = {
                 "reconnect": "none" if ended is Ended.DISCONNECTED else "handshake",
@@ -475,8 +502,16 @@ class BayeuxServer:
         self._outgoing(session, reply)
         return deliveries, reply
 
-    def _disconnect(self, message: Message, session: ServerSession) -> Message:
-        self.remove_session(session, Ended.DISCONNECTED)
+    async def _disconnect(self, message: Message, session: ServerSession) -> Message:
+        if session.remote:
+            assert self.engine is not None
+            try:
+                await self.engine.end(session.id)
+            except EngineUnavailable:
+                self.stats.errors["engine"] += 1
+                return _failure(message, *_ENGINE_UNAVAILABLE)
+        else:
+            self.remove_session(session, Ended.DISCONNECTED)
         reply = reply_to(message)
         reply.update(clientId=session.id, successful=True)
         return reply
@@ -521,18 +556,33 @@ class BayeuxServer:
         if failure is not None:
             reply.update(successful=False, error=failure)
             return reply
-        for pattern in patterns:
-            if ch.is_service(pattern):
-                continue  # Bayeux 1.0: servers SHOULD NOT record service subscriptions.
-            if subscribe:
-                self.subscribe(session, pattern)
-            else:
-                self.unsubscribe(session, pattern)
-        # Queued now, in the same step as the subscription: no live event can come between
-        # the last replayed one and the first live one, nor be both.
-        for events in replays:
-            for event in events:
-                self._enqueue(session, self._encoded(event.message))
+        # Bayeux 1.0: servers SHOULD NOT record service subscriptions.
+        recorded = [p for p in patterns if not ch.is_service(p)]
+        if not session.remote:
+            for pattern in recorded:
+                if subscribe:
+                    self.subscribe(session, pattern)
+                else:
+                    self.unsubscribe(session, pattern)
+            # Queued now, in the same step as the subscription: no live event can come
+            # between the last replayed one and the first live one, nor be both.
+            for events in replays:
+                for event in events:
+                    self._enqueue(session, self._encoded(event.message))
+        if self.engine is not None and not session.local and recorded:
+            try:
+                await self.engine.subscriptions_changed(session, recorded, subscribe)
+                if session.remote:
+                    for events in replays:
+                        for event in events:
+                            await self.engine.deliver_to(session.id, self._encoded(event.message))
+            except EngineUnavailable:
+                self.stats.errors["engine"] += 1
+                if session.remote:  # nothing was done: the client may retry
+                    reply.update(successful=False, error=_ENGINE_UNAVAILABLE[0])
+                    reply["advice"] = _ENGINE_UNAVAILABLE[1]
+                    return reply
+                # Served here, subscribed here: the engine records it when it is back.
         reply["successful"] = True
         return reply
 
@@ -630,7 +680,7 @@ class BayeuxServer:
                 outgoing["ext"] = message["ext"]
             exclude = None if self.settings.broadcast_to_publisher else session
             try:
-                self._fan_out(outgoing, exclude)
+                await self._broadcast(outgoing, exclude)
             except NotRepresentable:
                 return _failure(message, error(400, "data", "Not representable as JSON"))
         else:
@@ -738,17 +788,40 @@ class BayeuxServer:
                 error=error(500, request.channel, "Service reply not representable"),
             )
             delivery = Delivery(reply)
-        self._enqueue(session, delivery)
+        self._enqueue_for(session, delivery)
+
+    def _enqueue_for(self, session: ServerSession, delivery: Delivery) -> None:
+        """Queues a message for one session, wherever the deployment serves it."""
+        if session.remote and self.engine is not None:
+            task = asyncio.ensure_future(self.engine.deliver_to(session.id, delivery))
+            self._tasks.add(task)
+            task.add_done_callback(self._forwarded)
+        else:
+            self._enqueue(session, delivery)
+
+    def _forwarded(self, task: asyncio.Future) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a message for a session served elsewhere was lost: %s", task.exception())
+            self.stats.dropped["engine-unavailable"] += 1
 
     def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
-        sessions the message was queued for. Message listeners are not called."""
+        sessions of this process it reaches (with an engine, those it will reach when the
+        log hands it back). Message listeners are not called."""
         if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot publish to {channel!r}")
         message: Message = {"channel": channel, "data": data}
         if ext is not None:
             message["ext"] = ext
-        return self._fan_out(message, None)
+        prepared = self._prepare(message)
+        if prepared is None:
+            return 0
+        message, delivery = prepared
+        if self.engine is None:
+            return self._deliver_local(message, delivery, None)
+        self.engine.append_later(delivery, None)
+        return sum(1 for _ in self.tree.match(channel))
 
     def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
         """Queues a message for one session only, whatever its subscriptions."""
@@ -756,71 +829,206 @@ class BayeuxServer:
             raise ValueError(f"cannot deliver on {channel!r}")
         message = {"channel": channel, "data": data}
         if self._outgoing(None, message):
-            self._enqueue(session, self._encoded(message))
+            self._enqueue_for(session, self._encoded(message))
 
-    def deliver_shared(self, message: Message) -> int:
-        """Delivers a message another process published (it arrived on the bus) to the
-        subscribers here. Its server extensions and listeners already ran where it was published."""
-        return self._fan_out(message, None, shared=True)
+    async def _broadcast(self, message: Message, exclude: ServerSession | None) -> None:
+        """Queues a client's broadcast for every subscriber: through the engine's log when
+        there is one (the reply waits until the log has it: nothing acknowledged is lost),
+        locally when there is none or it cannot be reached."""
+        prepared = self._prepare(message)
+        if prepared is None:
+            return
+        message, delivery = prepared
+        if self.engine is not None:
+            try:
+                if await self.engine.append(delivery, exclude.id if exclude else None):
+                    return
+            except EngineUnavailable:
+                pass
+        self._deliver_local(message, delivery, exclude)
+
+    def _prepare(self, message: Message) -> tuple[Message, Delivery] | None:
+        """A broadcast as its subscribers get it, encoded once for all of them: after the
+        server's outgoing extensions (None if one dropped it), shaped on replay channels.
+        Raises NotRepresentable when it cannot be encoded as JSON (bytes from a msgpack
+        client, Python objects from the server side), before anything is queued."""
+        if self.extensions and not self._run_outgoing(self.extensions, None, message):
+            return None
+        replay = self.replay
+        if replay is not None and replay.covers(message["channel"]):
+            message, _ = replay.shape(message)
+        return message, self._encoded(message)
+
+    def _deliver_local(
+        self, message: Message, delivery: Delivery, exclude: ServerSession | None
+    ) -> int:
+        """Queues a prepared broadcast for the subscribers of this process."""
+        replay = self.replay
+        if replay is not None:
+            self._keep_replay(replay, message)
+        return self._fan_out(message, delivery, exclude.id if exclude else None, 0)
+
+    def _keep_replay(self, replay: ReplayHistory, message: Message) -> None:
+        if replay.covers(message["channel"]):
+            replay_id = replay_id_of(message)
+            if replay_id is not None:
+                replay.keep(message, replay_id)
 
     def _fan_out(
-        self, message: Message, exclude: ServerSession | None, *, shared: bool = False
+        self, message: Message, delivery: Delivery, exclude: str | None, position: int
     ) -> int:
-        """Queues `message` for every subscriber of its channel. Raises NotRepresentable when it
-        cannot be encoded as JSON (bytes from a msgpack client, Python objects from the
-        server side), before anything is queued."""
-        # Server extensions see a broadcast once; then one Delivery (one encoding) serves all.
-        if (
-            not shared
-            and self.extensions
-            and not self._run_outgoing(self.extensions, None, message)
-        ):
-            return 0
-        replay = self.replay
-        replay_id = None
-        if replay is not None and replay.covers(message["channel"]):
-            message, replay_id = self._replayable(replay, message, shared)
-        delivery = self._encoded(message)
-        if replay_id is not None:
-            assert replay is not None
-            replay.keep(message, replay_id)  # encodable: kept for replay
-        if self.bus is not None and not shared:
-            self.bus.share(message, delivery.json)
+        """Queues `delivery` for every local subscriber of its channel but `exclude`; with a
+        log `position`, only for sessions not already past it (taken over meanwhile)."""
         channel = message["channel"]
         lazy = self._lazy and any(ch.matches(p, channel) for p in self._lazy)
         stats = self.stats
         lazy_seconds = self.settings.max_lazy_timeout / 1000 if lazy else None
         count = 0
         for session in self.tree.match(channel):
-            if session is not exclude:
-                if session.extensions:
-                    own = _copy_message(message)
-                    if not self._run_outgoing(session.extensions, session, own):
-                        continue
-                    try:
-                        self._enqueue(session, self._encoded(own), lazy_seconds)
-                    except NotRepresentable:
-                        log.error(
-                            "an extension of session %s made %s unencodable; skipped",
-                            session.tag,
-                            channel,
-                        )
-                        continue
-                else:
-                    self._enqueue(session, delivery, lazy_seconds)
-                count += 1
+            if session.id == exclude:
+                continue
+            if position:
+                if session.position >= position:
+                    continue
+                session.position = position
+            if session.extensions:
+                own = _copy_message(message)
+                if not self._run_outgoing(session.extensions, session, own):
+                    continue
+                try:
+                    own_delivery = self._encoded(own)
+                except NotRepresentable:
+                    log.error(
+                        "an extension of session %s made %s unencodable; skipped",
+                        session.tag,
+                        channel,
+                    )
+                    continue
+                own_delivery.position = position
+                self._enqueue(session, own_delivery, lazy_seconds)
+            else:
+                self._enqueue(session, delivery, lazy_seconds)
+            count += 1
         stats.deliveries += count
         stats.delivery_bytes += count * delivery.size
         return count
 
-    def _replayable(
-        self, replay: ReplayHistory, message: Message, shared: bool
-    ) -> tuple[Message, int | None]:
-        """A message on a replay channel and its replay id: shaped here, or (from another
-        process of the deployment) as that process shaped it."""
-        if not shared:
-            return replay.shape(message)
-        return message, replay_id_of(message)
+    # ------------------------------------------------------------ the engine's side (engine.py)
+
+    def apply_log(self, entries: list[LogEntry]) -> None:
+        """Applies what the engine's log hands back, in log order: broadcasts for the local
+        subscribers, and subscription changes and messages for sessions served here."""
+        replay = self.replay
+        for entry in entries:
+            try:
+                if isinstance(entry, LoggedMessage):
+                    message = entry.delivery.message
+                    if replay is not None:
+                        self._keep_replay(replay, message)
+                    if not entry.delivered:
+                        self._fan_out(message, entry.delivery, entry.exclude, entry.position)
+                else:
+                    served = self.sessions.get(entry.client_id)
+                    if served is not None:
+                        self._apply_to(served, entry)
+            except Exception:  # one bad entry must not stop the others
+                log.exception("applying a log entry failed")
+                self.stats.errors["engine"] += 1
+
+    def _apply_to(self, session: ServerSession, entry: LogEntry) -> None:
+        """Applies one log entry to one session, unless it is already past it."""
+        if entry.position <= session.position or session.ended is not None:
+            return
+        if type(entry) is LoggedMessage:
+            if (
+                not entry.delivered
+                and entry.exclude != session.id
+                and any(
+                    ch.matches(p, entry.delivery.message["channel"]) for p in session.subscriptions
+                )
+            ):
+                self._enqueue(session, entry.delivery)
+        elif type(entry) is LoggedSubscription:
+            for pattern in entry.patterns:
+                if entry.subscribed:
+                    self.subscribe(session, pattern)
+                else:
+                    self.unsubscribe(session, pattern)
+        elif type(entry) is LoggedDelivery:
+            self._enqueue(session, entry.delivery)
+        session.position = entry.position
+
+    async def _shared_session(self, message: Message) -> ServerSession | None:
+        """The session of a message for a clientId this process does not serve: taken over
+        for a connect that delivers (long-polling, callback-polling, WebSocket), else a view
+        for this request only. None when the deployment has no such session."""
+        engine = self.engine
+        client_id = message.get("clientId")
+        if engine is None or not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+            return None
+        channel = message["channel"]
+        if channel == ch.META_CONNECT and message.get("connectionType") != EVENTSOURCE:
+            return await self.take_over(client_id, message)
+        record = await engine.view(client_id)
+        served = self.sessions.get(client_id)  # taken over here meanwhile?
+        if served is not None or record is None:
+            return served
+        session = ServerSession(client_id, self.clock() + self.settings.max_interval / 1000)
+        session.remote = True
+        session.subscriptions.update(record.subscriptions)
+        if record.ack:
+            session.ack = AckState(record.batch, record.position)
+        return session
+
+    async def take_over(
+        self, client_id: str, message: Message | None = None
+    ) -> ServerSession | None:
+        """Makes this process serve a session of the deployment (from the process serving it,
+        which lets go of it); None when there is no such session."""
+        assert self.engine is not None
+        ext = message.get("ext") if message is not None else None
+        acknowledged = ext.get("ack") if isinstance(ext, dict) else None
+        if not isinstance(acknowledged, int) or isinstance(acknowledged, bool):
+            acknowledged = None
+        claimed = await self.engine.claim(client_id, acknowledged)
+        served = self.sessions.get(client_id)  # two requests of one session at once
+        if served is not None or claimed is None:
+            return served
+        return self._adopt(claimed, acknowledged)
+
+    def _adopt(self, claimed: Claimed, acknowledged: int | None) -> ServerSession:
+        record = claimed.record
+        session = ServerSession(record.client_id, self.clock() + self.settings.max_interval / 1000)
+        start = record.position
+        if record.ack:
+            if acknowledged is not None:
+                start = max(start, record.batches.get(acknowledged, start))
+            session.ack = AckState(record.batch, start)
+        session.position = session.written = start
+        self.sessions[session.id] = session
+        for pattern in record.subscriptions:
+            if self.tree.subscribe(pattern, session):
+                session.subscriptions.add(pattern)
+        for entry in claimed.backlog:
+            self._apply_to(session, entry)
+        log.debug("session taken over", extra={"event": "session-moved-in", "session": session.tag})
+        return session
+
+    def let_go(self, client_id: str) -> ServerSession | None:
+        """Stops serving a session another process takes over: its held connect is answered
+        (the client's next one goes there), nothing is queued or delivered here any more."""
+        session = self.sessions.pop(client_id, None)
+        if session is None:
+            return None
+        for pattern in session.subscriptions:
+            self.tree.unsubscribe(pattern, session)
+        session.ended = Ended.MOVED
+        log.debug("session moved out", extra={"event": "session-moved-out", "session": session.tag})
+        waiter = session.waiter
+        session.waiter = None
+        if waiter is not None:
+            waiter.close()
+        return session
 
     def _enqueue(
         self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
@@ -898,6 +1106,8 @@ class BayeuxServer:
         session.waiter = None
         if waiter is not None:
             waiter.close()
+        if self.engine is not None and not session.local:
+            self.engine.removed(session, reason)
         for listener in self._session_removed:
             _call_listener(listener, session, reason)
 
@@ -1016,6 +1226,14 @@ def _failure(message: Message, text: str, advice: dict | None = None) -> Message
     if advice is not None:
         reply["advice"] = dict(advice)
     return reply
+
+
+# clientIds as new_client_id makes them: anything else is unknown without asking the engine.
+_CLIENT_ID = re.compile(r"[0-9a-f]{40}\Z")
+_ENGINE_UNAVAILABLE = (
+    error(503, "", "Session store unavailable"),
+    {"reconnect": "retry", "interval": 1000},
+)
 
 
 def _unknown_client(message: Message) -> Message:

@@ -40,6 +40,7 @@ class Ended(Enum):
     EXPIRED = "expired"  # no /meta/connect within maxInterval
     REMOVED = "removed"  # the server application removed it
     QUEUE_FULL = "queue-full"  # its queue reached max_queue under the 'disconnect' policy
+    MOVED = "moved"  # another process of the deployment serves it now (core/engine.py)
 
 
 def new_client_id() -> str:
@@ -67,6 +68,9 @@ class ServerSession:
         "queue_bytes",
         "held",
         "service_calls",
+        "remote",
+        "position",
+        "written",
     )
 
     def __init__(self, client_id: str, deadline: float) -> None:
@@ -99,6 +103,12 @@ class ServerSession:
         self.held: object | None = None
         # Asynchronous service calls of this session still running (bounded).
         self.service_calls = 0
+        # With an engine (core/engine.py): True for a view of a session another process
+        # serves, made for one request; `position` is the last log entry queued here and
+        # `written` the last one handed to a transport.
+        self.remote = False
+        self.position = 0
+        self.written = 0
 
     @property
     def connect_delivery_only(self) -> bool:
@@ -133,7 +143,17 @@ class ServerSession:
         self.queue = []
         self.queue_bytes = 0
         self.lazy_pending = False
+        self._handed_out(items)
         return items
+
+    def _handed_out(self, items: list[Delivery]) -> None:
+        # The newest log position among them (the queue is in log order; what did not come
+        # from the log has none). Usually the last one: one comparison per batch.
+        for delivery in reversed(items):
+            if delivery.position:
+                if delivery.position > self.written:
+                    self.written = delivery.position
+                return
 
     def take(self, max_bytes: int) -> list[Delivery]:
         """The oldest deliveries whose sizes add up to at most `max_bytes` (at least one),
@@ -152,6 +172,7 @@ class ServerSession:
         self.queue_bytes -= size
         if not queue:
             self.lazy_pending = False
+        self._handed_out(taken)
         return taken
 
     def drop_oldest(self) -> Delivery:

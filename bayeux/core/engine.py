@@ -1,0 +1,133 @@
+"""The engine: where a deployment of several processes keeps what they share.
+
+One process alone needs none: its sessions, subscriptions and queues live in `BayeuxServer`.
+With an engine (bayeux/engines/redis), every broadcast is written once to a message log that
+every process reads back in the same order, each delivering it to the sessions it serves; and
+each session has a record (its subscriptions, its position in the log, its ack state) so that
+any process can take it over and resume its delivery from where it stood.
+
+This module is the contract, without I/O: the core awaits these methods and is handed log
+entries through `BayeuxServer.apply_log`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .message import Delivery
+from .session import Ended, ServerSession
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot be reached now: the request gets a Bayeux error with retry advice."""
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """A session as the deployment knows it, outside any process."""
+
+    client_id: str
+    subscriptions: list[str]
+    # Position in the log (see `position_of`) up to which the client has its messages: written
+    # to it, or with the ack extension acknowledged by it.
+    position: int
+    ack: bool = False
+    # The last ack batch number sent (the next process continues the numbering).
+    batch: int = 0
+    # End positions of batches sent but not yet acknowledged: a client acknowledging one of
+    # them to the next process moves the position there rather than being sent it again.
+    batches: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LoggedMessage:
+    """A broadcast, as the log hands it back."""
+
+    position: int
+    delivery: Delivery
+    exclude: str | None  # the publisher's clientId when it must not get its own message
+    # Already delivered where it was published, while the log could not be reached: in this
+    # process (or, for a session taken over, in the process that served it).
+    delivered: bool = False
+
+
+@dataclass(slots=True)
+class LoggedSubscription:
+    """A subscribe or unsubscribe handled by a process that does not serve the session."""
+
+    position: int
+    client_id: str
+    patterns: list[str]
+    subscribed: bool
+
+
+@dataclass(slots=True)
+class LoggedDelivery:
+    """A message for one session only (a service reply), from a process not serving it."""
+
+    position: int
+    client_id: str
+    delivery: Delivery
+
+
+LogEntry = LoggedMessage | LoggedSubscription | LoggedDelivery
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A session taken over: its record, and the log entries after its position."""
+
+    record: SessionRecord
+    backlog: list[LogEntry]
+
+
+def position_of(stream_id: bytes | str) -> int:
+    """A log id `<ms>-<seq>` as one integer that orders the same way."""
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, seq = text.partition("-")
+    return (int(ms) << 22) | int(seq or 0)
+
+
+def stream_id_of(position: int) -> str:
+    return f"{position >> 22}-{position & 0x3FFFFF}"
+
+
+class Engine(Protocol):
+    """What the core asks of an engine. Every method either completes or raises
+    EngineUnavailable within a bounded time; none may raise anything else."""
+
+    async def append(self, delivery: Delivery, exclude: str | None) -> bool:
+        """Writes a broadcast to the log. True once it is there (it comes back through
+        `apply_log` in every process, this one included); False when the log cannot be
+        reached now, in which case the caller delivers it locally and the engine writes it
+        later, marked as delivered here."""
+
+    def append_later(self, delivery: Delivery, exclude: str | None) -> None:
+        """Queues a broadcast for the log without waiting (server-side publishing)."""
+
+    async def created(self, session: ServerSession) -> None:
+        """Records a new session served here, from the log's current position on."""
+
+    async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+        """Takes a session over for this process (the one serving it lets go first); None
+        when the deployment has no such session."""
+
+    async def view(self, client_id: str) -> SessionRecord | None:
+        """The record of a session another process may serve, for a request that needs the
+        session but not its delivery (publish, subscribe, disconnect)."""
+
+    async def subscriptions_changed(
+        self, session: ServerSession, patterns: list[str], subscribed: bool
+    ) -> None:
+        """Records a subscribe or unsubscribe; for a session served elsewhere, also tells the
+        process serving it, in log order."""
+
+    async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
+        """Sends a message to one session served elsewhere (through the log)."""
+
+    async def end(self, client_id: str) -> None:
+        """Ends a session served elsewhere (a disconnect that reached another process)."""
+
+    def removed(self, session: ServerSession, reason: Ended) -> None:
+        """A session served here ended (or moved away, `Ended.MOVED`)."""

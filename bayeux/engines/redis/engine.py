@@ -1,0 +1,773 @@
+"""The Redis engine: any process of a deployment serves any session, and a process that dies
+loses nobody's messages.
+
+- One message log (log.py) for the deployment: every broadcast is written once, whoever its
+  subscribers; every process reads the log and queues each entry for the sessions it serves.
+  One copy per message, not one per recipient (what faye-redis does), and one order for all.
+- A record per session (keys.py): its owner, its subscriptions and its position in the log (up
+  to where its client has its messages: written to it, or acknowledged with the ack extension).
+  The owner saves positions every `sync_interval`, and exactly when it lets a session go.
+- A request for a session this process does not serve: a connect takes the session over
+  (scripts.CLAIM). When a live process serves it, that one is asked to let go (its held connect
+  is answered, it saves the exact position) and the claim waits for it, up to
+  `handoff_timeout`; a dead owner's sessions are taken at once. The new owner re-reads the log
+  from the session's position: nothing queued in the old owner is lost. Other requests
+  (publish, subscribe, disconnect) are served on a view of the record, without moving it.
+- Processes renew a short-lived `alive` key; the sessions of one that stopped become orphans,
+  claimable by any process and forgotten after maxInterval (scripts.REAP).
+
+Redis going away: publishes are delivered locally at once and written to the log when it is
+back (marked so that this process does not deliver them twice; bounded by `outbox_bytes`);
+requests that need another process's session get a 503 error with retry advice; the sessions
+served here go on, and their records are written again when Redis returns (it may have lost
+them). After a crash, a client may get again what it received in the last `sync_interval`
+before it (at least once); a drain or a handoff between live processes is exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.exceptions
+
+from ...core.engine import (
+    Claimed,
+    EngineUnavailable,
+    LogEntry,
+    LoggedMessage,
+    SessionRecord,
+    position_of,
+    stream_id_of,
+)
+from ...core.message import Delivery
+from ...core.session import Ended, ServerSession
+from . import log as entries
+from . import scripts
+from .keys import Keys
+from .replay import ReplayStore
+
+if TYPE_CHECKING:
+    from ...core.server import BayeuxServer
+
+log = logging.getLogger("bayeux.redis")
+_FAILURES = (redis.exceptions.RedisError, OSError, TimeoutError)
+T = TypeVar("T")
+
+
+def redis_client(url: str, **options: Any) -> Any:
+    """A client for `redis://`, `rediss://` (TLS) or `unix://` URLs, and for a Sentinel-managed
+    primary: `redis+sentinel://host:port[,host:port...]/<service>[/<db>]`."""
+    if url.startswith("redis+sentinel://"):
+        hosts, _, path = url[len("redis+sentinel://") :].partition("/")
+        service, _, db = path.partition("/")
+        if not hosts or not service:
+            raise ValueError("a Sentinel URL is redis+sentinel://host:port[,...]/service[/db]")
+        sentinels = []
+        for host in hosts.split(","):
+            name, _, port = host.rpartition(":")
+            sentinels.append((name or host, int(port or 26379)))
+        sentinel = redis.asyncio.sentinel.Sentinel(
+            sentinels, socket_connect_timeout=options.get("socket_connect_timeout", 2)
+        )
+        return sentinel.master_for(service, db=int(db or 0), **options)
+    return redis.asyncio.from_url(url, **options)
+
+
+class RedisEngine:
+    """The engine (core/engine.py) of a deployment on one Redis. Start it with the server
+    (Endpoint does), stop it with `stop()`."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "bayeux",
+        *,
+        log_length: int = 100_000,
+        log_retention: float = 300.0,
+        sync_interval: float = 0.25,
+        handoff_timeout: float = 2.0,
+        command_timeout: float = 2.0,
+        outbox_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.url = url
+        self.keys = Keys(prefix)
+        self.log_length = log_length
+        self.log_retention = log_retention
+        self.sync_interval = sync_interval
+        self.handoff_timeout = handoff_timeout
+        self.command_timeout = command_timeout
+        self.outbox_bytes = outbox_bytes
+        # This process in the deployment: a new name each start.
+        self.me = secrets.token_hex(8)
+        # Set while the engine can serve: Redis reached, the log followed, history loaded.
+        self.ready = asyncio.Event()
+        self.available = False
+        # Counters (metrics, tests).
+        self.appended = 0  # log entries written
+        self.applied = 0  # log entries handed to the core
+        self.handoffs = 0  # sessions taken over from a live process
+        self.claims = 0  # sessions this process took over (handoffs included)
+        self.dropped = 0  # published while Redis was away and lost to the outbox bound
+        self.cursor = 0  # the last log position read here
+        self._server: BayeuxServer | None = None
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: list[
+            tuple[dict[str, Any], Delivery | None, asyncio.Future[bool] | None]
+        ] = []
+        self._flush_scheduled = False
+        # Broadcasts delivered here while the log was away, to write to it later.
+        self._outbox: deque[dict[str, Any]] = deque()
+        self._outbox_size = 0
+        # What each session's record last got (position, batch, batches): saved when it changes.
+        self._saved: dict[str, tuple[int, int, str]] = {}
+        self._releases: dict[str, asyncio.Future[None]] = {}
+        self._claiming: dict[str, asyncio.Future[None]] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._replay: ReplayStore | None = None
+        self._reconcile = False
+
+    # ------------------------------------------------------------------------- lifecycle
+
+    async def start(self, server: BayeuxServer) -> None:
+        """Starts following the log; returns at once (Redis may be down: retried in the
+        background). `ready` is set once the engine serves."""
+        self._server = server
+        server.engine = self
+        if server.replay is not None:
+            self._replay = ReplayStore(self.keys, server.replay)
+        self._client = redis_client(
+            self.url, socket_connect_timeout=2, socket_timeout=self.command_timeout + 1
+        )
+        self._scripts = {
+            name: self._client.register_script(getattr(scripts, name))
+            for name in ("CLAIM", "RELEASE", "SAVE", "END", "REAP")
+        }
+        self._tasks = [
+            asyncio.ensure_future(self._follow()),
+            asyncio.ensure_future(self._listen()),
+            asyncio.ensure_future(self._keep()),
+        ]
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Writes what waits for the log, saves every session's exact position and leaves
+        them for other processes to take at once (a rolling restart loses nothing); then
+        stops, within about `timeout` seconds."""
+        server = self._server
+        try:
+            if self.available:
+                await asyncio.wait_for(self._leave(), timeout)
+        except (*_FAILURES, asyncio.CancelledError) as exc:
+            log.warning("redis engine stopped without leaving its sessions: %s", exc)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=2.0)
+            self._tasks = []
+            if self._client is not None:
+                try:
+                    await asyncio.wait_for(self._client.aclose(), 1.0)
+                except (*_FAILURES, asyncio.CancelledError):
+                    pass
+            if server is not None and server.engine is self:
+                server.engine = None
+
+    async def _leave(self) -> None:
+        assert self._server is not None
+        await self._send_outbox()
+        for session in list(self._server.sessions.values()):
+            if session.local or session.remote:
+                continue
+            position, batch, batches = _state(session)
+            new_owner = await self._scripts["RELEASE"](
+                keys=[self.keys.session(session.id)],
+                args=[self.me, self.keys.prefix, session.id, position, batch, batches],
+            )
+            if new_owner:
+                await self._tell(new_owner.decode(), f"released {session.id}")
+        await self._client.delete(self.keys.alive(self.me))
+
+    # ----------------------------------------------------------------- the Engine contract
+
+    async def append(self, delivery: Delivery, exclude: str | None) -> bool:
+        if not self.available:
+            self._keep_for_later(delivery, exclude)
+            return False
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue(entries.broadcast_fields(delivery, exclude, self.me, False), delivery, done)
+        try:
+            appended = await asyncio.wait_for(asyncio.shield(done), self.command_timeout)
+        except TimeoutError:
+            appended = False
+        if not appended:
+            self._keep_for_later(delivery, exclude)
+        return appended
+
+    def append_later(self, delivery: Delivery, exclude: str | None) -> None:
+        if not self.available:
+            self._deliver_here(delivery, exclude)
+            return
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue(entries.broadcast_fields(delivery, exclude, self.me, False), delivery, done)
+
+        def settled(future: asyncio.Future[bool]) -> None:
+            if not future.result():
+                self._deliver_here(delivery, exclude)
+
+        done.add_done_callback(settled)
+
+    async def created(self, session: ServerSession) -> None:
+        position = self.cursor
+        session.position = session.written = position
+        if session.ack is not None:
+            session.ack.position = position
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hset(
+            self.keys.session(session.id),
+            mapping={
+                "owner": self.me,
+                "pos": position,
+                "ack": int(session.ack is not None),
+                "batch": 0,
+                "batches": "{}",
+            },
+        )
+        pipe.sadd(self.keys.owned(self.me), session.id)
+        pipe.sadd(self.keys.processes, self.me)
+        self._saved[session.id] = _state(session)
+        await self._command(pipe.execute())
+
+    async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+        # While it runs, a request to let go of the session waits: it would find nothing
+        # here yet, and the session would end up served in two places.
+        claiming = asyncio.get_running_loop().create_future()
+        self._claiming[client_id] = claiming
+        try:
+            return await self._claim(client_id, acknowledged)
+        finally:
+            if self._claiming.get(client_id) is claiming:
+                del self._claiming[client_id]
+            claiming.set_result(None)
+
+    async def _claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+        force = False
+        asked = ""  # the process that served the session and was asked to let go
+        for attempt in range(4):
+            result = await self._command(
+                self._scripts["CLAIM"](
+                    keys=[self.keys.session(client_id), self.keys.subscriptions(client_id)],
+                    args=[self.me, self.keys.prefix, client_id, "1" if force else "0"],
+                )
+            )
+            if result is None:
+                return None
+            if result[0] == b"wait":
+                # Several processes may claim at once: each asks the owner of the moment, the
+                # last one gets it; a process that never answers loses it after that.
+                asked = result[1].decode()
+                answered = await self._ask_to_let_go(asked, client_id, acknowledged)
+                force = not answered or attempt == 2
+                continue
+            previous = result[2].decode()
+            if previous == self.me and asked:
+                previous = asked  # it handed the session over to us
+            if force and previous not in ("", self.me):
+                # Taken from a live process that did not answer: it must stop serving it.
+                await self._tell(previous, f"claim {client_id} - {self.me}")
+            record = _record(client_id, result[1])
+            backlog = await self._backlog(client_id, record.position, previous)
+            if backlog is None:
+                log.warning(
+                    "a session's position is older than the log keeps: ended",
+                    extra={"event": "session-lost"},
+                )
+                await self._command(self._end(client_id, self.me))
+                return None
+            self._saved[client_id] = (
+                record.position,
+                record.batch,
+                orjson.dumps(record.batches).decode(),
+            )
+            self.claims += 1
+            return Claimed(record, backlog)
+        raise EngineUnavailable("the session could not be claimed")
+
+    async def view(self, client_id: str) -> SessionRecord | None:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.session(client_id))
+        pipe.smembers(self.keys.subscriptions(client_id))
+        fields, subscriptions = await self._command(pipe.execute())
+        if b"owner" not in fields:
+            return None
+        flat = [x for kv in fields.items() for x in kv]
+        return _record(client_id, [*flat, b"|", *subscriptions])
+
+    async def subscriptions_changed(
+        self, session: ServerSession, patterns: list[str], subscribed: bool
+    ) -> None:
+        key = self.keys.subscriptions(session.id)
+        if session.remote:
+            pipe = self._client.pipeline(transaction=True)
+            (pipe.sadd if subscribed else pipe.srem)(key, *patterns)
+            pipe.xadd(
+                self.keys.log,
+                entries.subscription_fields(session.id, patterns, subscribed),
+                maxlen=self.log_length,
+                approximate=True,
+            )
+            await self._command(pipe.execute())
+        elif subscribed:
+            await self._command(self._client.sadd(key, *patterns))
+        else:
+            await self._command(self._client.srem(key, *patterns))
+
+    async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
+        await self._command(
+            self._client.xadd(
+                self.keys.log,
+                entries.delivery_fields(client_id, delivery),
+                maxlen=self.log_length,
+                approximate=True,
+            )
+        )
+
+    async def end(self, client_id: str) -> None:
+        owner = await self._command(self._end(client_id, ""))
+        if owner:
+            await self._command(
+                self._client.publish(
+                    self.keys.control(owner.decode()), b"end " + client_id.encode()
+                )
+            )
+
+    def removed(self, session: ServerSession, reason: Ended) -> None:
+        self._saved.pop(session.id, None)
+        if reason is Ended.MOVED or not self.available:
+            return
+        self._spawn(self._end(session.id, self.me))
+
+    # ---------------------------------------------------------------------------- writing
+
+    def _queue(
+        self,
+        fields: dict[str, Any],
+        delivery: Delivery | None,
+        done: asyncio.Future[bool] | None,
+    ) -> None:
+        """Writes entries to the log in one round trip per loop turn, whatever their number."""
+        self._pending.append((fields, delivery, done))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._spawn_flush)
+
+    def _spawn_flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        self._spawn(self._write(batch))
+
+    async def _write(
+        self,
+        batch: list[tuple[dict[str, Any], Delivery | None, asyncio.Future[bool] | None]],
+    ) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for fields, _, _ in batch:
+            pipe.xadd(self.keys.log, fields, maxlen=self.log_length, approximate=True)
+        if self._replay is not None:
+            self._replay.add(pipe, [d for _, d, _ in batch if d is not None])
+        try:
+            results = await asyncio.wait_for(
+                pipe.execute(raise_on_error=False), self.command_timeout
+            )
+        except (*_FAILURES, asyncio.CancelledError) as exc:
+            self._unavailable(exc)
+            results = [exc] * len(batch)
+        for (_, _, done), result in zip(batch, results, strict=False):
+            appended = not isinstance(result, BaseException)
+            if appended:
+                self.appended += 1
+            if done is not None and not done.done():
+                done.set_result(appended)
+        failed = [r for r in results[len(batch) :] if isinstance(r, Exception)]
+        if failed:
+            # A replay append refused (an id below the stream's newest, from a process whose
+            # clock is behind): the event is delivered everywhere, only not kept in Redis.
+            log.warning("redis kept %d replay events fewer: %s", len(failed), failed[0])
+
+    def _keep_for_later(self, delivery: Delivery, exclude: str | None) -> None:
+        """A broadcast delivered here while the log is away: written to it when it is back,
+        marked so that this process does not deliver it twice."""
+        fields = entries.broadcast_fields(delivery, exclude, self.me, True)
+        self._outbox.append(fields)
+        self._outbox_size += len(delivery.json)
+        while self._outbox_size > self.outbox_bytes and self._outbox:
+            self._outbox_size -= len(self._outbox.popleft()["m"])
+            self.dropped += 1
+
+    def _deliver_here(self, delivery: Delivery, exclude: str | None) -> None:
+        assert self._server is not None
+        self._server.apply_log([LoggedMessage(0, delivery, exclude)])
+        self._keep_for_later(delivery, exclude)
+
+    async def _send_outbox(self) -> None:
+        while self._outbox:
+            batch = [self._outbox.popleft() for _ in range(min(500, len(self._outbox)))]
+            pipe = self._client.pipeline(transaction=False)
+            for fields in batch:
+                pipe.xadd(self.keys.log, fields, maxlen=self.log_length, approximate=True)
+            try:
+                await self._command(pipe.execute())
+            except EngineUnavailable:
+                self._outbox.extendleft(reversed(batch))
+                return
+            self._outbox_size -= sum(len(f["m"]) for f in batch)
+            self.appended += len(batch)
+
+    # ---------------------------------------------------------------------------- reading
+
+    async def _follow(self) -> None:
+        """Reads the log and hands it to the core, for as long as the engine runs."""
+        backoff = 0.1
+        loaded = False
+        while True:
+            client = redis_client(self.url, socket_connect_timeout=2, socket_timeout=10)
+            try:
+                if not loaded:
+                    await self._start_position(client)
+                    if self._replay is not None:
+                        await self._replay.load(client)
+                    loaded = True
+                backoff = 0.1
+                self.ready.set()
+                while True:
+                    answer = await client.xread(
+                        {self.keys.log: stream_id_of(self.cursor)}, count=1000, block=5000
+                    )
+                    for _, items in answer:
+                        self._apply(items)
+            except _FAILURES as exc:
+                self.ready.clear()
+                log.warning("redis log lost (%s); reading again in %.1fs", exc, backoff)
+            except Exception:  # never let the reading side die: log, reconnect
+                self.ready.clear()
+                log.exception("unexpected error reading the redis log")
+            finally:
+                try:
+                    await asyncio.wait_for(client.aclose(), 1.0)
+                except (*_FAILURES, asyncio.CancelledError):
+                    pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _start_position(self, client: Any) -> None:
+        try:
+            info = await client.xinfo_stream(self.keys.log)
+        except redis.exceptions.ResponseError:  # no log yet
+            self.cursor = 0
+            return
+        self.cursor = position_of(info["last-generated-id"])
+
+    def _apply(self, items: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        assert self._server is not None
+        decoded: list[LogEntry] = []
+        for stream_id, fields in items:
+            try:
+                entry = entries.decode(stream_id, fields, self.me)
+            except Exception:  # one unreadable entry must not stop the log
+                log.exception("an unreadable log entry was skipped")
+                entry = None
+            if entry is not None:
+                decoded.append(entry)
+            self.cursor = position_of(stream_id)
+        self.applied += len(decoded)
+        self._server.apply_log(decoded)
+
+    async def _backlog(self, client_id: str, position: int, previous: str) -> list[LogEntry] | None:
+        """The log entries after `position` that may concern `client_id`; None when the log
+        no longer has all of them. What `previous` (the process that served the session)
+        delivered itself while Redis was away is marked delivered."""
+        try:
+            info = await self._command(self._client.xinfo_stream(self.keys.log))
+        except redis.exceptions.ResponseError:  # no log yet
+            return []
+        deleted = info.get("max-deleted-entry-id")
+        if deleted is not None and position_of(deleted) > position:
+            return None
+        backlog: list[LogEntry] = []
+        start = "(" + stream_id_of(position)
+        while True:
+            items = await self._command(self._client.xrange(self.keys.log, start, "+", count=1000))
+            for stream_id, fields in items:
+                entry = entries.decode(stream_id, fields, previous, only=client_id)
+                if entry is not None:
+                    backlog.append(entry)
+            if len(items) < 1000:
+                return backlog
+            start = "(" + items[-1][0].decode()
+
+    # ------------------------------------------------------------------ handing sessions over
+
+    async def _listen(self) -> None:
+        """Hears this process's control channel: claims, releases, ends."""
+        backoff = 0.1
+        while True:
+            client = redis_client(self.url, socket_connect_timeout=2)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.control(self.me))
+                backoff = 0.1
+                async for item in pubsub.listen():
+                    if item.get("type") == "message":
+                        self._control(item["data"])
+            except _FAILURES as exc:
+                log.warning("redis control channel lost (%s); again in %.1fs", exc, backoff)
+            except Exception:
+                log.exception("unexpected error on the redis control channel")
+            finally:
+                for closing in (pubsub.aclose(), client.aclose()):
+                    try:
+                        await asyncio.wait_for(closing, 1.0)
+                    except (*_FAILURES, asyncio.CancelledError):
+                        pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _control(self, data: bytes) -> None:
+        """`claim <clientId> <ack or -> <process>`, `released <clientId>`, `end <clientId>`."""
+        assert self._server is not None
+        verb, client_id, *rest = data.decode(errors="replace").split(" ")
+        if verb == "claim" and len(rest) == 2:
+            argument, requester = rest
+            acknowledged = int(argument) if argument.lstrip("-").isdigit() else None
+            self._spawn(self._let_go(client_id, acknowledged, requester))
+        elif verb == "released":
+            waiting = self._releases.get(client_id)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+        elif verb == "end":
+            session = self._server.sessions.get(client_id)
+            if session is not None:
+                self._server.remove_session(session, Ended.DISCONNECTED)
+
+    async def _ask_to_let_go(self, owner: str, client_id: str, acknowledged: int | None) -> bool:
+        """Asks the process serving a session to let go of it; whether it did in time."""
+        loop = asyncio.get_running_loop()
+        released = self._releases.setdefault(client_id, loop.create_future())
+        try:
+            ack = "-" if acknowledged is None else acknowledged
+            await self._tell(owner, f"claim {client_id} {ack} {self.me}")
+            await asyncio.wait_for(asyncio.shield(released), self.handoff_timeout)
+            self.handoffs += 1
+            return True
+        except TimeoutError:
+            log.warning(
+                "a process did not let go of a session in time: taken over",
+                extra={"event": "handoff-timeout"},
+            )
+            return False
+        finally:
+            if self._releases.get(client_id) is released:
+                del self._releases[client_id]
+
+    async def _let_go(self, client_id: str, acknowledged: int | None, requester: str) -> None:
+        """Another process claims a session: stop serving it, save exactly where its client
+        stands, and hand it over (to the last process that claimed it). The requester hears
+        back in any case, to claim again if the session went elsewhere."""
+        assert self._server is not None
+        claiming = self._claiming.get(client_id)
+        if claiming is not None:
+            # Resolved once the claim returned and the core took the session in (same step).
+            await asyncio.wait([claiming], timeout=self.handoff_timeout)
+        session = self._server.let_go(client_id)
+        self._saved.pop(client_id, None)
+        position: int | str = ""
+        batch, batches = 0, "{}"
+        if session is not None:
+            if session.ack is not None and acknowledged is not None:
+                session.ack.acknowledge(session, acknowledged)
+            position, batch, batches = _state(session)
+        try:
+            new_owner = await self._command(
+                self._scripts["RELEASE"](
+                    keys=[self.keys.session(client_id)],
+                    args=[self.me, self.keys.prefix, client_id, position, batch, batches],
+                )
+            )
+            told = {requester}
+            if new_owner:
+                told.add(new_owner.decode())
+            for process in told:
+                await self._tell(process, f"released {client_id}")
+        except EngineUnavailable:
+            pass  # the claimant takes it over by force after handoff_timeout
+
+    async def _tell(self, process: str, what: str) -> None:
+        await self._command(self._client.publish(self.keys.control(process), what))
+
+    def _end(self, client_id: str, me: str) -> Awaitable[Any]:
+        return self._scripts["END"](
+            keys=[self.keys.session(client_id), self.keys.subscriptions(client_id)],
+            args=[self.keys.prefix, client_id, me],
+        )
+
+    # ------------------------------------------------------------------------ upkeep
+
+    async def _keep(self) -> None:
+        """Every sync_interval: says this process is alive, saves changed positions; now and
+        then reaps orphans and trims the log by age."""
+        assert self._server is not None
+        ticks = 0
+        alive_ms = max(3000, int(self.sync_interval * 4000))
+        while True:
+            try:
+                await self._command(
+                    self._client.set(self.keys.alive(self.me), b"1", px=alive_ms), mark=False
+                )
+                if not self.available:
+                    self.available = True
+                    self._reconcile = True
+                    log.info("redis engine connected to %s", self.url)
+                if self._reconcile:
+                    await self._save(everything=True)
+                    self._reconcile = False
+                await self._send_outbox()
+                await self._save(everything=False)
+                if ticks % max(1, int(2 / self.sync_interval)) == 0:
+                    await self._upkeep()
+            except EngineUnavailable:
+                pass
+            except Exception:  # the upkeep must go on whatever happens
+                log.exception("redis engine upkeep failed")
+            ticks += 1
+            await asyncio.sleep(self.sync_interval)
+
+    async def _save(self, *, everything: bool) -> None:
+        """Saves the positions that changed (`everything`: all, and writes again the records
+        Redis lost); lets go of sessions another process took by force."""
+        assert self._server is not None
+        args: list[Any] = [self.me, self.keys.prefix]
+        changed: dict[str, tuple[int, int, str]] = {}
+        for session in self._server.sessions.values():
+            if session.local or session.remote:
+                continue
+            state = _state(session)
+            if everything or self._saved.get(session.id) != state:
+                changed[session.id] = state
+                args.extend((session.id, *state))
+        if not changed:
+            return
+        lost, missing = await self._command(self._scripts["SAVE"](args=args))
+        self._saved.update(changed)
+        for client_id in lost:
+            self._server.let_go(client_id.decode())
+            self._saved.pop(client_id.decode(), None)
+        if missing:
+            await self._recreate([m.decode() for m in missing])
+
+    async def _recreate(self, client_ids: list[str]) -> None:
+        """Writes again the records of sessions served here that Redis lost (a restart)."""
+        assert self._server is not None
+        pipe = self._client.pipeline(transaction=False)
+        for client_id in client_ids:
+            session = self._server.sessions.get(client_id)
+            if session is None:
+                continue
+            position, batch, batches = _state(session)
+            pipe.hset(
+                self.keys.session(client_id),
+                mapping={
+                    "owner": self.me,
+                    "pos": position,
+                    "ack": int(session.ack is not None),
+                    "batch": batch,
+                    "batches": batches,
+                },
+            )
+            if session.subscriptions:
+                pipe.sadd(self.keys.subscriptions(client_id), *session.subscriptions)
+            pipe.sadd(self.keys.owned(self.me), client_id)
+        pipe.sadd(self.keys.processes, self.me)
+        await self._command(pipe.execute())
+        log.info("wrote again %d session records redis had lost", len(client_ids))
+
+    async def _upkeep(self) -> None:
+        assert self._server is not None
+        max_interval = self._server.settings.max_interval + int(self.sync_interval * 1000)
+        await self._command(self._scripts["REAP"](args=[self.keys.prefix, max_interval, 1000]))
+        oldest = position_of(f"{int(_now_ms() - self.log_retention * 1000)}-0")
+        await self._command(
+            self._client.xtrim(self.keys.log, minid=stream_id_of(oldest), approximate=True)
+        )
+
+    # ------------------------------------------------------------------------ plumbing
+
+    async def _command(self, awaitable: Awaitable[T], *, mark: bool = True) -> T:
+        """Runs a Redis command within command_timeout; EngineUnavailable if it fails."""
+        if mark and not self.available:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise EngineUnavailable("redis is not reachable")
+        try:
+            return await asyncio.wait_for(awaitable, self.command_timeout)
+        except redis.exceptions.ResponseError:
+            raise  # Redis answered: it is there (the caller knows what the error means)
+        except _FAILURES as exc:
+            self._unavailable(exc)
+            raise EngineUnavailable(str(exc)) from exc
+
+    def _unavailable(self, exc: BaseException) -> None:
+        if self.available:
+            log.warning("redis engine lost %s: %s", self.url, exc)
+        self.available = False
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, EngineUnavailable):
+            log.error("redis engine task failed", exc_info=exc)
+
+    def outbox_size(self) -> int:
+        return self._outbox_size
+
+
+def _state(session: ServerSession) -> tuple[int, int, str]:
+    """What a session's record keeps of it: position, last batch, unacknowledged batches."""
+    ack = session.ack
+    if ack is None:
+        return session.written, 0, "{}"
+    return ack.position, ack.batch, orjson.dumps(ack.batch_positions()).decode()
+
+
+def _record(client_id: str, flat: list[bytes]) -> SessionRecord:
+    split = flat.index(b"|")
+    fields = dict(zip(flat[0:split:2], flat[1:split:2], strict=True))
+    batches = orjson.loads(fields.get(b"batches", b"{}"))
+    return SessionRecord(
+        client_id,
+        subscriptions=[s.decode() for s in flat[split + 1 :]],
+        position=int(fields.get(b"pos", b"0")),
+        ack=fields.get(b"ack") == b"1",
+        batch=int(fields.get(b"batch", b"0")),
+        batches={int(k): int(v) for k, v in batches.items()},
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,81 @@
+"""The deployment's message log: one Redis Stream that every broadcast is written to once and
+that every process reads in the same order.
+
+Entries are broadcasts (`m`: the message as its subscribers receive it, already encoded),
+subscription changes (`s`) and messages for one session (`t`) made by a process that does not
+serve the session: in the log, they take effect in order with the broadcasts around them, in
+the process serving the session and in any process that takes it over later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ...core.engine import (
+    LogEntry,
+    LoggedDelivery,
+    LoggedMessage,
+    LoggedSubscription,
+    position_of,
+)
+from ...core.message import Delivery
+
+Fields = dict[bytes, bytes]
+
+
+def broadcast_fields(
+    delivery: Delivery, exclude: str | None, origin: str, delivered: bool
+) -> dict[str, bytes | str]:
+    fields: dict[str, bytes | str] = {"m": delivery.json, "o": origin}
+    if exclude is not None:
+        fields["x"] = exclude
+    if delivered:
+        fields["d"] = "1"
+    return fields
+
+
+def subscription_fields(
+    client_id: str, patterns: list[str], subscribed: bool
+) -> dict[str, bytes | str]:
+    return {"s": client_id, "p": orjson.dumps(patterns), "u": "0" if subscribed else "1"}
+
+
+def delivery_fields(client_id: str, delivery: Delivery) -> dict[str, bytes | str]:
+    return {"t": client_id, "m": delivery.json}
+
+
+def decode(stream_id: bytes, fields: Fields, me: str, only: str | None = None) -> LogEntry | None:
+    """A log entry as the core takes it; None for what is not for `only` (when given: the
+    one session being taken over) or cannot be read (logged by the caller)."""
+    position = position_of(stream_id)
+    encoded = fields.get(b"m")
+    target = fields.get(b"t")
+    if encoded is not None and target is None:
+        message = orjson.loads(encoded)
+        exclude = fields.get(b"x")
+        delivered = fields.get(b"d") == b"1" and fields.get(b"o") == me.encode()
+        return LoggedMessage(
+            position,
+            _delivery(message, encoded, position),
+            exclude.decode() if exclude is not None else None,
+            delivered,
+        )
+    client = (target or fields.get(b"s") or b"").decode()
+    if not client or (only is not None and client != only):
+        return None
+    if target is not None and encoded is not None:
+        return LoggedDelivery(position, client, _delivery(orjson.loads(encoded), encoded, position))
+    patterns: Any = orjson.loads(fields.get(b"p", b"[]"))
+    if not isinstance(patterns, list):
+        return None
+    return LoggedSubscription(
+        position, client, [str(p) for p in patterns], fields.get(b"u") != b"1"
+    )
+
+
+def _delivery(message: Any, encoded: bytes, position: int) -> Delivery:
+    delivery = Delivery(message, encoded)
+    delivery.position = position
+    return delivery

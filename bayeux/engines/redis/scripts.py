@@ -1,0 +1,121 @@
+"""Lua scripts: each change of a session's ownership happens in one atomic step in Redis, so
+two processes claiming one session at once cannot both get it.
+
+Key names beyond KEYS are built from the prefix inside the scripts: the engine runs on one
+Redis (or one Sentinel-managed primary), not on Redis Cluster.
+"""
+
+# KEYS: session, subscriptions. ARGV: me, prefix, clientId, force ("1": take it even from a
+# live owner that did not let go in time).
+# Returns nil (no such session), {"wait", owner} (a live process serves it: ask it to let
+# go, then claim again), or {"mine", {fields..., "|", subscriptions...}, previous owner}.
+CLAIM = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner then return false end
+local me, prefix, id = ARGV[1], ARGV[2], ARGV[3]
+if owner ~= me and owner ~= '' and ARGV[4] ~= '1'
+   and redis.call('EXISTS', prefix .. 'alive:' .. owner) == 1 then
+  redis.call('HSET', KEYS[1], 'claimant', me)
+  return {'wait', owner}
+end
+if owner ~= me then
+  if owner ~= '' then redis.call('SREM', prefix .. 'owned:' .. owner, id) end
+  redis.call('ZREM', prefix .. 'orphans', id)
+  redis.call('HSET', KEYS[1], 'owner', me)
+  redis.call('SADD', prefix .. 'owned:' .. me, id)
+  redis.call('SADD', prefix .. 'processes', me)
+end
+redis.call('HDEL', KEYS[1], 'claimant')
+local out = redis.call('HGETALL', KEYS[1])
+table.insert(out, '|')
+for _, s in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(out, s) end
+return {'mine', out, owner}
+"""
+
+# KEYS: session. ARGV: me, prefix, clientId, pos, batch, batches (pos "" keeps the stored
+# state: a session this process did not have). Gives the session to the process claiming
+# it, or leaves it ownerless (a drain) for any process to claim. Returns the new owner
+# ("" for none), or false when this process no longer owned it.
+RELEASE = """
+local me, prefix, id = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HGET', KEYS[1], 'owner') ~= me then return false end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'pos', ARGV[4], 'batch', ARGV[5], 'batches', ARGV[6])
+end
+redis.call('SREM', prefix .. 'owned:' .. me, id)
+local claimant = redis.call('HGET', KEYS[1], 'claimant')
+if claimant then
+  redis.call('HSET', KEYS[1], 'owner', claimant)
+  redis.call('HDEL', KEYS[1], 'claimant')
+  redis.call('SADD', prefix .. 'owned:' .. claimant, id)
+  redis.call('SADD', prefix .. 'processes', claimant)
+  return claimant
+end
+redis.call('HSET', KEYS[1], 'owner', '')
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', prefix .. 'orphans', ms, ARGV[3])
+return ''
+"""
+
+# ARGV: me, prefix, then (clientId, pos, batch, batches) for each session whose position
+# changed. Saves those this process still owns; returns the clientIds it no longer owns
+# (taken by force elsewhere) and those whose record is gone (Redis lost its data).
+SAVE = """
+local me, prefix = ARGV[1], ARGV[2]
+local lost, missing = {}, {}
+for i = 3, #ARGV, 4 do
+  local key = prefix .. 'session:' .. ARGV[i]
+  local owner = redis.call('HGET', key, 'owner')
+  if not owner then
+    table.insert(missing, ARGV[i])
+  elseif owner ~= me then
+    table.insert(lost, ARGV[i])
+  else
+    redis.call('HSET', key, 'pos', ARGV[i + 1], 'batch', ARGV[i + 2], 'batches', ARGV[i + 3])
+  end
+end
+return {lost, missing}
+"""
+
+# KEYS: session, subscriptions. ARGV: prefix, clientId, me ("" to end it whoever serves it).
+# Forgets a session; returns the process that served it ("" for none), or false when there
+# was no such session or (with `me`) another process serves it now.
+END = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if not owner then return false end
+if ARGV[3] ~= '' and owner ~= ARGV[3] then return false end
+redis.call('DEL', KEYS[1], KEYS[2])
+if owner ~= '' then redis.call('SREM', ARGV[1] .. 'owned:' .. owner, ARGV[2]) end
+redis.call('ZREM', ARGV[1] .. 'orphans', ARGV[2])
+return owner
+"""
+
+# ARGV: prefix, maxInterval in ms, limit. Sessions of processes that stopped renewing their
+# `alive` key become orphans; orphans nobody claimed within maxInterval are forgotten.
+# Returns how many were forgotten.
+REAP = """
+local prefix = ARGV[1]
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+for _, process in ipairs(redis.call('SMEMBERS', prefix .. 'processes')) do
+  if redis.call('EXISTS', prefix .. 'alive:' .. process) == 0 then
+    for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'owned:' .. process)) do
+      redis.call('ZADD', prefix .. 'orphans', 'NX', ms, id)
+    end
+    redis.call('DEL', prefix .. 'owned:' .. process)
+    redis.call('SREM', prefix .. 'processes', process)
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', prefix .. 'orphans', '-inf', ms - tonumber(ARGV[2]),
+  'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(expired) do
+  local key = prefix .. 'session:' .. id
+  if redis.call('HGET', key, 'owner') == '' or redis.call('EXISTS', prefix .. 'alive:' ..
+      (redis.call('HGET', key, 'owner') or '')) == 0 then
+    redis.call('DEL', key, prefix .. 'subs:' .. id)
+  end
+  redis.call('ZREM', prefix .. 'orphans', id)
+end
+return #expired
+"""

@@ -1,0 +1,323 @@
+"""Any process serves any session: several bayeux processes on one real redis-server (started
+here on a free loopback port; ./run-tests installs Debian's redis-server)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from bayeux import Endpoint, Settings
+from bayeux.engines.redis import RedisEngine
+from bayeux.testing import ServerThread, free_port
+
+from .conftest import post_json
+
+SETTINGS = dict(timeout=1500, max_interval=3000, browser_cookie="", sweep_period=100)
+
+
+def node(redis_url: str, **settings: Any) -> ServerThread:
+    engine = RedisEngine(redis_url, "bayeux-test", sync_interval=0.05, handoff_timeout=1.0)
+    return ServerThread(endpoint=Endpoint(Settings(**{**SETTINGS, **settings}), engine=engine))
+
+
+def wait_ready(*nodes: ServerThread, within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    for n in nodes:
+        while n.call(n.endpoint.health) != ("serving", True):
+            assert time.monotonic() < deadline, "the redis engine never became ready"
+            time.sleep(0.02)
+
+
+class Client:
+    """A long-polling Bayeux client that may send each request to any process."""
+
+    def __init__(self, url: str, *, ack: bool = False) -> None:
+        handshake: dict[str, Any] = {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"],
+        }
+        if ack:
+            handshake["ext"] = {"ack": True}
+        (reply,) = post_json(url, [handshake]).json()
+        assert reply["successful"] is True, reply
+        self.id: str = reply["clientId"]
+        self.ack = -1 if ack else None
+        self.received: list[Any] = []
+
+    def send(self, url: str, **message: Any) -> list[dict]:
+        return post_json(url, [{**message, "clientId": self.id}], timeout=15).json()
+
+    def subscribe(self, url: str, channel: str) -> dict:
+        (reply,) = self.send(url, channel="/meta/subscribe", subscription=channel)
+        return reply
+
+    def publish(self, url: str, channel: str, data: Any) -> dict:
+        (reply,) = self.send(url, channel=channel, data=data)
+        return reply
+
+    def connect(self, url: str, timeout: int | None = 300) -> dict:
+        """One connect; keeps what it delivered; returns its reply."""
+        message: dict[str, Any] = {"channel": "/meta/connect", "connectionType": "long-polling"}
+        if timeout is not None:
+            message["advice"] = {"timeout": timeout}
+        if self.ack is not None:
+            message["ext"] = {"ack": self.ack}
+        replies = self.send(url, **message)
+        reply = next(m for m in replies if m["channel"] == "/meta/connect")
+        self.received += [m["data"] for m in replies if "data" in m]
+        if self.ack is not None and reply.get("successful"):
+            self.ack = reply["ext"]["ack"]
+        return reply
+
+    def poll_until(self, urls: list[str], count: int, within: float = 10) -> list[Any]:
+        deadline = time.monotonic() + within
+        turn = 0
+        while len(self.received) < count and time.monotonic() < deadline:
+            self.connect(urls[turn % len(urls)])
+            turn += 1
+        return self.received
+
+
+def test_a_session_made_on_one_process_is_served_by_another(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        # Before: 402::Unknown client on any process but the one that made it.
+        assert client.connect(b.url)["successful"] is True
+        assert client.subscribe(a.url, "/news/*")["successful"] is True
+        publisher = Client(b.url)
+        for i in range(20):
+            assert publisher.publish([a.url, b.url][i % 2], "/news/x", i)["successful"] is True
+        assert client.poll_until([a.url, b.url], 20) == list(range(20))
+
+
+def test_round_robin_requests_lose_nothing_and_repeat_nothing(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        urls = [a.url, b.url]
+        client = Client(a.url)
+        client.connect(b.url)
+        client.subscribe(b.url, "/feed")
+        publisher = Client(b.url)
+        published = 0
+
+        def publish_all() -> None:
+            nonlocal published
+            for i in range(200):
+                publisher.publish(urls[i % 2], "/feed", i)
+                published += 1
+                time.sleep(0.002)
+
+        thread = threading.Thread(target=publish_all)
+        thread.start()
+        client.poll_until(urls, 200, within=30)
+        thread.join()
+        assert client.received == list(range(200))
+        handoffs = a.call(lambda: a.endpoint.engine.handoffs) + b.call(
+            lambda: b.endpoint.engine.handoffs
+        )
+        assert handoffs > 10  # every connect moved the session: the hard case, not a lucky one
+
+
+def test_a_held_connect_is_answered_when_another_process_takes_the_session(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url, timeout=10000) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        client.subscribe(a.url, "/feed")
+        client.connect(a.url)  # the first connect is answered at once
+        held: dict = {}
+        thread = threading.Thread(target=lambda: held.update(client.connect(a.url, None)))
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        reply = client.connect(b.url, 100)
+        thread.join(5)
+        assert not thread.is_alive() and time.monotonic() - started < 3
+        assert held["successful"] is True and held["advice"]["reconnect"] == "retry"
+        assert reply["successful"] is True
+        assert a.call(lambda: client.id in a.endpoint.server.sessions) is False
+        assert b.call(lambda: client.id in b.endpoint.server.sessions) is True
+
+
+def test_what_was_queued_in_the_old_process_is_delivered_by_the_new_one(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        client.subscribe(a.url, "/feed")
+        client.connect(a.url)
+        publisher = Client(a.url)
+        for i in range(5):
+            publisher.publish(a.url, "/feed", i)
+        time.sleep(0.3)
+        assert a.call(lambda: len(a.endpoint.server.sessions[client.id].queue)) == 5
+        assert client.poll_until([b.url], 5) == [0, 1, 2, 3, 4]
+        client.connect(b.url)
+        assert client.received == [0, 1, 2, 3, 4]
+
+
+def test_two_processes_claiming_one_session_at_once_leave_one_owner(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b, node(redis_server.url) as c:
+        wait_ready(a, b, c)
+        client = Client(c.url)
+        client.subscribe(c.url, "/feed")
+        replies: list = []
+        threads = [
+            threading.Thread(target=lambda u=u: replies.append(client.connect(u, 200)))
+            for u in (a.url, b.url)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert all(r["successful"] for r in replies)
+        owners = [
+            n for n in (a, b, c) if n.call(lambda n=n: client.id in n.endpoint.server.sessions)
+        ]
+        assert len(owners) == 1
+        Client(c.url).publish(c.url, "/feed", "once")
+        assert client.poll_until([owners[0].url], 1) == ["once"]
+        client.connect(owners[0].url)
+        assert client.received == ["once"]
+
+
+@pytest.mark.parametrize("transport", ["subscribe", "publish", "disconnect"])
+def test_other_requests_use_the_session_where_it_is(redis_server, transport) -> None:  # type: ignore[no-untyped-def]
+    with (
+        node(redis_server.url, broadcast_to_publisher=False) as a,
+        node(redis_server.url, broadcast_to_publisher=False) as b,
+    ):
+        wait_ready(a, b)
+        client = Client(a.url)
+        client.connect(a.url)
+        if transport == "subscribe":
+            assert client.subscribe(b.url, "/feed")["successful"] is True
+            Client(b.url).publish(b.url, "/feed", "here")
+            assert client.poll_until([a.url], 1) == ["here"]
+        elif transport == "publish":
+            client.subscribe(a.url, "/feed")
+            other = Client(a.url)
+            other.subscribe(a.url, "/feed")
+            other.connect(a.url)
+            assert client.publish(b.url, "/feed", "mine")["successful"] is True
+            # broadcast_to_publisher=False holds across processes: the publisher is excluded.
+            assert other.poll_until([a.url], 1) == ["mine"]
+            client.connect(a.url, 100)
+            assert client.received == []
+        else:
+            (reply,) = client.send(b.url, channel="/meta/disconnect")
+            assert reply["successful"] is True
+            deadline = time.monotonic() + 5
+            while a.call(lambda: client.id in a.endpoint.server.sessions):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            assert client.connect(a.url)["error"].startswith("402")
+        # The session stayed where it was: nothing moved it.
+        assert b.call(lambda: client.id in b.endpoint.server.sessions) is False
+
+
+def test_a_service_reply_reaches_a_session_served_elsewhere(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        b.call(lambda: b.endpoint.server.add_service("/service/echo", lambda r: r.message["data"]))
+        client = Client(a.url)
+        client.connect(a.url)
+        (reply,) = client.send(b.url, channel="/service/echo", data={"hi": 1})
+        assert reply["successful"] is True
+        assert client.poll_until([a.url], 1) == [{"hi": 1}]
+
+
+def test_an_unknown_client_is_still_unknown_everywhere(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a:
+        wait_ready(a)
+        for client_id in ("0" * 40, "not-an-id"):
+            (reply,) = post_json(
+                a.url,
+                [
+                    {
+                        "channel": "/meta/connect",
+                        "clientId": client_id,
+                        "connectionType": "long-polling",
+                    }
+                ],
+            ).json()
+            assert reply["error"].startswith("402")
+
+
+def test_a_session_nobody_serves_expires_after_max_interval(redis_server) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    with node(redis_server.url) as b:
+        wait_ready(b)
+        with node(redis_server.url) as a:
+            wait_ready(a)
+            client = Client(a.url)
+            client.subscribe(a.url, "/feed")
+            # Stops without leaving its sessions, as a crash would: its alive key lapses.
+            a.call(lambda: a.endpoint.engine._tasks[2].cancel())
+        store = redis.Redis.from_url(redis_server.url)
+        assert store.exists(f"bayeux-test:session:{client.id}")
+        deadline = time.monotonic() + 15
+        while store.exists(f"bayeux-test:session:{client.id}"):
+            assert time.monotonic() < deadline, "the orphaned session never expired"
+            time.sleep(0.1)
+        assert not store.exists(f"bayeux-test:subs:{client.id}")
+        assert client.connect(b.url)["error"].startswith("402")
+
+
+def test_a_request_that_needs_redis_gets_retry_advice_while_it_is_away(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        local = Client(a.url)
+        local.subscribe(a.url, "/feed")
+        local.connect(a.url)
+        elsewhere = Client(b.url)
+        redis_server.stop()
+        # The session elsewhere cannot be taken: a Bayeux error with retry advice, no 500.
+        reply = elsewhere.connect(a.url)
+        assert reply["successful"] is False and reply["error"].startswith("503")
+        assert reply["advice"]["reconnect"] == "retry"
+        # Local delivery goes on.
+        assert Client(a.url).publish(a.url, "/feed", "still")["successful"] is True
+        assert local.poll_until([a.url], 1) == ["still"]
+        # Redis back (empty: it lost everything): the records are written again, handoffs work.
+        redis_server.start()
+        wait_ready(a, b, within=15)
+        time.sleep(0.3)
+        assert local.connect(b.url)["successful"] is True
+        Client(b.url).publish(b.url, "/feed", "after")
+        local.poll_until([b.url], 2)
+        assert local.received == ["still", "after"]
+
+
+def test_the_outbox_is_bounded_in_bytes_while_redis_is_away() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    engine = RedisEngine(url, "bayeux-test", outbox_bytes=16 * 1024)
+    with ServerThread(endpoint=Endpoint(Settings(**SETTINGS), engine=engine)) as a:
+        for i in range(100):
+            a.call(lambda i=i: a.endpoint.publish("/x", {"n": i, "pad": "x" * 400}))
+        assert 8 * 1024 < a.call(engine.outbox_size) <= 16 * 1024
+        assert a.call(lambda: engine.dropped) > 50
+
+
+def test_what_was_published_while_redis_was_away_reaches_the_others_later(
+    redis_server,
+) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        here, there = Client(a.url), Client(b.url)
+        for client, n in ((here, a), (there, b)):
+            client.subscribe(n.url, "/feed")
+            client.connect(n.url)
+        redis_server.stop()
+        assert Client(a.url).publish(a.url, "/feed", json.dumps("away"))["successful"] is True
+        assert here.poll_until([a.url], 1) == ['"away"']
+        redis_server.start()
+        wait_ready(a, b, within=15)
+        assert there.poll_until([b.url], 1) == ['"away"']
+        here.connect(a.url, 300)
+        assert here.received == ['"away"']  # not twice where it was published
