@@ -33,11 +33,16 @@ class SessionRecord:
     # to it, or with the ack extension acknowledged by it.
     position: int
     ack: bool = False
+    # Whether it had its first connect (answered at once; later ones are held).
+    connected: bool = False
     # The last ack batch number sent (the next process continues the numbering).
     batch: int = 0
     # End positions of batches sent but not yet acknowledged: a client acknowledging one of
     # them to the next process moves the position there rather than being sent it again.
     batches: dict[int, int] = field(default_factory=dict)
+    # What was queued for it that is not in the log (replayed events, service replies), from
+    # the process that let it go: queued first by the next one.
+    pending: list[Delivery] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -58,8 +63,10 @@ class LoggedSubscription:
 
     position: int
     client_id: str
-    patterns: list[str]
+    patterns: list[str]  # those it changed (a subscribe adds only what was not there)
     subscribed: bool
+    # The replay ids asked with a subscribe, by channel (core/replay.py).
+    replay: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -76,10 +83,12 @@ LogEntry = LoggedMessage | LoggedSubscription | LoggedDelivery
 
 @dataclass(slots=True)
 class Claimed:
-    """A session taken over: its record, and the log entries after its position."""
+    """A session taken over: its record, the log entries after its position that concern
+    it, and the position they were read through (the reader applies what comes after)."""
 
     record: SessionRecord
     backlog: list[LogEntry]
+    through: int = 0
 
 
 def position_of(stream_id: bytes | str) -> int:
@@ -113,15 +122,24 @@ class Engine(Protocol):
         """Takes a session over for this process (the one serving it lets go first); None
         when the deployment has no such session."""
 
+    async def caught_up(self) -> None:
+        """Returns once this process has applied every log entry written before the call
+        (a replay read from the local history must include what another process published
+        just before)."""
+
     async def view(self, client_id: str) -> SessionRecord | None:
         """The record of a session another process may serve, for a request that needs the
         session but not its delivery (publish, subscribe, disconnect)."""
 
     async def subscriptions_changed(
-        self, session: ServerSession, patterns: list[str], subscribed: bool
+        self,
+        session: ServerSession,
+        patterns: list[str],
+        subscribed: bool,
+        replay: dict[str, int],
     ) -> None:
-        """Records a subscribe or unsubscribe; for a session served elsewhere, also tells the
-        process serving it, in log order."""
+        """Writes a subscribe or unsubscribe (with the replay it asks for) to the log: the
+        process serving the session applies it there, in order."""
 
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         """Sends a message to one session served elsewhere (through the log)."""

@@ -42,6 +42,8 @@ class ReplayEvent:
     replay_id: int
     created: float  # wall-clock seconds
     message: Message  # as subscribers receive it
+    # Its place in the engine's log (core/engine.py), 0 when not known.
+    position: int = 0
 
 
 @dataclass(slots=True)
@@ -100,18 +102,20 @@ class ReplayHistory:
         }
         return shaped, replay_id
 
-    def keep(self, shaped: Message, replay_id: int, created: float | None = None) -> None:
+    def keep(
+        self, shaped: Message, replay_id: int, created: float | None = None, position: int = 0
+    ) -> None:
         """Keeps an event already shaped (by this process, or by another one of the
-        deployment, whose ids it then follows)."""
+        deployment, whose ids it then follows); `position` is its place in the log."""
         self._last_id = max(self._last_id, replay_id)
         history = self._history(shaped["channel"])
         now = self.wall_clock() if created is None else created
         events = history.events
         if not events or events[-1].replay_id < replay_id:
-            events.append(ReplayEvent(replay_id, now, shaped))
+            events.append(ReplayEvent(replay_id, now, shaped, position))
         elif all(e.replay_id != replay_id for e in events):
             # Another process's event that arrived late: in order all the same.
-            ordered = sorted([*events, ReplayEvent(replay_id, now, shaped)], key=_by_id)
+            ordered = sorted([*events, ReplayEvent(replay_id, now, shaped, position)], key=_by_id)
             history.events = deque(ordered)
         self._trim(history, self.wall_clock())
 
@@ -157,12 +161,15 @@ class ReplayHistory:
         self._trim(history, self.wall_clock())
         return list(history.events)
 
-    def after(self, channel: str, replay_id: int) -> list[ReplayEvent] | None:
+    def after(self, channel: str, replay_id: int, before: int = 0) -> list[ReplayEvent] | None:
         """The events to replay to a subscriber asking for `replay_id` (-1, -2 or an id),
-        oldest first; None when the id is not one it can resume from."""
+        oldest first; None when the id is not one it can resume from. With `before`, only
+        those ahead of that log position (the subscription's own)."""
         if replay_id == NEW_ONLY:
             return []
         retained = self.events(channel)
+        if before:
+            retained = [e for e in retained if e.position < before]
         if replay_id == ALL_RETAINED:
             return retained
         floor = self.floor(channel)

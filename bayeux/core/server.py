@@ -550,6 +550,11 @@ class BayeuxServer:
                 failure = error(403, denied, "Subscription denied")
         replays: list[list[ReplayEvent]] = []
         if failure is None and subscribe and self.replay is not None:
+            if self.engine is not None and _asks_replay(message):
+                try:
+                    await self.engine.caught_up()
+                except EngineUnavailable:
+                    self.stats.errors["engine"] += 1  # replays what this process has
             replays, failure = self._replays_asked(message, patterns)
         reply = reply_to(message)
         reply.update(clientId=session.id, subscription=subscription)
@@ -558,33 +563,43 @@ class BayeuxServer:
             return reply
         # Bayeux 1.0: servers SHOULD NOT record service subscriptions.
         recorded = [p for p in patterns if not ch.is_service(p)]
-        if not session.remote:
-            for pattern in recorded:
-                if subscribe:
-                    self.subscribe(session, pattern)
-                else:
-                    self.unsubscribe(session, pattern)
-            # Queued now, in the same step as the subscription: no live event can come
-            # between the last replayed one and the first live one, nor be both.
-            for events in replays:
-                for event in events:
-                    self._enqueue(session, self._encoded(event.message))
-        if self.engine is not None and not session.local and recorded:
+        if self.engine is not None and not session.local:
+            # Through the log, wherever the session is served: the change (and the replay it
+            # asks for) takes effect in log order, between the messages before and after it.
+            asked = _replay_asks(message, recorded) if replays else {}
             try:
-                await self.engine.subscriptions_changed(session, recorded, subscribe)
-                if session.remote:
-                    for events in replays:
-                        for event in events:
-                            await self.engine.deliver_to(session.id, self._encoded(event.message))
+                if recorded or asked:
+                    await self.engine.subscriptions_changed(session, recorded, subscribe, asked)
             except EngineUnavailable:
                 self.stats.errors["engine"] += 1
                 if session.remote:  # nothing was done: the client may retry
                     reply.update(successful=False, error=_ENGINE_UNAVAILABLE[0])
                     reply["advice"] = _ENGINE_UNAVAILABLE[1]
                     return reply
-                # Served here, subscribed here: the engine records it when it is back.
+                # Served here: applied here, and recorded when the engine is back.
+                self._change_subscriptions(session, recorded, subscribe, replays)
+        else:
+            self._change_subscriptions(session, recorded, subscribe, replays)
         reply["successful"] = True
         return reply
+
+    def _change_subscriptions(
+        self,
+        session: ServerSession,
+        patterns: list[str],
+        subscribe: bool,
+        replays: list[list[ReplayEvent]],
+    ) -> None:
+        for pattern in patterns:
+            if subscribe:
+                self.subscribe(session, pattern)
+            else:
+                self.unsubscribe(session, pattern)
+        # Queued now, in the same step as the subscription: no live event can come between
+        # the last replayed one and the first live one, nor be both.
+        for events in replays:
+            for event in events:
+                self._enqueue(session, self._encoded(event.message))
 
     def _replays_asked(
         self, message: Message, patterns: list[str]
@@ -868,11 +883,11 @@ class BayeuxServer:
             self._keep_replay(replay, message)
         return self._fan_out(message, delivery, exclude.id if exclude else None, 0)
 
-    def _keep_replay(self, replay: ReplayHistory, message: Message) -> None:
+    def _keep_replay(self, replay: ReplayHistory, message: Message, position: int = 0) -> None:
         if replay.covers(message["channel"]):
             replay_id = replay_id_of(message)
             if replay_id is not None:
-                replay.keep(message, replay_id)
+                replay.keep(message, replay_id, position=position)
 
     def _fan_out(
         self, message: Message, delivery: Delivery, exclude: str | None, position: int
@@ -924,7 +939,7 @@ class BayeuxServer:
                 if isinstance(entry, LoggedMessage):
                     message = entry.delivery.message
                     if replay is not None:
-                        self._keep_replay(replay, message)
+                        self._keep_replay(replay, message, entry.position)
                     if not entry.delivered:
                         self._fan_out(message, entry.delivery, entry.exclude, entry.position)
                 else:
@@ -949,11 +964,16 @@ class BayeuxServer:
             ):
                 self._enqueue(session, entry.delivery)
         elif type(entry) is LoggedSubscription:
-            for pattern in entry.patterns:
-                if entry.subscribed:
-                    self.subscribe(session, pattern)
-                else:
-                    self.unsubscribe(session, pattern)
+            self._change_subscriptions(session, entry.patterns, entry.subscribed, [])
+            if entry.replay and self.replay is not None:
+                # The events before the subscription in the log (those after it are live),
+                # at the subscription's position: a process taking the session over before
+                # they are written derives them again from the same entry, not twice.
+                for pattern, replay_id in entry.replay.items():
+                    for event in self.replay.after(pattern, replay_id, entry.position) or []:
+                        replayed = self._encoded(event.message)
+                        replayed.position = entry.position
+                        self._enqueue(session, replayed)
         elif type(entry) is LoggedDelivery:
             self._enqueue(session, entry.delivery)
         session.position = entry.position
@@ -1005,12 +1025,25 @@ class BayeuxServer:
                 start = max(start, record.batches.get(acknowledged, start))
             session.ack = AckState(record.batch, start)
         session.position = session.written = start
+        session.connected = record.connected
         self.sessions[session.id] = session
-        for pattern in record.subscriptions:
+        # The record has the subscriptions as they are now; as they were at the session's
+        # position, before the changes the backlog applies again in order:
+        subscriptions = set(record.subscriptions)
+        for entry in reversed(claimed.backlog):
+            if isinstance(entry, LoggedSubscription) and entry.position > start:
+                if entry.subscribed:
+                    subscriptions.difference_update(entry.patterns)
+                else:
+                    subscriptions.update(entry.patterns)
+        for pattern in subscriptions:
             if self.tree.subscribe(pattern, session):
                 session.subscriptions.add(pattern)
+        for delivery in record.pending:
+            self._enqueue(session, delivery)
         for entry in claimed.backlog:
             self._apply_to(session, entry)
+        session.position = max(session.position, claimed.through)
         log.debug("session taken over", extra={"event": "session-moved-in", "session": session.tag})
         return session
 
@@ -1234,6 +1267,20 @@ _ENGINE_UNAVAILABLE = (
     error(503, "", "Session store unavailable"),
     {"reconnect": "retry", "interval": 1000},
 )
+
+
+def _replay_asks(message: Message, patterns: list[str]) -> dict[str, int]:
+    """The replay ids a subscribe asks for (already checked), by channel."""
+    ext = message.get("ext")
+    asked = ext.get("replay") if isinstance(ext, dict) else None
+    if not isinstance(asked, dict):
+        return {}
+    return {p: asked[p] for p in patterns if isinstance(asked.get(p), int)}
+
+
+def _asks_replay(message: Message) -> bool:
+    ext = message.get("ext")
+    return isinstance(ext, dict) and isinstance(ext.get("replay"), dict)
 
 
 def _unknown_client(message: Message) -> Message:

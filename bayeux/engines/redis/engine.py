@@ -127,10 +127,10 @@ class RedisEngine:
         ] = []
         self._flush_scheduled = False
         # Broadcasts delivered here while the log was away, to write to it later.
-        self._outbox: deque[dict[str, Any]] = deque()
+        self._outbox: deque[tuple[dict[str, Any], Delivery]] = deque()
         self._outbox_size = 0
         # What each session's record last got (position, batch, batches): saved when it changes.
-        self._saved: dict[str, tuple[int, int, str]] = {}
+        self._saved: dict[str, State] = {}
         self._releases: dict[str, asyncio.Future[None]] = {}
         self._claiming: dict[str, asyncio.Future[None]] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -151,7 +151,7 @@ class RedisEngine:
         )
         self._scripts = {
             name: self._client.register_script(getattr(scripts, name))
-            for name in ("CLAIM", "RELEASE", "SAVE", "END", "REAP")
+            for name in ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE")
         }
         self._tasks = [
             asyncio.ensure_future(self._follow()),
@@ -189,10 +189,9 @@ class RedisEngine:
         for session in list(self._server.sessions.values()):
             if session.local or session.remote:
                 continue
-            position, batch, batches = _state(session)
             new_owner = await self._scripts["RELEASE"](
                 keys=[self.keys.session(session.id)],
-                args=[self.me, self.keys.prefix, session.id, position, batch, batches],
+                args=[self.me, self.keys.prefix, session.id, *_state(session), _pending(session)],
             )
             if new_owner:
                 await self._tell(new_owner.decode(), f"released {session.id}")
@@ -241,6 +240,7 @@ class RedisEngine:
                 "ack": int(session.ack is not None),
                 "batch": 0,
                 "batches": "{}",
+                "connected": 0,
             },
         )
         pipe.sadd(self.keys.owned(self.me), session.id)
@@ -286,22 +286,47 @@ class RedisEngine:
                 # Taken from a live process that did not answer: it must stop serving it.
                 await self._tell(previous, f"claim {client_id} - {self.me}")
             record = _record(client_id, result[1])
-            backlog = await self._backlog(client_id, record.position, previous)
-            if backlog is None:
+            if await self._trimmed_past(record.position):
                 log.warning(
                     "a session's position is older than the log keeps: ended",
                     extra={"event": "session-lost"},
                 )
                 await self._command(self._end(client_id, self.me))
                 return None
+            backlog, through, subscriptions = await self._backlog(
+                client_id, record.position, previous
+            )
+            # What the reader went through meanwhile did not reach the session (not served
+            # here yet): read it too. No await between this test and the core taking the
+            # session in, so the reader hands it everything after `through`.
+            while self.cursor > through:
+                more, through, subscriptions = await self._backlog(client_id, through, previous)
+                backlog.extend(more)
+            record.subscriptions = [s.decode() for s in subscriptions]
+            batches = {str(n): p for n, p in record.batches.items()}
             self._saved[client_id] = (
                 record.position,
                 record.batch,
-                orjson.dumps(record.batches).decode(),
+                orjson.dumps(batches).decode(),
+                int(record.connected),
             )
             self.claims += 1
-            return Claimed(record, backlog)
+            return Claimed(record, backlog, through)
         raise EngineUnavailable("the session could not be claimed")
+
+    async def caught_up(self) -> None:
+        # The log's newest id now, then wait (bounded) until the reader has applied it.
+        try:
+            info = await self._command(self._client.xinfo_stream(self.keys.log))
+        except redis.exceptions.ResponseError:  # no log yet: nothing to catch up with
+            return
+        newest = position_of(info["last-generated-id"])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.command_timeout
+        while self.cursor < newest:
+            if loop.time() > deadline:
+                raise EngineUnavailable("the log reader is behind")
+            await asyncio.sleep(0.002)
 
     async def view(self, client_id: str) -> SessionRecord | None:
         pipe = self._client.pipeline(transaction=False)
@@ -314,23 +339,24 @@ class RedisEngine:
         return _record(client_id, [*flat, b"|", *subscriptions])
 
     async def subscriptions_changed(
-        self, session: ServerSession, patterns: list[str], subscribed: bool
+        self,
+        session: ServerSession,
+        patterns: list[str],
+        subscribed: bool,
+        replay: dict[str, int],
     ) -> None:
-        key = self.keys.subscriptions(session.id)
-        if session.remote:
-            pipe = self._client.pipeline(transaction=True)
-            (pipe.sadd if subscribed else pipe.srem)(key, *patterns)
-            pipe.xadd(
-                self.keys.log,
-                entries.subscription_fields(session.id, patterns, subscribed),
-                maxlen=self.log_length,
-                approximate=True,
+        await self._command(
+            self._scripts["SUBSCRIBE"](
+                keys=[self.keys.subscriptions(session.id), self.keys.log],
+                args=[
+                    session.id,
+                    "1" if subscribed else "0",
+                    self.log_length,
+                    orjson.dumps(replay) if replay else "",
+                    *patterns,
+                ],
             )
-            await self._command(pipe.execute())
-        elif subscribed:
-            await self._command(self._client.sadd(key, *patterns))
-        else:
-            await self._command(self._client.srem(key, *patterns))
+        )
 
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         await self._command(
@@ -408,10 +434,10 @@ class RedisEngine:
         """A broadcast delivered here while the log is away: written to it when it is back,
         marked so that this process does not deliver it twice."""
         fields = entries.broadcast_fields(delivery, exclude, self.me, True)
-        self._outbox.append(fields)
+        self._outbox.append((fields, delivery))
         self._outbox_size += len(delivery.json)
         while self._outbox_size > self.outbox_bytes and self._outbox:
-            self._outbox_size -= len(self._outbox.popleft()["m"])
+            self._outbox_size -= len(self._outbox.popleft()[1].json)
             self.dropped += 1
 
     def _deliver_here(self, delivery: Delivery, exclude: str | None) -> None:
@@ -423,14 +449,17 @@ class RedisEngine:
         while self._outbox:
             batch = [self._outbox.popleft() for _ in range(min(500, len(self._outbox)))]
             pipe = self._client.pipeline(transaction=False)
-            for fields in batch:
+            for fields, _ in batch:
                 pipe.xadd(self.keys.log, fields, maxlen=self.log_length, approximate=True)
+            if self._replay is not None:
+                self._replay.add(pipe, [delivery for _, delivery in batch])
             try:
-                await self._command(pipe.execute())
+                # A replay append may be refused (see _write): the log's are what count.
+                await self._command(pipe.execute(raise_on_error=False))
             except EngineUnavailable:
                 self._outbox.extendleft(reversed(batch))
                 return
-            self._outbox_size -= sum(len(f["m"]) for f in batch)
+            self._outbox_size -= sum(len(delivery.json) for _, delivery in batch)
             self.appended += len(batch)
 
     # ---------------------------------------------------------------------------- reading
@@ -492,28 +521,37 @@ class RedisEngine:
         self.applied += len(decoded)
         self._server.apply_log(decoded)
 
-    async def _backlog(self, client_id: str, position: int, previous: str) -> list[LogEntry] | None:
-        """The log entries after `position` that may concern `client_id`; None when the log
-        no longer has all of them. What `previous` (the process that served the session)
-        delivered itself while Redis was away is marked delivered."""
+    async def _trimmed_past(self, position: int) -> bool:
+        """Whether the log no longer has every entry after `position`."""
         try:
             info = await self._command(self._client.xinfo_stream(self.keys.log))
         except redis.exceptions.ResponseError:  # no log yet
-            return []
+            return False
         deleted = info.get("max-deleted-entry-id")
-        if deleted is not None and position_of(deleted) > position:
-            return None
+        return deleted is not None and position_of(deleted) > position
+
+    async def _backlog(
+        self, client_id: str, position: int, previous: str
+    ) -> tuple[list[LogEntry], int, list[bytes]]:
+        """The log entries after `position` that may concern `client_id`, the position read
+        through, and the session's subscriptions as of then (read in the same step as the
+        last entries: scripts.SUBSCRIBE changes them with the entry). What `previous` (the
+        process that served the session) delivered itself while Redis was away is marked
+        delivered."""
         backlog: list[LogEntry] = []
-        start = "(" + stream_id_of(position)
+        through = position
         while True:
-            items = await self._command(self._client.xrange(self.keys.log, start, "+", count=1000))
+            pipe = self._client.pipeline(transaction=True)
+            pipe.xrange(self.keys.log, "(" + stream_id_of(through), "+", count=1000)
+            pipe.smembers(self.keys.subscriptions(client_id))
+            items, subscriptions = await self._command(pipe.execute())
             for stream_id, fields in items:
                 entry = entries.decode(stream_id, fields, previous, only=client_id)
                 if entry is not None:
                     backlog.append(entry)
+                through = position_of(stream_id)
             if len(items) < 1000:
-                return backlog
-            start = "(" + items[-1][0].decode()
+                return backlog, through, list(subscriptions)
 
     # ------------------------------------------------------------------ handing sessions over
 
@@ -590,17 +628,16 @@ class RedisEngine:
             await asyncio.wait([claiming], timeout=self.handoff_timeout)
         session = self._server.let_go(client_id)
         self._saved.pop(client_id, None)
-        position: int | str = ""
-        batch, batches = 0, "{}"
+        state: tuple[Any, ...] = ("", 0, "{}", 0, b"[]")
         if session is not None:
             if session.ack is not None and acknowledged is not None:
                 session.ack.acknowledge(session, acknowledged)
-            position, batch, batches = _state(session)
+            state = (*_state(session), _pending(session))
         try:
             new_owner = await self._command(
                 self._scripts["RELEASE"](
                     keys=[self.keys.session(client_id)],
-                    args=[self.me, self.keys.prefix, client_id, position, batch, batches],
+                    args=[self.me, self.keys.prefix, client_id, *state],
                 )
             )
             told = {requester}
@@ -656,7 +693,7 @@ class RedisEngine:
         Redis lost); lets go of sessions another process took by force."""
         assert self._server is not None
         args: list[Any] = [self.me, self.keys.prefix]
-        changed: dict[str, tuple[int, int, str]] = {}
+        changed: dict[str, State] = {}
         for session in self._server.sessions.values():
             if session.local or session.remote:
                 continue
@@ -668,21 +705,26 @@ class RedisEngine:
             return
         lost, missing = await self._command(self._scripts["SAVE"](args=args))
         self._saved.update(changed)
-        for client_id in lost:
-            self._server.let_go(client_id.decode())
-            self._saved.pop(client_id.decode(), None)
-        if missing:
+        gone = {c.decode() for c in lost}
+        for client_id in gone:
+            self._server.let_go(client_id)
+            self._saved.pop(client_id, None)
+        if everything:
+            # Back after an outage: subscriptions changed here meanwhile are written again.
+            await self._recreate([c for c in changed if c not in gone])
+        elif missing:
             await self._recreate([m.decode() for m in missing])
 
     async def _recreate(self, client_ids: list[str]) -> None:
-        """Writes again the records of sessions served here that Redis lost (a restart)."""
+        """Writes again the records of sessions served here (Redis lost them, or could not
+        be told of their changes)."""
         assert self._server is not None
         pipe = self._client.pipeline(transaction=False)
         for client_id in client_ids:
             session = self._server.sessions.get(client_id)
             if session is None:
                 continue
-            position, batch, batches = _state(session)
+            position, batch, batches, connected = _state(session)
             pipe.hset(
                 self.keys.session(client_id),
                 mapping={
@@ -691,14 +733,16 @@ class RedisEngine:
                     "ack": int(session.ack is not None),
                     "batch": batch,
                     "batches": batches,
+                    "connected": connected,
                 },
             )
+            pipe.delete(self.keys.subscriptions(client_id))
             if session.subscriptions:
                 pipe.sadd(self.keys.subscriptions(client_id), *session.subscriptions)
             pipe.sadd(self.keys.owned(self.me), client_id)
         pipe.sadd(self.keys.processes, self.me)
         await self._command(pipe.execute())
-        log.info("wrote again %d session records redis had lost", len(client_ids))
+        log.info("wrote again the records of %d sessions", len(client_ids))
 
     async def _upkeep(self) -> None:
         assert self._server is not None
@@ -747,12 +791,24 @@ class RedisEngine:
         return self._outbox_size
 
 
-def _state(session: ServerSession) -> tuple[int, int, str]:
-    """What a session's record keeps of it: position, last batch, unacknowledged batches."""
+State = tuple[int, int, str, int]
+
+
+def _state(session: ServerSession) -> State:
+    """What a session's record keeps of it: position, last batch, unacknowledged batches, and
+    whether it had its first connect (answered at once, wherever the next one goes)."""
     ack = session.ack
+    connected = int(session.connected)
     if ack is None:
-        return session.written, 0, "{}"
-    return ack.position, ack.batch, orjson.dumps(ack.batch_positions()).decode()
+        return session.written, 0, "{}", connected
+    batches = {str(n): p for n, p in ack.batch_positions().items()}
+    return ack.position, ack.batch, orjson.dumps(batches).decode(), connected
+
+
+def _pending(session: ServerSession) -> bytes:
+    """What is queued for a session and not in the log (replayed events, service replies), as
+    a JSON array: the log has the rest."""
+    return b"[" + b",".join(d.json for d in session.queue if not d.position) + b"]"
 
 
 def _record(client_id: str, flat: list[bytes]) -> SessionRecord:
@@ -764,8 +820,10 @@ def _record(client_id: str, flat: list[bytes]) -> SessionRecord:
         subscriptions=[s.decode() for s in flat[split + 1 :]],
         position=int(fields.get(b"pos", b"0")),
         ack=fields.get(b"ack") == b"1",
+        connected=fields.get(b"connected") == b"1",
         batch=int(fields.get(b"batch", b"0")),
         batches={int(k): int(v) for k, v in batches.items()},
+        pending=[Delivery(m) for m in orjson.loads(fields.get(b"pending", b"[]"))],
     )
 
 

@@ -2,9 +2,9 @@
 that every process reads in the same order.
 
 Entries are broadcasts (`m`: the message as its subscribers receive it, already encoded),
-subscription changes (`s`) and messages for one session (`t`) made by a process that does not
-serve the session: in the log, they take effect in order with the broadcasts around them, in
-the process serving the session and in any process that takes it over later.
+subscription changes (`s`, written by scripts.SUBSCRIBE) and messages for one session (`t`,
+from a process that does not serve it). In the log, each takes effect in order with the
+broadcasts around it, in the process serving the session and in any that takes it over later.
 """
 
 from __future__ import annotations
@@ -36,12 +36,6 @@ def broadcast_fields(
     return fields
 
 
-def subscription_fields(
-    client_id: str, patterns: list[str], subscribed: bool
-) -> dict[str, bytes | str]:
-    return {"s": client_id, "p": orjson.dumps(patterns), "u": "0" if subscribed else "1"}
-
-
 def delivery_fields(client_id: str, delivery: Delivery) -> dict[str, bytes | str]:
     return {"t": client_id, "m": delivery.json}
 
@@ -68,10 +62,15 @@ def decode(stream_id: bytes, fields: Fields, me: str, only: str | None = None) -
     if target is not None and encoded is not None:
         return LoggedDelivery(position, client, _delivery(orjson.loads(encoded), encoded, position))
     patterns: Any = orjson.loads(fields.get(b"p", b"[]"))
-    if not isinstance(patterns, list):
+    replay: Any = orjson.loads(fields.get(b"r", b"{}"))
+    if not isinstance(patterns, list) or not isinstance(replay, dict):
         return None
     return LoggedSubscription(
-        position, client, [str(p) for p in patterns], fields.get(b"u") != b"1"
+        position,
+        client,
+        [str(p) for p in patterns],
+        fields.get(b"u") != b"1",
+        {str(k): v for k, v in replay.items() if isinstance(v, int)},
     )
 
 

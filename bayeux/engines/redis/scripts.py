@@ -27,20 +27,23 @@ if owner ~= me then
 end
 redis.call('HDEL', KEYS[1], 'claimant')
 local out = redis.call('HGETALL', KEYS[1])
+redis.call('HDEL', KEYS[1], 'pending')
 table.insert(out, '|')
 for _, s in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(out, s) end
 return {'mine', out, owner}
 """
 
-# KEYS: session. ARGV: me, prefix, clientId, pos, batch, batches (pos "" keeps the stored
-# state: a session this process did not have). Gives the session to the process claiming
-# it, or leaves it ownerless (a drain) for any process to claim. Returns the new owner
-# ("" for none), or false when this process no longer owned it.
+# KEYS: session. ARGV: me, prefix, clientId, pos, batch, batches, connected, pending (pos ""
+# keeps the stored state: a session this process did not have; pending: what was queued for
+# it that is not in the log, a JSON array, handed to the next owner). Gives the session to
+# the process claiming it, or leaves it ownerless (a drain) for any process to claim.
+# Returns the new owner ("" for none), or false when this process no longer owned it.
 RELEASE = """
 local me, prefix, id = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HGET', KEYS[1], 'owner') ~= me then return false end
 if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'pos', ARGV[4], 'batch', ARGV[5], 'batches', ARGV[6])
+  redis.call('HSET', KEYS[1], 'pos', ARGV[4], 'batch', ARGV[5], 'batches', ARGV[6],
+    'connected', ARGV[7], 'pending', ARGV[8])
 end
 redis.call('SREM', prefix .. 'owned:' .. me, id)
 local claimant = redis.call('HGET', KEYS[1], 'claimant')
@@ -58,13 +61,13 @@ redis.call('ZADD', prefix .. 'orphans', ms, ARGV[3])
 return ''
 """
 
-# ARGV: me, prefix, then (clientId, pos, batch, batches) for each session whose position
-# changed. Saves those this process still owns; returns the clientIds it no longer owns
+# ARGV: me, prefix, then (clientId, pos, batch, batches, connected) for each session whose
+# state changed. Saves those this process still owns; returns the clientIds it no longer owns
 # (taken by force elsewhere) and those whose record is gone (Redis lost its data).
 SAVE = """
 local me, prefix = ARGV[1], ARGV[2]
 local lost, missing = {}, {}
-for i = 3, #ARGV, 4 do
+for i = 3, #ARGV, 5 do
   local key = prefix .. 'session:' .. ARGV[i]
   local owner = redis.call('HGET', key, 'owner')
   if not owner then
@@ -72,7 +75,8 @@ for i = 3, #ARGV, 4 do
   elseif owner ~= me then
     table.insert(lost, ARGV[i])
   else
-    redis.call('HSET', key, 'pos', ARGV[i + 1], 'batch', ARGV[i + 2], 'batches', ARGV[i + 3])
+    redis.call('HSET', key, 'pos', ARGV[i + 1], 'batch', ARGV[i + 2], 'batches', ARGV[i + 3],
+      'connected', ARGV[i + 4])
   end
 end
 return {lost, missing}
@@ -118,4 +122,33 @@ for _, id in ipairs(expired) do
   redis.call('ZREM', prefix .. 'orphans', id)
 end
 return #expired
+"""
+
+# KEYS: subscriptions, log. ARGV: clientId, subscribed ("1"/"0"), log length, replay (JSON
+# or ""), patterns... Changes the set and writes the change to the log in one step, with
+# only the patterns it changed, so that a process taking the session over can tell the
+# subscriptions at any position by undoing the later entries. Returns the entry's id (false
+# when nothing changed and no replay was asked).
+SUBSCRIBE = """
+local changed = {}
+for i = 5, #ARGV do
+  local n
+  if ARGV[2] == '1' then
+    n = redis.call('SADD', KEYS[1], ARGV[i])
+  else
+    n = redis.call('SREM', KEYS[1], ARGV[i])
+  end
+  if n == 1 then table.insert(changed, ARGV[i]) end
+end
+if #changed == 0 and ARGV[4] == '' then return false end
+local patterns = '[]'
+if #changed > 0 then patterns = cjson.encode(changed) end
+local unsubscribed = '1'
+if ARGV[2] == '1' then unsubscribed = '0' end
+if ARGV[4] ~= '' then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 's', ARGV[1],
+    'p', patterns, 'u', unsubscribed, 'r', ARGV[4])
+end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 's', ARGV[1],
+  'p', patterns, 'u', unsubscribed)
 """
