@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=2000,
         help="ms a process waits for another one to let go of a session before taking it",
     )
+    # Set by --workers on the processes it starts (bayeux/workers.py).
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--workers",
         type=int,
@@ -205,7 +207,7 @@ async def serve(args: argparse.Namespace) -> None:
         ssl_options=tls,
     )
     # Several workers share the port: the kernel spreads connections among them.
-    listener.add_sockets(bind_sockets(args.port, args.host, reuse_port=args.workers > 1))
+    listener.add_sockets(bind_sockets(args.port, args.host, reuse_port=args.reuse_port))
     endpoint.start()
     scheme = "https" if tls else "http"
     log.info("bayeux serving %s://%s:%d%s", scheme, args.host, args.port, args.path)

@@ -35,7 +35,7 @@ def _worker_argv(argv: list[str]) -> list[str]:
         if arg.startswith("--workers="):
             continue
         out.append(arg)
-    return [sys.executable, "-m", "bayeux", *out]
+    return [sys.executable, "-m", "bayeux", *out, "--reuse-port"]
 
 
 def run_workers(count: int, argv: list[str]) -> int:

@@ -1,0 +1,243 @@
+"""Processes dying and restarting under a deployment on Redis: `python -m bayeux --redis`
+processes killed with SIGKILL, drained with SIGTERM one after the other, and `--workers`.
+Every message is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bayeux.testing import free_port, stop_process, wait_for_port
+from spec_tests.runner import FAIL, INCOMPLETE, run_suite
+
+from .conftest import request
+from .test_redis_engine import Client
+
+OPTIONS = (
+    "--timeout",
+    "1500",
+    "--max-interval",
+    "5000",
+    "--redis-sync-interval",
+    "50",
+    "--health-path",
+    "/cometd/health",
+    "--drain-timeout",
+    "3000",
+)
+# The conformance suite's timings (spec_tests/conftest.py).
+SUITE_OPTIONS = (
+    "--timeout",
+    "3000",
+    "--max-interval",
+    "2000",
+    "--multi-session-interval",
+    "500",
+    "--sweep-period",
+    "200",
+)
+UNREACHABLE = (ConnectionError, http.client.HTTPException, OSError)
+
+
+def serve(redis_url: str, *options: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A `python -m bayeux --redis` process, once its engine is ready."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "warning"]
+        + ["--redis", redis_url, *OPTIONS, *options]
+    )
+    wait_for_port(port, process)
+    url = f"http://127.0.0.1:{port}/cometd"
+    wait_healthy(url)
+    return process, url
+
+
+def wait_healthy(url: str, within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if request(url + "/health", method="GET", timeout=2).status == 200:
+                return
+        except UNREACHABLE:
+            pass
+        assert time.monotonic() < deadline, f"{url} never became ready"
+        time.sleep(0.05)
+
+
+def connect_anywhere(client: Client, urls: list[str]) -> None:
+    """One connect, to the first process that answers."""
+    for url in urls:
+        try:
+            client.connect(url)
+            return
+        except UNREACHABLE:
+            continue
+    time.sleep(0.05)
+
+
+def first_occurrences(items: list[int]) -> list[int]:
+    seen: set[int] = set()
+    return [i for i in items if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
+
+
+def test_sigkill_loses_nothing_that_was_queued(redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, url_a = serve(redis_server.url)
+    b, url_b = serve(redis_server.url)
+    try:
+        client = Client(url_a)
+        client.subscribe(url_a, "/feed")
+        client.connect(url_a)
+        publisher = Client(url_b)
+        for i in range(50):
+            assert publisher.publish(url_b, "/feed", i)["successful"] is True
+        time.sleep(0.3)  # queued in A, waiting for the client's next connect
+        a.kill()
+        a.wait(10)
+        assert client.poll_until([url_b], 50) == list(range(50))
+        client.connect(url_b)
+        assert client.received == list(range(50))  # and nothing twice
+    finally:
+        stop_process(a)
+        stop_process(b)
+
+
+def test_sigkill_mid_stream_with_ack_loses_and_reorders_nothing(redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, url_a = serve(redis_server.url)
+    b, url_b = serve(redis_server.url)
+    total = 400
+    try:
+        client = Client(url_a, ack=True)
+        client.subscribe(url_a, "/feed")
+        client.connect(url_a)
+        publisher = Client(url_b)
+
+        def publish_all() -> None:
+            for i in range(total):
+                assert publisher.publish(url_b, "/feed", i)["successful"] is True
+                time.sleep(0.003)
+
+        thread = threading.Thread(target=publish_all)
+        thread.start()
+        deadline = time.monotonic() + 30
+        killed = False
+        while len(set(client.received)) < total and time.monotonic() < deadline:
+            if not killed and len(client.received) >= total // 3:
+                a.kill()  # mid-stream: some batches in flight, some not yet acknowledged
+                killed = True
+            connect_anywhere(client, [url_a, url_b] if not killed else [url_b])
+        thread.join()
+        assert killed
+        # Every message published after the subscription, in publish order; a batch whose
+        # acknowledgement died with A may come twice (at least once), never out of order.
+        assert first_occurrences(client.received) == list(range(total))
+        assert len(client.received) - total < total // 4
+    finally:
+        stop_process(a)
+        stop_process(b)
+
+
+def test_a_rolling_restart_loses_and_repeats_nothing(redis_server) -> None:  # type: ignore[no-untyped-def]
+    a, url_a = serve(redis_server.url)
+    b, url_b = serve(redis_server.url)
+    port_a = int(url_a.split(":")[2].split("/")[0])
+    urls = [url_a, url_b]
+    target = {"url": url_b}
+    total = 300
+    published: list[int] = []
+    processes = [a, b]
+    try:
+        client = Client(url_a)
+        client.subscribe(url_a, "/feed")
+        client.connect(url_a)
+        publisher = Client(url_b)
+
+        def publish_all() -> None:
+            for i in range(total):
+                assert publisher.publish(target["url"], "/feed", i)["successful"] is True
+                published.append(i)
+                time.sleep(0.01)
+
+        thread = threading.Thread(target=publish_all)
+        thread.start()
+
+        def restart_a_then_b() -> None:
+            time.sleep(0.8)
+            a.send_signal(signal.SIGTERM)  # A drains: its sessions go to B
+            assert a.wait(10) == 0
+            new_a, _ = serve(redis_server.url, port=port_a)
+            processes.append(new_a)
+            target["url"] = url_a
+            time.sleep(0.3)
+            b.send_signal(signal.SIGTERM)  # then B: its sessions go to the new A
+            assert b.wait(10) == 0
+
+        restarter = threading.Thread(target=restart_a_then_b)
+        restarter.start()
+        deadline = time.monotonic() + 40
+        while len(client.received) < total and time.monotonic() < deadline:
+            connect_anywhere(client, urls)
+        thread.join()
+        restarter.join()
+        client.connect(url_a)
+        assert published == list(range(total))
+        assert client.received == list(range(total))
+    finally:
+        for process in processes:
+            stop_process(process)
+
+
+def test_workers_share_one_port_and_stop_together(redis_server) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "warning"]
+        + ["--redis", redis_server.url, "--workers", "2", *OPTIONS, *SUITE_OPTIONS]
+    )
+    try:
+        wait_for_port(port, parent)
+        url = f"http://127.0.0.1:{port}/cometd"
+        wait_healthy(url)
+        workers = _children(parent.pid)
+        assert len(workers) == 2
+        # Each request on a new connection, spread by the kernel over both workers: the
+        # suite's core rules pass as they do against one process.
+        results = asyncio.run(run_suite(url, profiles=("core",)))
+        bad = [
+            f"{r.rule} {r.transport}: {r.detail}"
+            for r in results
+            if r.outcome in (FAIL, INCOMPLETE)
+        ]
+        assert not bad, "\n".join(bad)
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(15) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        stop_process(parent)
+
+
+def test_workers_above_one_need_redis() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bayeux", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--workers above 1 needs --redis" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
