@@ -3,10 +3,12 @@ here on a free loopback port; ./run-tests installs Debian's redis-server)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -14,7 +16,8 @@ from bayeux import Endpoint, Settings
 from bayeux.engines.redis import RedisEngine
 from bayeux.testing import ServerThread, free_port
 
-from .conftest import post_json
+from .conftest import post_json, request
+from .rawws import RawWebSocket
 
 SETTINGS = dict(timeout=1500, max_interval=3000, browser_cookie="", sweep_period=100)
 
@@ -321,3 +324,93 @@ def test_what_was_published_while_redis_was_away_reaches_the_others_later(
         assert there.poll_until([b.url], 1) == ['"away"']
         here.connect(a.url, 300)
         assert here.received == ['"away"']  # not twice where it was published
+
+
+@pytest.fixture(params=["standalone", "embedded"])
+def two_nodes(request, redis_server):  # type: ignore[no-untyped-def]
+    """Two processes' worth of endpoints on one Redis, on either connection layer."""
+    ServerThread.embedded_by_default = request.param == "embedded"
+    try:
+        with node(redis_server.url) as a, node(redis_server.url) as b:
+            wait_ready(a, b)
+            yield a, b
+    finally:
+        ServerThread.embedded_by_default = False
+
+
+def test_websocket_sessions_move_when_the_client_reconnects_elsewhere(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    a, b = two_nodes
+    socket_a = RawWebSocket(a.url)
+    socket_a.send([{"channel": "/meta/handshake", "version": "1.0",
+                    "supportedConnectionTypes": ["websocket"]}])  # fmt: skip
+    (reply,) = socket_a.read()
+    client_id = reply["clientId"]
+    socket_a.send([{"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/feed"}])
+    assert socket_a.read()[0]["successful"] is True
+    socket_a.close()  # the connection drops; the session lives on
+    publisher = Client(b.url)
+    for i in range(3):
+        publisher.publish(b.url, "/feed", i)
+    socket_b = RawWebSocket(b.url)
+    socket_b.send([{"channel": "/meta/connect", "clientId": client_id,
+                    "connectionType": "websocket"}])  # fmt: skip
+    got: list = []
+    while not any(m["channel"] == "/meta/connect" for m in got):
+        got += socket_b.read()
+    assert [m["data"] for m in got if "data" in m] == [0, 1, 2]
+    assert next(m for m in got if m["channel"] == "/meta/connect")["successful"] is True
+    socket_b.close()
+
+
+def test_callback_polling_requests_may_reach_any_process(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    a, b = two_nodes
+
+    def jsonp(url: str, message: dict) -> list:
+        query = urlencode({"message": json.dumps([message]), "jsonp": "cb"})
+        body = request(f"{url}?{query}", method="GET", timeout=10).body.decode()
+        assert body.startswith("cb(") or body.startswith("/**/cb("), body
+        return json.loads(body[body.index("(") + 1 : body.rindex(")")])
+
+    (reply,) = jsonp(a.url, {"channel": "/meta/handshake", "version": "1.0",
+                             "supportedConnectionTypes": ["callback-polling"]})  # fmt: skip
+    client_id = reply["clientId"]
+    connect = {"channel": "/meta/connect", "clientId": client_id,
+               "connectionType": "callback-polling", "advice": {"timeout": 300}}  # fmt: skip
+    assert jsonp(b.url, connect)[0]["successful"] is True
+    subscribe = {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/feed"}
+    assert jsonp(a.url, subscribe)[0]["successful"] is True
+    Client(b.url).publish(b.url, "/feed", "jsonp")
+    got: list = []
+    for url in (a.url, b.url, a.url):
+        got += [m["data"] for m in jsonp(url, connect) if "data" in m]
+    assert got == ["jsonp"]
+
+
+def test_an_event_stream_opened_on_another_process_takes_the_session(two_nodes) -> None:  # type: ignore[no-untyped-def]
+    a, b = two_nodes
+    client = Client(a.url)
+    client.subscribe(a.url, "/feed")
+    client.connect(a.url)
+    Client(a.url).publish(a.url, "/feed", "queued in a")
+    time.sleep(0.2)
+    parts = urlsplit(b.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    conn.request("GET", f"{parts.path}/{client.id}", headers={"Accept": "text/event-stream"})
+    response = conn.getresponse()
+    assert response.status == 200
+
+    def next_event() -> list:
+        while True:
+            line = response.readline().decode()
+            assert line, "stream ended"
+            if line.startswith("data: "):
+                return json.loads(line[len("data: ") :])
+
+    assert [m["data"] for m in next_event()] == ["queued in a"]
+    # Connects (Faye sends them by long-polling POST) may go anywhere: they do not move it.
+    eventsource_connect = {"channel": "/meta/connect", "connectionType": "eventsource"}
+    assert client.send(a.url, **eventsource_connect)[0]["successful"] is True
+    Client(a.url).publish(a.url, "/feed", "live")
+    assert [m["data"] for m in next_event()] == ["live"]
+    assert b.call(lambda: client.id in b.endpoint.server.sessions) is True
+    conn.close()

@@ -32,7 +32,7 @@ class EventSourceHandler(tornado.web.RequestHandler):
     async def get(self, *args: Any) -> None:
         request = request_from(self.request)
         redact_for_logs(self, request)
-        head, session = open_stream(self.context, request)
+        head, session = await open_stream(self.context, request)
         if session is None:
             send(self, head)
             return

@@ -334,7 +334,7 @@ class HttpConnection:
         return True
 
     async def _event_stream(self, request: HttpRequest, keep_alive: bool) -> bool:
-        head, session = open_stream(self.context, request)
+        head, session = await open_stream(self.context, request)
         if session is None:
             return await self._write(head, keep_alive, request=request)
         data = encode_head(head.status, head.headers, b"Transfer-Encoding: chunked\r\n")

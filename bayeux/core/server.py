@@ -985,7 +985,7 @@ class BayeuxServer:
         engine = self.engine
         client_id = message.get("clientId")
         if engine is None or not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
-            return None
+            return None  # not an id this server makes: unknown without asking the engine
         channel = message["channel"]
         if channel == ch.META_CONNECT and message.get("connectionType") != EVENTSOURCE:
             return await self.take_over(client_id, message)
@@ -1006,6 +1006,8 @@ class BayeuxServer:
         """Makes this process serve a session of the deployment (from the process serving it,
         which lets go of it); None when there is no such session."""
         assert self.engine is not None
+        if not _CLIENT_ID.match(client_id):
+            return None
         ext = message.get("ext") if message is not None else None
         acknowledged = ext.get("ack") if isinstance(ext, dict) else None
         if not isinstance(acknowledged, int) or isinstance(acknowledged, bool):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import tornado.ioloop
 
 from .. import codec
+from ..core.engine import EngineUnavailable
 from ..core.session import ServerSession
 from .context import Context
 from .http import HttpRequest, HttpResponse, cors_headers, origin_refused, refusal
@@ -29,17 +30,24 @@ class StreamSink(Protocol):
         when written (failed if the connection broke)."""
 
 
-def open_stream(
+async def open_stream(
     context: Context, request: HttpRequest
 ) -> tuple[HttpResponse, ServerSession | None]:
     """The response head for an EventSource request, and the session it streams (None with a
-    refusal: another origin, or an unknown client)."""
+    refusal: another origin, or an unknown client). With an engine, a session another process
+    serves is taken over: the stream is where its deliveries go."""
     context.start()
     if origin_refused(request, context):
         return refusal(403, "origin not allowed"), None
     client_id = request.path.rstrip("/").rsplit("/", 1)[-1]
-    session = context.server.sessions.get(client_id)
+    server = context.server
+    session = server.sessions.get(client_id)
     cors = cors_headers(request, context)
+    if session is None and server.engine is not None:
+        try:
+            session = await server.take_over(client_id)
+        except EngineUnavailable:
+            return refusal(503, "session store unavailable", cors), None
     if session is None:
         return refusal(404, "unknown client", cors), None
     headers = [
