@@ -26,14 +26,20 @@ HANDSHAKE = {
 }
 
 
-def nginx_in_front(bayeux_url: str, work: Path) -> tuple[subprocess.Popen, str]:
-    """nginx on a free loopback port proxying to `bayeux_url`, with the README's site config."""
+def nginx_in_front(bayeux_url: str | list[str], work: Path) -> tuple[subprocess.Popen, str]:
+    """nginx on a free loopback port proxying to `bayeux_url` (several: balanced round-robin,
+    nginx's default), with the README's site config."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise RuntimeError("nginx is not installed; ./run-tests installs Debian's nginx")
     port = free_port()
-    bayeux_port = bayeux_url.split(":")[2].split("/")[0]
-    site = SITE.read_text().replace("@BAYEUX_PORT@", bayeux_port).replace("@NGINX_PORT@", str(port))
+    urls = [bayeux_url] if isinstance(bayeux_url, str) else bayeux_url
+    servers = "\n".join(f"    server 127.0.0.1:{url.split(':')[2].split('/')[0]};" for url in urls)
+    site = (
+        SITE.read_text()
+        .replace("    server 127.0.0.1:@BAYEUX_PORT@;", servers)
+        .replace("@NGINX_PORT@", str(port))
+    )
     (work / "site.conf").write_text(site)
     temp = "\n".join(
         f"    {kind}_temp_path {work / kind};"

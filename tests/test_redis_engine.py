@@ -7,10 +7,12 @@ import http.client
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+import trustme
 
 from bayeux import Endpoint, Settings
 from bayeux.engines.redis import RedisEngine
@@ -18,6 +20,7 @@ from bayeux.testing import ServerThread, free_port
 
 from .conftest import post_json, request
 from .rawws import RawWebSocket
+from .redisproc import RedisServer, Sentinel
 
 SETTINGS = dict(timeout=1500, max_interval=3000, browser_cookie="", sweep_period=100)
 
@@ -414,3 +417,45 @@ def test_an_event_stream_opened_on_another_process_takes_the_session(two_nodes) 
     assert [m["data"] for m in next_event()] == ["live"]
     assert b.call(lambda: client.id in b.endpoint.server.sessions) is True
     conn.close()
+
+
+def test_a_deployment_on_redis_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    certificate = ca.issue_cert("127.0.0.1")
+    files = (tmp_path / "redis.pem", tmp_path / "redis.key", tmp_path / "ca.pem")
+    certificate.cert_chain_pems[0].write_to_path(str(files[0]))
+    certificate.private_key_pem.write_to_path(str(files[1]))
+    ca.cert_pem.write_to_path(str(files[2]))
+    redis_server = RedisServer(tls=files)
+    redis_server.start()
+    try:
+        assert redis_server.url.startswith("rediss://")
+        with node(redis_server.url) as a, node(redis_server.url) as b:
+            wait_ready(a, b)
+            client = Client(a.url)
+            client.subscribe(b.url, "/feed")
+            Client(b.url).publish(b.url, "/feed", "over tls")
+            assert client.poll_until([b.url], 1) == ["over tls"]
+    finally:
+        redis_server.stop()
+
+
+def test_a_deployment_through_redis_sentinel(tmp_path: Path) -> None:
+    primary = RedisServer()
+    primary.start()
+    sentinel = Sentinel(primary, tmp_path)
+    sentinel.start()
+    try:
+        with node(sentinel.url) as a, node(sentinel.url) as b:
+            wait_ready(a, b)
+            client = Client(a.url)
+            client.subscribe(b.url, "/feed")
+            Client(b.url).publish(b.url, "/feed", "through sentinel")
+            assert client.poll_until([b.url], 1) == ["through sentinel"]
+        import redis
+
+        # The data went to the primary the Sentinel named.
+        assert redis.Redis(port=primary.port).exists("bayeux-test:log")
+    finally:
+        sentinel.stop()
+        primary.stop()

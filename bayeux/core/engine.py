@@ -12,6 +12,7 @@ entries through `BayeuxServer.apply_log`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -106,14 +107,11 @@ class Engine(Protocol):
     """What the core asks of an engine. Every method either completes or raises
     EngineUnavailable within a bounded time; none may raise anything else."""
 
-    async def append(self, delivery: Delivery, exclude: str | None) -> bool:
-        """Writes a broadcast to the log. True once it is there (it comes back through
-        `apply_log` in every process, this one included); False when the log cannot be
-        reached now, in which case the caller delivers it locally and the engine writes it
-        later, marked as delivered here."""
-
-    def append_later(self, delivery: Delivery, exclude: str | None) -> None:
-        """Queues a broadcast for the log without waiting (server-side publishing)."""
+    def append(self, delivery: Delivery, exclude: str | None) -> asyncio.Future[bool]:
+        """Queues a broadcast for the log (those of one loop turn go in one round trip). The
+        future is True once it is there (it comes back through `apply_log` in every process,
+        this one included), False when the log cannot be reached: the caller delivers it
+        locally, and the engine writes it later, marked as delivered here. Never fails."""
 
     async def created(self, session: ServerSession) -> None:
         """Records a new session served here, from the log's current position on."""

@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from . import channel as ch
@@ -77,6 +77,8 @@ class Outcome:
 
     replies: list[Message]
     connect: ConnectHold | None = None
+    # The batch's broadcasts on their way to the engine's log: the replies wait for them.
+    appends: list[asyncio.Future[bool]] = field(default_factory=list)
 
 
 class BayeuxServer:
@@ -207,6 +209,9 @@ class BayeuxServer:
                 log.exception("internal error handling a message on %r", message["channel"][:64])
                 self.stats.errors["handle"] += 1
                 outcome.replies.append(_failure(message, error(500, "", "Internal error")))
+        if outcome.appends:
+            # Each settles within the engine's command timeout, in the log or delivered here.
+            await asyncio.wait(outcome.appends)
         return outcome
 
     async def _handle_one(self, message: Message, peer: Peer, outcome: Outcome) -> None:
@@ -245,13 +250,18 @@ class BayeuxServer:
                     outcome.replies.append(reply_now)
                 outcome.connect = hold
             return
-        reply = await self._dispatch(channel, message, session, peer)
+        reply = await self._dispatch(channel, message, session, peer, outcome)
         if channel == ch.META_HANDSHAKE and reply.get("successful"):
             session = self.sessions.get(reply["clientId"])
         self._emit(outcome.replies, session, reply)
 
     async def _dispatch(
-        self, channel: str, message: Message, session: ServerSession | None, peer: Peer
+        self,
+        channel: str,
+        message: Message,
+        session: ServerSession | None,
+        peer: Peer,
+        outcome: Outcome,
     ) -> Message:
         if channel == ch.META_HANDSHAKE:
             return await self._handshake(message, peer)
@@ -270,7 +280,7 @@ class BayeuxServer:
         if ch.is_meta(channel):
             # Exact names only: "/meta/subscribe/x" is not "/meta/subscribe".
             return _failure(message, error(404, channel, "Unknown meta channel"))
-        return await self._publish(message, session)
+        return await self._publish(message, session, outcome)
 
     def _incoming(self, session: ServerSession | None, message: Message) -> Message | None:
         """Runs incoming extensions; a failure reply when one of them dropped the message (or
@@ -679,7 +689,7 @@ class BayeuxServer:
 
     # ---------------------------------------------------------------------------- publishing
 
-    async def _publish(self, message: Message, session: ServerSession) -> Message:
+    async def _publish(self, message: Message, session: ServerSession, outcome: Outcome) -> Message:
         channel = message["channel"]
         if not self.channels.valid_name(channel):
             return _failure(message, error(405, channel, "Invalid channel"))
@@ -695,7 +705,7 @@ class BayeuxServer:
                 outgoing["ext"] = message["ext"]
             exclude = None if self.settings.broadcast_to_publisher else session
             try:
-                await self._broadcast(outgoing, exclude)
+                self._broadcast(outgoing, exclude, outcome)
             except NotRepresentable:
                 return _failure(message, error(400, "data", "Not representable as JSON"))
         else:
@@ -835,7 +845,7 @@ class BayeuxServer:
         message, delivery = prepared
         if self.engine is None:
             return self._deliver_local(message, delivery, None)
-        self.engine.append_later(delivery, None)
+        self._append(message, delivery, None)
         return sum(1 for _ in self.tree.match(channel))
 
     def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
@@ -846,21 +856,32 @@ class BayeuxServer:
         if self._outgoing(None, message):
             self._enqueue_for(session, self._encoded(message))
 
-    async def _broadcast(self, message: Message, exclude: ServerSession | None) -> None:
+    def _broadcast(self, message: Message, exclude: ServerSession | None, outcome: Outcome) -> None:
         """Queues a client's broadcast for every subscriber: through the engine's log when
-        there is one (the reply waits until the log has it: nothing acknowledged is lost),
-        locally when there is none or it cannot be reached."""
+        there is one (the batch's replies wait until the log has it: nothing acknowledged is
+        lost; the batch's broadcasts go in one round trip), locally when there is none or it
+        cannot be reached."""
         prepared = self._prepare(message)
         if prepared is None:
             return
         message, delivery = prepared
-        if self.engine is not None:
-            try:
-                if await self.engine.append(delivery, exclude.id if exclude else None):
-                    return
-            except EngineUnavailable:
-                pass
-        self._deliver_local(message, delivery, exclude)
+        if self.engine is None:
+            self._deliver_local(message, delivery, exclude.id if exclude else None)
+            return
+        outcome.appends.append(self._append(message, delivery, exclude.id if exclude else None))
+
+    def _append(
+        self, message: Message, delivery: Delivery, exclude: str | None
+    ) -> asyncio.Future[bool]:
+        assert self.engine is not None
+        appended = self.engine.append(delivery, exclude)
+
+        def settled(future: asyncio.Future[bool]) -> None:
+            if future.cancelled() or not future.result():
+                self._deliver_local(message, delivery, exclude)
+
+        appended.add_done_callback(settled)
+        return appended
 
     def _prepare(self, message: Message) -> tuple[Message, Delivery] | None:
         """A broadcast as its subscribers get it, encoded once for all of them: after the
@@ -874,14 +895,12 @@ class BayeuxServer:
             message, _ = replay.shape(message)
         return message, self._encoded(message)
 
-    def _deliver_local(
-        self, message: Message, delivery: Delivery, exclude: ServerSession | None
-    ) -> int:
+    def _deliver_local(self, message: Message, delivery: Delivery, exclude: str | None) -> int:
         """Queues a prepared broadcast for the subscribers of this process."""
         replay = self.replay
         if replay is not None:
             self._keep_replay(replay, message)
-        return self._fan_out(message, delivery, exclude.id if exclude else None, 0)
+        return self._fan_out(message, delivery, exclude, 0)
 
     def _keep_replay(self, replay: ReplayHistory, message: Message, position: int = 0) -> None:
         if replay.covers(message["channel"]):

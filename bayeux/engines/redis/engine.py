@@ -43,7 +43,6 @@ from ...core.engine import (
     Claimed,
     EngineUnavailable,
     LogEntry,
-    LoggedMessage,
     SessionRecord,
     position_of,
     stream_id_of,
@@ -199,32 +198,20 @@ class RedisEngine:
 
     # ----------------------------------------------------------------- the Engine contract
 
-    async def append(self, delivery: Delivery, exclude: str | None) -> bool:
-        if not self.available:
-            self._keep_for_later(delivery, exclude)
-            return False
+    def append(self, delivery: Delivery, exclude: str | None) -> asyncio.Future[bool]:
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue(entries.broadcast_fields(delivery, exclude, self.me, False), delivery, done)
-        try:
-            appended = await asyncio.wait_for(asyncio.shield(done), self.command_timeout)
-        except TimeoutError:
-            appended = False
-        if not appended:
-            self._keep_for_later(delivery, exclude)
-        return appended
-
-    def append_later(self, delivery: Delivery, exclude: str | None) -> None:
         if not self.available:
-            self._deliver_here(delivery, exclude)
-            return
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue(entries.broadcast_fields(delivery, exclude, self.me, False), delivery, done)
+            done.set_result(False)
+        else:
+            fields = entries.broadcast_fields(delivery, exclude, self.me, False)
+            self._queue(fields, delivery, done)
 
         def settled(future: asyncio.Future[bool]) -> None:
             if not future.result():
-                self._deliver_here(delivery, exclude)
+                self._keep_for_later(delivery, exclude)
 
         done.add_done_callback(settled)
+        return done
 
     async def created(self, session: ServerSession) -> None:
         position = self.cursor
@@ -406,7 +393,10 @@ class RedisEngine:
         self,
         batch: list[tuple[dict[str, Any], Delivery | None, asyncio.Future[bool] | None]],
     ) -> None:
-        pipe = self._client.pipeline(transaction=False)
+        # One transaction: a process blocked reading the log gets the whole batch at once
+        # (Redis wakes readers after each command outside one), so its subscribers get one
+        # frame for it rather than one per message.
+        pipe = self._client.pipeline(transaction=True)
         for fields, _, _ in batch:
             pipe.xadd(self.keys.log, fields, maxlen=self.log_length, approximate=True)
         if self._replay is not None:
@@ -439,11 +429,6 @@ class RedisEngine:
         while self._outbox_size > self.outbox_bytes and self._outbox:
             self._outbox_size -= len(self._outbox.popleft()[1].json)
             self.dropped += 1
-
-    def _deliver_here(self, delivery: Delivery, exclude: str | None) -> None:
-        assert self._server is not None
-        self._server.apply_log([LoggedMessage(0, delivery, exclude)])
-        self._keep_for_later(delivery, exclude)
 
     async def _send_outbox(self) -> None:
         while self._outbox:
