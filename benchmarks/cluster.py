@@ -34,21 +34,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import fanout  # noqa: E402
 import servers  # noqa: E402
 
-from bayeux.testing import free_port, stop_process, wait_for_port  # noqa: E402
+from bayeux.testing import child_pids, free_port, stop_process, wait_for_port  # noqa: E402
 
 DEPLOYMENTS = ("bayeux", "bayeux-redis", "faye-redis")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 class Deployment:
@@ -89,9 +77,9 @@ class Deployment:
                 self.pids.append(parent.pid)
             else:
                 deadline = time.monotonic() + 20
-                while len(children(parent.pid)) < self.workers and time.monotonic() < deadline:
+                while len(child_pids(parent.pid)) < self.workers and time.monotonic() < deadline:
                     time.sleep(0.05)
-                self.pids.extend(children(parent.pid))
+                self.pids.extend(child_pids(parent.pid))
             self.urls.append(f"http://127.0.0.1:{port}/cometd")
             time.sleep(1.0)  # both workers bound and their engines ready
         else:

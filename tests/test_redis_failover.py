@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from bayeux.testing import free_port, stop_process, wait_for_port
+from bayeux.testing import child_pids, free_port, stop_process, wait_for_port
 from spec_tests.runner import FAIL, INCOMPLETE, run_suite
 
 from .conftest import request
@@ -202,7 +202,7 @@ def test_workers_share_one_port_and_stop_together(redis_server) -> None:  # type
         wait_for_port(port, parent)
         url = f"http://127.0.0.1:{port}/cometd"
         wait_healthy(url)
-        workers = _children(parent.pid)
+        workers = child_pids(parent.pid)
         assert len(workers) == 2
         # Each request on a new connection, spread by the kernel over both workers: the
         # suite's core rules pass as they do against one process.
@@ -229,15 +229,3 @@ def test_workers_above_one_need_redis() -> None:
     )
     assert result.returncode == 2
     assert "--workers above 1 needs --redis" in result.stderr
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
