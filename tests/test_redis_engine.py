@@ -459,3 +459,28 @@ def test_a_deployment_through_redis_sentinel(tmp_path: Path) -> None:
     finally:
         sentinel.stop()
         primary.stop()
+
+
+def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_server) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    with node(redis_server.url) as b:
+        wait_ready(b)
+        with node(redis_server.url) as a:
+            wait_ready(a)
+            clients = [Client(a.url) for _ in range(30)]
+            for client in clients:
+                client.subscribe(a.url, "/feed")
+                client.connect(a.url)
+            Client(a.url).publish(a.url, "/feed", "left")  # queued in a for each of them
+            time.sleep(0.2)
+        # a drained on leaving the block: every record left, with its exact position.
+        store = redis.Redis.from_url(redis_server.url)
+        owners = {store.hget(f"bayeux-test:session:{c.id}", "owner") for c in clients}
+        assert owners == {b""}
+        started = time.monotonic()
+        for client in clients:
+            assert client.poll_until([b.url], 1) == ["left"]
+        # Taken at once: nobody waited for a's liveness key to lapse.
+        assert time.monotonic() - started < 5
+        assert b.call(lambda: b.endpoint.engine.handoffs) == 0

@@ -183,17 +183,29 @@ class RedisEngine:
                 server.engine = None
 
     async def _leave(self) -> None:
+        """Leaves every session served here, in one round trip per thousand."""
         assert self._server is not None
         await self._send_outbox()
-        for session in list(self._server.sessions.values()):
-            if session.local or session.remote:
-                continue
-            new_owner = await self._scripts["RELEASE"](
-                keys=[self.keys.session(session.id)],
-                args=[self.me, self.keys.prefix, session.id, *_state(session), _pending(session)],
-            )
-            if new_owner:
-                await self._tell(new_owner.decode(), f"released {session.id}")
+        leaving = [s for s in self._server.sessions.values() if not (s.local or s.remote)]
+        for start in range(0, len(leaving), 1000):
+            chunk = leaving[start : start + 1000]
+            pipe = self._client.pipeline(transaction=False)
+            for session in chunk:
+                await self._scripts["RELEASE"](  # queued in the pipeline
+                    keys=[self.keys.session(session.id)],
+                    args=[
+                        self.me,
+                        self.keys.prefix,
+                        session.id,
+                        *_state(session),
+                        _pending(session),
+                    ],
+                    client=pipe,
+                )
+            new_owners = await pipe.execute(raise_on_error=False)
+            for session, new_owner in zip(chunk, new_owners, strict=True):
+                if isinstance(new_owner, bytes) and new_owner:
+                    await self._tell(new_owner.decode(), f"released {session.id}")
         await self._client.delete(self.keys.alive(self.me))
 
     # ----------------------------------------------------------------- the Engine contract
