@@ -150,7 +150,7 @@ class RedisEngine:
         )
         self._scripts = {
             name: self._client.register_script(getattr(scripts, name))
-            for name in ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE")
+            for name in ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE", "APPEND")
         }
         self._tasks = [
             asyncio.ensure_future(self._follow()),
@@ -405,28 +405,39 @@ class RedisEngine:
         self,
         batch: list[tuple[dict[str, Any], Delivery | None, asyncio.Future[bool] | None]],
     ) -> None:
-        # One transaction: a process blocked reading the log gets the whole batch at once
-        # (Redis wakes readers after each command outside one), so its subscribers get one
-        # frame for it rather than one per message.
-        pipe = self._client.pipeline(transaction=True)
+        args: list[Any] = [self.log_length]
         for fields, _, _ in batch:
-            pipe.xadd(self.keys.log, fields, maxlen=self.log_length, approximate=True)
-        if self._replay is not None:
-            self._replay.add(pipe, [d for _, d, _ in batch if d is not None])
+            args.append(len(fields))
+            for pair in fields.items():
+                args.extend(pair)
         try:
-            results = await asyncio.wait_for(
-                pipe.execute(raise_on_error=False), self.command_timeout
+            await asyncio.wait_for(
+                self._scripts["APPEND"](keys=[self.keys.log], args=args), self.command_timeout
             )
+            appended = True
         except (*_FAILURES, asyncio.CancelledError) as exc:
             self._unavailable(exc)
-            results = [exc] * len(batch)
-        for (_, _, done), result in zip(batch, results, strict=False):
-            appended = not isinstance(result, BaseException)
-            if appended:
-                self.appended += 1
+            appended = False
+        for _, _, done in batch:
             if done is not None and not done.done():
                 done.set_result(appended)
-        failed = [r for r in results[len(batch) :] if isinstance(r, Exception)]
+        if not appended:
+            return
+        self.appended += len(batch)
+        if self._replay is not None:
+            kept = [d for _, d, _ in batch if d is not None and self._replay.wanted(d)]
+            if kept:
+                await self._keep_replays(kept)
+
+    async def _keep_replays(self, deliveries: list[Delivery]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        assert self._replay is not None
+        self._replay.add(pipe, deliveries)
+        try:
+            results = await self._command(pipe.execute(raise_on_error=False))
+        except EngineUnavailable:
+            return  # delivered everywhere all the same; Redis keeps fewer replay events
+        failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             # A replay append refused (an id below the stream's newest, from a process whose
             # clock is behind): the event is delivered everywhere, only not kept in Redis.

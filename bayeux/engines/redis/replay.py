@@ -21,6 +21,11 @@ class ReplayStore:
         self.keys = keys
         self.history = history
 
+    def wanted(self, delivery: Delivery) -> bool:
+        """Whether `delivery` is a replay event to keep."""
+        message = delivery.message
+        return replay_id_of(message) is not None and self.history.covers(message["channel"])
+
     def add(self, pipe: Any, deliveries: list[Delivery]) -> None:
         """Adds to `pipe` the commands keeping the replay events among `deliveries`."""
         kept: set[str] = set()
