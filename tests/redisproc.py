@@ -66,6 +66,7 @@ class Sentinel:
             f"port {self.port}\nbind 127.0.0.1\n"
             f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 1\n"
             f"sentinel down-after-milliseconds {self.service} 1000\n"
+            f"sentinel failover-timeout {self.service} 5000\n"
         )
         self.process = subprocess.Popen(
             [self.primary.binary, str(self.config), "--sentinel"], stdout=subprocess.DEVNULL

@@ -130,6 +130,31 @@ def test_round_robin_requests_lose_nothing_and_repeat_nothing(redis_server) -> N
         assert handoffs > 10  # every connect moved the session: the hard case, not a lucky one
 
 
+def test_round_robin_with_the_ack_extension_is_exact(redis_server) -> None:  # type: ignore[no-untyped-def]
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        urls = [a.url, b.url]
+        client = Client(a.url, ack=True)
+        client.subscribe(a.url, "/feed")
+        client.connect(a.url)
+        publisher = Client(b.url)
+
+        def publish_all() -> None:
+            for i in range(150):
+                publisher.publish(urls[i % 2], "/feed", i)
+                time.sleep(0.003)
+
+        thread = threading.Thread(target=publish_all)
+        thread.start()
+        client.poll_until(urls, 150, within=30)
+        thread.join()
+        client.connect(a.url)
+        client.connect(b.url)
+        # Every batch acknowledged to the process that takes the session next: nothing is
+        # sent again, nothing lost, in order.
+        assert client.received == list(range(150))
+
+
 def test_a_held_connect_is_answered_when_another_process_takes_the_session(redis_server) -> None:  # type: ignore[no-untyped-def]
     with node(redis_server.url, timeout=10000) as a, node(redis_server.url) as b:
         wait_ready(a, b)
@@ -484,3 +509,44 @@ def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_serv
         # Taken at once: nobody waited for a's liveness key to lapse.
         assert time.monotonic() - started < 5
         assert b.call(lambda: b.endpoint.engine.handoffs) == 0
+
+
+def test_a_sentinel_failover_is_followed(tmp_path: Path) -> None:
+    import redis
+
+    primary = RedisServer()
+    primary.start()
+    replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port))
+    replica.start()
+    sentinel = Sentinel(primary, tmp_path)
+    sentinel.start()
+    try:
+        deadline = time.monotonic() + 15
+        while redis.Redis(port=replica.port).info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica never synced"
+            time.sleep(0.1)
+        with node(sentinel.url) as a, node(sentinel.url) as b:
+            wait_ready(a, b)
+            client = Client(a.url)
+            client.subscribe(a.url, "/feed")
+            client.connect(a.url)
+            time.sleep(0.5)  # replicated
+            primary.stop()  # the Sentinel promotes the replica
+            deadline = time.monotonic() + 40
+            while redis.Redis(port=replica.port).info("replication")["role"] != "master":
+                assert time.monotonic() < deadline, "the Sentinel never promoted the replica"
+                time.sleep(0.2)
+            wait_ready(a, b, within=30)
+            # Publishes, handoffs and deliveries go on through the new primary.
+            deadline = time.monotonic() + 20
+            while (
+                Client(b.url).publish(b.url, "/feed", "after failover").get("successful")
+                is not True
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert client.poll_until([b.url], 1) == ["after failover"]
+    finally:
+        sentinel.stop()
+        replica.stop()
+        primary.stop()
