@@ -550,3 +550,30 @@ def test_a_sentinel_failover_is_followed(tmp_path: Path) -> None:
         sentinel.stop()
         replica.stop()
         primary.stop()
+
+
+def test_commands_redis_refuses_get_retry_advice_not_internal_errors(caplog) -> None:  # type: ignore[no-untyped-def]
+    # A Redis that refuses scripts (as an ACL or a managed service might): the engine says so
+    # in its log, and clients get 503 with retry advice.
+    refusing = RedisServer("--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "")
+    refusing.start()
+    try:
+        with node(refusing.url) as a, node(refusing.url) as b:
+            wait_ready(a, b)
+            client = Client(a.url)  # served by a; b cannot claim it without scripts
+            (reply,) = post_json(
+                b.url,
+                [
+                    {
+                        "channel": "/meta/connect",
+                        "clientId": client.id,
+                        "connectionType": "long-polling",
+                    }
+                ],
+            ).json()
+            assert reply["successful"] is False
+            assert reply["error"].startswith("503"), reply
+            assert reply["advice"]["reconnect"] == "retry"
+            assert "redis refused a command of the engine" in caplog.text
+    finally:
+        refusing.stop()

@@ -316,7 +316,7 @@ class RedisEngine:
     async def caught_up(self) -> None:
         # The log's newest id now, then wait (bounded) until the reader has applied it.
         try:
-            info = await self._command(self._client.xinfo_stream(self.keys.log))
+            info = await self._command(self._client.xinfo_stream(self.keys.log), refusals=True)
         except redis.exceptions.ResponseError:  # no log yet: nothing to catch up with
             return
         newest = position_of(info["last-generated-id"])
@@ -532,7 +532,7 @@ class RedisEngine:
     async def _trimmed_past(self, position: int) -> bool:
         """Whether the log no longer has every entry after `position`."""
         try:
-            info = await self._command(self._client.xinfo_stream(self.keys.log))
+            info = await self._command(self._client.xinfo_stream(self.keys.log), refusals=True)
         except redis.exceptions.ResponseError:  # no log yet
             return False
         deleted = info.get("max-deleted-entry-id")
@@ -763,16 +763,23 @@ class RedisEngine:
 
     # ------------------------------------------------------------------------ plumbing
 
-    async def _command(self, awaitable: Awaitable[T], *, mark: bool = True) -> T:
-        """Runs a Redis command within command_timeout; EngineUnavailable if it fails."""
+    async def _command(
+        self, awaitable: Awaitable[T], *, mark: bool = True, refusals: bool = False
+    ) -> T:
+        """Runs a Redis command within command_timeout; EngineUnavailable if it fails. A
+        command Redis refuses (an ACL, Redis Cluster, a script error) is logged and reported
+        the same way, unless the caller handles `refusals` itself."""
         if mark and not self.available:
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()
             raise EngineUnavailable("redis is not reachable")
         try:
             return await asyncio.wait_for(awaitable, self.command_timeout)
-        except redis.exceptions.ResponseError:
-            raise  # Redis answered: it is there (the caller knows what the error means)
+        except redis.exceptions.ResponseError as exc:
+            if refusals:
+                raise
+            log.error("redis refused a command of the engine: %s", exc)
+            raise EngineUnavailable(str(exc)) from exc
         except _FAILURES as exc:
             self._unavailable(exc)
             raise EngineUnavailable(str(exc)) from exc
