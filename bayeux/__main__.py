@@ -276,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers > 1 and args.port == 0:
+        print(
+            "python -m bayeux: error: --workers needs a fixed --port (each worker binds it)",
+            file=sys.stderr,
+        )
+        return 2
     if args.redis and args.redis_log_retention <= args.max_interval:
         print(
             "python -m bayeux: error: --redis-log-retention must be above --max-interval",

@@ -229,3 +229,15 @@ def test_workers_above_one_need_redis() -> None:
     )
     assert result.returncode == 2
     assert "--workers above 1 needs --redis" in result.stderr
+
+
+def test_workers_need_a_fixed_port() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bayeux", "--workers", "2", "--redis", "redis://127.0.0.1:1/0"]
+        + ["--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--workers needs a fixed --port" in result.stderr
