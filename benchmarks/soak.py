@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import random
 import subprocess
 import sys
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fanout import rss_mib  # noqa: E402
 
-from bayeux.testing import stop_process  # noqa: E402
+from bayeux.testing import free_port, stop_process, wait_for_port  # noqa: E402
 from spec_tests.client import Client  # noqa: E402
 
 SHARED = "/soak/shared"
@@ -420,13 +421,32 @@ async def garbage(url: str, until: float) -> None:
         await asyncio.sleep(0.5)
 
 
+# Where each server process answers /soak-stats on a port of its own (one, or the workers).
+STATS_URLS: list[str] = []
+
+
 async def stats(url: str) -> dict:
-    base = url.rsplit("/cometd", 1)[0]
-    response = await tornado.httpclient.AsyncHTTPClient().fetch(base + "/soak-stats")
-    return json.loads(response.body)
+    """The servers' stats, summed over the processes."""
+    total: dict = {"sessions": 0, "connections": 0, "refused": {}, "dropped": {}, "errors": {}}
+    for base in STATS_URLS:
+        response = await tornado.httpclient.AsyncHTTPClient().fetch(base + "/soak-stats")
+        one = json.loads(response.body)
+        total["sessions"] += one["sessions"]
+        total["connections"] += one["connections"]
+        for key in ("refused", "dropped", "errors"):
+            for reason, count in one[key].items():
+                total[key][reason] = total[key].get(reason, 0) + count
+        total.setdefault("growth", []).extend(one.get("growth", []))
+        for key, count in one.get("moved", {}).items():
+            total.setdefault("moved", {})[key] = total.get("moved", {}).get(key, 0) + count
+    return total
 
 
-async def soak(url: str, pid: int, minutes: float, per_transport: int) -> None:
+def total_rss(pids: list[int]) -> float:
+    return sum(rss_mib(pid) for pid in pids)
+
+
+async def soak(url: str, pids: list[int], minutes: float, per_transport: int) -> None:
     started = time.monotonic()
     until = started + minutes * 60
     publisher = Publisher(url)
@@ -452,7 +472,7 @@ async def soak(url: str, pid: int, minutes: float, per_transport: int) -> None:
         minute += 1
         s = await stats(url)
         print(
-            f"{minute:>6} {rss_mib(pid):>8.1f} {s['sessions']:>8} {s['connections']:>6} "
+            f"{minute:>6} {total_rss(pids):>8.1f} {s['sessions']:>8} {s['connections']:>6} "
             f"{totals['sessions completed']:>13} {totals['delivered']:>10} {totals['lost']:>5}",
             flush=True,
         )
@@ -461,8 +481,9 @@ async def soak(url: str, pid: int, minutes: float, per_transport: int) -> None:
     # EventSource sessions (whose connects advise an interval of the timeout) 30 s more.
     await asyncio.sleep(45)
     s = await stats(url)
-    print(f"\nafter the run: RSS {rss_mib(pid):.1f} MiB, {s['sessions']} sessions left")
-    print("server counted:", json.dumps({k: s[k] for k in ("refused", "dropped", "errors")}))
+    print(f"\nafter the run: RSS {total_rss(pids):.1f} MiB, {s['sessions']} sessions left")
+    counted = {k: s[k] for k in ("refused", "dropped", "errors", "moved") if k in s}
+    print("server counted:", json.dumps(counted))
     print("totals:", json.dumps(dict(sorted(totals.items()))))
     for line in s.get("growth", []):
         print("grown:", line)
@@ -476,23 +497,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=8, help="well-behaved clients per transport")
-    args = parser.parse_args()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "soak_server.py")],
-        stdout=subprocess.PIPE,
-        text=True,
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="soak a deployment of this many processes on one port sharing a redis-server the"
+        " run starts (each connection reaches any of them: sessions move between them)",
     )
+    args = parser.parse_args()
+    processes: list[subprocess.Popen] = []
+    env = dict(os.environ)
+    if args.workers:
+        redis_port = free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        processes.append(redis)
+        wait_for_port(redis_port, redis)
+        env.update(SOAK_REDIS=f"redis://127.0.0.1:{redis_port}/0", SOAK_PORT=str(free_port()))
     try:
-        assert process.stdout is not None
-        port = int(process.stdout.readline())
+        port = 0
+        servers = []
+        for _ in range(max(1, args.workers)):
+            process = subprocess.Popen(
+                [sys.executable, str(ROOT / "benchmarks" / "soak_server.py")],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            processes.append(process)
+            servers.append(process)
+            assert process.stdout is not None
+            shared, own = (int(p) for p in process.stdout.readline().split())
+            port = shared
+            STATS_URLS.append(f"http://127.0.0.1:{own}")
+        if args.workers:
+            time.sleep(2)  # the engines connected and following the log
         url = f"http://127.0.0.1:{port}/cometd"
+        deployment = f"{args.workers} workers on Redis at" if args.workers else "one process,"
         print(
             f"soak: {args.minutes} min, {args.clients} well-behaved clients per transport "
-            f"({', '.join(TRANSPORTS)}), against {url} (default settings)"
+            f"({', '.join(TRANSPORTS)}), against {url} ({deployment} default settings)"
         )
-        asyncio.run(soak(url, process.pid, args.minutes, args.clients))
+        asyncio.run(soak(url, [s.pid for s in servers], args.minutes, args.clients))
     finally:
-        stop_process(process)
+        for process in reversed(processes):
+            stop_process(process)
 
 
 if __name__ == "__main__":

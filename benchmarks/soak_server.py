@@ -36,6 +36,9 @@ def soak_stats(endpoint: Endpoint) -> HttpResponse:
         "dropped": dict(server.stats.dropped),
         "errors": dict(server.stats.errors),
     }
+    engine = endpoint.engine
+    if engine is not None:
+        stats["moved"] = {"claims": engine.claims, "handoffs": engine.handoffs}
     if TRACE:
         growth = tracemalloc.take_snapshot().compare_to(baseline, "traceback")
         stats["growth"] = [
@@ -48,15 +51,25 @@ def soak_stats(endpoint: Endpoint) -> HttpResponse:
 
 async def serve() -> None:
     """As `python -m bayeux` serves: the endpoint on the main thread's loop, the bounded
-    listener, SIGTERM to stop."""
-    endpoint = Endpoint(Settings())
-    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    listener, SIGTERM to stop. With SOAK_REDIS (a Redis URL) and SOAK_PORT, as one worker of
+    `--workers N --redis`: on that port shared with the others (SO_REUSEPORT), and on a port of
+    its own for soak.py to read this worker's stats."""
+    redis_url = os.environ.get("SOAK_REDIS")
+    engine = None
+    if redis_url:
+        from bayeux.engines.redis import RedisEngine
+
+        engine = RedisEngine(redis_url, "soak")
+    endpoint = Endpoint(Settings(), engine=engine)
+    shared = int(os.environ.get("SOAK_PORT", "0"))
+    sockets = tornado.netutil.bind_sockets(shared, "127.0.0.1", reuse_port=bool(shared))
+    own = tornado.netutil.bind_sockets(0, "127.0.0.1")
     listener = endpoint.listener(
         "/cometd", extra={"/soak-stats": lambda request: soak_stats(endpoint)}
     )
-    listener.add_sockets(sockets)
+    listener.add_sockets(sockets + own)
     endpoint.start()
-    print(sockets[0].getsockname()[1], flush=True)
+    print(sockets[0].getsockname()[1], own[0].getsockname()[1], flush=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
