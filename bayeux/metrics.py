@@ -141,6 +141,11 @@ class BayeuxCollector(Collector):
                 value=engine.outbox_size(),
             )
             yield GaugeMetricFamily(
+                "bayeux_engine_read_lag_seconds",
+                "How long the last log entry read here had waited in the log",
+                value=engine.read_lag,
+            )
+            yield GaugeMetricFamily(
                 "bayeux_engine_connected",
                 "1 while the engine reaches Redis and follows the log",
                 value=1 if engine.available and engine.ready.is_set() else 0,

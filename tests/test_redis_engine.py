@@ -577,3 +577,34 @@ def test_commands_redis_refuses_get_retry_advice_not_internal_errors(caplog) -> 
             assert "redis refused a command of the engine" in caplog.text
     finally:
         refusing.stop()
+
+
+def test_the_engine_is_in_the_metrics(redis_server) -> None:  # type: ignore[no-untyped-def]
+    from .test_operations import scrape
+
+    endpoints = [
+        Endpoint(
+            Settings(**SETTINGS),
+            engine=RedisEngine(redis_server.url, "bayeux-test", sync_interval=0.05),
+        )
+        for _ in range(2)
+    ]
+    threads = [
+        ServerThread(endpoint=e, extra_routes=[e.metrics_route("/metrics")]) for e in endpoints
+    ]
+    with threads[0] as a, threads[1] as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        client.subscribe(a.url, "/feed")
+        client.connect(a.url)
+        Client(b.url).publish(b.url, "/feed", 1)
+        assert client.poll_until([b.url], 1) == [1]  # the session moved to b
+        m_a, m_b = scrape(a.origin + "/metrics"), scrape(b.origin + "/metrics")
+        assert m_a[("bayeux_engine_appended_total", ())] == 1  # the subscribe
+        assert m_b[("bayeux_engine_appended_total", ())] == 1  # the publish
+        assert m_a[("bayeux_engine_applied_total", ())] >= 2
+        assert m_b[("bayeux_engine_claims_total", ())] == 1
+        assert m_b[("bayeux_engine_handoffs_total", ())] == 1
+        assert m_b[("bayeux_engine_connected", ())] == 1
+        assert m_a[("bayeux_engine_outbox_bytes", ())] == 0
+        assert 0 <= m_a[("bayeux_engine_read_lag_seconds", ())] < 5

@@ -117,6 +117,7 @@ class RedisEngine:
         self.claims = 0  # sessions this process took over (handoffs included)
         self.dropped = 0  # published while Redis was away and lost to the outbox bound
         self.cursor = 0  # the last log position read here
+        self.read_lag = 0.0  # seconds the last entry read had waited in the log
         self._server: BayeuxServer | None = None
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
@@ -344,7 +345,7 @@ class RedisEngine:
         subscribed: bool,
         replay: dict[str, int],
     ) -> None:
-        await self._command(
+        written = await self._command(
             self._scripts["SUBSCRIBE"](
                 keys=[self.keys.subscriptions(session.id), self.keys.log],
                 args=[
@@ -356,6 +357,8 @@ class RedisEngine:
                 ],
             )
         )
+        if written:
+            self.appended += 1
 
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         await self._command(
@@ -366,6 +369,7 @@ class RedisEngine:
                 approximate=True,
             )
         )
+        self.appended += 1
 
     async def end(self, client_id: str) -> None:
         owner = await self._command(self._end(client_id, ""))
@@ -527,6 +531,9 @@ class RedisEngine:
                 decoded.append(entry)
             self.cursor = position_of(stream_id)
         self.applied += len(decoded)
+        # How long the newest entry waited between Redis and this process (Redis's clock
+        # against ours: meaningful when they agree, as on one host or with NTP).
+        self.read_lag = max(0.0, time.time() - (self.cursor >> 22) / 1000)
         self._server.apply_log(decoded)
 
     async def _trimmed_past(self, position: int) -> bool:
