@@ -51,7 +51,9 @@ from ...core.message import Delivery
 from ...core.session import Ended, ServerSession
 from . import log as entries
 from . import scripts
+from .client import redis_client
 from .keys import Keys
+from .records import State, pending_of, record_of, state_of, state_of_record
 from .replay import ReplayStore
 
 if TYPE_CHECKING:
@@ -60,25 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bayeux.redis")
 _FAILURES = (redis.exceptions.RedisError, OSError, TimeoutError)
 T = TypeVar("T")
-
-
-def redis_client(url: str, **options: Any) -> Any:
-    """A client for `redis://`, `rediss://` (TLS) or `unix://` URLs, and for a Sentinel-managed
-    primary: `redis+sentinel://host:port[,host:port...]/<service>[/<db>]`."""
-    if url.startswith("redis+sentinel://"):
-        hosts, _, path = url[len("redis+sentinel://") :].partition("/")
-        service, _, db = path.partition("/")
-        if not hosts or not service:
-            raise ValueError("a Sentinel URL is redis+sentinel://host:port[,...]/service[/db]")
-        sentinels = []
-        for host in hosts.split(","):
-            name, _, port = host.rpartition(":")
-            sentinels.append((name or host, int(port or 26379)))
-        sentinel = redis.asyncio.sentinel.Sentinel(
-            sentinels, socket_connect_timeout=options.get("socket_connect_timeout", 2)
-        )
-        return sentinel.master_for(service, db=int(db or 0), **options)
-    return redis.asyncio.from_url(url, **options)
 
 
 class RedisEngine:
@@ -198,8 +181,8 @@ class RedisEngine:
                         self.me,
                         self.keys.prefix,
                         session.id,
-                        *_state(session),
-                        _pending(session),
+                        *state_of(session),
+                        pending_of(session),
                     ],
                     client=pipe,
                 )
@@ -245,7 +228,7 @@ class RedisEngine:
         )
         pipe.sadd(self.keys.owned(self.me), session.id)
         pipe.sadd(self.keys.processes, self.me)
-        self._saved[session.id] = _state(session)
+        self._saved[session.id] = state_of(session)
         await self._command(pipe.execute())
 
     async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
@@ -285,7 +268,7 @@ class RedisEngine:
             if force and previous not in ("", self.me):
                 # Taken from a live process that did not answer: it must stop serving it.
                 await self._tell(previous, f"claim {client_id} - {self.me}")
-            record = _record(client_id, result[1])
+            record = record_of(client_id, result[1])
             if await self._trimmed_past(record.position):
                 log.warning(
                     "a session's position is older than the log keeps: ended",
@@ -303,13 +286,7 @@ class RedisEngine:
                 more, through, subscriptions = await self._backlog(client_id, through, previous)
                 backlog.extend(more)
             record.subscriptions = [s.decode() for s in subscriptions]
-            batches = {str(n): p for n, p in record.batches.items()}
-            self._saved[client_id] = (
-                record.position,
-                record.batch,
-                orjson.dumps(batches).decode(),
-                int(record.connected),
-            )
+            self._saved[client_id] = state_of_record(record)
             self.claims += 1
             return Claimed(record, backlog, through)
         raise EngineUnavailable("the session could not be claimed")
@@ -336,7 +313,7 @@ class RedisEngine:
         if b"owner" not in fields:
             return None
         flat = [x for kv in fields.items() for x in kv]
-        return _record(client_id, [*flat, b"|", *subscriptions])
+        return record_of(client_id, [*flat, b"|", *subscriptions])
 
     async def subscriptions_changed(
         self,
@@ -647,7 +624,7 @@ class RedisEngine:
         if session is not None:
             if session.ack is not None and acknowledged is not None:
                 session.ack.acknowledge(session, acknowledged)
-            state = (*_state(session), _pending(session))
+            state = (*state_of(session), pending_of(session))
         try:
             new_owner = await self._command(
                 self._scripts["RELEASE"](
@@ -712,7 +689,7 @@ class RedisEngine:
         for session in self._server.sessions.values():
             if session.local or session.remote:
                 continue
-            state = _state(session)
+            state = state_of(session)
             if everything or self._saved.get(session.id) != state:
                 changed[session.id] = state
                 args.extend((session.id, *state))
@@ -739,7 +716,7 @@ class RedisEngine:
             session = self._server.sessions.get(client_id)
             if session is None:
                 continue
-            position, batch, batches, connected = _state(session)
+            position, batch, batches, connected = state_of(session)
             pipe.hset(
                 self.keys.session(client_id),
                 mapping={
@@ -811,42 +788,6 @@ class RedisEngine:
 
     def outbox_size(self) -> int:
         return self._outbox_size
-
-
-State = tuple[int, int, str, int]
-
-
-def _state(session: ServerSession) -> State:
-    """What a session's record keeps of it: position, last batch, unacknowledged batches, and
-    whether it had its first connect (answered at once, wherever the next one goes)."""
-    ack = session.ack
-    connected = int(session.connected)
-    if ack is None:
-        return session.written, 0, "{}", connected
-    batches = {str(n): p for n, p in ack.batch_positions().items()}
-    return ack.position, ack.batch, orjson.dumps(batches).decode(), connected
-
-
-def _pending(session: ServerSession) -> bytes:
-    """What is queued for a session and not in the log (replayed events, service replies), as
-    a JSON array: the log has the rest."""
-    return b"[" + b",".join(d.json for d in session.queue if not d.position) + b"]"
-
-
-def _record(client_id: str, flat: list[bytes]) -> SessionRecord:
-    split = flat.index(b"|")
-    fields = dict(zip(flat[0:split:2], flat[1:split:2], strict=True))
-    batches = orjson.loads(fields.get(b"batches", b"{}"))
-    return SessionRecord(
-        client_id,
-        subscriptions=[s.decode() for s in flat[split + 1 :]],
-        position=int(fields.get(b"pos", b"0")),
-        ack=fields.get(b"ack") == b"1",
-        connected=fields.get(b"connected") == b"1",
-        batch=int(fields.get(b"batch", b"0")),
-        batches={int(k): int(v) for k, v in batches.items()},
-        pending=[Delivery(m) for m in orjson.loads(fields.get(b"pending", b"[]"))],
-    )
 
 
 def _now_ms() -> int:
