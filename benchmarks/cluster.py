@@ -42,9 +42,10 @@ DEPLOYMENTS = ("bayeux", "bayeux-redis", "faye-redis")
 class Deployment:
     """The processes of one deployment, their URLs, and the CPU they have used."""
 
-    def __init__(self, name: str, workers: int = 2) -> None:
+    def __init__(self, name: str, workers: int = 2, options: tuple[str, ...] = ()) -> None:
         self.name = name
         self.workers = workers
+        self.options = options
         self.processes: list[subprocess.Popen] = []
         self.urls: list[str] = []
         self.pids: list[int] = []
@@ -70,7 +71,7 @@ class Deployment:
             port = free_port()
             redis_url = f"redis://127.0.0.1:{redis_port}/0"
             parent = servers.start(
-                "bayeux", port, "--workers", str(self.workers), "--redis", redis_url
+                "bayeux", port, "--workers", str(self.workers), "--redis", redis_url, *self.options
             )
             self.processes.append(parent)
             if self.workers == 1:
@@ -164,6 +165,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="messages/s; 0: flat out")
     parser.add_argument("--deadline", type=float, default=60)
     parser.add_argument("--workers", type=int, default=2, help="bayeux-redis's processes")
+    parser.add_argument(
+        "--bayeux-option",
+        action="append",
+        default=[],
+        help="an option for bayeux-redis's command line (repeat for more), e.g. "
+        "--bayeux-option=--redis-sync-interval=1000",
+    )
     args = parser.parse_args()
     pace = f"{args.rate:g} messages/s" if args.rate else "as fast as possible"
     print(
@@ -176,7 +184,7 @@ def main() -> None:
         f" {'redis CPU-s':>11} {'p50 ms':>8} {'p99 ms':>8} {'loader CPU/s':>12}"
     )
     for name in args.deployment or DEPLOYMENTS:
-        deployment = Deployment(name, args.workers)
+        deployment = Deployment(name, args.workers, tuple(args.bayeux_option))
         deployment.start()
         try:
             r = asyncio.run(load(deployment, args))

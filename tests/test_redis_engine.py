@@ -15,6 +15,7 @@ import pytest
 import trustme
 
 from bayeux import Endpoint, Settings
+from bayeux.core.engine import position_of
 from bayeux.engines.redis import RedisEngine
 from bayeux.testing import ServerThread, free_port
 
@@ -511,6 +512,37 @@ def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_serv
         assert b.call(lambda: b.endpoint.engine.handoffs) == 0
 
 
+def test_a_session_that_left_its_process_stops_following_its_floor(redis_server) -> None:  # type: ignore[no-untyped-def]
+    # A caught-up session's record follows its process's floor. When the session leaves the
+    # process without the record changing (its end lost while Redis was away, say), the
+    # floor moves on without it: the record is pinned to the floor it had, and a message
+    # published after it left reaches it through the next process that takes it over.
+    import redis
+
+    store = redis.Redis.from_url(redis_server.url)
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        client.subscribe(a.url, "/feed")
+        client.connect(a.url)
+        key = f"bayeux-test:session:{client.id}"
+        deadline = time.monotonic() + 5
+        while store.hget(key, "follows") != b"1":
+            assert time.monotonic() < deadline, "the caught-up session was never saved as following"
+            time.sleep(0.02)
+        a.call(lambda: a.endpoint.server.let_go(client.id))  # gone from a; Redis not told
+        assert Client(b.url).publish(b.url, "/feed", "after")["successful"] is True
+        engine = a.endpoint.engine
+        floor_key = f"bayeux-test:floor:{engine.me}"
+        newest = position_of(store.xrevrange("bayeux-test:log", count=1)[0][0].decode())
+        while int(store.get(floor_key) or 0) < newest:
+            assert time.monotonic() < deadline, "a's floor never passed the message"
+            time.sleep(0.02)
+        assert store.hget(key, "follows") == b"0"
+        assert int(store.hget(key, "pos")) < newest
+        assert client.poll_until([b.url], 1) == ["after"]
+
+
 def test_a_sentinel_failover_is_followed(tmp_path: Path) -> None:
     import redis
 
@@ -608,3 +640,23 @@ def test_the_engine_is_in_the_metrics(redis_server) -> None:  # type: ignore[no-
         assert m_b[("bayeux_engine_connected", ())] == 1
         assert m_a[("bayeux_engine_outbox_bytes", ())] == 0
         assert 0 <= m_a[("bayeux_engine_read_lag_seconds", ())] < 5
+
+
+def test_the_periodic_save_keeps_a_caught_up_session_whatever_its_position() -> None:
+    # What lets a save skip the records of subscribers that keep up: their saved state does
+    # not move with their position (the floor carries it); a queue or ack makes it explicit.
+    from bayeux.core.ack import AckState
+    from bayeux.core.message import Delivery
+    from bayeux.core.session import ServerSession
+    from bayeux.engines.redis.records import saved_state
+
+    early, late = ServerSession("a" * 40, 0), ServerSession("b" * 40, 0)
+    early.position = early.written = 1 << 30
+    late.position = late.written = 5 << 30
+    assert saved_state(early) == saved_state(late)
+    assert saved_state(early)[-1] == 1  # follows the floor
+    late.enqueue(Delivery({"channel": "/feed", "data": 1}))
+    assert saved_state(late) == (5 << 30, 0, "{}", 0, 0)  # behind: its own position
+    acked = ServerSession("c" * 40, 0)
+    acked.ack = AckState(0, 3 << 30)
+    assert saved_state(acked)[0] == 3 << 30 and saved_state(acked)[-1] == 0

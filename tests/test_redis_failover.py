@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from bayeux.core.engine import position_of
 from bayeux.testing import child_pids, free_port, stop_process, wait_for_port
 from spec_tests.runner import FAIL, INCOMPLETE, run_suite
 
@@ -102,6 +103,47 @@ def test_sigkill_loses_nothing_that_was_queued(redis_server) -> None:  # type: i
         assert client.poll_until([url_b], 50) == list(range(50))
         client.connect(url_b)
         assert client.received == list(range(50))  # and nothing twice
+    finally:
+        stop_process(a)
+        stop_process(b)
+
+
+def test_caught_up_sessions_follow_the_floor_through_a_sigkill(redis_server) -> None:  # type: ignore[no-untyped-def]
+    # Subscribers that keep up are saved as following their process's floor, and a SIGKILL
+    # loses and repeats nothing for them: the claim takes the floor as their position.
+    import redis
+
+    store = redis.Redis.from_url(redis_server.url)
+    a, url_a = serve(redis_server.url, "--redis-sync-interval", "50")
+    b, url_b = serve(redis_server.url, "--redis-sync-interval", "50")
+    try:
+        clients = [Client(url_a) for _ in range(5)]
+        for client in clients:
+            client.subscribe(url_a, "/feed")
+            client.connect(url_a)
+        publisher = Client(url_b)
+
+        def publish_and_catch_up(numbers: range) -> None:
+            for i in numbers:
+                assert publisher.publish(url_b, "/feed", i)["successful"] is True
+            for client in clients:
+                assert client.poll_until([url_a], numbers.stop)[-1] == numbers.stop - 1
+            time.sleep(0.3)  # several saves
+
+        publish_and_catch_up(range(0, 40))
+        keys = [f"bayeux:session:{c.id}" for c in clients]
+        owner = store.hget(keys[0], "owner").decode()
+        assert [store.hget(key, "follows") for key in keys] == [b"1"] * 5
+        (last_id,) = store.xrevrange("bayeux:log", count=1)
+        newest = position_of(last_id[0].decode())
+        assert int(store.get(f"bayeux:floor:{owner}")) >= newest
+        a.kill()
+        a.wait(10)
+        assert publisher.publish(url_b, "/feed", 40)["successful"] is True
+        for client in clients:
+            assert client.poll_until([url_b], 41) == list(range(41))
+            client.connect(url_b, timeout=0)
+            assert client.received == list(range(41))  # and nothing twice
     finally:
         stop_process(a)
         stop_process(b)

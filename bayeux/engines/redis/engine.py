@@ -7,6 +7,9 @@ loses nobody's messages.
 - A record per session (keys.py): its owner, its subscriptions and its position in the log (up
   to where its client has its messages: written to it, or acknowledged with the ack extension).
   The owner saves positions every `sync_interval`, and exactly when it lets a session go.
+  A session without ack whose queue is empty is saved once as following the process's
+  floor (its read position, one key saved every time): with every subscriber keeping up,
+  a save writes one key, not one record per session whose position moved.
 - A request for a session this process does not serve: a connect takes the session over
   (scripts.CLAIM). When a live process serves it, that one is asked to let go (its held connect
   is answered, it saves the exact position) and the claim waits for it, up to
@@ -53,7 +56,7 @@ from . import log as entries
 from . import scripts
 from .client import redis_client
 from .keys import Keys
-from .records import State, pending_of, record_of, state_of, state_of_record
+from .records import Saved, pending_of, record_of, saved_state, state_of, state_of_record
 from .replay import ReplayStore
 
 if TYPE_CHECKING:
@@ -112,8 +115,15 @@ class RedisEngine:
         # Broadcasts delivered here while the log was away, to write to it later.
         self._outbox: deque[tuple[dict[str, Any], Delivery]] = deque()
         self._outbox_size = 0
-        # What each session's record last got (position, batch, batches): saved when it changes.
-        self._saved: dict[str, State] = {}
+        # What each session's record last got (records.saved_state): saved when it changes.
+        self._saved: dict[str, Saved] = {}
+        # The floor last saved (see _save), and how long it outlives this process: as long as
+        # its sessions may wait for a claim (maxInterval, once the alive key has expired).
+        self._floor = 0
+        self._floor_ms = 0
+        # Sessions whose record follows the floor, as far as this process knows.
+        self._following: set[str] = set()
+        self._alive_ms = max(3000, int(sync_interval * 4000))
         self._releases: dict[str, asyncio.Future[None]] = {}
         self._claiming: dict[str, asyncio.Future[None]] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -127,6 +137,7 @@ class RedisEngine:
         background). `ready` is set once the engine serves."""
         self._server = server
         server.engine = self
+        self._floor_ms = server.settings.max_interval + self._alive_ms + 60_000
         if server.replay is not None:
             self._replay = ReplayStore(self.keys, server.replay)
         self._client = redis_client(
@@ -228,7 +239,7 @@ class RedisEngine:
         )
         pipe.sadd(self.keys.owned(self.me), session.id)
         pipe.sadd(self.keys.processes, self.me)
-        self._saved[session.id] = state_of(session)
+        self._saved[session.id] = (*state_of(session), 0)
         await self._command(pipe.execute())
 
     async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
@@ -286,7 +297,7 @@ class RedisEngine:
                 more, through, subscriptions = await self._backlog(client_id, through, previous)
                 backlog.extend(more)
             record.subscriptions = [s.decode() for s in subscriptions]
-            self._saved[client_id] = state_of_record(record)
+            self._saved[client_id] = (*state_of_record(record), 0)
             self.claims += 1
             return Claimed(record, backlog, through)
         raise EngineUnavailable("the session could not be claimed")
@@ -656,7 +667,7 @@ class RedisEngine:
         then reaps orphans and trims the log by age."""
         assert self._server is not None
         ticks = 0
-        alive_ms = max(3000, int(self.sync_interval * 4000))
+        alive_ms = self._alive_ms
         while True:
             try:
                 await self._command(
@@ -681,21 +692,34 @@ class RedisEngine:
             await asyncio.sleep(self.sync_interval)
 
     async def _save(self, *, everything: bool) -> None:
-        """Saves the positions that changed (`everything`: all, and writes again the records
-        Redis lost); lets go of sessions another process took by force."""
+        """Saves the floor and the sessions whose saved state changed (`everything`: all, and
+        writes again the records Redis lost); lets go of sessions another process took by
+        force."""
         assert self._server is not None
-        args: list[Any] = [self.me, self.keys.prefix]
-        changed: dict[str, State] = {}
-        for session in self._server.sessions.values():
+        sessions = self._server.sessions
+        floor = self.cursor  # every entry up to here is queued for the sessions it concerns
+        # Records following the floor of sessions no longer served here: pinned to the floor
+        # saved last (they had it then) before the floor moves on without them.
+        left = [client_id for client_id in self._following if client_id not in sessions]
+        args: list[Any] = [self.me, self.keys.prefix, floor, self._floor_ms, len(left), *left]
+        changed: dict[str, Saved] = {}
+        for session in sessions.values():
             if session.local or session.remote:
                 continue
-            state = state_of(session)
+            state = saved_state(session)
             if everything or self._saved.get(session.id) != state:
                 changed[session.id] = state
                 args.extend((session.id, *state))
-        if not changed:
+        if not changed and not left and floor == self._floor:
             return
         lost, missing = await self._command(self._scripts["SAVE"](args=args))
+        self._floor = floor
+        self._following.difference_update(left)
+        for client_id, state in changed.items():
+            if state[-1]:
+                self._following.add(client_id)
+            else:
+                self._following.discard(client_id)
         self._saved.update(changed)
         gone = {c.decode() for c in lost}
         for client_id in gone:
@@ -726,6 +750,7 @@ class RedisEngine:
                     "batch": batch,
                     "batches": batches,
                     "connected": connected,
+                    "follows": 0,
                 },
             )
             pipe.delete(self.keys.subscriptions(client_id))
@@ -734,6 +759,9 @@ class RedisEngine:
             pipe.sadd(self.keys.owned(self.me), client_id)
         pipe.sadd(self.keys.processes, self.me)
         await self._command(pipe.execute())
+        for client_id in client_ids:  # exact now: the next save writes what it keeps
+            self._saved.pop(client_id, None)
+            self._following.discard(client_id)
         log.info("wrote again the records of %d sessions", len(client_ids))
 
     async def _upkeep(self) -> None:

@@ -27,6 +27,11 @@ class Keys:
         """Set with a short expiry, renewed while the process runs."""
         return f"{self.prefix}alive:{process}"
 
+    def floor(self, process: str) -> str:
+        """The log position through which every session the process serves whose record
+        `follows` it has had its messages (engine._save; read by scripts.CLAIM)."""
+        return f"{self.prefix}floor:{process}"
+
     def control(self, process: str) -> str:
         """The pub/sub channel a process hears claims, releases and ends on."""
         return f"{self.prefix}control:{process}"

@@ -10,17 +10,32 @@ from ...core.message import Delivery
 from ...core.session import ServerSession
 
 State = tuple[int, int, str, int]
+# What the periodic save keeps of a session: its State and whether its position follows the
+# process's floor (see `saved_state`).
+Saved = tuple[int, int, str, int, int]
 
 
 def state_of(session: ServerSession) -> State:
-    """What a session's record keeps of it: position, last batch, unacknowledged batches, and
-    whether it had its first connect (answered at once, wherever the next one goes)."""
+    """What a session's record keeps of it, exactly: position, last batch, unacknowledged
+    batches, and whether it had its first connect (answered at once, wherever the next one
+    goes)."""
     ack = session.ack
     connected = int(session.connected)
     if ack is None:
         return session.written, 0, "{}", connected
     batches = {str(n): p for n, p in ack.batch_positions().items()}
     return ack.position, ack.batch, orjson.dumps(batches).decode(), connected
+
+
+def saved_state(session: ServerSession) -> Saved:
+    """What the periodic save writes. A session without ack whose queue is empty has been
+    handed every log entry up to the process's read position that concerned it, so its record
+    need not change while that stays true: it follows the floor the process saves for all of
+    them at once (one write a save, not one per session whose position moved). Position 0
+    then, the floor being written in its place."""
+    if session.ack is None and not session.queue:
+        return 0, 0, "{}", int(session.connected), 1
+    return (*state_of(session), 0)
 
 
 def state_of_record(record: SessionRecord) -> State:

@@ -5,11 +5,30 @@ Key names beyond KEYS are built from the prefix inside the scripts: the engine r
 Redis (or one Sentinel-managed primary), not on Redis Cluster.
 """
 
+# A record with `follows` 1 has at least the position its owner last saved as its floor
+# (engine._save): made explicit before the record changes hands, since the flag means
+# nothing to another owner. Positions are compared as decimal strings: they pass 2^53, past
+# what Lua's numbers hold exactly.
+_RESOLVE_FLOOR = """
+local function resolve_floor(key, prefix, owner)
+  if redis.call('HGET', key, 'follows') ~= '1' then return end
+  redis.call('HSET', key, 'follows', '0')
+  if owner == '' then return end
+  local floor = redis.call('GET', prefix .. 'floor:' .. owner)
+  local pos = redis.call('HGET', key, 'pos') or '0'
+  if floor and (#floor > #pos or (#floor == #pos and floor > pos)) then
+    redis.call('HSET', key, 'pos', floor)
+  end
+end
+"""
+
 # KEYS: session, subscriptions. ARGV: me, prefix, clientId, force ("1": take it even from a
 # live owner that did not let go in time).
 # Returns nil (no such session), {"wait", owner} (a live process serves it: ask it to let
 # go, then claim again), or {"mine", {fields..., "|", subscriptions...}, previous owner}.
-CLAIM = """
+CLAIM = (
+    _RESOLVE_FLOOR
+    + """
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if not owner then return false end
 local me, prefix, id = ARGV[1], ARGV[2], ARGV[3]
@@ -18,6 +37,7 @@ if owner ~= me and owner ~= '' and ARGV[4] ~= '1'
   redis.call('HSET', KEYS[1], 'claimant', me)
   return {'wait', owner}
 end
+resolve_floor(KEYS[1], prefix, owner)
 if owner ~= me then
   if owner ~= '' then redis.call('SREM', prefix .. 'owned:' .. owner, id) end
   redis.call('ZREM', prefix .. 'orphans', id)
@@ -32,18 +52,23 @@ table.insert(out, '|')
 for _, s in ipairs(redis.call('SMEMBERS', KEYS[2])) do table.insert(out, s) end
 return {'mine', out, owner}
 """
+)
 
 # KEYS: session. ARGV: me, prefix, clientId, pos, batch, batches, connected, pending (pos ""
 # keeps the stored state: a session this process did not have; pending: what was queued for
 # it that is not in the log, a JSON array, handed to the next owner). Gives the session to
 # the process claiming it, or leaves it ownerless (a drain) for any process to claim.
 # Returns the new owner ("" for none), or false when this process no longer owned it.
-RELEASE = """
+RELEASE = (
+    _RESOLVE_FLOOR
+    + """
 local me, prefix, id = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HGET', KEYS[1], 'owner') ~= me then return false end
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'pos', ARGV[4], 'batch', ARGV[5], 'batches', ARGV[6],
-    'connected', ARGV[7], 'pending', ARGV[8])
+    'connected', ARGV[7], 'pending', ARGV[8], 'follows', '0')
+else
+  resolve_floor(KEYS[1], prefix, me)
 end
 redis.call('SREM', prefix .. 'owned:' .. me, id)
 local claimant = redis.call('HGET', KEYS[1], 'claimant')
@@ -60,14 +85,27 @@ local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('ZADD', prefix .. 'orphans', ms, ARGV[3])
 return ''
 """
+)
 
-# ARGV: me, prefix, then (clientId, pos, batch, batches, connected) for each session whose
-# state changed. Saves those this process still owns; returns the clientIds it no longer owns
+# ARGV: me, prefix, floor, the floor's expiry in ms, the number of sessions that left, their
+# clientIds, then (clientId, pos, batch, batches, connected, follows) for each session whose
+# saved state changed. The floor is the process's read position: every session it serves
+# whose record `follows` it has had everything up to there. Records of sessions that left
+# the process are pinned to the floor saved before (they had it then), and the floor and
+# the records change in one step: no record is left following a floor it has not reached.
+# Saves the sessions this process still owns; returns the clientIds it no longer owns
 # (taken by force elsewhere) and those whose record is gone (Redis lost its data).
-SAVE = """
+SAVE = (
+    _RESOLVE_FLOOR
+    + """
 local me, prefix = ARGV[1], ARGV[2]
 local lost, missing = {}, {}
-for i = 3, #ARGV, 5 do
+local first = 6 + tonumber(ARGV[5])
+for i = 6, first - 1 do
+  local key = prefix .. 'session:' .. ARGV[i]
+  if redis.call('HGET', key, 'owner') == me then resolve_floor(key, prefix, me) end
+end
+for i = first, #ARGV, 6 do
   local key = prefix .. 'session:' .. ARGV[i]
   local owner = redis.call('HGET', key, 'owner')
   if not owner then
@@ -75,12 +113,16 @@ for i = 3, #ARGV, 5 do
   elseif owner ~= me then
     table.insert(lost, ARGV[i])
   else
-    redis.call('HSET', key, 'pos', ARGV[i + 1], 'batch', ARGV[i + 2], 'batches', ARGV[i + 3],
-      'connected', ARGV[i + 4])
+    local pos = ARGV[i + 1]
+    if ARGV[i + 5] == '1' then pos = ARGV[3] end
+    redis.call('HSET', key, 'pos', pos, 'batch', ARGV[i + 2], 'batches', ARGV[i + 3],
+      'connected', ARGV[i + 4], 'follows', ARGV[i + 5])
   end
 end
+redis.call('SET', prefix .. 'floor:' .. me, ARGV[3], 'PX', ARGV[4])
 return {lost, missing}
 """
+)
 
 # KEYS: session, subscriptions. ARGV: prefix, clientId, me ("" to end it whoever serves it).
 # Forgets a session; returns the process that served it ("" for none), or false when there
