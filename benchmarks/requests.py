@@ -4,6 +4,8 @@ load generator (benchmarks/http_load.mjs).
 
     .venv/bin/python benchmarks/requests.py                 # every server, 100 clients, 10 s
     .venv/bin/python benchmarks/requests.py --server bayeux --clients 50 --seconds 5
+    .venv/bin/python benchmarks/requests.py --server bayeux --server cometd-nodejs \
+        --server floor-tornado --server floor-asyncio     # with the floors (http_floor.py)
 
 Each client loops one-message POSTs on a keep-alive connection: a publish to its own channel,
 then a connect that the delivered message answers at once. Reported: requests per second of
@@ -17,7 +19,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from servers import SERVERS, rss_kib, run_node_load, start, stop_process  # type: ignore
+from servers import FLOORS, SERVERS, rss_kib, run_node_load, start, stop_process  # type: ignore
 
 from bayeux.testing import free_port
 
@@ -78,7 +80,12 @@ def run(server: str, clients: int, seconds: float) -> Figures:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", action="append", choices=SERVERS, help="default: all")
+    parser.add_argument(
+        "--server",
+        action="append",
+        choices=SERVERS + FLOORS,
+        help="default: every Bayeux server (the floors only when named)",
+    )
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()

@@ -5,6 +5,8 @@ how much CPU and memory a process has used (read from /proc).
 - bayeux-embedded: the same endpoint mounted in a Tornado Application (embedded_server.py)
 - faye: Faye 1.4.3's Node server (interop/peers/faye_server.cjs)
 - cometd-nodejs: cometd-nodejs-server 1.2.1 (interop/peers/cometd_nodejs_server.cjs)
+- floor-tornado, floor-asyncio: no Bayeux at all, fixed answers (http_floor.py): what the
+  HTTP stack alone costs a long-polling request
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bayeux.testing import stop_process, wait_for_port  # noqa: E402, F401
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS = ("bayeux", "bayeux-embedded", "faye", "cometd-nodejs")
+FLOORS = ("floor-tornado", "floor-asyncio")
 
 # Every simulated client comes from 127.0.0.1 without cookies: lift the per-address handshake
 # bound and the per-browser long-poll bound, which would otherwise (rightly) refuse them.
@@ -48,6 +51,9 @@ def command(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> lis
             *BAYEUX_LOAD_OPTIONS,
             *extra,
         ]
+    if server in FLOORS:
+        script = ROOT / "benchmarks" / "http_floor.py"
+        return [sys.executable, str(script), server.removeprefix("floor-"), str(port)]
     if server == "bayeux-embedded":
         script = ROOT / "benchmarks" / "embedded_server.py"
         return [sys.executable, str(script), "--port", str(port), "--timeout", str(timeout_ms)]
