@@ -1,0 +1,67 @@
+"""The Bayeux work of a long-polling request without any I/O: what `PollingExchange` costs
+(decode, the core's `handle`, encode, the response's headers) for the requests of
+benchmarks/requests.py, a publish to the client's own channel and the connect it answers.
+The rest of a request's cost is the connection layer and the HTTP stack (http_floor.py).
+
+    .venv/bin/python benchmarks/exchange.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bayeux import Endpoint, Settings  # noqa: E402
+from bayeux.transports.http import HttpRequest  # noqa: E402
+from bayeux.transports.polling import PollingExchange  # noqa: E402
+
+HEADERS = {
+    "host": "127.0.0.1:8080",
+    "connection": "keep-alive",
+    "content-type": "application/json",
+    "content-length": "100",
+}
+
+
+async def exchange(endpoint: Endpoint, messages: list[dict]) -> bytes:
+    body = orjson.dumps(messages)
+    request = HttpRequest("POST", "/cometd", "", dict(HEADERS), body, "127.0.0.1")
+    answer = PollingExchange(endpoint, request)
+    assert answer.early_refusal(len(body)) is None
+    response = await answer.respond()
+    assert response is not None and response.status == 200
+    return response.body
+
+
+async def main(rounds: int = 20000) -> None:
+    endpoint = Endpoint(
+        Settings(max_sessions_per_browser=-1, max_handshakes_per_address=-1, browser_cookie="")
+    )
+    handshake = {
+        "channel": "/meta/handshake",
+        "version": "1.0",
+        "supportedConnectionTypes": ["long-polling"],
+    }
+    client_id = orjson.loads(await exchange(endpoint, [handshake]))[0]["clientId"]
+    first = {"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling"}
+    await exchange(endpoint, [{**first, "advice": {"timeout": 0}}])
+    subscribe = {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/b/1"}
+    await exchange(endpoint, [subscribe])
+    publish = [{"channel": "/b/1", "clientId": client_id, "data": {"n": 1}}]
+    connect = [first]
+    started = time.process_time()
+    for _ in range(rounds):
+        await exchange(endpoint, publish)
+        await exchange(endpoint, connect)
+    seconds = time.process_time() - started
+    print(f"{seconds / (2 * rounds) * 1e6:.1f} us of CPU per request (a publish and a connect)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
