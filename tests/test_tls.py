@@ -123,3 +123,28 @@ def test_tls_options_are_checked_before_serving(tmp_path: Path) -> None:
         [sys.executable, "-m", "bayeux", "--keyfile", "k.pem"], capture_output=True, text=True
     )
     assert alone.returncode == 2 and "need --certfile" in alone.stderr
+
+
+def test_a_client_that_never_starts_its_tls_handshake_is_dropped(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    # Silent sockets count against --max-connections while their handshake is awaited, and are
+    # closed after --idle-timeout like a client that sends no request.
+    import socket
+    import time
+
+    process, port = start_tls(tmp_path, ca, "--idle-timeout", "1000", "--max-connections", "2")
+    try:
+        time.sleep(1.5)  # the start-up probe's connection is gone by now, whatever it did
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        time.sleep(0.3)
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            https_handshake(port, client_context(ca))  # a third: refused, both are counted
+        started = time.monotonic()
+        for sock in silent:
+            sock.settimeout(5)
+            assert sock.recv(1) == b""  # closed by the server
+        assert time.monotonic() - started < 3
+        assert https_handshake(port, client_context(ca))["successful"] is True
+    finally:
+        assert stop_process(process) == 0
