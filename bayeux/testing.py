@@ -19,6 +19,7 @@ import tornado.netutil
 import tornado.tcpserver
 import tornado.web
 
+from .connection.listener import Listener
 from .core.settings import Settings
 from .endpoint import Endpoint
 
@@ -96,7 +97,7 @@ class ServerThread:
         self._stop = asyncio.Event()
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.port = sockets[0].getsockname()[1]
-        http: tornado.tcpserver.TCPServer
+        http: tornado.tcpserver.TCPServer | Listener
         if self.embedded:
             app = tornado.web.Application(self.endpoint.routes(self.path) + self.extra_routes)
             http = tornado.httpserver.HTTPServer(app)

@@ -9,6 +9,11 @@ from typing import Any
 import tornado.iostream
 
 from .deflate import compress
+from .stream import TransportStream
+
+# A connection's bytes: the standalone server's TransportStream, or a Tornado IOStream (the
+# embedded path's WebSocketHandler).
+Stream = TransportStream | tornado.iostream.IOStream
 
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
@@ -37,13 +42,16 @@ def data_frames(payloads: list[bytes], binary: bool, deflate_bits: int | None = 
     return b"".join(out)
 
 
-def write_now(stream: tornado.iostream.IOStream, data: bytes) -> asyncio.Future[Any] | None:
-    """Writes `data`; None when the socket took all of it at once, else IOStream's future.
+def write_now(stream: Stream, data: bytes) -> asyncio.Future[Any] | None:
+    """Writes `data`; None when the socket took all of it at once, else a future resolved once
+    it has been (the standalone server's TransportStream does this itself).
 
     With nothing buffered, a plain TCP stream's socket is sent to directly: IOStream.write would
     make a future and bookkeeping per write for the same single send() (measured: 2-3x slower
     fan-out, benchmarks/fanout.py). Whatever the socket does not take (or any error) goes
     through IOStream.write, which keeps its usual semantics."""
+    if isinstance(stream, TransportStream):
+        return stream.write_now(data)
     if type(stream) is tornado.iostream.IOStream and not stream.writing() and not stream.closed():
         try:
             sent = stream.socket.send(data)

@@ -31,6 +31,7 @@ from ..transports.http import (
 )
 from ..transports.polling import PollingExchange
 from .frames import write_now
+from .stream import TransportStream
 from .websocket import WebSocketConnection, upgrade_answer
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class HttpConnection:
     The listener's clock tick closes it when a request's headers (idle_timeout) or body
     (body_timeout) take too long, or when it sits idle between requests (idle_timeout)."""
 
-    def __init__(self, listener: Listener, stream: tornado.iostream.IOStream, address: Any) -> None:
+    def __init__(self, listener: Listener, stream: TransportStream, address: Any) -> None:
         self.listener = listener
         self.context = listener.context
         self.stream = stream
@@ -406,7 +407,7 @@ class _ChunkedSink:
 
     __slots__ = ("stream",)
 
-    def __init__(self, stream: tornado.iostream.IOStream) -> None:
+    def __init__(self, stream: TransportStream) -> None:
         self.stream = stream
 
     def write(self, chunk: bytes) -> asyncio.Future[Any] | None:

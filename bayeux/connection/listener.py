@@ -1,23 +1,25 @@
-"""The standalone server's listener: accepts TCP (or TLS) connections on Tornado's TCPServer,
-bounds how many are open, serves each with an `HttpConnection`, and runs one clock for all of
-them (timeouts, WebSocket pings) instead of a timer per connection."""
+"""The standalone server's listener: accepts TCP (or TLS) connections on sockets bound with
+Tornado's netutil, serves each on an asyncio transport (stream.py: cheaper per request than
+Tornado's IOStream) with an `HttpConnection`, bounds how many are open, and runs one clock for
+all of them (timeouts, WebSocket pings) instead of a timer per connection."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import tornado.ioloop
-import tornado.iostream
-import tornado.tcpserver
+import tornado.netutil
 
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
 from .http1 import READ_SIZE, HttpConnection, forwarded_address
+from .stream import TransportStream
 
 log = logging.getLogger("bayeux.listener")
 
@@ -25,7 +27,7 @@ log = logging.getLogger("bayeux.listener")
 ExtraRoutes = dict[str, Callable[[HttpRequest], HttpResponse]]
 
 
-class Listener(tornado.tcpserver.TCPServer):
+class Listener:
     """Serves the Bayeux endpoint at `path` (and every sub-path) and `extra` routes.
 
     `xheaders` trusts X-Real-IP / X-Forwarded-For from a reverse proxy for the client's address
@@ -43,11 +45,10 @@ class Listener(tornado.tcpserver.TCPServer):
     ) -> None:
         settings = context.settings
         # A client pipelining past its answers is cut off here rather than buffered.
-        super().__init__(
-            ssl_options=ssl_options,
-            max_buffer_size=settings.max_message_size + 4 * READ_SIZE,
-            read_chunk_size=READ_SIZE,
-        )
+        self.max_buffer_size = settings.max_message_size + 4 * READ_SIZE
+        self.ssl_options = ssl_options
+        self._stop_accepting: list[Callable[[], None]] = []
+        self._sockets: list[socket.socket] = []
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
         self.context = context
@@ -81,13 +82,42 @@ class Listener(tornado.tcpserver.TCPServer):
     def client_address(self, headers: dict[str, str], peer_ip: str | None) -> str | None:
         return forwarded_address(headers, peer_ip) if self.xheaders else peer_ip
 
-    async def handle_stream(self, stream: tornado.iostream.IOStream, address: Any) -> None:
+    def listen(self, port: int, address: str = "") -> None:
+        """Binds `port` (every address, or `address`) and starts accepting."""
+        self.add_sockets(tornado.netutil.bind_sockets(port, address or None))
+
+    def add_sockets(self, sockets: list[socket.socket]) -> None:
+        """Starts accepting on bound, listening sockets (tornado.netutil.bind_sockets)."""
+        for sock in sockets:
+            self._sockets.append(sock)
+            self._stop_accepting.append(tornado.netutil.add_accept_handler(sock, self._accepted))
+
+    def _accepted(self, sock: socket.socket, address: Any) -> None:
         context = self.context
         if context.connections >= context.settings.max_connections:
             context.server.stats.refused["max-connections"] += 1
-            stream.close()
+            sock.close()
             return
+        # Counted from here: a TLS handshake that never comes holds a socket too.
         context.connection_opened()
+        self.spawn(self._serve(sock, address))
+
+    async def _serve(self, sock: socket.socket, address: Any) -> None:
+        stream = TransportStream(self.max_buffer_size)
+        tls = self.ssl_options
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: stream,
+                sock,
+                ssl=tls,
+                # A client that starts no handshake is dropped like one that sends no request.
+                ssl_handshake_timeout=self.context.settings.idle_timeout / 1000 if tls else None,
+            )
+        except (TimeoutError, OSError, ssl.SSLError):
+            # A failed TLS handshake, or a client gone before it began: nothing to serve.
+            sock.close()
+            self.context.connection_closed()
+            return
         if not self._ticker.is_running():
             self._ticker.start()
         stream.set_nodelay(True)
@@ -113,7 +143,12 @@ class Listener(tornado.tcpserver.TCPServer):
     def stop(self) -> None:
         """Stops accepting, and closes the idle keep-alive connections; the endpoint's
         shutdown drains the rest."""
-        super().stop()
+        for stop_accepting in self._stop_accepting:
+            stop_accepting()
+        for sock in self._sockets:
+            sock.close()
+        self._stop_accepting.clear()
+        self._sockets.clear()
         for connection in list(self.connections):
             connection.finish_draining()
 

@@ -23,6 +23,7 @@ from ..transports.http import HttpRequest, HttpResponse, origin_refused, refusal
 from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subprotocol
 from .deflate import InboundDeflate
 from .frames import data_frames, write_now
+from .stream import TransportStream
 
 if TYPE_CHECKING:
     from .listener import Listener
@@ -99,7 +100,7 @@ class WebSocketConnection:
     def __init__(
         self,
         listener: Listener,
-        stream: tornado.iostream.IOStream,
+        stream: TransportStream,
         request: HttpRequest,
         subprotocol: str | None,
         deflate: InboundDeflate | None = None,
