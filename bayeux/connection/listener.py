@@ -19,7 +19,7 @@ import tornado.netutil
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
 from .http1 import READ_SIZE, HttpConnection, forwarded_address
-from .stream import TransportStream
+from .stream import ReadBuffer, TransportStream
 
 log = logging.getLogger("bayeux.listener")
 
@@ -46,6 +46,7 @@ class Listener:
         settings = context.settings
         # A client pipelining past its answers is cut off here rather than buffered.
         self.max_buffer_size = settings.max_message_size + 4 * READ_SIZE
+        self.read_buffer = ReadBuffer(READ_SIZE)
         self.ssl_options = ssl_options
         self._stop_accepting: list[Callable[[], None]] = []
         self._sockets: list[socket.socket] = []
@@ -103,7 +104,7 @@ class Listener:
         self.spawn(self._serve(sock, address))
 
     async def _serve(self, sock: socket.socket, address: Any) -> None:
-        stream = TransportStream(self.max_buffer_size)
+        stream = TransportStream(self.max_buffer_size, self.read_buffer)
         tls = self.ssl_options
         try:
             await asyncio.get_running_loop().connect_accepted_socket(

@@ -2,11 +2,12 @@
 the connection layer uses: `read_bytes(n, partial=True)`, `write`, `writing`, `closed`, `close`
 and a close callback.
 
-Why not IOStream itself: per long-polling request it makes several `recv` calls (it reads
-until the socket is empty, and tries a read before waiting), copies through its own buffer and
-runs its event handling in Python; an asyncio Protocol is handed each read as it comes. Measured
-with no Bayeux work at all (benchmarks/http_floor.py): 26 us of CPU a request through IOStream,
-16 us through a Protocol. The transports still run on Tornado's IOLoop (asyncio's loop).
+Why not IOStream itself: per long-polling request it makes three `recv` calls (it reads until
+the socket is empty, and tries a read before waiting) and runs its event handling in Python; an
+asyncio protocol is handed each read as it comes, one `recv` a request. Measured with no Bayeux
+work at all (benchmarks/http_floor.py): 26 us of CPU a request through IOStream, 16 us through
+a Protocol; with the connection layer on top, 30-36% more requests per CPU-second than on
+IOStream (benchmarks/requests.py). Tornado's IOLoop is asyncio's loop: this runs on it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,25 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 
 
-class TransportStream(asyncio.Protocol):
+class ReadBuffer:
+    """Where every connection of a listener receives into (a BufferedProtocol's buffer).
+    asyncio's plain Protocol path allocates 256 KiB for each `recv` and shrinks it to what
+    came: glibc serves that with mmap, mremap and munmap, three system calls and a page fault
+    a read (measured with strace under benchmarks/requests.py). One buffer serves all
+    connections: each read is copied out (its own length only) before the next is made."""
+
+    def __init__(self, size: int) -> None:
+        self.view = memoryview(bytearray(size))
+
+
+class TransportStream(asyncio.BufferedProtocol):
     """One accepted connection. Reads are buffered up to `max_buffer_size` bytes while nobody
     reads them (a client pipelining past its answers is cut off rather than buffered), and the
-    socket is not read meanwhile.
+    socket is not read meanwhile."""
 
-    No __slots__: with them the request benchmark measured 13.6k requests per CPU-second
-    against 23.7k without (benchmarks/requests.py), for ~0.2 KiB per connection."""
-
-    def __init__(self, max_buffer_size: int) -> None:
+    def __init__(self, max_buffer_size: int, read_buffer: ReadBuffer) -> None:
         self.max_buffer_size = max_buffer_size
+        self.read_buffer = read_buffer
         self.transport: asyncio.Transport | None = None
         # Bytes, not a bytearray: one emptied from the front keeps its allocation, and an
         # idle connection would hold its last burst's worth (rare: only what came unasked).
@@ -46,6 +56,12 @@ class TransportStream(asyncio.Protocol):
         # Told to pause as soon as anything is left unsent: a write's future resolves when
         # the socket took everything (as IOStream's does).
         transport.set_write_buffer_limits(high=0)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.read_buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.read_buffer.view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         reading = self._reading
