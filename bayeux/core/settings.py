@@ -162,8 +162,9 @@ class Settings:
     )
     idle_timeout: int = _setting(  # type: ignore[assignment]
         20000,
-        "ms an HTTP connection may take to send a request's headers, or stay idle between two"
-        " requests, before it is closed (slow clients, slow-loris)",
+        "ms an HTTP connection may take to complete its TLS handshake, to send a request's"
+        " headers, or stay idle between two requests, before it is closed (slow clients,"
+        " slow-loris)",
     )
     body_timeout: int = _setting(  # type: ignore[assignment]
         30000, "ms an HTTP request may take to send its body before the connection is closed"
