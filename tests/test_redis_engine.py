@@ -39,6 +39,17 @@ def wait_ready(*nodes: ServerThread, within: float = 10) -> None:
             time.sleep(0.02)
 
 
+def assert_two_processes_deliver(redis_url: str, text: str) -> None:
+    """Two processes on `redis_url`: a client made on one, subscribed and served on the other,
+    gets what a third client publishes there."""
+    with node(redis_url) as a, node(redis_url) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        client.subscribe(b.url, "/feed")
+        Client(b.url).publish(b.url, "/feed", text)
+        assert client.poll_until([b.url], 1) == [text]
+
+
 class Client:
     """A long-polling Bayeux client that may send each request to any process."""
 
@@ -456,12 +467,7 @@ def test_a_deployment_on_redis_over_tls(tmp_path: Path) -> None:
     redis_server.start()
     try:
         assert redis_server.url.startswith("rediss://")
-        with node(redis_server.url) as a, node(redis_server.url) as b:
-            wait_ready(a, b)
-            client = Client(a.url)
-            client.subscribe(b.url, "/feed")
-            Client(b.url).publish(b.url, "/feed", "over tls")
-            assert client.poll_until([b.url], 1) == ["over tls"]
+        assert_two_processes_deliver(redis_server.url, "over tls")
     finally:
         redis_server.stop()
 
@@ -472,12 +478,7 @@ def test_a_deployment_through_redis_sentinel(tmp_path: Path) -> None:
     sentinel = Sentinel(primary, tmp_path)
     sentinel.start()
     try:
-        with node(sentinel.url) as a, node(sentinel.url) as b:
-            wait_ready(a, b)
-            client = Client(a.url)
-            client.subscribe(b.url, "/feed")
-            Client(b.url).publish(b.url, "/feed", "through sentinel")
-            assert client.poll_until([b.url], 1) == ["through sentinel"]
+        assert_two_processes_deliver(sentinel.url, "through sentinel")
         import redis
 
         # The data went to the primary the Sentinel named.
@@ -533,7 +534,7 @@ def test_a_session_that_left_its_process_stops_following_its_floor(redis_server)
         a.call(lambda: a.endpoint.server.let_go(client.id))  # gone from a; Redis not told
         assert Client(b.url).publish(b.url, "/feed", "after")["successful"] is True
         engine = a.endpoint.engine
-        floor_key = f"bayeux-test:floor:{engine.me}"
+        floor_key = engine.keys.floor(engine.me)
         newest = position_of(store.xrevrange("bayeux-test:log", count=1)[0][0].decode())
         while int(store.get(floor_key) or 0) < newest:
             assert time.monotonic() < deadline, "a's floor never passed the message"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from bayeux.core.engine import position_of
+from bayeux.engines.redis.keys import Keys
 from bayeux.testing import child_pids, free_port, stop_process, wait_for_port
 from spec_tests.runner import FAIL, INCOMPLETE, run_suite
 
@@ -136,7 +137,7 @@ def test_caught_up_sessions_follow_the_floor_through_a_sigkill(redis_server) -> 
         assert [store.hget(key, "follows") for key in keys] == [b"1"] * 5
         (last_id,) = store.xrevrange("bayeux:log", count=1)
         newest = position_of(last_id[0].decode())
-        assert int(store.get(f"bayeux:floor:{owner}")) >= newest
+        assert int(store.get(Keys("bayeux").floor(owner))) >= newest
         a.kill()
         a.wait(10)
         assert publisher.publish(url_b, "/feed", 40)["successful"] is True
