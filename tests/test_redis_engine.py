@@ -350,7 +350,11 @@ def test_the_outbox_is_bounded_in_bytes_while_redis_is_away() -> None:
 def test_what_was_published_while_redis_was_away_reaches_the_others_later(
     redis_server,
 ) -> None:  # type: ignore[no-untyped-def]
-    with node(redis_server.url) as a, node(redis_server.url) as b:
+    # `there` does not poll while Redis is away: its session must outlive the outage.
+    with (
+        node(redis_server.url, max_interval=30_000) as a,
+        node(redis_server.url, max_interval=30_000) as b,
+    ):
         wait_ready(a, b)
         here, there = Client(a.url), Client(b.url)
         for client, n in ((here, a), (there, b)):
@@ -558,7 +562,12 @@ def test_a_sentinel_failover_is_followed(tmp_path: Path) -> None:
         while redis.Redis(port=replica.port).info("replication").get("master_link_status") != "up":
             assert time.monotonic() < deadline, "the replica never synced"
             time.sleep(0.1)
-        with node(sentinel.url) as a, node(sentinel.url) as b:
+        # The client does not poll while the Sentinel fails over (a few seconds): its
+        # session must outlive that, or it expires (402) whatever the engine does.
+        with (
+            node(sentinel.url, max_interval=30_000) as a,
+            node(sentinel.url, max_interval=30_000) as b,
+        ):
             wait_ready(a, b)
             client = Client(a.url)
             client.subscribe(a.url, "/feed")
