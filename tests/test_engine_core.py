@@ -98,3 +98,24 @@ def test_a_session_taken_over_anywhere_gets_what_it_would_have_got(events, data)
     claimer.apply_log([LoggedMessage(len(log) + 1, later, None)])
     wanted = any(ch.matches(p, "/c/x") for p in final)
     assert [d.message["data"] for d in session.drain()] == (["later"] if wanted else [])
+
+
+def test_sessions_served_all_along_get_what_the_reader_hands_over_after_a_takeover() -> None:
+    # A takeover reads the log ahead of the reader; until the reader passes that point, the
+    # broadcasts it hands over are checked against each session's position. A session served
+    # here all along (its position not moved by every broadcast) still gets each of them once.
+    server = BayeuxServer(clock=ManualClock())
+    resident = server.create_session()
+    server.subscribe(resident, "/a")
+
+    def broadcast(position: int) -> LoggedMessage:
+        delivery = Delivery({"channel": "/a", "data": position})
+        delivery.position = position
+        return LoggedMessage(position, delivery, None)
+
+    server.apply_log([broadcast(1), broadcast(2)])
+    record = SessionRecord(CLIENT, ["/a"], 2, connected=True)
+    moved_in = server._adopt(Claimed(record, [broadcast(3), broadcast(4)], 4), None)
+    server.apply_log([broadcast(p) for p in range(3, 7)])
+    assert [d.message["data"] for d in resident.drain()] == [1, 2, 3, 4, 5, 6]
+    assert [d.message["data"] for d in moved_in.drain()] == [3, 4, 5, 6]
