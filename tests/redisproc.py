@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from bayeux.testing import free_port, stop_process, wait_for_port
@@ -21,6 +22,9 @@ class RedisServer:
         self.options = list(options)
         self.tls = tls
         self.process: subprocess.Popen | None = None
+        # Its working directory: a replica writes the RDB of its first sync there (in the
+        # directory the tests run from, otherwise), whatever `--save` says.
+        self.dir = Path(tempfile.mkdtemp(prefix="bayeux-redis-"))
 
     @property
     def url(self) -> str:
@@ -29,6 +33,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        self.dir.mkdir(exist_ok=True)  # again after a stop
         listen = ["--port", str(self.port)]
         if self.tls is not None:
             certificate, key, ca = self.tls
@@ -37,7 +42,7 @@ class RedisServer:
                       "--tls-auth-clients", "no"]  # fmt: skip
         self.process = subprocess.Popen(
             [self.binary, *self.options, *listen, "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+             "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for_port(self.port, self.process)
@@ -45,6 +50,8 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+            self.process = None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Sentinel:
