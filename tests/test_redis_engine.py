@@ -517,6 +517,35 @@ def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_serv
         assert b.call(lambda: b.endpoint.engine.handoffs) == 0
 
 
+def test_a_running_process_keeps_its_sessions_past_its_alive_keys_expiry(redis_server) -> None:  # type: ignore[no-untyped-def]
+    # The periodic save renews the process's `alive` key in the same script: a process that
+    # serves, with and without changes to save, is never taken for dead, and its sessions
+    # never become orphans.
+    import redis
+
+    store = redis.Redis.from_url(redis_server.url)
+    # The client goes quiet for longer than alive's expiry: its session must outlive that.
+    with (
+        node(redis_server.url, max_interval=30_000) as a,
+        node(redis_server.url, max_interval=30_000) as b,
+    ):
+        wait_ready(a, b)
+        engine = a.endpoint.engine
+        client = Client(a.url)
+        client.subscribe(a.url, "/feed")
+        publisher = Client(b.url)
+        started = time.monotonic()
+        while time.monotonic() - started < 2 * engine._alive_ms / 1000:
+            publisher.publish(b.url, "/feed", "tick")  # the floor moves: a save each tick
+            client.connect(a.url)
+            assert store.exists(engine.keys.alive(engine.me)) == 1
+            time.sleep(0.2)
+        time.sleep(1.5 * engine._alive_ms / 1000)  # idle: nothing changes to save
+        assert store.exists(engine.keys.alive(engine.me)) == 1
+        assert store.hget(f"bayeux-test:session:{client.id}", "owner") == engine.me.encode()
+        assert store.zscore("bayeux-test:orphans", client.id) is None
+
+
 def test_a_session_that_left_its_process_stops_following_its_floor(redis_server) -> None:  # type: ignore[no-untyped-def]
     # A caught-up session's record follows its process's floor. When the session leaves the
     # process without the record changing (its end lost while Redis was away, say), the

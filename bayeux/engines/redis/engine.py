@@ -670,18 +670,22 @@ class RedisEngine:
         alive_ms = self._alive_ms
         while True:
             try:
-                await self._command(
-                    self._client.set(self.keys.alive(self.me), b"1", px=alive_ms), mark=False
-                )
-                if not self.available:
-                    self.available = True
-                    self._reconcile = True
-                    log.info("redis engine connected to %s", self.url)
-                if self._reconcile:
+                if self.available and not self._reconcile:
+                    # The usual tick: one script saves and says this process is alive.
+                    await self._send_outbox()  # no command when empty, as it is here
+                    await self._save(everything=False, alive_ms=alive_ms)
+                else:
+                    # Redis lost or just back: the plain write tells whether it is there.
+                    await self._command(
+                        self._client.set(self.keys.alive(self.me), b"1", px=alive_ms), mark=False
+                    )
+                    if not self.available:
+                        self.available = True
+                        self._reconcile = True
+                        log.info("redis engine connected to %s", self.url)
                     await self._save(everything=True)
                     self._reconcile = False
-                await self._send_outbox()
-                await self._save(everything=False)
+                    await self._send_outbox()
                 if ticks % max(1, int(2 / self.sync_interval)) == 0:
                     await self._upkeep()
             except EngineUnavailable:
@@ -691,17 +695,18 @@ class RedisEngine:
             ticks += 1
             await asyncio.sleep(self.sync_interval)
 
-    async def _save(self, *, everything: bool) -> None:
+    async def _save(self, *, everything: bool, alive_ms: int = 0) -> None:
         """Saves the floor and the sessions whose saved state changed (`everything`: all, and
-        writes again the records Redis lost); lets go of sessions another process took by
-        force."""
+        writes again the records Redis lost), and renews this process's `alive` key for
+        `alive_ms` (0: not); lets go of sessions another process took by force."""
         assert self._server is not None
         sessions = self._server.sessions
         floor = self.cursor  # every entry up to here is queued for the sessions it concerns
         # Records following the floor of sessions no longer served here: pinned to the floor
         # saved last (they had it then) before the floor moves on without them.
         left = [client_id for client_id in self._following if client_id not in sessions]
-        args: list[Any] = [self.me, self.keys.prefix, floor, self._floor_ms, len(left), *left]
+        args: list[Any] = [self.me, self.keys.prefix, floor, self._floor_ms, alive_ms, len(left)]
+        args.extend(left)
         changed: dict[str, Saved] = {}
         for session in sessions.values():
             if session.local or session.remote:
@@ -710,7 +715,7 @@ class RedisEngine:
             if everything or self._saved.get(session.id) != state:
                 changed[session.id] = state
                 args.extend((session.id, *state))
-        if not changed and not left and floor == self._floor:
+        if not changed and not left and floor == self._floor and not alive_ms:
             return
         lost, missing = await self._command(self._scripts["SAVE"](args=args))
         self._floor = floor

@@ -87,12 +87,14 @@ return ''
 """
 )
 
-# ARGV: me, prefix, floor, the floor's expiry in ms, the number of sessions that left, their
-# clientIds, then (clientId, pos, batch, batches, connected, follows) for each session whose
-# saved state changed. The floor is the process's read position: every session it serves
-# whose record `follows` it has had everything up to there. Records of sessions that left
-# the process are pinned to the floor saved before (they had it then), and the floor and
-# the records change in one step: no record is left following a floor it has not reached.
+# ARGV: me, prefix, floor, the floor's expiry in ms, this process's `alive` expiry in ms ("0":
+# leave it), the number of sessions that left, their clientIds, then (clientId, pos, batch,
+# batches, connected, follows) for each session whose saved state changed. Renewing `alive`
+# here saves the periodic upkeep a round trip of its own. The floor is the process's read
+# position: every session it serves whose record `follows` it has had everything up to
+# there. Records of sessions that left the process are pinned to the floor saved before
+# (they had it then), and the floor and the records change in one step: no record is left
+# following a floor it has not reached.
 # Saves the sessions this process still owns; returns the clientIds it no longer owns
 # (taken by force elsewhere) and those whose record is gone (Redis lost its data).
 SAVE = (
@@ -100,8 +102,8 @@ SAVE = (
     + """
 local me, prefix = ARGV[1], ARGV[2]
 local lost, missing = {}, {}
-local first = 6 + tonumber(ARGV[5])
-for i = 6, first - 1 do
+local first = 7 + tonumber(ARGV[6])
+for i = 7, first - 1 do
   local key = prefix .. 'session:' .. ARGV[i]
   if redis.call('HGET', key, 'owner') == me then resolve_floor(key, prefix, me) end
 end
@@ -120,6 +122,7 @@ for i = first, #ARGV, 6 do
   end
 end
 redis.call('SET', prefix .. 'floor:' .. me, ARGV[3], 'PX', ARGV[4])
+if ARGV[5] ~= '0' then redis.call('SET', prefix .. 'alive:' .. me, '1', 'PX', ARGV[5]) end
 return {lost, missing}
 """
 )
