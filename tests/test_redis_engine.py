@@ -626,6 +626,8 @@ def test_a_sentinel_failover_is_followed(tmp_path: Path) -> None:
 def test_commands_redis_refuses_get_retry_advice_not_internal_errors(caplog) -> None:  # type: ignore[no-untyped-def]
     # A Redis that refuses scripts (as an ACL or a managed service might): the engine says so
     # in its log, and clients get 503 with retry advice.
+    import redis
+
     refusing = RedisServer("--rename-command", "EVALSHA", "", "--rename-command", "EVAL", "")
     refusing.start()
     try:
@@ -646,6 +648,11 @@ def test_commands_redis_refuses_get_retry_advice_not_internal_errors(caplog) -> 
             assert reply["error"].startswith("503"), reply
             assert reply["advice"]["reconnect"] == "retry"
             assert "redis refused a command of the engine" in caplog.text
+            # Its saves refused, a still says it is alive: nobody takes its sessions for a
+            # dead process's.
+            engine = a.endpoint.engine
+            time.sleep(1.5 * engine._alive_ms / 1000)
+            assert redis.Redis.from_url(refusing.url).exists(engine.keys.alive(engine.me)) == 1
     finally:
         refusing.stop()
 

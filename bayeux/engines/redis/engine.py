@@ -672,8 +672,18 @@ class RedisEngine:
             try:
                 if self.available and not self._reconcile:
                     # The usual tick: one script saves and says this process is alive.
-                    await self._send_outbox()  # no command when empty, as it is here
-                    await self._save(everything=False, alive_ms=alive_ms)
+                    renewed = False
+                    try:
+                        await self._send_outbox()  # no command when empty, as it is here
+                        renewed = await self._save(everything=False, alive_ms=alive_ms)
+                    finally:
+                        if not renewed and self.available:
+                            # Redis is there but the save failed (a refused script, a bug):
+                            # alive all the same, or others would take this process's
+                            # sessions for a dead one's while it serves them.
+                            await self._command(
+                                self._client.set(self.keys.alive(self.me), b"1", px=alive_ms)
+                            )
                 else:
                     # Redis lost or just back: the plain write tells whether it is there.
                     await self._command(
@@ -695,10 +705,11 @@ class RedisEngine:
             ticks += 1
             await asyncio.sleep(self.sync_interval)
 
-    async def _save(self, *, everything: bool, alive_ms: int = 0) -> None:
+    async def _save(self, *, everything: bool, alive_ms: int = 0) -> bool:
         """Saves the floor and the sessions whose saved state changed (`everything`: all, and
         writes again the records Redis lost), and renews this process's `alive` key for
-        `alive_ms` (0: not); lets go of sessions another process took by force."""
+        `alive_ms` (0: not); lets go of sessions another process took by force. Whether the
+        save ran (False: nothing to save)."""
         assert self._server is not None
         sessions = self._server.sessions
         floor = self.cursor  # every entry up to here is queued for the sessions it concerns
@@ -716,7 +727,7 @@ class RedisEngine:
                 changed[session.id] = state
                 args.extend((session.id, *state))
         if not changed and not left and floor == self._floor and not alive_ms:
-            return
+            return False
         lost, missing = await self._command(self._scripts["SAVE"](args=args))
         self._floor = floor
         self._following.difference_update(left)
@@ -735,6 +746,7 @@ class RedisEngine:
             await self._recreate([c for c in changed if c not in gone])
         elif missing:
             await self._recreate([m.decode() for m in missing])
+        return True
 
     async def _recreate(self, client_ids: list[str]) -> None:
         """Writes again the records of sessions served here (Redis lost them, or could not
