@@ -681,14 +681,10 @@ class RedisEngine:
                             # Redis is there but the save failed (a refused script, a bug):
                             # alive all the same, or others would take this process's
                             # sessions for a dead one's while it serves them.
-                            await self._command(
-                                self._client.set(self.keys.alive(self.me), b"1", px=alive_ms)
-                            )
+                            await self._command(self._say_alive(alive_ms))
                 else:
                     # Redis lost or just back: the plain write tells whether it is there.
-                    await self._command(
-                        self._client.set(self.keys.alive(self.me), b"1", px=alive_ms), mark=False
-                    )
+                    await self._command(self._say_alive(alive_ms), mark=False)
                     if not self.available:
                         self.available = True
                         self._reconcile = True
@@ -704,6 +700,10 @@ class RedisEngine:
                 log.exception("redis engine upkeep failed")
             ticks += 1
             await asyncio.sleep(self.sync_interval)
+
+    def _say_alive(self, alive_ms: int) -> Awaitable[Any]:
+        """This process's `alive` key, renewed for `alive_ms` (scripts.SAVE renews it too)."""
+        return self._client.set(self.keys.alive(self.me), b"1", px=alive_ms)
 
     async def _save(self, *, everything: bool, alive_ms: int = 0) -> bool:
         """Saves the floor and the sessions whose saved state changed (`everything`: all, and
