@@ -226,17 +226,7 @@ class RedisEngine:
         if session.ack is not None:
             session.ack.position = position
         pipe = self._client.pipeline(transaction=True)
-        pipe.hset(
-            self.keys.session(session.id),
-            mapping={
-                "owner": self.me,
-                "pos": position,
-                "ack": int(session.ack is not None),
-                "batch": 0,
-                "batches": "{}",
-                "connected": 0,
-            },
-        )
+        pipe.hset(self.keys.session(session.id), mapping=self._record_fields(session))
         pipe.sadd(self.keys.owned(self.me), session.id)
         pipe.sadd(self.keys.processes, self.me)
         self._saved[session.id] = (*state_of(session), 0)
@@ -748,6 +738,19 @@ class RedisEngine:
             await self._recreate([m.decode() for m in missing])
         return True
 
+    def _record_fields(self, session: ServerSession) -> dict[str, Any]:
+        """A session's whole record, owned here, as it stands (made, or written again)."""
+        position, batch, batches, connected = state_of(session)
+        return {
+            "owner": self.me,
+            "pos": position,
+            "ack": int(session.ack is not None),
+            "batch": batch,
+            "batches": batches,
+            "connected": connected,
+            "follows": 0,
+        }
+
     async def _recreate(self, client_ids: list[str]) -> None:
         """Writes again the records of sessions served here (Redis lost them, or could not
         be told of their changes)."""
@@ -757,19 +760,7 @@ class RedisEngine:
             session = self._server.sessions.get(client_id)
             if session is None:
                 continue
-            position, batch, batches, connected = state_of(session)
-            pipe.hset(
-                self.keys.session(client_id),
-                mapping={
-                    "owner": self.me,
-                    "pos": position,
-                    "ack": int(session.ack is not None),
-                    "batch": batch,
-                    "batches": batches,
-                    "connected": connected,
-                    "follows": 0,
-                },
-            )
+            pipe.hset(self.keys.session(client_id), mapping=self._record_fields(session))
             pipe.delete(self.keys.subscriptions(client_id))
             if session.subscriptions:
                 pipe.sadd(self.keys.subscriptions(client_id), *session.subscriptions)
