@@ -112,7 +112,7 @@ def test_any_batch_gets_well_formed_replies_and_spares_other_sessions(data) -> N
 @given(value=JSON_VALUES)
 def test_batch_from_accepts_or_refuses_cleanly(value) -> None:  # type: ignore[no-untyped-def]
     try:
-        batch = batch_from(value)
+        batch = batch_from(value, 1000)
     except ProtocolError:
         return
     assert all(isinstance(m, dict) and isinstance(m["channel"], str) for m in batch)

@@ -472,13 +472,13 @@ def test_server_side_publish_and_deliver(server: BayeuxServer) -> None:
 @pytest.mark.parametrize("value", [1, "x", None, [1], [{"data": 1}], [{"channel": 5}], [[]]])
 def test_batch_from_rejects_non_bayeux(value: object) -> None:
     with pytest.raises(ProtocolError):
-        batch_from(value)
+        batch_from(value, 1000)
 
 
 def test_batch_from_accepts_object_or_array() -> None:
-    assert batch_from({"channel": "/a"}) == [{"channel": "/a"}]
-    assert batch_from([{"channel": "/a"}, {"channel": "/b"}]) == [
+    assert batch_from({"channel": "/a"}, 1000) == [{"channel": "/a"}]
+    assert batch_from([{"channel": "/a"}, {"channel": "/b"}], 1000) == [
         {"channel": "/a"},
         {"channel": "/b"},
     ]
-    assert batch_from([]) == []
+    assert batch_from([], 1000) == []

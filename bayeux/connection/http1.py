@@ -44,7 +44,7 @@ access_log = logging.getLogger("bayeux.access")
 
 READ_SIZE = 65536
 MAX_HEADER_BYTES = 65536  # request line and headers together
-MAX_HEADERS = 100
+MAX_HEADERS = 100  # header lines, repeated ones included
 # Pipelined requests need no bound of their own: a connection is read again only once every
 # request of the last read (at most READ_SIZE bytes) has been answered.
 
@@ -88,7 +88,10 @@ class _Parsing:
     __slots__ = (
         "url",
         "headers",
+        "repeated",
+        "header_lines",
         "header_bytes",
+        "head_done",
         "body",
         "body_size",
         "refusal",
@@ -102,7 +105,13 @@ class _Parsing:
         self.request: HttpRequest | None = None
         self.keep_alive = False
         self.headers: dict[str, str] = {}
+        # Further values of repeated header lines, joined once the head is complete (joining
+        # at each repeat cost time quadratic in their number).
+        self.repeated: dict[str, list[str]] | None = None
+        self.header_lines = 0
         self.header_bytes = 0
+        # Whether the request line and headers have all arrived.
+        self.head_done = False
         self.body: list[bytes] = []
         self.body_size = 0
         # An answer decided before the body was read (the connection closes after it).
@@ -132,6 +141,8 @@ class HttpConnection:
         # What a disconnect must tell: the held exchange or open event stream.
         self.current: PollingExchange | EventStream | None = None
         self.upgraded = False
+        # Bytes fed to the parser while the current request's head is arriving.
+        self.head_fed = 0
         # What the core knows of this connection, shared by its requests; behind a trusted
         # proxy each request names its own client, so each gets its own.
         self.peer = None if listener.xheaders else Peer(address=self.peer_ip)
@@ -147,12 +158,15 @@ class HttpConnection:
         assert parsing is not None
         parsing.url += url
         parsing.header_bytes += len(url)
+        if parsing.header_bytes > MAX_HEADER_BYTES and parsing.refusal is None:
+            parsing.refusal = refusal(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         parsing = self.parsing
         assert parsing is not None
-        parsing.header_bytes += len(name) + len(value)
-        if parsing.header_bytes > MAX_HEADER_BYTES or len(parsing.headers) >= MAX_HEADERS:
+        parsing.header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        parsing.header_lines += 1
+        if parsing.header_bytes > MAX_HEADER_BYTES or parsing.header_lines > MAX_HEADERS:
             if parsing.refusal is None:
                 parsing.refusal = refusal(431, "request headers too large")
             return
@@ -162,12 +176,23 @@ class HttpConnection:
             if len(_HEADER_NAMES) < 256:  # the names clients send are few; this stays small
                 _HEADER_NAMES[name] = key
         text = value.decode("latin-1")
-        previous = parsing.headers.get(key)
-        parsing.headers[key] = text if previous is None else f"{previous}, {text}"
+        if key not in parsing.headers:
+            parsing.headers[key] = text
+        elif parsing.repeated is None:
+            parsing.repeated = {key: [text]}
+        else:
+            parsing.repeated.setdefault(key, []).append(text)
 
     def on_headers_complete(self) -> None:
         parsing = self.parsing
         assert parsing is not None
+        parsing.head_done = True
+        if parsing.repeated is not None:
+            headers = parsing.headers
+            for key, values in parsing.repeated.items():
+                # Cookie lines join with "; " (RFC 6265, 5.4), others with ", " (RFC 9110, 5.3).
+                headers[key] = ("; " if key == "cookie" else ", ").join([headers[key], *values])
+            parsing.repeated = None
         self.deadline = time.monotonic() + self.context.settings.body_timeout / 1000
         if parsing.refusal is not None:
             return
@@ -233,6 +258,8 @@ class HttpConnection:
                 except tornado.iostream.StreamClosedError:
                     return
                 trailing: bytes | None = None
+                before = self.parsing
+                head_open = before is not None and not before.head_done
                 try:
                     if self.parser is None:
                         self.parser = httptools.HttpRequestParser(self)
@@ -253,6 +280,15 @@ class HttpConnection:
                     if not await self._answer(*self.ready.pop(0)):
                         return
                 parsing = self.parsing
+                if parsing is not None and not parsing.head_done and parsing.refusal is None:
+                    # httptools keeps an unfinished header line to itself until it ends: what
+                    # it holds is bounded here, by the bytes fed while the head is arriving (a
+                    # head begun in this read is counted whole: at most one read too many).
+                    self.head_fed = (self.head_fed if head_open and parsing is before else 0) + len(
+                        data
+                    )
+                    if self.head_fed > MAX_HEADER_BYTES:
+                        parsing.refusal = refusal(431, "request headers too large")
                 if parsing is not None and parsing.refusal is not None:
                     # Refused while its headers or body were still arriving: answer now.
                     await self._write(parsing.refusal, keep_alive=False)

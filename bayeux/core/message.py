@@ -18,6 +18,13 @@ class ProtocolError(ValueError):
     """
 
 
+class TooManyMessages(ProtocolError):
+    """A batch of more messages than the server takes at once (Settings.max_batch_messages).
+
+    Transports answer it as they answer a body that is too large: HTTP 413, WebSocket close
+    1009."""
+
+
 # Each error argument comes from the wire: at most this many characters of it are echoed.
 MAX_ERROR_ARG = 64
 MAX_ERROR_ARGS = 8
@@ -104,13 +111,16 @@ def reply_to(message: Message, channel: str | None = None) -> Message:
     return reply
 
 
-def batch_from(value: Any) -> list[Message]:
+def batch_from(value: Any, max_messages: int) -> list[Message]:
     """The messages of a decoded request body: one object or an array of objects, each with a
-    string `channel`. Raises ProtocolError for anything else."""
+    string `channel`. Raises ProtocolError for anything else, TooManyMessages for more than
+    `max_messages`."""
     if isinstance(value, dict):
         value = [value]
     elif not isinstance(value, list):
         raise ProtocolError("expected a JSON object or an array of objects")
+    if len(value) > max_messages:
+        raise TooManyMessages(f"more than {max_messages} messages in one batch")
     for item in value:
         if not isinstance(item, dict):
             raise ProtocolError("every element of the array must be a JSON object")
@@ -119,16 +129,24 @@ def batch_from(value: Any) -> list[Message]:
     return value
 
 
+# What a queued delivery costs beyond its JSON bytes: the Delivery object, its bytes object's
+# header, the timestamp and the queue's slot (tests/test_memory_bounds.py measures it with
+# tracemalloc). Queues are bounded by this plus the JSON, so that their bound is their memory.
+DELIVERY_OVERHEAD = 192
+
+
 class Delivery:
     """A message on its way to subscribers, encoded at most once whatever their number.
 
     The JSON bytes are made when the delivery is created: every delivery is encoded anyway (to
-    refuse what cannot be), and its size is what queues are bounded by."""
+    refuse what cannot be), and they are all a delivery keeps. The decoded message is not kept:
+    a message of many small values costs several times its JSON in Python objects, and queues
+    would then hold far more memory than the bytes they count. `message` decodes it again for
+    the rare paths that need it (in-process sessions, the engine's replay)."""
 
-    __slots__ = ("message", "json", "size", "born", "position", "_msgpack")
+    __slots__ = ("json", "size", "born", "position", "_msgpack")
 
     def __init__(self, message: Message, encoded: bytes | None = None) -> None:
-        self.message = message
         # When it was published (monotonic seconds), for the publish-to-write latency.
         self.born = time.monotonic()
         # Raises TypeError (orjson) for values JSON cannot hold: the caller refuses the message.
@@ -136,9 +154,20 @@ class Delivery:
         self.json: bytes = codec.dumps(message) if encoded is None else encoded
         # Its place in the engine's log (core/engine.py); 0 for what never went through it.
         self.position = 0
-        # What the message costs a queue that holds it, in bytes.
-        self.size = len(self.json)
+        # What the message costs a queue that holds it, in bytes of memory.
+        self.size = len(self.json) + DELIVERY_OVERHEAD
         self._msgpack: bytes | None = None
+
+    @property
+    def message(self) -> Message:
+        """The message, decoded again from its JSON (a new dict at each call)."""
+        decoded: Message = codec.loads(self.json)
+        return decoded
+
+    @property
+    def channel(self) -> str:
+        channel: str = self.message["channel"]
+        return channel
 
     @property
     def msgpack(self) -> bytes:
@@ -146,5 +175,10 @@ class Delivery:
             self._msgpack = codec.msgpack_dumps(self.message)
         return self._msgpack
 
+    def pack_msgpack(self, message: Message) -> None:
+        """Encodes `message` (the one this delivery was made from) as msgpack now, so that a
+        value msgpack cannot carry is found before the delivery is queued."""
+        self._msgpack = codec.msgpack_dumps(message)
+
     def __repr__(self) -> str:
-        return f"Delivery({self.message!r})"
+        return f"Delivery({self.json[:200]!r})"

@@ -50,7 +50,7 @@ from .session import Ended, ServerSession, new_client_id
 from .settings import EVENTSOURCE, Settings
 from .stats import Stats
 from .timesync import TimesyncRequest
-from .tree import ChannelTree
+from .tree import ChannelTree, subscription_cost
 
 BAYEUX_VERSION = "1.0"
 log = logging.getLogger("bayeux.server")
@@ -548,8 +548,10 @@ class BayeuxServer:
             failure = error(405, bad, "Invalid channel")
         elif subscribe and any(ch.is_meta(p) for p in patterns):
             failure = error(403, [p for p in patterns if ch.is_meta(p)], "Subscription denied")
-        elif subscribe and len(session.subscriptions) + len(set(new)) > (
-            self.settings.max_subscriptions
+        elif subscribe and (
+            len(session.subscriptions) + len(set(new)) > self.settings.max_subscriptions
+            or session.subscription_bytes + sum(subscription_cost(p) for p in set(new))
+            > self.settings.max_subscription_bytes
         ):
             failure = error(403, new, "Too many subscriptions")
         elif subscribe:
@@ -944,7 +946,7 @@ class BayeuxServer:
                 self._enqueue(session, delivery, lazy_seconds)
             count += 1
         stats.deliveries += count
-        stats.delivery_bytes += count * delivery.size
+        stats.delivery_bytes += count * len(delivery.json)
         return count
 
     # ------------------------------------------------------------ the engine's side (engine.py)
@@ -977,9 +979,7 @@ class BayeuxServer:
             if (
                 not entry.delivered
                 and entry.exclude != session.id
-                and any(
-                    ch.matches(p, entry.delivery.message["channel"]) for p in session.subscriptions
-                )
+                and any(ch.matches(p, entry.delivery.channel) for p in session.subscriptions)
             ):
                 self._enqueue(session, entry.delivery)
         elif type(entry) is LoggedSubscription:
@@ -1060,6 +1060,7 @@ class BayeuxServer:
         for pattern in subscriptions:
             if self.tree.subscribe(pattern, session):
                 session.subscriptions.add(pattern)
+                session.subscription_bytes += subscription_cost(pattern)
         for delivery in record.pending:
             self._enqueue(session, delivery)
         for entry in claimed.backlog:
@@ -1124,7 +1125,7 @@ class BayeuxServer:
         try:
             delivery = Delivery(message)
             if "msgpack" in self._formats:
-                delivery.msgpack  # noqa: B018 - computes and caches the bytes
+                delivery.pack_msgpack(message)
         except (TypeError, ValueError, OverflowError) as exc:
             raise NotRepresentable(f"{message.get('channel')}: {exc}") from None
         return delivery
@@ -1168,12 +1169,14 @@ class BayeuxServer:
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         if self.tree.subscribe(pattern, session):
             session.subscriptions.add(pattern)
+            session.subscription_bytes += subscription_cost(pattern)
             for listener in self._subscribed:
                 _call_listener(listener, session, pattern)
 
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
         if self.tree.unsubscribe(pattern, session):
             session.subscriptions.discard(pattern)
+            session.subscription_bytes -= subscription_cost(pattern)
             for listener in self._unsubscribed:
                 _call_listener(listener, session, pattern)
 

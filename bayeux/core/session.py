@@ -66,6 +66,7 @@ class ServerSession:
         "lazy_pending",
         "local",
         "queue_bytes",
+        "subscription_bytes",
         "held",
         "service_calls",
         "remote",
@@ -98,6 +99,9 @@ class ServerSession:
         self.local = False
         # Bytes of the deliveries in `queue` (see Delivery.size), bounded by max_queue_bytes.
         self.queue_bytes = 0
+        # Memory its subscriptions are charged (core/tree.py), bounded by
+        # max_subscription_bytes.
+        self.subscription_bytes = 0
         # The connect being held for this session, if any (a core.server.ConnectHold). Only
         # finishing this one restarts the expiry clock: a displaced older one must not.
         self.held: object | None = None

@@ -49,6 +49,12 @@ class Settings:
         "largest HTTP request body or WebSocket frame in bytes; larger ones are refused with"
         " HTTP 413 or WebSocket close 1009 (CometD: maxMessageSize)",
     )
+    max_batch_messages: int = _setting(  # type: ignore[assignment]
+        1000,
+        "messages in one request body or WebSocket frame; more are refused with HTTP 413 or"
+        " WebSocket close 1009 (a megabyte of minimal messages is ~70,000 of them: each costs"
+        " CPU and a reply before anything else is served)",
+    )
     allowed_transports: tuple[str, ...] = _setting(  # type: ignore[assignment]
         ALL_TRANSPORTS,
         "connection types offered in the handshake reply, in order of preference"
@@ -92,6 +98,12 @@ class Settings:
     max_subscriptions: int = _setting(  # type: ignore[assignment]
         1024,
         "channels and patterns one session may subscribe to; more get"
+        " 403:<channel>:Too many subscriptions",
+    )
+    max_subscription_bytes: int = _setting(  # type: ignore[assignment]
+        2 * 1024 * 1024,
+        "bytes of memory one session's subscriptions may take (each is charged an upper bound of"
+        " its cost: ~256 bytes, its length, and ~320 bytes a segment); a subscribe beyond it gets"
         " 403:<channel>:Too many subscriptions",
     )
     max_service_calls: int = _setting(  # type: ignore[assignment]
@@ -194,6 +206,8 @@ class Settings:
             raise ValueError(f"queue_full_policy must be one of {', '.join(QUEUE_FULL_POLICIES)}")
         for name in (
             "max_subscriptions",
+            "max_subscription_bytes",
+            "max_batch_messages",
             "max_service_calls",
             "max_channel_length",
             "max_channel_segments",

@@ -37,7 +37,7 @@ async def open_stream(
     refusal: another origin, or an unknown client). With an engine, a session another process
     serves is taken over: the stream is where its deliveries go."""
     context.start()
-    if origin_refused(request, context):
+    if origin_refused(request, context, readable=True):
         return refusal(403, "origin not allowed"), None
     client_id = request.path.rstrip("/").rsplit("/", 1)[-1]
     server = context.server

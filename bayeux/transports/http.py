@@ -105,11 +105,18 @@ def page_origin(request: HttpRequest) -> str | None:
     return None
 
 
-def origin_refused(request: HttpRequest, context: Context) -> bool:
+def origin_refused(request: HttpRequest, context: Context, *, readable: bool = False) -> bool:
     """Whether the request comes from a page of an origin the endpoint does not allow.
-    Requests that name no origin (non-browser clients) are allowed."""
+
+    Requests that name no origin (non-browser clients) are allowed, except `readable` ones:
+    answers a cross-site page can read without CORS (a JSONP script, an event stream). A page
+    with `Referrer-Policy: no-referrer` sends a script tag's request with neither Origin nor
+    Referer, so such a request counts as coming from the opaque origin `null`: refused unless
+    every origin is allowed (or `null` is listed)."""
     origin = page_origin(request)
-    return origin is not None and not context.origin_allowed(origin, request.host)
+    if origin is None:
+        return readable and not context.origin_allowed("null")
+    return not context.origin_allowed(origin, request.host)
 
 
 def cors_headers(request: HttpRequest, context: Context) -> Headers:

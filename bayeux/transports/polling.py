@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from .. import codec
 from ..core.limits import Peer
-from ..core.message import ProtocolError, batch_from
+from ..core.message import ProtocolError, TooManyMessages, batch_from
 from .context import Context
 from .http import (
     CORS_REQUEST_HEADERS,
@@ -110,7 +110,7 @@ class PollingExchange:
 
     async def _long_polling(self) -> HttpResponse | None:
         try:
-            messages = messages_from_body(self.request)
+            messages = messages_from_body(self.request, self.context.settings.max_batch_messages)
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
         body = await self._exchange(messages)
@@ -128,12 +128,14 @@ class PollingExchange:
                 " parameter (callback-polling)",
                 self._cors(),
             )
+        if origin_refused(request, self.context, readable=True):
+            return refusal(403, "origin not allowed: a script request must name its page")
         # The spec's default callback name when the request names none.
         callback = request.argument(self.context.settings.jsonp_parameter) or "jsonpcallback"
         if len(callback) > _MAX_CALLBACK or not _CALLBACK_RE.match(callback):
             return refusal(400, "invalid JSONP callback name", self._cors())
         try:
-            messages = decode_batch(raw.encode())
+            messages = decode_batch(raw.encode(), self.context.settings.max_batch_messages)
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
         body = await self._exchange(messages)
@@ -201,7 +203,7 @@ class PollingExchange:
         the drain only waits for this request to end."""
 
 
-def messages_from_body(request: HttpRequest) -> list:
+def messages_from_body(request: HttpRequest, max_messages: int) -> list:
     body = request.body
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # Faye's cross-origin transport posts `message=<urlencoded JSON>` as text/plain (a type
@@ -209,16 +211,32 @@ def messages_from_body(request: HttpRequest) -> list:
     if content_type == "application/x-www-form-urlencoded" or (
         content_type != "application/json" and body.lstrip().startswith(b"message=")
     ):
-        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        try:
+            fields = parse_qs(
+                body.decode("utf-8", "replace"),
+                keep_blank_values=True,
+                max_num_fields=max_messages + 16,  # the messages, and a few other fields
+            )
+        except ValueError:
+            raise _too_many(max_messages) from None
         values = fields.get("message")
         if not values:
             raise BadRequest(400, "form body without a 'message' field")
         # The field may repeat, each value one message or an array of them.
-        return [m for value in values for m in decode_batch(value.encode())]
-    return decode_batch(body)
+        messages: list = []
+        for value in values:
+            messages.extend(decode_batch(value.encode(), max_messages))
+            if len(messages) > max_messages:
+                raise _too_many(max_messages)
+        return messages
+    return decode_batch(body, max_messages)
 
 
-def decode_batch(body: bytes) -> list:
+def _too_many(max_messages: int) -> BadRequest:
+    return BadRequest(413, f"more than {max_messages} messages in one request")
+
+
+def decode_batch(body: bytes, max_messages: int) -> list:
     if not body.strip():
         raise BadRequest(400, "empty request body")
     try:
@@ -226,6 +244,8 @@ def decode_batch(body: bytes) -> list:
     except codec.DecodeError:
         raise BadRequest(400, "request body is not valid JSON") from None
     try:
-        return batch_from(value)
+        return batch_from(value, max_messages)
+    except TooManyMessages:
+        raise _too_many(max_messages) from None
     except ProtocolError as exc:
         raise BadRequest(400, f"not Bayeux messages: {exc}") from None

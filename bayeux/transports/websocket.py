@@ -24,7 +24,7 @@ import tornado.ioloop
 
 from .. import codec
 from ..core.limits import Peer
-from ..core.message import Delivery, ProtocolError, batch_from
+from ..core.message import Delivery, ProtocolError, TooManyMessages, batch_from
 from ..core.server import ConnectHold
 from ..core.session import ServerSession
 from .context import Context
@@ -206,7 +206,10 @@ class BayeuxWebSocket:
         if value == []:
             return  # a keep-alive some clients send
         try:
-            messages = batch_from(value)
+            messages = batch_from(value, self.context.settings.max_batch_messages)
+        except TooManyMessages as exc:
+            self.sink.close(CLOSE_TOO_BIG, str(exc))
+            return
         except ProtocolError as exc:
             self.sink.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
             return
