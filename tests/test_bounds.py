@@ -10,6 +10,7 @@ import pytest
 
 from bayeux import BayeuxServer, Ended, Extension, SecurityPolicy, Settings
 from bayeux.core.limits import AddressWindow, Peer, address_key
+from bayeux.core.message import DELIVERY_OVERHEAD
 
 from .test_hooks import HS, client
 
@@ -24,7 +25,9 @@ async def one(server: BayeuxServer, peer: Peer | None = None, **message: object)
 
 # ------------------------------------------------------------------------------ queue bytes
 
-PAYLOAD = "x" * 1000  # each delivery is ~1030 bytes of JSON
+PAYLOAD = "x" * 1000  # each delivery is ~1030 bytes of JSON, charged with its overhead
+# Room for three such deliveries, not four.
+ROOM = 3 * (1030 + DELIVERY_OVERHEAD) + 100
 
 
 @pytest.mark.parametrize(
@@ -35,14 +38,14 @@ def test_queue_bytes_limit_applies_the_queue_full_policy(
     policy: str, expected: list, alive: bool
 ) -> None:
     async def scenario() -> None:
-        server = BayeuxServer(Settings(max_queue_bytes=3200, queue_full_policy=policy))
+        server = BayeuxServer(Settings(max_queue_bytes=ROOM, queue_full_policy=policy))
         sub, pub = await client(server), await client(server)
         session = server.sessions[sub]
         await one(server, channel="/meta/subscribe", clientId=sub, subscription="/q")
         for i in range(5):
             await one(server, channel="/q", clientId=pub, data={"i": i, "p": PAYLOAD})
         assert [d.message["data"]["i"] for d in session.queue] == expected
-        assert session.queue_bytes == sum(d.size for d in session.queue) <= 3200
+        assert session.queue_bytes == sum(d.size for d in session.queue) <= ROOM
         assert (sub in server.sessions) is alive
         assert sum(server.stats.dropped.values()) == 2 if alive else 1
 
@@ -51,7 +54,7 @@ def test_queue_bytes_limit_applies_the_queue_full_policy(
 
 def test_unacknowledged_batches_count_against_the_queue_bytes() -> None:
     async def scenario() -> None:
-        server = BayeuxServer(Settings(max_queue_bytes=3200, queue_full_policy="drop-newest"))
+        server = BayeuxServer(Settings(max_queue_bytes=ROOM, queue_full_policy="drop-newest"))
         reply = await one(server, **HS, ext={"ack": True})
         cid = reply["clientId"]
         session = server.sessions[cid]
@@ -69,7 +72,7 @@ def test_unacknowledged_batches_count_against_the_queue_bytes() -> None:
         for i in range(2, 5):
             await one(server, channel="/a", clientId=pub, data={"i": i, "p": PAYLOAD})
         assert [d.message["data"]["i"] for d in session.queue] == [2]
-        assert session.queued_bytes() <= 3200
+        assert session.queued_bytes() <= ROOM
         # The reply was lost: acknowledging batch 1 again puts 0 and 1 back before 2.
         outcome = await server.handle([dict(connect, ext={"ack": 1})])
         deliveries, _ = server.finish_connect(outcome.connect)

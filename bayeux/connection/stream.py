@@ -123,7 +123,12 @@ class TransportStream(asyncio.BufferedProtocol):
         drained = self._drained
         if drained is None:
             return None
-        return asyncio.shield(drained)
+        # A future of its own (a caller cancelled while waiting must not cancel the others'),
+        # whose failure is taken here: writes nobody awaits (control frames) would otherwise
+        # each log "Future exception was never retrieved" when the connection breaks.
+        written = asyncio.shield(drained)
+        written.add_done_callback(_retrieve)
+        return written
 
     def write(self, data: bytes) -> asyncio.Future[None]:
         written = self.write_now(data)
@@ -151,3 +156,8 @@ class TransportStream(asyncio.BufferedProtocol):
         sock: Any = self.transport.get_extra_info("socket") if self.transport else None
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(value))
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -32,6 +32,16 @@ log = logging.getLogger("bayeux.websocket")
 
 READ_SIZE = 65536
 CLOSE_HANDSHAKE_SECONDS = 5.0  # how long a closing peer has to answer our close frame
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_POLICY_VIOLATION = 1008
+# What each piece of a fragmented message costs while the message is gathered, beyond its
+# bytes (a str or bytes object and its list slot): charged against max_message_size, so that a
+# message of many tiny fragments costs no more than the same message in one frame (480,000
+# two-byte fragments took 33 MiB on a socket whose bound was 1 MiB).
+FRAGMENT_OVERHEAD = 64
+# Control frames (pings, pongs) a client may send per second: each costs a parse and a pong,
+# and a legitimate client sends one every few seconds at most.
+MAX_CONTROL_FRAMES_PER_SECOND = 64
 
 
 def upgrade_answer(
@@ -93,6 +103,9 @@ class WebSocketConnection:
         "awaiting_pong",
         "deadline",
         "deflate_bits",
+        "deflate",
+        "control_window",
+        "control_frames",
         "_fragments",
         "_size",
     )
@@ -110,6 +123,10 @@ class WebSocketConnection:
         self.protocol = Connection(ConnectionType.SERVER, [deflate] if deflate else None)
         # The window our compressed frames use, when permessage-deflate was negotiated.
         self.deflate_bits = deflate.server_window_bits if deflate is not None else None
+        self.deflate = deflate
+        # Control frames received in the current one-second window, and when it started.
+        self.control_window = 0.0
+        self.control_frames = 0
         self.transport = BayeuxWebSocket(
             listener.context, self, remote_ip=request.remote_ip, subprotocol=subprotocol
         )
@@ -147,8 +164,15 @@ class WebSocketConnection:
         for event in self.protocol.events():
             if isinstance(event, TextMessage | BytesMessage):
                 data = event.data
-                self._size += len(data.encode()) if isinstance(data, str) else len(data)
+                if not data and not event.message_finished and not self._inflating():
+                    # An empty fragment carries nothing: a stream of them only costs CPU.
+                    self.close(CLOSE_PROTOCOL_ERROR, "empty fragment")
+                    return True
+                self._size += FRAGMENT_OVERHEAD + (
+                    len(data.encode()) if isinstance(data, str) else len(data)
+                )
                 if self._size > self.max_size:
+                    self._fragments = []  # nothing more of it is kept while the peer closes
                     self.close(CLOSE_TOO_BIG, f"message larger than {self.max_size} bytes")
                     return True  # read on until the peer answers the close
                 self._fragments.append(data)
@@ -159,10 +183,17 @@ class WebSocketConnection:
                     )
                     if self.protocol.state is ConnectionState.OPEN:
                         await self.transport.received(message)
-            elif isinstance(event, Ping):
-                self._send_control(event.response())
-            elif isinstance(event, Pong):
-                self.awaiting_pong = False
+            elif isinstance(event, Ping | Pong):
+                if not self._control_frame_allowed():
+                    self.close(CLOSE_POLICY_VIOLATION, "too many control frames")
+                    return True
+                if isinstance(event, Pong):
+                    self.awaiting_pong = False
+                elif not self.stream.writing():
+                    # A client that does not read what it is sent gets no more pongs: RFC 6455
+                    # (5.5.3) lets us answer only the latest ping, and queued pongs grew
+                    # without bound (40 MiB of pings took ~230 MiB).
+                    self._send_control(event.response())
             elif isinstance(event, CloseConnection):
                 if self.protocol.state is ConnectionState.REMOTE_CLOSING:
                     self._send_control(event.response())  # the peer closed: answer it
@@ -172,6 +203,19 @@ class WebSocketConnection:
                 self.stream.close()
                 return False
         return True
+
+    def _inflating(self) -> bool:
+        """Whether the message arriving is compressed (its inflated pieces may be empty)."""
+        return self.deflate is not None and self.deflate.inflating()
+
+    def _control_frame_allowed(self) -> bool:
+        """Counts a control frame; False past MAX_CONTROL_FRAMES_PER_SECOND."""
+        now = time.monotonic()
+        if now - self.control_window >= 1.0:
+            self.control_window = now
+            self.control_frames = 0
+        self.control_frames += 1
+        return self.control_frames <= MAX_CONTROL_FRAMES_PER_SECOND
 
     def _send_control(self, event: Any) -> None:
         try:

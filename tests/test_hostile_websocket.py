@@ -1,0 +1,171 @@
+"""Hostile WebSocket frames, second round, against the standalone connection layer (the Tornado
+adapter reads frames with Tornado's own WebSocket code): each case failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import socket
+import struct
+import zlib
+from typing import Any
+
+from bayeux import Settings
+from bayeux.connection.stream import ReadBuffer, TransportStream
+from bayeux.testing import ServerThread
+
+from .rawws import RawWebSocket
+
+DEFLATE = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+
+
+def ws_url(server: ServerThread) -> str:
+    return server.url.replace("http://", "ws://")
+
+
+def frame(payload: bytes, opcode: int, *, fin: bool = True, rsv1: bool = False) -> bytes:
+    """A masked client frame with the given FIN and RSV1 bits."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", first, 0x80 | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", first, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, n)
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+def close_code(ws: RawWebSocket) -> int:
+    """The code of the server's close frame (skipping other frames); 0 if it just hung up."""
+    while True:
+        try:
+            opcode, payload = ws.read_frame()
+        except (EOFError, ConnectionResetError, TimeoutError):
+            return 0
+        if opcode == 0x8:
+            return int.from_bytes(payload[:2], "big")
+
+
+def send_all(ws: RawWebSocket, data: bytes) -> None:
+    try:
+        ws.sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # closed on us part way: what the test looks at next is why
+
+
+def test_a_message_of_many_tiny_fragments_costs_what_one_frame_would() -> None:
+    """480,000 two-byte fragments took 33 MiB on a socket bounded to 1 MiB: each fragment is
+    now charged its overhead, and the message is refused at the same bound as one frame."""
+    with ServerThread(Settings(max_message_size=16 * 1024)) as server:
+        ws = RawWebSocket(ws_url(server))
+        data = frame(b"[{", 0x1, fin=False) + frame(b"ab", 0x0, fin=False) * 4000
+        send_all(ws, data)
+        assert close_code(ws) == 1009
+        ws.close()
+
+
+def test_an_empty_fragment_is_a_protocol_error() -> None:
+    """Two million empty continuation frames took 22 s of CPU with the socket left open."""
+    with ServerThread(Settings()) as server:
+        ws = RawWebSocket(ws_url(server))
+        send_all(ws, frame(b"[", 0x1, fin=False) + frame(b"", 0x0, fin=False) * 1000)
+        assert close_code(ws) == 1002
+        ws.close()
+
+
+def test_compressed_data_after_the_final_deflate_block_is_refused() -> None:
+    """zlib kept whatever followed a final block as unused data, growing it at each frame
+    (34 MiB, 13 s of CPU, socket open)."""
+    with ServerThread(Settings()) as server:
+        ws = RawWebSocket(ws_url(server), headers=DEFLATE)
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        finished = deflater.compress(b"[]") + deflater.flush(zlib.Z_FINISH)  # BFINAL set
+        send_all(ws, frame(finished + b"\x00" * 1000, 0x1, fin=False, rsv1=True))
+        assert close_code(ws) == 1007
+        ws.close()
+
+
+def test_a_message_ending_with_a_final_block_is_still_read() -> None:
+    """RFC 7692 lets a sender end a message with a final block: that alone is fine, and the
+    next message starts a new stream."""
+    with ServerThread(Settings()) as server:
+        ws = RawWebSocket(ws_url(server), headers=DEFLATE)
+        for _ in range(2):
+            deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+            body = (
+                b'[{"channel":"/meta/handshake","version":"1.0",'
+                b'"supportedConnectionTypes":["websocket"]}]'
+            )
+            payload = deflater.compress(body) + deflater.flush(zlib.Z_FINISH)
+            send_all(ws, frame(payload, 0x1, rsv1=True))
+            opcode, reply = ws.read_frame()
+            assert opcode == 0x1
+            if reply[:1] != b"[":  # our frames are compressed too
+                reply = zlib.decompressobj(-15).decompress(reply + b"\x00\x00\xff\xff")
+            assert b'"successful":true' in reply
+        ws.close()
+
+
+def test_a_ping_flood_is_closed_and_unread_pongs_are_not_queued() -> None:
+    """40 MiB of pings from a client that does not read took ~230 MiB and logged a line per
+    pong when the socket closed."""
+    with ServerThread(Settings()) as server:
+        ws = RawWebSocket(ws_url(server), rcvbuf=4096)
+        send_all(ws, frame(b"x" * 100, 0x9) * 500)
+        assert close_code(ws) == 1008
+        ws.close()
+        # The server serves others meanwhile.
+        other = RawWebSocket(ws_url(server))
+        other.send(
+            [
+                {
+                    "channel": "/meta/handshake",
+                    "version": "1.0",
+                    "supportedConnectionTypes": ["websocket"],
+                }
+            ]
+        )
+        assert other.read()[0]["successful"] is True
+        other.close()
+
+
+def test_writes_nobody_awaits_log_nothing_when_the_connection_breaks() -> None:
+    """Each pong's write future failed unretrieved when the socket broke: one log line each."""
+    problems: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: problems.append(context))
+        accepted: asyncio.Future[TransportStream] = loop.create_future()
+
+        def make() -> TransportStream:
+            stream = TransportStream(1 << 20, ReadBuffer(65536))
+            accepted.set_result(stream)
+            return stream
+
+        server = await loop.create_server(make, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        await loop.sock_connect(client, ("127.0.0.1", port))
+        stream = await accepted
+        while stream.transport is None:  # made by the factory, connected a moment later
+            await asyncio.sleep(0.01)
+        for _ in range(200):  # nobody reads: the writes queue, and their futures with them
+            stream.write_now(b"x" * 65536)
+        assert stream.writing()
+        client.close()
+        stream.close()
+        await asyncio.sleep(0.05)
+        gc.collect()
+        await asyncio.sleep(0)
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())
+    assert not [p for p in problems if "never retrieved" in str(p.get("message"))], problems
