@@ -366,6 +366,38 @@ async def _(ctx: Context) -> None:
     expect(got == [], "message delivered after unsubscribe", got)
 
 
+@rule("subscribe.array_subscribes_every_channel", section=SUBSCRIBE)
+async def _(ctx: Context) -> None:
+    """A subscribe whose subscription is an array of channels subscribes to every one of them,
+    not only the first."""
+    client = await ctx.started()
+    channels = [ctx.ch("first"), ctx.ch("second"), ctx.ch("third")]
+    reply = await client.subscribe(channels)
+    expect(reply.get("successful") is True, "subscribe to an array of channels failed", reply)
+    publisher = await ctx.started()
+    for channel in channels:
+        await publisher.publish(channel, {"on": channel})
+    got = await client.deliveries(3)
+    reached = sorted(m.get("channel") for m in got)
+    expect(reached == sorted(channels), "not every channel of the array was subscribed", got)
+
+
+@rule("unsubscribe.leaves_other_sessions_subscribed", section=UNSUBSCRIBE)
+async def _(ctx: Context) -> None:
+    """One session's unsubscribe ends its own subscription only: another session subscribed to
+    the same channel still receives."""
+    leaving, staying = await ctx.started(), await ctx.started()
+    for client in (leaving, staying):
+        reply = await client.subscribe(ctx.ch("shared"))
+        expect(reply.get("successful") is True, "subscribe failed", reply)
+    reply = await leaving.unsubscribe(ctx.ch("shared"))
+    expect(reply.get("successful") is True, "unsubscribe failed", reply)
+    publisher = await ctx.started()
+    await publisher.publish(ctx.ch("shared"), {"after": "unsubscribe"})
+    got = await staying.deliveries(1)
+    expect(len(got) == 1, "another session's unsubscribe ended this one's subscription", got)
+
+
 @rule("unsubscribe.unknown_client_refused", section=UNSUBSCRIBE)
 async def _(ctx: Context) -> None:
     """An unsubscribe with an unknown clientId is unsuccessful, with an error."""

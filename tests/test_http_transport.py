@@ -265,7 +265,8 @@ def test_session_expires_and_then_gets_402(live) -> None:  # type: ignore[no-unt
 
 
 def jsonp(url: str, query: str):  # type: ignore[no-untyped-def]
-    return request(url + "?" + query, method="GET")
+    # A script tag's request names its page in Referer (the `live` server restricts origins).
+    return request(url + "?" + query, method="GET", headers={"Referer": "http://good.example/"})
 
 
 def test_jsonp_wraps_reply_in_callback(live) -> None:  # type: ignore[no-untyped-def]

@@ -32,3 +32,21 @@ def test_a_mutant_is_caught_and_the_real_server_is_not() -> None:
     assert "handshake.id_echoed" in caught.evidence
     clean = asyncio.run(run_one(None, ("long-polling",), ("core",), only="handshake.id"))
     assert not clean.caught, clean
+
+
+@pytest.mark.parametrize(
+    ("mutant_id", "rule"),
+    [
+        ("subscription-array-first-only", "subscribe.array_subscribes_every_channel"),
+        ("unsubscribe-ends-everyones", "unsubscribe.leaves_other_sessions_subscribed"),
+    ],
+)
+def test_the_bug_zoo_escapes_are_caught(mutant_id: str, rule: str) -> None:
+    """The two bugs of the held-out bug zoo the suite used to miss: each rule fails on a server
+    with its bug, and passes on the real one."""
+    (mutant,) = [m for m in MUTANTS if m.id == mutant_id]
+    caught = asyncio.run(run_one(mutant, ("long-polling",), ("core",), only=rule))
+    assert caught.caught, caught
+    assert rule in caught.evidence
+    clean = asyncio.run(run_one(None, ("long-polling",), ("core",), only=rule))
+    assert not clean.caught, clean

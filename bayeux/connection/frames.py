@@ -8,6 +8,7 @@ from typing import Any
 
 import tornado.iostream
 
+from ..transports.shared import LARGE, DerivedBytes
 from .deflate import compress
 from .stream import TransportStream
 
@@ -29,17 +30,33 @@ def frame_header(opcode: int, length: int) -> bytes:
     return bytes((0x80 | opcode, 127)) + length.to_bytes(8, "big")
 
 
+# Frames of large payloads, made once for all the sockets a broadcast goes to.
+_large_frames = DerivedBytes(8 * 1024 * 1024)
+
+
+def _frame(payload: bytes, opcode: int, deflate_bits: int | None) -> bytes:
+    if deflate_bits is None:
+        return frame_header(opcode, len(payload)) + payload
+    compressed = compress(payload, deflate_bits)
+    return frame_header(opcode | RSV1, len(compressed)) + compressed
+
+
 def data_frames(payloads: list[bytes], binary: bool, deflate_bits: int | None = None) -> bytes:
     """One frame per payload, concatenated for a single write; with `deflate_bits`, each
-    compressed (permessage-deflate with that window, RSV1 set)."""
+    compressed (permessage-deflate with that window, RSV1 set). A large payload's frame is
+    made once for every socket that sends that same payload object."""
     opcode = OPCODE_BINARY if binary else OPCODE_TEXT
-    if deflate_bits is None:
-        return b"".join(frame_header(opcode, len(p)) + p for p in payloads)
     out = []
     for payload in payloads:
-        compressed = compress(payload, deflate_bits)
-        out.append(frame_header(opcode | RSV1, len(compressed)) + compressed)
-    return b"".join(out)
+        if len(payload) >= LARGE:
+            out.append(
+                _large_frames.get(
+                    payload, (opcode, deflate_bits), lambda p: _frame(p, opcode, deflate_bits)
+                )
+            )
+        else:
+            out.append(_frame(payload, opcode, deflate_bits))
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def write_now(stream: Stream, data: bytes) -> asyncio.Future[Any] | None:

@@ -17,6 +17,20 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "subscription-array-first-only",
+        "core/server.py",
+        "        for pattern in patterns:\n            if subscribe:\n",
+        "        for pattern in patterns[:1]:\n            if subscribe:\n",
+        "a subscription array subscribes to its first channel only",
+    ),
+    Mutant(
+        "unsubscribe-ends-everyones",
+        "core/tree.py",
+        "        slot.discard(subscriber)\n",
+        "        slot.clear()\n",
+        "one session's unsubscribe removes every session's subscription to that channel",
+    ),
+    Mutant(
         "star-matches-any-depth",
         "core/tree.py",
         "if depth == last and node.star:",
