@@ -2,6 +2,7 @@
 for a given number of minutes, on 127.0.0.1 only.
 
     .venv/bin/python benchmarks/soak.py --minutes 10
+    .venv/bin/python benchmarks/soak.py --attacks            # hostile input, one attack at a time
 
 Who takes part, all at once:
 - well-behaved clients over long-polling, callback-polling, WebSocket (JSON), WebSocket (msgpack)
@@ -504,7 +505,29 @@ def main() -> None:
         help="soak a deployment of this many processes on one port sharing a redis-server the"
         " run starts (each connection reaches any of them: sessions move between them)",
     )
+    parser.add_argument(
+        "--attacks",
+        nargs="*",
+        metavar="NAME",
+        help="instead of the soak: run the hostile-input attacks of benchmarks/attacks.py one at"
+        " a time (all, or those named), each against a fresh server with its defaults",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="with --attacks: the tree whose server is attacked (another checkout, to compare"
+        " before and after in one sitting)",
+    )
+    parser.add_argument(
+        "--honest-seconds", type=float, default=12, help="with --attacks: the honest client's run"
+    )
     args = parser.parse_args()
+    if args.attacks is not None:
+        import attacks
+
+        attacks.run_all(args.root.resolve(), args.attacks, args.honest_seconds)
+        return
     processes: list[subprocess.Popen] = []
     env = dict(os.environ)
     if args.workers:

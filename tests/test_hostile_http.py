@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from bayeux import Endpoint, Settings
+from bayeux.core.limits import CONNECTION_OVERHEAD
 from bayeux.testing import ServerThread
 
 from .conftest import handshake, post_json, request
@@ -154,3 +155,46 @@ def test_repeated_header_lines_cost_linear_time_and_are_bounded() -> None:
         # And the server is still answering others at once.
         assert post_json(server.url, [HANDSHAKE]).status == 200
         assert time.monotonic() - started < 5
+
+
+# ------------------------------------------------- what one address's connections hold
+
+
+def test_connections_from_one_address_are_charged_to_its_budget() -> None:
+    """Each open connection and what it buffers count against max_address_bytes: one address
+    could hold every one of max_connections, each with a megabyte of body on its way."""
+    with ServerThread(Settings(max_address_bytes=3 * CONNECTION_OVERHEAD + 1000)) as server:
+        held = [_raw(server) for _ in range(3)]
+        time.sleep(0.2)  # accepted
+        refused = _raw(server)
+        assert _status_or_close(refused) == b""  # closed as soon as accepted
+        refused.close()
+        held.pop().close()
+        time.sleep(0.2)
+        # One closed: its share is back, and a request is served again.
+        assert post_json(server.url, [HANDSHAKE]).status == 200
+        for sock in held:
+            sock.close()
+        stats = server.call(lambda: dict(server.endpoint.server.stats.refused))
+        assert stats.get("address-bytes", 0) >= 1
+
+
+def test_a_body_on_its_way_is_charged_to_its_address() -> None:
+    body_room = 100 * 1024
+    with ServerThread(
+        Settings(max_address_bytes=2 * CONNECTION_OVERHEAD + body_room + 1000)
+    ) as server:
+        first, second = _raw(server), _raw(server)
+        head = (
+            b"POST /cometd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 500000\r\n\r\n"
+        )
+        first.sendall(head + b" " * 80 * 1024)  # held: the body is not complete
+        time.sleep(0.2)
+        second.sendall(head + b" " * 80 * 1024)
+        assert _status_or_close(second) == b"HTTP/1.1 503 Service Unavailable"
+        first.close()
+        second.close()
+        time.sleep(0.2)
+        # Both gone: the address has its whole budget back.
+        assert server.call(lambda: len(server.endpoint.server.budgets)) == 0

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import tracemalloc
 from collections.abc import Callable
 
 from bayeux import BayeuxServer, Settings
 from bayeux.codec import dumps
+from bayeux.core.limits import SESSION_OVERHEAD, Peer
 from bayeux.core.tree import subscription_cost
+from bayeux.testing import start_cli, stop_process
+
+from .conftest import handshake, post_json
 
 
 def _traced_growth(step: Callable[[int], None], count: int) -> float:
@@ -135,3 +140,143 @@ def test_subscriptions_past_their_memory_bound_are_refused() -> None:
         assert reply["successful"] is True
 
     asyncio.run(scenario())
+
+
+# ----------------------------------------------------------------------- per address
+
+HANDSHAKE = {
+    "channel": "/meta/handshake",
+    "version": "1.0",
+    "supportedConnectionTypes": ["long-polling"],
+}
+
+
+async def _one(server: BayeuxServer, message: dict, address: str) -> dict:
+    (reply,) = (await server.handle([message], Peer(address=address))).replies
+    return reply
+
+
+def test_an_address_budget_counts_everything_its_sessions_hold_and_gets_it_back() -> None:
+    async def scenario() -> None:
+        server = BayeuxServer(Settings(max_handshakes_per_address=-1))
+        ids = []
+        for _ in range(3):
+            reply = await _one(server, dict(HANDSHAKE, ext={"ack": True}), "10.0.0.1")
+            ids.append(reply["clientId"])
+        budget = server.budgets.of("10.0.0.1")
+        assert budget.used == 3 * SESSION_OVERHEAD
+        for cid in ids:
+            sub = {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/a/b"}
+            assert (await _one(server, sub, "10.0.0.1"))["successful"] is True
+        for i in range(5):
+            server.publish("/a/b", {"i": i})
+        sessions = [server.sessions[cid] for cid in ids]
+        assert budget.used == sum(SESSION_OVERHEAD + s.held_bytes() for s in sessions)
+        # A connect sends the queue out; with ack it stays counted until acknowledged.
+        connect = {"channel": "/meta/connect", "clientId": ids[0], "connectionType": "long-polling"}
+        outcome = await server.handle([dict(connect, ext={"ack": -1})])
+        assert outcome.connect is not None
+        deliveries, _ = server.finish_connect(outcome.connect)
+        assert len(deliveries) == 5 and sessions[0].queue_bytes == 0
+        assert budget.used == sum(SESSION_OVERHEAD + s.held_bytes() for s in sessions)
+        outcome = await server.handle([dict(connect, ext={"ack": 1})])
+        assert outcome.connect is not None
+        server.finish_connect(outcome.connect)
+        assert sessions[0].queued_bytes() == 0
+        assert budget.used == sum(SESSION_OVERHEAD + s.held_bytes() for s in sessions)
+        for cid in ids:
+            await _one(server, {"channel": "/meta/disconnect", "clientId": cid}, "10.0.0.1")
+        assert budget.used == 0 and len(server.budgets) == 0
+
+    asyncio.run(scenario())
+
+
+def test_an_address_over_its_budget_is_refused_and_others_are_not() -> None:
+    async def scenario() -> None:
+        limit = 64 * 1024
+        server = BayeuxServer(
+            Settings(
+                max_handshakes_per_address=-1,
+                max_address_bytes=limit,
+                queue_full_policy="drop-newest",
+            )
+        )
+        attacker = (await _one(server, HANDSHAKE, "10.0.0.1"))["clientId"]
+        honest = (await _one(server, HANDSHAKE, "10.0.0.2"))["clientId"]
+        for cid, address in ((attacker, "10.0.0.1"), (honest, "10.0.0.2")):
+            sub = {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/q"}
+            await _one(server, sub, address)
+        for i in range(200):  # ~1 KiB each: more than the attacker's address may hold
+            server.publish("/q", {"i": i, "pad": "x" * 800})
+        attacker_budget = server.budgets.of("10.0.0.1")
+        assert attacker_budget.used <= limit
+        assert len(server.sessions[attacker].queue) < 200
+        assert len(server.sessions[honest].queue) < 200  # the same bound for every address
+        # Further handshakes and subscriptions from the full address are refused...
+        refused = await _one(server, HANDSHAKE, "10.0.0.1")
+        assert refused["successful"] is False
+        assert refused["error"] == "503::Address over its memory budget"
+        sub = {"channel": "/meta/subscribe", "clientId": attacker, "subscription": "/o/t/h/e/r"}
+        assert (await _one(server, sub, "10.0.0.1"))["successful"] is False
+        # ...and another address is served.
+        assert (await _one(server, HANDSHAKE, "10.0.0.3"))["successful"] is True
+
+    asyncio.run(scenario())
+
+
+# ---------------------------------------------------- one address against a real server
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _attack(url: str, sessions: int) -> int:
+    """From one address: sessions that each subscribe to 30 deep channels of their own and
+    queue 200 messages of ~1 KiB that nobody reads (memory unique to each session). Returns
+    how many requests were refused (an HTTP error, or a connection closed on accept)."""
+    refused = 0
+    for n in range(sessions):
+        deep = ["/" + "/".join(f"s{n}x{i}y{j}" for j in range(32)) for i in range(30)]
+        own = f"/own/{n}"
+        try:
+            reply = post_json(url, [dict(HANDSHAKE)]).json()[0]
+            if not reply.get("successful"):
+                refused += 1
+                continue
+            cid = reply["clientId"]
+            for subscription in (deep, own):
+                post_json(
+                    url,
+                    [{"channel": "/meta/subscribe", "clientId": cid, "subscription": subscription}],
+                )
+            data = {"i": 0, "p": "x" * 1000}
+            post_json(url, [{"channel": own, "clientId": cid, "data": data}] * 200)
+        except OSError:
+            refused += 1
+    return refused
+
+
+def _growth(max_address_bytes: int) -> int:
+    process, url = start_cli(
+        "--max-address-bytes", str(max_address_bytes), "--max-interval", "60000"
+    )
+    try:
+        handshake(url)  # warm up: imports, first allocations
+        before = _rss(process.pid)
+        refused = _attack(url, 150)
+        assert refused if max_address_bytes > 0 else not refused
+        return _rss(process.pid) - before
+    finally:
+        stop_process(process)
+
+
+def test_what_one_address_costs_is_held_to_its_budget() -> None:
+    """The Limits table's promise: one address's sessions hold at most max_address_bytes (plus
+    the allocator's slack). The same attack with no budget shows what it would cost."""
+    budget = 8 * 1024 * 1024
+    bounded = _growth(budget)
+    unbounded = _growth(-1)
+    assert unbounded > 5 * budget, unbounded  # the attack is real
+    assert bounded < 2 * budget + 4 * 1024 * 1024, (bounded, unbounded)

@@ -20,7 +20,7 @@ import httptools
 import tornado.iostream
 import tornado.netutil
 
-from ..core.limits import Peer
+from ..core.limits import AddressBudget, Peer
 from ..transports.eventsource import EventStream, open_stream
 from ..transports.http import (
     HttpRequest,
@@ -125,8 +125,18 @@ class HttpConnection:
     The listener's clock tick closes it when a request's headers (idle_timeout) or body
     (body_timeout) take too long, or when it sits idle between requests (idle_timeout)."""
 
-    def __init__(self, listener: Listener, stream: TransportStream, address: Any) -> None:
+    def __init__(
+        self,
+        listener: Listener,
+        stream: TransportStream,
+        address: Any,
+        budget: AddressBudget | None = None,
+    ) -> None:
         self.listener = listener
+        # The client address's memory budget (core/limits.py), charged what this connection
+        # buffers: `buffered` bytes now (None behind a trusted proxy: not the client's).
+        self.budget = budget
+        self.buffered = 0
         self.context = listener.context
         self.stream = stream
         self.peer_ip = address[0] if isinstance(address, tuple) and address else None
@@ -217,6 +227,10 @@ class HttpConnection:
         if parsing.refusal is not None:
             return
         parsing.body_size += len(body)
+        if not self._buffer(len(body)):
+            parsing.body.clear()
+            parsing.refusal = refusal(503, "address over its memory budget")
+            return
         if parsing.body_size > self.context.settings.max_message_size:
             exchange = parsing.exchange
             parsing.body.clear()
@@ -246,6 +260,21 @@ class HttpConnection:
             headers=headers,
             remote_ip=self.listener.client_address(headers, self.peer_ip),
         )
+
+    def _buffer(self, size: int) -> bool:
+        """Charges `size` buffered bytes to the address's budget; False when it is spent."""
+        budget = self.budget
+        if budget is None:
+            return True
+        if not budget.take(size):
+            return False
+        self.buffered += size
+        return True
+
+    def _unbuffer(self) -> None:
+        if self.budget is not None and self.buffered:
+            self.budget.used -= self.buffered
+            self.buffered = 0
 
     # ------------------------------------------------------------------------- serving
 
@@ -279,6 +308,8 @@ class HttpConnection:
                         return
                     if not await self._answer(*self.ready.pop(0)):
                         return
+                if self.parsing is None:
+                    self._unbuffer()  # every request read so far has been answered
                 parsing = self.parsing
                 if parsing is not None and not parsing.head_done and parsing.refusal is None:
                     # httptools keeps an unfinished header line to itself until it ends: what
@@ -289,6 +320,8 @@ class HttpConnection:
                     )
                     if self.head_fed > MAX_HEADER_BYTES:
                         parsing.refusal = refusal(431, "request headers too large")
+                    elif not self._buffer(len(data)):
+                        parsing.refusal = refusal(503, "address over its memory budget")
                 if parsing is not None and parsing.refusal is not None:
                     # Refused while its headers or body were still arriving: answer now.
                     await self._write(parsing.refusal, keep_alive=False)
@@ -408,7 +441,10 @@ class HttpConnection:
         self.upgraded = True
         self.parser = None  # the WebSocket's frames need no HTTP parser (~0.9 KiB)
         self.stream.set_close_callback(None)
-        websocket = WebSocketConnection(self.listener, self.stream, request, subprotocol, deflate)
+        self._unbuffer()
+        websocket = WebSocketConnection(
+            self.listener, self.stream, request, subprotocol, deflate, self.budget
+        )
         self.listener.replace(self, websocket)
         # Its own task, so that this connection's coroutines end here rather than sit under
         # the WebSocket's for its whole life (~1 KiB per idle WebSocket).

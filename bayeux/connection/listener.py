@@ -16,10 +16,12 @@ from typing import Any
 import tornado.ioloop
 import tornado.netutil
 
+from ..core.limits import AddressBudget
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
 from .http1 import READ_SIZE, HttpConnection, forwarded_address
 from .stream import ReadBuffer, TransportStream
+from .websocket import WebSocketConnection
 
 log = logging.getLogger("bayeux.listener")
 
@@ -99,11 +101,19 @@ class Listener:
             context.server.stats.refused["max-connections"] += 1
             sock.close()
             return
+        budget = None
+        if not self.xheaders:  # behind a proxy every connection is the proxy's: not counted
+            ip = address[0] if isinstance(address, tuple) and address else None
+            budget = context.server.budgets.connected(ip)
+            if budget is None:
+                context.server.stats.refused["address-bytes"] += 1
+                sock.close()
+                return
         # Counted from here: a TLS handshake that never comes holds a socket too.
         context.connection_opened()
-        self.spawn(self._serve(sock, address))
+        self.spawn(self._serve(sock, address, budget))
 
-    async def _serve(self, sock: socket.socket, address: Any) -> None:
+    async def _serve(self, sock: socket.socket, address: Any, budget: AddressBudget | None) -> None:
         stream = TransportStream(self.max_buffer_size, self.read_buffer)
         tls = self.ssl_options
         try:
@@ -118,11 +128,13 @@ class Listener:
             # A failed TLS handshake, or a client gone before it began: nothing to serve.
             sock.close()
             self.context.connection_closed()
+            if budget is not None:
+                self.context.server.budgets.disconnected(budget, 0)
             return
         if not self._ticker.is_running():
             self._ticker.start()
         stream.set_nodelay(True)
-        connection = HttpConnection(self, stream, address)
+        connection = HttpConnection(self, stream, address, budget)
         self.connections.add(connection)
         await connection.run()
 
@@ -136,10 +148,12 @@ class Listener:
         self.connections.discard(old)
         self.connections.add(new)
 
-    def closed(self, connection: Any) -> None:
+    def closed(self, connection: HttpConnection | WebSocketConnection) -> None:
         if connection in self.connections:
             self.connections.discard(connection)
             self.context.connection_closed()
+            if connection.budget is not None:
+                self.context.server.budgets.disconnected(connection.budget, connection.buffered)
 
     def stop(self) -> None:
         """Stops accepting, and closes the idle keep-alive connections; the endpoint's

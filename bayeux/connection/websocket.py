@@ -18,6 +18,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
+from ..core.limits import AddressBudget
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, origin_refused, refusal
 from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subprotocol
@@ -106,6 +107,8 @@ class WebSocketConnection:
         "deflate",
         "control_window",
         "control_frames",
+        "budget",
+        "buffered",
         "_fragments",
         "_size",
     )
@@ -117,8 +120,12 @@ class WebSocketConnection:
         request: HttpRequest,
         subprotocol: str | None,
         deflate: InboundDeflate | None = None,
+        budget: AddressBudget | None = None,
     ) -> None:
         self.listener = listener
+        # The client address's memory budget, charged the message being gathered (`buffered`).
+        self.budget = budget
+        self.buffered = 0
         self.stream = stream
         self.protocol = Connection(ConnectionType.SERVER, [deflate] if deflate else None)
         # The window our compressed frames use, when permessage-deflate was negotiated.
@@ -173,11 +180,20 @@ class WebSocketConnection:
                 )
                 if self._size > self.max_size:
                     self._fragments = []  # nothing more of it is kept while the peer closes
+                    self._unbuffer()
                     self.close(CLOSE_TOO_BIG, f"message larger than {self.max_size} bytes")
                     return True  # read on until the peer answers the close
+                if self.budget is not None:
+                    if not self.budget.take(self._size - self.buffered):
+                        self._fragments = []
+                        self._unbuffer()
+                        self.close(CLOSE_POLICY_VIOLATION, "address over its memory budget")
+                        return True
+                    self.buffered = self._size
                 self._fragments.append(data)
                 if event.message_finished:
                     fragments, self._fragments, self._size = self._fragments, [], 0
+                    self._unbuffer()
                     message = (
                         fragments[0] if len(fragments) == 1 else fragments[0][:0].join(fragments)
                     )
@@ -203,6 +219,11 @@ class WebSocketConnection:
                 self.stream.close()
                 return False
         return True
+
+    def _unbuffer(self) -> None:
+        if self.budget is not None and self.buffered:
+            self.budget.used -= self.buffered
+            self.buffered = 0
 
     def _inflating(self) -> bool:
         """Whether the message arriving is compressed (its inflated pieces may be empty)."""

@@ -6,7 +6,8 @@ sends back the last batch it received in its next connect's `ext.ack`. Batches t
 acknowledged stay here, and a connect that acknowledges an older batch puts them back at the front
 of the queue, so they are sent again, in order, before anything newer.
 
-What is kept here counts against the session's max_queue_bytes, like its queue.
+What is kept here counts against the session's max_queue_bytes, like its queue; the session
+(core/session.py) does the counting, through `record` and `acknowledge`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .message import Delivery
-    from .session import ServerSession
 
 
 class AckState:
@@ -28,9 +28,9 @@ class AckState:
         # With an engine: the newest log position the client acknowledged (core/engine.py).
         self.position = position
 
-    def acknowledge(self, session: ServerSession, batch: int) -> int:
-        """Forgets the batches up to `batch`; re-queues later ones ahead of newer messages.
-        Returns how many messages were re-queued."""
+    def acknowledge(self, batch: int) -> list[Delivery]:
+        """Forgets every batch kept; returns those after `batch`, in order: the client did not
+        get them, and they go back ahead of newer messages."""
         resend: list[Delivery] = []
         for number in sorted(self.unacknowledged):
             if number > batch:
@@ -38,8 +38,7 @@ class AckState:
             else:
                 self.position = max(self.position, _end_position(self.unacknowledged[number]))
         self.forget()
-        session.requeue(resend)
-        return len(resend)
+        return resend
 
     def record(self, deliveries: list[Delivery]) -> int:
         """Numbers the batch going out now and keeps it until acknowledged."""

@@ -30,6 +30,101 @@ class Peer:
         return len(self.sessions)
 
 
+# What a session costs before anything is queued or subscribed: the session object, its id, its
+# place in the server's table (tests/test_memory_bounds.py measures ~0.7 KiB).
+SESSION_OVERHEAD = 1024
+
+
+class AddressBudget:
+    """The memory one client address (an IPv6 /64) holds: its sessions' overhead, queues,
+    unacknowledged batches and subscriptions, and on the standalone server its connections and
+    what they buffer (a request's head and body, a WebSocket message arriving in fragments), in
+    bytes. Bounded by max_address_bytes (`limit`; -1 for none)."""
+
+    __slots__ = ("key", "limit", "used", "sessions", "connections")
+
+    def __init__(self, key: str, limit: int) -> None:
+        self.key = key
+        self.limit = limit
+        self.used = 0
+        self.sessions = 0
+        self.connections = 0
+
+    def over(self, adding: int) -> bool:
+        """Whether holding `adding` more bytes would pass the limit."""
+        return self.limit > 0 and self.used + adding > self.limit
+
+    def take(self, size: int) -> bool:
+        """Counts `size` more bytes unless that would pass the limit; whether it did."""
+        if self.limit > 0 and self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+
+# What an open connection of the standalone server costs before it buffers anything: its
+# protocol objects, its coroutine, its kernel socket (benchmarks/memory.py measures the idle
+# ones).
+CONNECTION_OVERHEAD = 16 * 1024
+
+
+# The budget of sessions no address is known for (made by the server itself, or on a
+# transport that could not tell): counted, never limited.
+UNBOUNDED = AddressBudget("", -1)
+
+
+class AddressBudgets:
+    """The budget of each address with live sessions or open connections (an address's budget
+    goes with the last of them, so their number is bounded by theirs)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._budgets: dict[str, AddressBudget] = {}
+
+    def of(self, address: str | None) -> AddressBudget:
+        if address is None:
+            return UNBOUNDED
+        key = address_key(address)
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = self._budgets[key] = AddressBudget(key, self.limit)
+        return budget
+
+    def opened(self, budget: AddressBudget) -> None:
+        """A session of the address was created (its admission checked `over`)."""
+        budget.sessions += 1
+        budget.used += SESSION_OVERHEAD
+
+    def closed(self, budget: AddressBudget, held: int) -> None:
+        """A session of `budget` ended, letting go of `held` bytes beyond its overhead."""
+        budget.sessions -= 1
+        budget.used -= SESSION_OVERHEAD + held
+        self._forget_if_unused(budget)
+
+    def connected(self, address: str | None) -> AddressBudget | None:
+        """A connection from `address` opened: its budget, or None when the address cannot
+        afford one more."""
+        budget = self.of(address)
+        if not budget.take(CONNECTION_OVERHEAD):
+            self._forget_if_unused(budget)
+            return None
+        budget.connections += 1
+        return budget
+
+    def disconnected(self, budget: AddressBudget, held: int) -> None:
+        """A connection closed, letting go of `held` buffered bytes beyond its overhead."""
+        budget.connections -= 1
+        budget.used -= CONNECTION_OVERHEAD + held
+        self._forget_if_unused(budget)
+
+    def _forget_if_unused(self, budget: AddressBudget) -> None:
+        if budget.sessions <= 0 and budget.connections <= 0 and budget is not UNBOUNDED:
+            self._budgets.pop(budget.key, None)
+
+    def __len__(self) -> int:
+        return len(self._budgets)
+
+
 def address_key(address: str) -> str:
     """Clients are counted by IPv4 address, or by IPv6 /64 (one subscriber's usual share)."""
     try:

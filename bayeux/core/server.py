@@ -31,7 +31,7 @@ from .engine import (
     LoggedSubscription,
 )
 from .extension import Extension
-from .limits import AddressWindow, Peer
+from .limits import SESSION_OVERHEAD, UNBOUNDED, AddressBudgets, AddressWindow, Peer
 from .message import (
     MAX_SAFE_INTEGER,
     Delivery,
@@ -132,6 +132,8 @@ class BayeuxServer:
             if settings.replay_channels
             else None
         )
+        # What the sessions of each client address hold together (core/limits.py).
+        self.budgets = AddressBudgets(settings.max_address_bytes)
         # Read for every delivery: kept at hand.
         self._max_queue = settings.max_queue
         self._max_queue_bytes = settings.max_queue_bytes
@@ -351,6 +353,14 @@ class BayeuxServer:
         refusal = self._admission(peer)
         if refusal is not None:
             return _failure(message, *refusal)
+        budget = self.budgets.of(peer.address)
+        if budget.over(SESSION_OVERHEAD):
+            self._refused("address-bytes")
+            return _failure(
+                message,
+                error(503, "", "Address over its memory budget"),
+                {"reconnect": "handshake", "interval": self.settings.handshake_window},
+            )
         session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
         if not await self._allowed(self.policy.can_handshake, session, message):
             self._refused("policy")
@@ -358,6 +368,8 @@ class BayeuxServer:
         if len(self.sessions) >= self.settings.max_sessions:  # again: the policy may have waited
             self._refused("max-sessions")
             return _failure(message, *self._too_many_sessions())
+        session.budget = budget
+        self.budgets.opened(budget)
         self._add_session(session)
         if peer.persistent:
             peer.sessions.append(session)
@@ -435,7 +447,7 @@ class BayeuxServer:
         session.connection_type = connection_type
         ext = message.get("ext") or {}
         if session.ack is not None and isinstance(ext.get("ack"), int):
-            session.ack.acknowledge(session, ext["ack"])
+            session.acknowledge(ext["ack"])
         timesync = None
         if self.settings.timesync_extension:
             timesync = TimesyncRequest.from_message(message, int(self.wall_clock() * 1000))
@@ -499,7 +511,7 @@ class BayeuxServer:
             reply["advice"] = {**reply["advice"], "interval": interval}
         deliveries = session.drain() if deliver else []
         if session.ack is not None:
-            reply.setdefault("ext", {})["ack"] = session.ack.record(deliveries)
+            reply.setdefault("ext", {})["ack"] = session.record_batch(deliveries)
         if hold.timesync is not None:
             reply.setdefault("ext", {})["timesync"] = hold.timesync.reply(
                 int(self.wall_clock() * 1000)
@@ -548,11 +560,7 @@ class BayeuxServer:
             failure = error(405, bad, "Invalid channel")
         elif subscribe and any(ch.is_meta(p) for p in patterns):
             failure = error(403, [p for p in patterns if ch.is_meta(p)], "Subscription denied")
-        elif subscribe and (
-            len(session.subscriptions) + len(set(new)) > self.settings.max_subscriptions
-            or session.subscription_bytes + sum(subscription_cost(p) for p in set(new))
-            > self.settings.max_subscription_bytes
-        ):
+        elif subscribe and self._too_many_subscriptions(session, set(new)):
             failure = error(403, new, "Too many subscriptions")
         elif subscribe:
             denied = [
@@ -594,6 +602,17 @@ class BayeuxServer:
             self._change_subscriptions(session, recorded, subscribe, replays)
         reply["successful"] = True
         return reply
+
+    def _too_many_subscriptions(self, session: ServerSession, new: set[str]) -> bool:
+        """Whether subscribing `session` to `new` patterns passes one of its bounds: their
+        number, their memory, its address's memory."""
+        if len(session.subscriptions) + len(new) > self.settings.max_subscriptions:
+            return True
+        cost = sum(subscription_cost(p) for p in new)
+        return (
+            session.subscription_bytes + cost > self.settings.max_subscription_bytes
+            or session.budget.over(cost)
+        )
 
     def _change_subscriptions(
         self,
@@ -1060,7 +1079,7 @@ class BayeuxServer:
         for pattern in subscriptions:
             if self.tree.subscribe(pattern, session):
                 session.subscriptions.add(pattern)
-                session.subscription_bytes += subscription_cost(pattern)
+                session.subscribed(subscription_cost(pattern))
         for delivery in record.pending:
             self._enqueue(session, delivery)
         for entry in claimed.backlog:
@@ -1078,6 +1097,9 @@ class BayeuxServer:
         for pattern in session.subscriptions:
             self.tree.unsubscribe(pattern, session)
         session.ended = Ended.MOVED
+        # Nothing of it is held here any more (the engine reads its state to hand it over).
+        self.budgets.closed(session.budget, session.held_bytes())
+        session.budget = UNBOUNDED
         log.debug("session moved out", extra={"event": "session-moved-out", "session": session.tag})
         waiter = session.waiter
         session.waiter = None
@@ -1116,6 +1138,8 @@ class BayeuxServer:
             used = session.queue_bytes if session.ack is None else session.queued_bytes()
             if used + adding > limit:
                 return True
+        if session.budget.over(adding):
+            return True
         limit = self._max_queue
         return limit > 0 and len(session.queue) >= limit
 
@@ -1150,6 +1174,8 @@ class BayeuxServer:
         for pattern in list(session.subscriptions):
             self.unsubscribe(session, pattern)
         session.clear()
+        self.budgets.closed(session.budget, session.held_bytes())
+        session.budget = UNBOUNDED
         # Kept on the session so that its held connect, if any, can be told how it ended.
         session.ended = reason
         log.debug(
@@ -1169,14 +1195,14 @@ class BayeuxServer:
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         if self.tree.subscribe(pattern, session):
             session.subscriptions.add(pattern)
-            session.subscription_bytes += subscription_cost(pattern)
+            session.subscribed(subscription_cost(pattern))
             for listener in self._subscribed:
                 _call_listener(listener, session, pattern)
 
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
         if self.tree.unsubscribe(pattern, session):
             session.subscriptions.discard(pattern)
-            session.subscription_bytes -= subscription_cost(pattern)
+            session.subscribed(-subscription_cost(pattern))
             for listener in self._unsubscribed:
                 _call_listener(listener, session, pattern)
 

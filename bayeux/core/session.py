@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from .ack import AckState
 from .extension import Extension
+from .limits import UNBOUNDED, AddressBudget
 from .message import Delivery
 
 
@@ -67,6 +68,7 @@ class ServerSession:
         "local",
         "queue_bytes",
         "subscription_bytes",
+        "budget",
         "held",
         "service_calls",
         "remote",
@@ -102,6 +104,9 @@ class ServerSession:
         # Memory its subscriptions are charged (core/tree.py), bounded by
         # max_subscription_bytes.
         self.subscription_bytes = 0
+        # What the sessions of its client's address hold together (core/limits.py): every
+        # change of the bytes above is counted there too.
+        self.budget: AddressBudget = UNBOUNDED
         # The connect being held for this session, if any (a core.server.ConnectHold). Only
         # finishing this one restarts the expiry clock: a displaced older one must not.
         self.held: object | None = None
@@ -127,10 +132,38 @@ class ServerSession:
         """Bytes this session holds for its client: its queue and unacknowledged batches."""
         return self.queue_bytes + (self.ack.pending_bytes if self.ack is not None else 0)
 
+    def held_bytes(self) -> int:
+        """Everything its address's budget counts for it beyond its overhead."""
+        return self.queued_bytes() + self.subscription_bytes
+
+    def subscribed(self, cost: int) -> None:
+        """Counts a subscription's cost (negative when one ends)."""
+        self.subscription_bytes += cost
+        self.budget.used += cost
+
+    def record_batch(self, deliveries: list[Delivery]) -> int:
+        """With the ack extension: numbers the batch going out now and keeps it until the
+        client acknowledges it (it stays counted, as it was in the queue)."""
+        assert self.ack is not None
+        before = self.ack.pending_bytes
+        batch = self.ack.record(deliveries)
+        self.budget.used += self.ack.pending_bytes - before
+        return batch
+
+    def acknowledge(self, batch: int) -> int:
+        """With the ack extension: the client has every batch up to `batch`; later ones go back
+        to the front of the queue. Returns how many messages were queued again."""
+        assert self.ack is not None
+        self.budget.used -= self.ack.pending_bytes
+        resend = self.ack.acknowledge(batch)
+        self.requeue(resend)
+        return len(resend)
+
     def enqueue(self, delivery: Delivery, *, lazy_seconds: float | None = None) -> None:
         was_empty = not self.queue or self.lazy_pending
         self.queue.append(delivery)
         self.queue_bytes += delivery.size
+        self.budget.used += delivery.size
         if self.waiter is None:
             return
         if lazy_seconds is not None:
@@ -145,6 +178,7 @@ class ServerSession:
         """Everything queued, oldest first, leaving the queue empty."""
         items = self.queue
         self.queue = []
+        self.budget.used -= self.queue_bytes
         self.queue_bytes = 0
         self.lazy_pending = False
         self._handed_out(items)
@@ -174,6 +208,7 @@ class ServerSession:
         taken = queue[:count]
         del queue[:count]
         self.queue_bytes -= size
+        self.budget.used -= size
         if not queue:
             self.lazy_pending = False
         self._handed_out(taken)
@@ -182,15 +217,19 @@ class ServerSession:
     def drop_oldest(self) -> Delivery:
         delivery = self.queue.pop(0)
         self.queue_bytes -= delivery.size
+        self.budget.used -= delivery.size
         return delivery
 
     def requeue(self, deliveries: list[Delivery]) -> None:
         """Puts `deliveries` back at the front of the queue, in order."""
         self.queue[:0] = deliveries
-        self.queue_bytes += sum(d.size for d in deliveries)
+        size = sum(d.size for d in deliveries)
+        self.queue_bytes += size
+        self.budget.used += size
 
     def clear(self) -> None:
         self.queue.clear()
+        self.budget.used -= self.queued_bytes()
         self.queue_bytes = 0
         if self.ack is not None:
             self.ack.forget()

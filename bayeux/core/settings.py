@@ -106,6 +106,14 @@ class Settings:
         " its cost: ~256 bytes, its length, and ~320 bytes a segment); a subscribe beyond it gets"
         " 403:<channel>:Too many subscriptions",
     )
+    max_address_bytes: int = _setting(  # type: ignore[assignment]
+        128 * 1024 * 1024,
+        "bytes of memory the sessions one client address (an IPv6 /64) created may hold"
+        " together: ~1 KiB a session, plus their queues, unacknowledged batches and"
+        " subscriptions; past it a handshake gets 503::Address over its memory budget, a"
+        " subscribe 403:<channel>:Too many subscriptions, and a delivery --queue-full-policy;"
+        " -1 for no limit",
+    )
     max_service_calls: int = _setting(  # type: ignore[assignment]
         16,
         "asynchronous service calls one session may have in progress; more are answered with"
@@ -220,7 +228,7 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
-        for name in ("max_queue_bytes", "max_handshakes_per_address"):
+        for name in ("max_queue_bytes", "max_handshakes_per_address", "max_address_bytes"):
             if getattr(self, name) < -1 or getattr(self, name) == 0:
                 raise ValueError(f"{name} must be -1 (no limit) or positive")
         if self.ws_ping_interval < 0:

@@ -187,8 +187,8 @@ MUTANTS = [
     Mutant(
         "ack-not-numbered",
         "core/server.py",
-        '            reply.setdefault("ext", {})["ack"] = session.ack.record(deliveries)',
-        "            session.ack.record(deliveries)",
+        '            reply.setdefault("ext", {})["ack"] = session.record_batch(deliveries)',
+        "            session.record_batch(deliveries)",
         "ack batches not numbered in connect replies",
     ),
     Mutant(

@@ -624,7 +624,7 @@ class RedisEngine:
         state: tuple[Any, ...] = ("", 0, "{}", 0, b"[]")
         if session is not None:
             if session.ack is not None and acknowledged is not None:
-                session.ack.acknowledge(session, acknowledged)
+                session.acknowledge(acknowledged)
             state = (*state_of(session), pending_of(session))
         try:
             new_owner = await self._command(
