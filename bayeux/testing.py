@@ -73,6 +73,8 @@ class ServerThread:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
+        # The standalone server's listener, once started (None when embedded).
+        self.listener: Listener | None = None
 
     @property
     def url(self) -> str:
@@ -102,7 +104,7 @@ class ServerThread:
             app = tornado.web.Application(self.endpoint.routes(self.path) + self.extra_routes)
             http = tornado.httpserver.HTTPServer(app)
         else:
-            http = self.endpoint.listener(self.path)
+            http = self.listener = self.endpoint.listener(self.path)
         http.add_sockets(sockets)
         self.endpoint.start()
         self._ready.set()

@@ -110,3 +110,50 @@ def test_text_plain_form_body_is_read_as_form(live) -> None:  # type: ignore[no-
     )
     response = request(live.url, body=body, headers={"Content-Type": "text/plain;charset=UTF-8"})
     assert response.status == 200 and response.json()[0]["successful"] is True
+
+
+def test_with_the_ack_extension_deliveries_leave_only_in_numbered_connect_replies(live) -> None:  # type: ignore[no-untyped-def]
+    """A session that negotiated ack gets its messages in connect replies only, numbered and
+    kept until acknowledged: the stream used to carry them too, unrecorded, and a lost one was
+    never sent again."""
+    (reply,) = post_json(
+        live.url,
+        [
+            {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "supportedConnectionTypes": ["eventsource", "long-polling"],
+                "ext": {"ack": True},
+            }
+        ],
+    ).json()
+    assert reply["ext"]["ack"] is True
+    subscriber, publisher = reply["clientId"], handshake(live.url)
+    post_json(
+        live.url, [{"channel": "/meta/subscribe", "clientId": subscriber, "subscription": "/ea"}]
+    )
+    conn, response = open_stream(live.url, subscriber)
+    assert response.readline().startswith(b"retry: ")
+    connect = {"channel": "/meta/connect", "clientId": subscriber, "connectionType": "eventsource"}
+    post_json(live.url, [dict(connect, ext={"ack": -1})])
+    post_json(live.url, [{"channel": "/ea", "clientId": publisher, "data": 1}])
+    time.sleep(0.3)
+    # Nothing on the stream: the next connect reply carries it, with its batch number.
+    replies = post_json(live.url, [dict(connect, ext={"ack": 0})]).json()
+    assert [m["data"] for m in replies if m["channel"] == "/ea"] == [1]
+    batch = next(m for m in replies if m["channel"] == "/meta/connect")["ext"]["ack"]
+    # That reply was lost: acknowledging the batch before it sends the message again.
+    replies = post_json(live.url, [dict(connect, ext={"ack": batch - 1})]).json()
+    assert [m["data"] for m in replies if m["channel"] == "/ea"] == [1]
+    conn.close()
+    events = []
+    try:
+        while True:
+            line = response.readline()
+            if not line:
+                break
+            if line.startswith(b"data: "):
+                events.append(line)
+    except (OSError, http.client.HTTPException):
+        pass
+    assert events == []

@@ -8,6 +8,7 @@ import gc
 import os
 import socket
 import struct
+import time
 import zlib
 from typing import Any
 
@@ -202,3 +203,61 @@ def test_a_big_broadcast_is_written_in_slices_that_let_the_loop_run() -> None:
         assert other_ran_at[0] % per_turn == 0
 
     asyncio.run(scenario())
+
+
+def test_stalled_readers_of_a_big_broadcast_are_dropped_past_their_address_budget() -> None:
+    """What the socket has not taken counts against the address: 1,000 stalled subscribers of
+    a 1 MiB message held 333 MiB of the server's memory (and 1.1 GiB of kernel buffers)."""
+    budget = 4 * 1024 * 1024
+    settings = Settings(max_address_bytes=budget, socket_send_buffer=4096)
+    with ServerThread(settings) as server:
+        stalled = []
+        for _ in range(12):
+            ws = RawWebSocket(ws_url(server), rcvbuf=4096)
+            ws.send(
+                [
+                    {
+                        "channel": "/meta/handshake",
+                        "version": "1.0",
+                        "supportedConnectionTypes": ["websocket"],
+                    }
+                ]
+            )
+            cid = ws.read()[0]["clientId"]
+            ws.send(
+                [
+                    {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/big"},
+                    {
+                        "channel": "/meta/connect",
+                        "clientId": cid,
+                        "connectionType": "websocket",
+                        "advice": {"timeout": 0},
+                    },
+                ]
+            )
+            ws.read()
+            stalled.append(ws)
+        endpoint = server.endpoint
+        for _ in range(3):
+            server.call(endpoint.publish, "/big", {"p": "x" * (1024 * 1024)})
+            time.sleep(0.5)
+
+        listener = server.listener
+        assert listener is not None
+
+        def unsent() -> tuple[int, int]:
+            # What the server's sockets hold that the stalled clients have not read, and how
+            # much of it the address is charged.
+            connections = list(listener.connections)
+            held = sum(c.holding.unsent for c in connections if c.holding is not None)
+            return sum(c.stream.unsent() for c in connections), held
+
+        used = server.call(lambda: endpoint.server.budgets.of("127.0.0.1").used)
+        assert used <= budget, used
+        real, charged = server.call(unsent)
+        assert 0 < real <= budget and charged >= real, (real, charged)
+        # Readers past the budget were cut off (their sessions ended, or their sockets).
+        stats = server.call(lambda: dict(endpoint.server.stats.dropped))
+        assert stats.get("queue-full-disconnect", 0) > 0, stats
+        for ws in stalled:
+            ws.close()

@@ -31,7 +31,7 @@ def frame_header(opcode: int, length: int) -> bytes:
 
 
 # Frames of large payloads, made once for all the sockets a broadcast goes to.
-_large_frames = DerivedBytes(8 * 1024 * 1024)
+_large_frames = DerivedBytes(4 * 1024 * 1024)
 
 
 def _frame(payload: bytes, opcode: int, deflate_bits: int | None) -> bytes:

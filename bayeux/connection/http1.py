@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ import httptools
 import tornado.iostream
 import tornado.netutil
 
-from ..core.limits import AddressBudget, Peer
+from ..core.limits import Peer
 from ..transports.eventsource import EventStream, open_stream
 from ..transports.http import (
     HttpRequest,
@@ -31,6 +32,7 @@ from ..transports.http import (
 )
 from ..transports.polling import PollingExchange
 from .frames import write_now
+from .holding import Holding
 from .stream import TransportStream
 from .websocket import WebSocketConnection, upgrade_answer
 
@@ -130,13 +132,12 @@ class HttpConnection:
         listener: Listener,
         stream: TransportStream,
         address: Any,
-        budget: AddressBudget | None = None,
+        holding: Holding | None = None,
     ) -> None:
         self.listener = listener
-        # The client address's memory budget (core/limits.py), charged what this connection
-        # buffers: `buffered` bytes now (None behind a trusted proxy: not the client's).
-        self.budget = budget
-        self.buffered = 0
+        # What it holds of its client address's memory budget (None behind a trusted proxy:
+        # the connection is the proxy's, not the client's).
+        self.holding = holding
         self.context = listener.context
         self.stream = stream
         self.peer_ip = address[0] if isinstance(address, tuple) and address else None
@@ -227,7 +228,7 @@ class HttpConnection:
         if parsing.refusal is not None:
             return
         parsing.body_size += len(body)
-        if not self._buffer(len(body)):
+        if self.holding is not None and not self.holding.gather(len(body)):
             parsing.body.clear()
             parsing.refusal = refusal(503, "address over its memory budget")
             return
@@ -261,21 +262,6 @@ class HttpConnection:
             remote_ip=self.listener.client_address(headers, self.peer_ip),
         )
 
-    def _buffer(self, size: int) -> bool:
-        """Charges `size` buffered bytes to the address's budget; False when it is spent."""
-        budget = self.budget
-        if budget is None:
-            return True
-        if not budget.take(size):
-            return False
-        self.buffered += size
-        return True
-
-    def _unbuffer(self) -> None:
-        if self.budget is not None and self.buffered:
-            self.budget.used -= self.buffered
-            self.buffered = 0
-
     # ------------------------------------------------------------------------- serving
 
     async def run(self) -> None:
@@ -308,8 +294,8 @@ class HttpConnection:
                         return
                     if not await self._answer(*self.ready.pop(0)):
                         return
-                if self.parsing is None:
-                    self._unbuffer()  # every request read so far has been answered
+                if self.parsing is None and self.holding is not None:
+                    self.holding.gathered()  # every request read so far has been answered
                 parsing = self.parsing
                 if parsing is not None and not parsing.head_done and parsing.refusal is None:
                     # httptools keeps an unfinished header line to itself until it ends: what
@@ -320,7 +306,7 @@ class HttpConnection:
                     )
                     if self.head_fed > MAX_HEADER_BYTES:
                         parsing.refusal = refusal(431, "request headers too large")
-                    elif not self._buffer(len(data)):
+                    elif self.holding is not None and not self.holding.gather(len(data)):
                         parsing.refusal = refusal(503, "address over its memory budget")
                 if parsing is not None and parsing.refusal is not None:
                     # Refused while its headers or body were still arriving: answer now.
@@ -398,17 +384,28 @@ class HttpConnection:
         try:
             written = write_now(self.stream, data)
             if written is not None:
+                if not self._hold_unsent(written):
+                    return False
                 await written
         except tornado.iostream.StreamClosedError:
             return False
         return True
+
+    def _hold_unsent(self, written: asyncio.Future[Any]) -> bool:
+        """Counts what the socket did not take against the address's budget until it does; a
+        client over its budget that does not read is dropped (False)."""
+        holding = self.holding
+        if holding is None or holding.hold_unsent(self.stream.unsent(), written):
+            return True
+        self.stream.close()
+        return False
 
     async def _event_stream(self, request: HttpRequest, keep_alive: bool) -> bool:
         head, session = await open_stream(self.context, request)
         if session is None:
             return await self._write(head, keep_alive, request=request)
         data = encode_head(head.status, head.headers, b"Transfer-Encoding: chunked\r\n")
-        stream = EventStream(self.context, session, _ChunkedSink(self.stream))
+        stream = EventStream(self.context, session, _ChunkedSink(self.stream, self._hold_unsent))
         if not await self._send(data + _chunk(head.body)):
             return False
         self.current = stream
@@ -441,9 +438,10 @@ class HttpConnection:
         self.upgraded = True
         self.parser = None  # the WebSocket's frames need no HTTP parser (~0.9 KiB)
         self.stream.set_close_callback(None)
-        self._unbuffer()
+        if self.holding is not None:
+            self.holding.gathered()
         websocket = WebSocketConnection(
-            self.listener, self.stream, request, subprotocol, deflate, self.budget
+            self.listener, self.stream, request, subprotocol, deflate, self.holding
         )
         self.listener.replace(self, websocket)
         # Its own task, so that this connection's coroutines end here rather than sit under
@@ -477,14 +475,21 @@ class HttpConnection:
 class _ChunkedSink:
     """An EventSource stream's body in HTTP/1.1 chunks."""
 
-    __slots__ = ("stream",)
+    __slots__ = ("stream", "hold_unsent")
 
-    def __init__(self, stream: TransportStream) -> None:
+    def __init__(
+        self, stream: TransportStream, hold_unsent: Callable[[asyncio.Future[Any]], bool]
+    ) -> None:
         self.stream = stream
+        # Counts what the socket has not taken against the address's budget (HttpConnection).
+        self.hold_unsent = hold_unsent
 
     def write(self, chunk: bytes) -> asyncio.Future[Any] | None:
         try:
-            return write_now(self.stream, _chunk(chunk))
+            written = write_now(self.stream, _chunk(chunk))
+            if written is not None and not self.hold_unsent(written):
+                raise tornado.iostream.StreamClosedError()
+            return written
         except tornado.iostream.StreamClosedError:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(tornado.iostream.StreamClosedError())

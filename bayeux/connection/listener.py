@@ -16,9 +16,9 @@ from typing import Any
 import tornado.ioloop
 import tornado.netutil
 
-from ..core.limits import AddressBudget
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
+from .holding import Holding
 from .http1 import READ_SIZE, HttpConnection, forwarded_address
 from .stream import ReadBuffer, TransportStream
 from .websocket import WebSocketConnection
@@ -101,19 +101,25 @@ class Listener:
             context.server.stats.refused["max-connections"] += 1
             sock.close()
             return
-        budget = None
+        holding = None
         if not self.xheaders:  # behind a proxy every connection is the proxy's: not counted
+            budgets = context.server.budgets
             ip = address[0] if isinstance(address, tuple) and address else None
-            budget = context.server.budgets.connected(ip)
+            budget = budgets.connected(ip)
             if budget is None:
                 context.server.stats.refused["address-bytes"] += 1
                 sock.close()
                 return
+            holding = Holding(budgets, budget)
+        send_buffer = context.settings.socket_send_buffer
+        if send_buffer > 0:
+            # What the kernel keeps for a client that does not read (it doubles this figure).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         # Counted from here: a TLS handshake that never comes holds a socket too.
         context.connection_opened()
-        self.spawn(self._serve(sock, address, budget))
+        self.spawn(self._serve(sock, address, holding))
 
-    async def _serve(self, sock: socket.socket, address: Any, budget: AddressBudget | None) -> None:
+    async def _serve(self, sock: socket.socket, address: Any, holding: Holding | None) -> None:
         stream = TransportStream(self.max_buffer_size, self.read_buffer)
         tls = self.ssl_options
         try:
@@ -128,13 +134,13 @@ class Listener:
             # A failed TLS handshake, or a client gone before it began: nothing to serve.
             sock.close()
             self.context.connection_closed()
-            if budget is not None:
-                self.context.server.budgets.disconnected(budget, 0)
+            if holding is not None:
+                holding.close()
             return
         if not self._ticker.is_running():
             self._ticker.start()
         stream.set_nodelay(True)
-        connection = HttpConnection(self, stream, address, budget)
+        connection = HttpConnection(self, stream, address, holding)
         self.connections.add(connection)
         await connection.run()
 
@@ -152,8 +158,8 @@ class Listener:
         if connection in self.connections:
             self.connections.discard(connection)
             self.context.connection_closed()
-            if connection.budget is not None:
-                self.context.server.budgets.disconnected(connection.budget, connection.buffered)
+            if connection.holding is not None:
+                connection.holding.close()
 
     def stop(self) -> None:
         """Stops accepting, and closes the idle keep-alive connections; the endpoint's

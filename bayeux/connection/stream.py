@@ -141,6 +141,10 @@ class TransportStream(asyncio.BufferedProtocol):
     def writing(self) -> bool:
         return self._drained is not None
 
+    def unsent(self) -> int:
+        """Bytes written that the socket has not taken yet."""
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
     def closed(self) -> bool:
         return self._closed or self.transport is None or self.transport.is_closing()
 

@@ -18,12 +18,12 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
-from ..core.limits import AddressBudget
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, origin_refused, refusal
 from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subprotocol
 from .deflate import InboundDeflate
 from .frames import data_frames, write_now
+from .holding import Holding
 from .stream import TransportStream
 
 if TYPE_CHECKING:
@@ -107,8 +107,7 @@ class WebSocketConnection:
         "deflate",
         "control_window",
         "control_frames",
-        "budget",
-        "buffered",
+        "holding",
         "_fragments",
         "_size",
     )
@@ -120,12 +119,12 @@ class WebSocketConnection:
         request: HttpRequest,
         subprotocol: str | None,
         deflate: InboundDeflate | None = None,
-        budget: AddressBudget | None = None,
+        holding: Holding | None = None,
     ) -> None:
         self.listener = listener
-        # The client address's memory budget, charged the message being gathered (`buffered`).
-        self.budget = budget
-        self.buffered = 0
+        # What it holds of its client address's memory budget: the message being gathered,
+        # and what the socket has not taken yet.
+        self.holding = holding
         self.stream = stream
         self.protocol = Connection(ConnectionType.SERVER, [deflate] if deflate else None)
         # The window our compressed frames use, when permessage-deflate was negotiated.
@@ -178,22 +177,20 @@ class WebSocketConnection:
                 self._size += FRAGMENT_OVERHEAD + (
                     len(data.encode()) if isinstance(data, str) else len(data)
                 )
+                holding = self.holding
                 if self._size > self.max_size:
-                    self._fragments = []  # nothing more of it is kept while the peer closes
-                    self._unbuffer()
+                    self._drop_message()  # nothing more of it is kept while the peer closes
                     self.close(CLOSE_TOO_BIG, f"message larger than {self.max_size} bytes")
                     return True  # read on until the peer answers the close
-                if self.budget is not None:
-                    if not self.budget.take(self._size - self.buffered):
-                        self._fragments = []
-                        self._unbuffer()
-                        self.close(CLOSE_POLICY_VIOLATION, "address over its memory budget")
-                        return True
-                    self.buffered = self._size
+                if holding is not None and not holding.gather(self._size - holding.gathering):
+                    self._drop_message()
+                    self.close(CLOSE_POLICY_VIOLATION, "address over its memory budget")
+                    return True
                 self._fragments.append(data)
                 if event.message_finished:
                     fragments, self._fragments, self._size = self._fragments, [], 0
-                    self._unbuffer()
+                    if holding is not None:
+                        holding.gathered()
                     message = (
                         fragments[0] if len(fragments) == 1 else fragments[0][:0].join(fragments)
                     )
@@ -220,10 +217,11 @@ class WebSocketConnection:
                 return False
         return True
 
-    def _unbuffer(self) -> None:
-        if self.budget is not None and self.buffered:
-            self.budget.used -= self.buffered
-            self.buffered = 0
+    def _drop_message(self) -> None:
+        self._fragments = []
+        self._size = 0
+        if self.holding is not None:
+            self.holding.gathered()
 
     def _inflating(self) -> bool:
         """Whether the message arriving is compressed (its inflated pieces may be empty)."""
@@ -253,7 +251,12 @@ class WebSocketConnection:
             written = write_now(self.stream, data_frames(payloads, binary, self.deflate_bits))
         except tornado.iostream.StreamClosedError:
             return None
-        if written is not None and not self.stream.writing() and written.done():
+        if written is None or (not self.stream.writing() and written.done()):
+            return None
+        holding = self.holding
+        if holding is not None and not holding.hold_unsent(self.stream.unsent(), written):
+            # A client that does not read, past its address's budget: dropped, not buffered.
+            self.stream.close()
             return None
         return written
 

@@ -214,6 +214,15 @@ class ServerSession:
         self._handed_out(taken)
         return taken
 
+    def sendable(self, max_bytes: int) -> list[Delivery]:
+        """What a transport may send now outside a connect reply (a stream, a WebSocket
+        flush): the oldest deliveries up to `max_bytes` (at least one), taken from the queue;
+        none while messages may leave only in connect replies (the ack extension numbers
+        those, so nothing may bypass them)."""
+        if self.connect_delivery_only or not self.queue:
+            return []
+        return self.take(max_bytes)
+
     def drop_oldest(self) -> Delivery:
         delivery = self.queue.pop(0)
         self.queue_bytes -= delivery.size

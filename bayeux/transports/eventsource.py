@@ -127,9 +127,11 @@ class EventStream:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._writing or self.done.done() or not self.session.queue:
+        if self._writing or self.done.done():
             return
-        deliveries = self.session.drain()
+        deliveries = self.session.sendable(self.context.settings.max_message_size)
+        if not deliveries:
+            return
         self.context.server.stats.observe_latency(time.monotonic() - deliveries[0].born)
         self._send(b"data: " + codec.join_array([d.json for d in deliveries]) + b"\n\n")
 
@@ -149,5 +151,5 @@ class EventStream:
         self._writing = False
         if future is not None and (future.cancelled() or future.exception() is not None):
             self._end()
-        elif self.session.queue:
+        elif self.session.queue and not self.session.connect_delivery_only:
             self.wake()

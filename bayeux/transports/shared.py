@@ -4,7 +4,9 @@ A broadcast of a large message to many WebSockets was framed (and, with permessa
 compressed) again for each socket: 1,000 subscribers of a 1 MiB message meant three 1 MiB
 copies per socket on the loop, and 200 compressing subscribers kept an honest client waiting
 8.3 s (benchmarks/soak.py, big-broadcast attacks). The derived bytes are kept by the identity
-of the payload they came from, which the fan-out shares among all subscribers.
+of the payload they came from, which the fan-out shares among all subscribers, and only while
+a broadcast is being written: the WebSocket flusher forgets them all once it has nothing left
+to write (`forget_all`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from collections.abc import Callable, Hashable
 
 # Payloads smaller than this are cheap to derive again, and too many to remember.
 LARGE = 16 * 1024
+# Every cache of derived bytes (one per kind: frame payloads, frames).
+_ALL: list[DerivedBytes] = []
+
+
+def forget_all() -> None:
+    """Drops what every cache holds (nothing is being written that needs it any more)."""
+    for cache in _ALL:
+        cache.forget()
 
 
 class DerivedBytes:
@@ -23,6 +33,11 @@ class DerivedBytes:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._entries: dict[tuple[int, Hashable], tuple[bytes, bytes]] = {}
+        self._bytes = 0
+        _ALL.append(self)
+
+    def forget(self) -> None:
+        self._entries.clear()
         self._bytes = 0
 
     def get(self, payload: bytes, variant: Hashable, derive: Callable[[bytes], bytes]) -> bytes:

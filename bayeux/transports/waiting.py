@@ -89,6 +89,9 @@ async def wait_for_messages(
 def complete(server: BayeuxServer, hold: ConnectHold, why: Wakeup) -> tuple[list, Message]:
     """The queued deliveries to write before the connect reply, and that reply."""
     # Displaced: the connection that took over gets the queue. Gone: nobody would read it, so it
-    # stays queued for the next connect. Streamed: the EventSource stream carries it.
-    deliver = why not in (Wakeup.DISPLACED, Wakeup.GONE, Wakeup.STREAMED)
+    # stays queued for the next connect. Streamed: the EventSource stream carries it, unless
+    # messages may leave only in connect replies (the ack extension).
+    deliver = why not in (Wakeup.DISPLACED, Wakeup.GONE) and (
+        why is not Wakeup.STREAMED or hold.session.connect_delivery_only
+    )
     return server.finish_connect(hold, multiple_clients=why is Wakeup.DISPLACED, deliver=deliver)

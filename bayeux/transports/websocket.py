@@ -28,7 +28,7 @@ from ..core.message import Delivery, ProtocolError, TooManyMessages, batch_from
 from ..core.server import ConnectHold
 from ..core.session import ServerSession
 from .context import Context
-from .shared import LARGE, DerivedBytes
+from .shared import LARGE, DerivedBytes, forget_all
 
 log = logging.getLogger("bayeux.websocket")
 
@@ -95,6 +95,8 @@ class _Flusher:
                 # never comes: it is dropped, and the rest are flushed.
                 log.exception("flushing a WebSocket failed; closing it")
                 socket.abort()
+        if written >= LARGE and not self.pending:
+            forget_all()  # the broadcast is written everywhere: its shared bytes can go
 
 
 _FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
@@ -321,9 +323,11 @@ class BayeuxWebSocket:
         items: list[bytes] = []
         for link in self.links.values():
             session = link.session
-            if session.queue and not session.connect_delivery_only and budget > 0:
-                queued = session.queue_bytes
-                deliveries = session.take(budget)
+            if budget <= 0:
+                break
+            queued = session.queue_bytes
+            deliveries = session.sendable(budget)
+            if deliveries:
                 self.context.server.stats.observe_latency(
                     (now or time.monotonic()) - deliveries[0].born
                 )
@@ -422,7 +426,7 @@ class BayeuxWebSocket:
 
 
 # Large messages as one-message frame payloads, made once for all sockets (shared.py).
-_joined = DerivedBytes(8 * 1024 * 1024)
+_joined = DerivedBytes(4 * 1024 * 1024)
 
 
 def _frames(items: list[bytes], limit: int) -> list[list[bytes]]:
