@@ -95,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--xheaders",
         action="store_true",
-        help="take the client's address and scheme from a reverse proxy's X-Real-IP /"
-        " X-Forwarded-For and X-Scheme / X-Forwarded-Proto headers (for the per-address limits"
-        " and logs); only behind a proxy that sets them",
+        help="take the client's address from a reverse proxy's X-Real-IP / X-Forwarded-For"
+        " headers (for the per-address limits and logs; connections, which are the proxy's, are"
+        " then not charged to an address); only behind a proxy that sets them",
     )
     parser.add_argument(
         "--certfile", metavar="PEM", help="serve https:// and wss:// with this certificate chain"

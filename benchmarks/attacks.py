@@ -6,8 +6,9 @@ settings, with an honest client measuring its round trip meanwhile; on 127.0.0.1
 
 For each attack: the server's resident memory growth at the attack's peak and one second after
 it, the server's CPU seconds, the honest client's round-trip p99 (a WebSocket client publishing
-to itself every 20 ms from its own process), and whether the attacker's connections were
-closed. Each attack runs against a fresh server, and every loop stops by itself.
+to itself every 20 ms from its own process), and the outcome: whether the attacker's
+connection was closed ("yes"/"no"), or for a legitimate big broadcast how many subscribers got
+it. Each attack runs against a fresh server, and every loop stops by itself.
 """
 
 from __future__ import annotations
@@ -86,11 +87,11 @@ class Outcome:
     def line(self) -> str:
         return (
             f"{self.attack:<22} {self.peak_mib:>8.1f} {self.after_mib:>8.1f} {self.cpu_s:>7.2f}"
-            f" {self.honest_p99_ms:>9.0f} {self.closed:>8}"
+            f" {self.honest_p99_ms:>9.0f} {self.closed:>10}"
         )
 
 
-HEADER = f"{'attack':<22} {'peak MiB':>8} {'after':>8} {'CPU s':>7} {'p99 ms':>9} {'closed':>8}"
+HEADER = f"{'attack':<22} {'peak MiB':>8} {'after':>8} {'CPU s':>7} {'p99 ms':>9} {'outcome':>10}"
 
 
 # ------------------------------------------------------------------ raw wire helpers
@@ -286,113 +287,95 @@ def ws_pings(port: int) -> str:
     return "yes" if closed else "no"
 
 
-async def _subscribers(port: int, count: int, *, deflate: bool) -> list[Any]:
-    import tornado.websocket
+class RawSubscriber:
+    """A WebSocket subscriber of /big on a plain asyncio stream, from a loopback source address
+    of its own choosing (the per-address handshake allowance is 200 per 10 s)."""
 
-    url = f"ws://127.0.0.1:{port}/cometd"
-    sockets = []
-    for _ in range(count):
-        ws = await tornado.websocket.websocket_connect(
-            url, compression_options={} if deflate else None, max_message_size=8 << 20
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def join(cls, port: int, source: str, *, deflate: bool) -> RawSubscriber:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, local_addr=(source, 0), limit=1 << 22
         )
-        await ws.write_message(
-            json.dumps([{**HANDSHAKE, "supportedConnectionTypes": ["websocket"]}])
+        extensions = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else ""
+        writer.write(
+            f"GET /cometd HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {ws_key()}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n{extensions}\r\n".encode()
         )
-        cid = json.loads(await ws.read_message())[0]["clientId"]
-        await ws.write_message(
-            json.dumps(
-                [
-                    {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/big"},
-                    {
-                        "channel": "/meta/connect",
-                        "clientId": cid,
-                        "connectionType": "websocket",
-                        "advice": {"timeout": 0},
-                    },
-                ]
-            )
+        await reader.readuntil(b"\r\n\r\n")
+        self = cls(reader, writer)
+        self.send([{**HANDSHAKE, "supportedConnectionTypes": ["websocket"]}])
+        reply = await self.frame()
+        cid = json.loads(reply)[0]["clientId"]
+        self.send(
+            [
+                {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/big"},
+                {
+                    "channel": "/meta/connect",
+                    "clientId": cid,
+                    "connectionType": "websocket",
+                    "advice": {"timeout": 0},
+                },
+            ]
         )
-        await ws.read_message()
-        sockets.append((ws, cid))
-    return sockets
+        self.client_id = cid
+        await self.frame()
+        return self
+
+    def send(self, messages: list[dict]) -> None:
+        self.writer.write(frame(json.dumps(messages).encode(), 0x1))
+
+    async def frame(self) -> bytes:
+        head = await self.reader.readexactly(2)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await self.reader.readexactly(8), "big")
+        return await self.reader.readexactly(length)
+
+    async def until_big(self) -> None:
+        while len(await self.frame()) < 100_000:
+            pass
+
+    def close(self) -> None:
+        self.writer.transport.abort()
 
 
 def big_broadcast(count: int, *, read: bool, deflate: bool) -> Callable[[int], str]:
     def attack(port: int) -> str:
-        async def run() -> None:
-            sockets = await _subscribers(port, count, deflate=deflate)
-            ws, cid = sockets[0]
-            payload = "x" * (1024 * 1024 - 100)
-            await ws.write_message(
-                json.dumps([{"channel": "/big", "clientId": cid, "data": payload}])
-            )
-            readers = [asyncio.ensure_future(_drain(w)) for w, _ in sockets]
-            await asyncio.wait(readers, timeout=20)
-            for w, _ in sockets:
-                w.close()
+        async def run() -> str:
+            subscribers = []
+            for n in range(count):  # 100 per source address, from 127.0.0.2 on
+                subscribers.append(
+                    await RawSubscriber.join(port, f"127.0.0.{2 + n // 100}", deflate=deflate)
+                )
+            await asyncio.sleep(0.5)
+            first = subscribers[0]
+            first.send([{"channel": "/big", "clientId": first.client_id, "data": "x" * BIG}])
+            if read:
+                readers = [asyncio.ensure_future(s.until_big()) for s in subscribers]
+                _, pending = await asyncio.wait(readers, timeout=30)
+                for task in pending:
+                    task.cancel()
+                outcome = f"{count - len(pending)}/{count}"
+            else:
+                await asyncio.sleep(5)  # nobody reads: what piles up is the figure
+                outcome = "n/a"
+            for s in subscribers:
+                s.close()
+            return outcome
 
-        if not read:
-            return _stalled(port, count)
-        asyncio.run(run())
-        return "n/a"
+        return asyncio.run(run())
 
     return attack
 
 
-async def _drain(ws: Any) -> None:
-    while True:
-        message = await ws.read_message()
-        if message is None or '"/big"' in message and '"data"' in message:
-            return
-
-
-def _stalled(port: int, count: int) -> str:
-    """Subscribers on raw sockets that never read: the broadcast backs up toward them."""
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", port))
-        sock.sendall(
-            f"GET /cometd HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {ws_key()}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        sock.recv(4096)
-        sock.sendall(
-            frame(
-                json.dumps([{**HANDSHAKE, "supportedConnectionTypes": ["websocket"]}]).encode(), 1
-            )
-        )
-        reply = sock.recv(65536)
-        start = reply.index(b"[")
-        cid = json.loads(reply[start:])[0]["clientId"]
-        sock.sendall(
-            frame(
-                json.dumps(
-                    [
-                        {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/big"},
-                        {
-                            "channel": "/meta/connect",
-                            "clientId": cid,
-                            "connectionType": "websocket",
-                            "advice": {"timeout": 0},
-                        },
-                    ]
-                ).encode(),
-                1,
-            )
-        )
-        sockets.append((sock, cid))
-    time.sleep(0.5)
-    sock, cid = sockets[0]
-    payload = "x" * (1024 * 1024 - 100)
-    sock.sendall(
-        frame(json.dumps([{"channel": "/big", "clientId": cid, "data": payload}]).encode(), 1)
-    )
-    time.sleep(5)
-    for s, _ in sockets:
-        s.close()
-    return "n/a"
+BIG = 1024 * 1024 - 100
 
 
 ATTACKS: dict[str, Callable[[int], str]] = {
