@@ -140,11 +140,14 @@ def send_until_closed(sock: socket.socket, data: bytes, total: int) -> bool:
             sent += len(data)
     except (BrokenPipeError, ConnectionResetError, TimeoutError):
         return True
+    # Closed: the server hung up, or (WebSocket) sent its close frame (0x88: the attacker gets
+    # no other frames), or answered the request with an error status.
     try:
         sock.settimeout(2)
-        while sock.recv(65536):
-            pass
-        return True
+        while True:
+            data = sock.recv(65536)
+            if not data or data[:1] == b"\x88" or data.startswith(b"HTTP/1.1 4"):
+                return True
     except TimeoutError:
         return False
     except OSError:

@@ -148,6 +148,11 @@ class TransportStream(asyncio.BufferedProtocol):
     def closed(self) -> bool:
         return self._closed or self.transport is None or self.transport.is_closing()
 
+    def close_after_writing(self) -> None:
+        """Closes once what was written has been sent (reading nothing more meanwhile)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
     def close(self) -> None:
         """Closes now, dropping whatever was not sent (as IOStream does)."""
         if self.transport is not None and not self.transport.is_closing():
