@@ -339,7 +339,10 @@ class RawSubscriber:
             length = int.from_bytes(await self.reader.readexactly(2), "big")
         elif length == 127:
             length = int.from_bytes(await self.reader.readexactly(8), "big")
-        return await self.reader.readexactly(length)
+        payload = await self.reader.readexactly(length)
+        if head[0] & 0x40:  # compressed (permessage-deflate, no context takeover)
+            payload = zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+        return payload
 
     async def until_big(self) -> None:
         while len(await self.frame()) < 100_000:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import socket
 import struct
@@ -261,3 +262,42 @@ def test_stalled_readers_of_a_big_broadcast_are_dropped_past_their_address_budge
         assert stats.get("queue-full-disconnect", 0) > 0, stats
         for ws in stalled:
             ws.close()
+
+
+def test_a_message_of_exactly_the_bound_in_one_frame_is_read() -> None:
+    """The fragment overhead is charged to pieces of a fragmented message only."""
+    with ServerThread(Settings(max_message_size=4096)) as server:
+        ws = RawWebSocket(ws_url(server))
+        message = [
+            {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "ext": {"pad": ""},
+                "supportedConnectionTypes": ["websocket"],
+            }
+        ]
+        message[0]["ext"] = {"pad": "x" * (4096 - len(json.dumps(message)))}
+        assert len(json.dumps(message)) == 4096
+        ws.send(message)
+        assert ws.read()[0]["successful"] is True
+        ws.close()
+
+
+def test_a_large_frame_arriving_in_many_reads_is_not_charged_as_fragments() -> None:
+    with ServerThread(Settings(max_message_size=512 * 1024)) as server:
+        ws = RawWebSocket(ws_url(server))
+        message = [
+            {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "ext": {"pad": ""},
+                "supportedConnectionTypes": ["websocket"],
+            }
+        ]
+        message[0]["ext"] = {"pad": "x" * (512 * 1024 - len(json.dumps(message)))}
+        data = frame(json.dumps(message).encode(), 0x1)
+        for start in range(0, len(data), 4096):  # many reads on the server's side
+            ws.sock.sendall(data[start : start + 4096])
+            time.sleep(0.0005)
+        assert ws.read()[0]["successful"] is True
+        ws.close()

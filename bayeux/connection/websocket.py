@@ -173,9 +173,9 @@ class WebSocketConnection:
                 if not data and not event.message_finished and not self._inflating():
                     # An empty fragment carries nothing: a stream of them only costs CPU.
                     return self._fail(CLOSE_PROTOCOL_ERROR, "empty fragment")
-                self._size += FRAGMENT_OVERHEAD + (
-                    len(data.encode()) if isinstance(data, str) else len(data)
-                )
+                self._size += len(data.encode()) if isinstance(data, str) else len(data)
+                if event.frame_finished and not event.message_finished:
+                    self._size += FRAGMENT_OVERHEAD  # a frame of a fragmented message
                 holding = self.holding
                 if self._size > self.max_size:
                     return self._fail(CLOSE_TOO_BIG, f"message larger than {self.max_size} bytes")
