@@ -203,6 +203,16 @@ def test_a_big_broadcast_is_written_in_slices_that_let_the_loop_run() -> None:
         assert other_ran_at and other_ran_at[0] < 10  # other work ran between the slices
         assert other_ran_at[0] % per_turn == 0
 
+        # A socket asking for a flush meanwhile goes ahead of the big broadcast's rest.
+        flushed.clear()
+        for n in range(10):
+            flusher.add(Socket(n))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        flusher.add(Socket(99))  # type: ignore[arg-type]
+        while len(flushed) < 11:
+            await asyncio.sleep(0)
+        assert flushed.index(99) == per_turn
+
     asyncio.run(scenario())
 
 

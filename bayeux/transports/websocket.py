@@ -64,29 +64,31 @@ class FrameSink(Protocol):
 
 class _Flusher:
     """Flushes every socket that has messages waiting, once per loop turn, with one plain
-    call_soon (Tornado's add_callback is thread-safe, so it writes to a self-pipe every call)."""
+    call_soon (Tornado's add_callback is thread-safe, so it writes to a self-pipe every call).
+
+    A turn writes at most WRITE_SHARE bytes: the sockets left over (a big broadcast) wait for
+    the next turn, after whatever else is ready, and behind the sockets that asked for a flush
+    meanwhile, so that a small message is not held up by a big one's slices."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.pending: list[BayeuxWebSocket] = []
+        self.deferred: list[BayeuxWebSocket] = []
 
     def add(self, socket: BayeuxWebSocket) -> None:
-        if not self.pending:
+        if not self.pending and not self.deferred:
             self.loop.call_soon(self.run)
         self.pending.append(socket)
 
     def run(self) -> None:
-        pending, self.pending = self.pending, []
+        queue = self.pending + self.deferred if self.deferred else self.pending
+        self.pending, self.deferred = [], []
         now = time.monotonic()  # one clock read for every socket's latency
         written = 0
-        for index, socket in enumerate(pending):
+        for index, socket in enumerate(queue):
             if written >= WRITE_SHARE:
-                # A big broadcast: the other sockets are flushed in the next loop turn, after
-                # whatever else is ready (an honest client waited 1.07 s for a 1 MiB message
-                # to 1,000 subscribers written in one turn).
-                if not self.pending:
-                    self.loop.call_soon(self.run)
-                self.pending[:0] = pending[index:]
+                self.deferred = queue[index:]
+                self.loop.call_soon(self.run)
                 return
             try:
                 written += socket._flush(now)
