@@ -31,6 +31,16 @@ class ReadBuffer:
         self.view = memoryview(bytearray(size))
 
 
+# Writes larger than this go to the transport a slice at a time, each once the socket took the
+# one before: what a client that does not read holds in our memory is then a slice, while the
+# rest stays in the caller's bytes (a broadcast's frame, shared by every socket). asyncio
+# copies into its own buffer whatever the socket does not take at once (benchmarks/attacks.py,
+# stalled readers of a big broadcast).
+WRITE_SLICE = 64 * 1024
+# How long a connection closing after its last writes may take to have them read.
+CLOSE_GRACE_SECONDS = 5.0
+
+
 class TransportStream(asyncio.BufferedProtocol):
     """One accepted connection. Reads are buffered up to `max_buffer_size` bytes while nobody
     reads them (a client pipelining past its answers is cut off rather than buffered), and the
@@ -44,7 +54,13 @@ class TransportStream(asyncio.BufferedProtocol):
         # idle connection would hold its last burst's worth (rare: only what came unasked).
         self._buffer = b""
         self._reading: asyncio.Future[bytes] | None = None
+        # Set while writing waits: the transport paused us, or the outbox is not empty.
         self._drained: asyncio.Future[None] | None = None
+        self._paused = False
+        # What waits to be handed to the transport (see WRITE_SLICE), in order.
+        self._outbox: list[memoryview] = []
+        self._outbox_bytes = 0
+        self._close_when_written = False
         self._close_callback: Callable[[], None] | None = None
         self._closed = False
 
@@ -84,18 +100,43 @@ class TransportStream(asyncio.BufferedProtocol):
             if future is not None and not future.done():
                 future.set_exception(StreamClosedError())
         self._reading = self._drained = None
+        self._outbox.clear()
+        self._outbox_bytes = 0
         callback, self._close_callback = self._close_callback, None
         if callback is not None:
             callback()
 
     def pause_writing(self) -> None:
+        self._paused = True
         if self._drained is None:
             self._drained = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
+        self._paused = False
+        self._feed()
+        if self._paused or self._outbox:
+            return
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
+
+    def _feed(self) -> None:
+        """Hands the outbox to the transport a slice at a time, while the socket takes it."""
+        transport = self.transport
+        outbox = self._outbox
+        while outbox and not self._paused and transport is not None:
+            view = outbox[0]
+            if len(view) > WRITE_SLICE:
+                chunk, outbox[0] = view[:WRITE_SLICE], view[WRITE_SLICE:]
+            else:
+                chunk = outbox.pop(0)
+            self._outbox_bytes -= len(chunk)
+            transport.write(chunk)  # may pause us at once
+        if outbox:
+            if self._drained is None:
+                self._drained = asyncio.get_running_loop().create_future()
+        elif self._close_when_written and transport is not None:
+            transport.close()
 
     # ------------------------------------------------------------ the IOStream interface
 
@@ -119,7 +160,12 @@ class TransportStream(asyncio.BufferedProtocol):
         has (failed with StreamClosedError if the connection breaks first)."""
         if self._closed or self.transport is None or self.transport.is_closing():
             raise StreamClosedError()
-        self.transport.write(data)
+        if self._outbox or len(data) > WRITE_SLICE:
+            self._outbox.append(memoryview(data))
+            self._outbox_bytes += len(data)
+            self._feed()
+        else:
+            self.transport.write(data)
         drained = self._drained
         if drained is None:
             return None
@@ -143,14 +189,27 @@ class TransportStream(asyncio.BufferedProtocol):
 
     def unsent(self) -> int:
         """Bytes written that the socket has not taken yet."""
-        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+        buffered = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        return buffered + self._outbox_bytes
 
     def closed(self) -> bool:
-        return self._closed or self.transport is None or self.transport.is_closing()
+        return (
+            self._closed
+            or self._close_when_written
+            or self.transport is None
+            or self.transport.is_closing()
+        )
 
     def close_after_writing(self) -> None:
         """Closes once what was written has been sent (reading nothing more meanwhile)."""
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._outbox:
+            self._close_when_written = True
+            self.transport.pause_reading()
+            # A client that never reads does not keep it open: dropped after a grace period.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self.close)
+        else:
             self.transport.close()
 
     def close(self) -> None:
