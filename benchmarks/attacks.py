@@ -5,7 +5,8 @@ settings, with an honest client measuring its round trip meanwhile; on 127.0.0.1
     .venv/bin/python benchmarks/soak.py --attacks --root OLD    # the same against another tree
 
 For each attack: the server's resident memory growth at the attack's peak and one second after
-it, the server's CPU seconds, the honest client's round-trip p99 (a WebSocket client publishing
+it, the peak growth of the kernel's TCP buffers (machine-wide: both ends of loopback), the
+server's CPU seconds, the honest client's round-trip p99 (a WebSocket client publishing
 to itself every 20 ms from its own process), and the outcome: whether the attacker's
 connection was closed ("yes"/"no"), or for a legitimate big broadcast how many subscribers got
 it. Each attack runs against a fresh server, and every loop stops by itself.
@@ -80,18 +81,32 @@ class Outcome:
     attack: str
     peak_mib: float
     after_mib: float
+    kernel_mib: float
     cpu_s: float
     honest_p99_ms: float
     closed: str
 
     def line(self) -> str:
         return (
-            f"{self.attack:<22} {self.peak_mib:>8.1f} {self.after_mib:>8.1f} {self.cpu_s:>7.2f}"
-            f" {self.honest_p99_ms:>9.0f} {self.closed:>10}"
+            f"{self.attack:<26} {self.peak_mib:>8.1f} {self.after_mib:>8.1f}"
+            f" {self.kernel_mib:>8.1f} {self.cpu_s:>7.2f} {self.honest_p99_ms:>9.0f}"
+            f" {self.closed:>10}"
         )
 
 
-HEADER = f"{'attack':<22} {'peak MiB':>8} {'after':>8} {'CPU s':>7} {'p99 ms':>9} {'outcome':>10}"
+HEADER = (
+    f"{'attack':<26} {'peak MiB':>8} {'after':>8} {'kernel':>8} {'CPU s':>7} {'p99 ms':>9}"
+    f" {'outcome':>10}"
+)
+
+
+def tcp_kernel_kib() -> int:
+    """The kernel's memory in TCP socket buffers, machine-wide (/proc/net/sockstat)."""
+    for line in Path("/proc/net/sockstat").read_text().splitlines():
+        if line.startswith("TCP:"):
+            fields = line.split()
+            return int(fields[fields.index("mem") + 1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+    return 0
 
 
 # ------------------------------------------------------------------ raw wire helpers
@@ -218,8 +233,19 @@ def subscriptions(port: int) -> str:
 
 
 def big_batch(port: int) -> str:
-    post(port, [{"channel": "/a"}] * 70_000)
-    return "n/a"
+    # 60,000 minimal messages: just under the default 1 MiB body.
+    body = json.dumps([{"channel": "/a"}] * 60_000, separators=(",", ":")).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(
+        b"POST /cometd HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
+    status = sock.recv(64).split(b"\r\n", 1)[0]
+    while sock.recv(1 << 20):
+        pass
+    sock.close()
+    return status.decode().split(" ", 1)[1][:10]
 
 
 def head_lines(port: int) -> str:
@@ -299,10 +325,16 @@ class RawSubscriber:
         self.writer = writer
 
     @classmethod
-    async def join(cls, port: int, source: str, *, deflate: bool) -> RawSubscriber:
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, local_addr=(source, 0), limit=1 << 22
-        )
+    async def join(
+        cls, port: int, source: str, *, deflate: bool, stall: bool = False
+    ) -> RawSubscriber:
+        sock = socket.socket()
+        if stall:  # before connecting, so that the kernel does not grow the window past it
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.bind((source, 0))
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 22)
         extensions = "Sec-WebSocket-Extensions: permessage-deflate\r\n" if deflate else ""
         writer.write(
             f"GET /cometd HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
@@ -327,6 +359,8 @@ class RawSubscriber:
         )
         self.client_id = cid
         await self.frame()
+        if stall:
+            writer.transport.pause_reading()  # from here on, nothing is read
         return self
 
     def send(self, messages: list[dict]) -> None:
@@ -357,8 +391,10 @@ def big_broadcast(count: int, *, read: bool, deflate: bool) -> Callable[[int], s
         async def run() -> str:
             subscribers = []
             for n in range(count):  # 100 per source address, from 127.0.0.2 on
+                source = f"127.0.0.{2 + n // 100}"
+                stall = not read and n > 0  # the first one publishes
                 subscribers.append(
-                    await RawSubscriber.join(port, f"127.0.0.{2 + n // 100}", deflate=deflate)
+                    await RawSubscriber.join(port, source, deflate=deflate, stall=stall)
                 )
             await asyncio.sleep(0.5)
             first = subscribers[0]
@@ -387,7 +423,7 @@ BIG = 1024 * 1024 - 100
 ATTACKS: dict[str, Callable[[int], str]] = {
     "queue-61k-small": queue_small,
     "subscriptions-10x1024": subscriptions,
-    "batch-70k-messages": big_batch,
+    "batch-60k-messages": big_batch,
     "head-line-unterminated": head_lines,
     "header-repeated-110x": repeated_headers,
     "chunked-huge-chunk": chunked,
@@ -414,18 +450,20 @@ def run_attack(name: str, attack: Callable[[int], str], root: Path, seconds: flo
         handshake(port)  # warm up
         time.sleep(0.3)
         base_rss = rss_kib(server.pid)
+        base_kernel = tcp_kernel_kib()
         base_cpu = cpu_seconds(server.pid)
         honest = subprocess.Popen(
             [sys.executable, "-c", HONEST_SCRIPT, f"ws://127.0.0.1:{port}/cometd", str(seconds)],
             stdout=subprocess.PIPE,
             text=True,
         )
-        peak = [base_rss]
+        peak = [base_rss, base_kernel]
 
         async def watch(done: Awaitable[Any]) -> None:
             while not done.done():  # type: ignore[attr-defined]
                 peak[0] = max(peak[0], rss_kib(server.pid))
-                await asyncio.sleep(0.05)
+                peak[1] = max(peak[1], tcp_kernel_kib())
+                await asyncio.sleep(0.02)
 
         async def both() -> str:
             loop = asyncio.get_running_loop()
@@ -444,7 +482,13 @@ def run_attack(name: str, attack: Callable[[int], str], root: Path, seconds: flo
         out, _ = honest.communicate(timeout=seconds + 120)
         p99 = json.loads(out.strip().splitlines()[-1])["p99_ms"] if out.strip() else float("inf")
         return Outcome(
-            name, (peak[0] - base_rss) / 1024, (after - base_rss) / 1024, cpu, p99, closed
+            name,
+            (peak[0] - base_rss) / 1024,
+            (after - base_rss) / 1024,
+            (peak[1] - base_kernel) / 1024,
+            cpu,
+            p99,
+            closed,
         )
     finally:
         stop_process(server)
