@@ -280,3 +280,31 @@ def test_what_one_address_costs_is_held_to_its_budget() -> None:
     unbounded = _growth(-1)
     assert unbounded > 5 * budget, unbounded  # the attack is real
     assert bounded < 2 * budget + 4 * 1024 * 1024, (bounded, unbounded)
+
+
+def test_a_broadcast_held_by_many_sessions_of_one_address_is_charged_about_once() -> None:
+    """Many users behind one address (a NAT) subscribed to a busy channel: each broadcast is
+    one object in memory, so the address is charged its size once plus a slot per queue, not
+    its size per session (which disconnected them all in a burst)."""
+
+    async def scenario() -> None:
+        server = BayeuxServer(
+            Settings(max_handshakes_per_address=-1, max_address_bytes=4 * 1024 * 1024)
+        )
+        ids = [(await _one(server, HANDSHAKE, "10.0.0.9"))["clientId"] for _ in range(100)]
+        for cid in ids:
+            sub = {"channel": "/meta/subscribe", "clientId": cid, "subscription": "/busy"}
+            await _one(server, sub, "10.0.0.9")
+        for i in range(100):
+            server.publish("/busy", {"i": i, "pad": "x" * 1000})
+        sessions = [server.sessions[cid] for cid in ids]
+        assert all(len(s.queue) == 100 for s in sessions)  # nobody dropped
+        charged_per_session = sum(s.queue_bytes for s in sessions)  # ~11.5 MiB
+        budget = server.budgets.of("10.0.0.9")
+        assert budget.used < charged_per_session / 10, (budget.used, charged_per_session)
+        assert budget.used == sum(SESSION_OVERHEAD + s.held_bytes() for s in sessions)
+        for cid in ids:
+            await _one(server, {"channel": "/meta/disconnect", "clientId": cid}, "10.0.0.9")
+        assert budget.used == 0
+
+    asyncio.run(scenario())

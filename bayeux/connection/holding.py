@@ -42,21 +42,22 @@ class Holding:
 
     def hold_unsent(self, size: int, written: asyncio.Future[Any]) -> bool:
         """Counts `size` bytes written but not yet taken by the socket, until `written`
-        resolves; False (counting nothing) when the address cannot afford them: a client that
-        does not read is then dropped rather than buffered for."""
+        resolves (a connection waits for each write before the next); False (counting
+        nothing) when the address cannot afford them: a client that does not read is then
+        dropped rather than buffered for."""
         budget = self.budget
         if budget is None or size <= 0:
             return True
         if not budget.take(size):
             return False
         self.unsent += size
-        written.add_done_callback(lambda _future: self._taken(size))
+        written.add_done_callback(self._taken)
         return True
 
-    def _taken(self, size: int) -> None:
+    def _taken(self, _written: asyncio.Future[Any]) -> None:
         if self.budget is not None:
-            self.budget.used -= size
-            self.unsent -= size
+            self.budget.used -= self.unsent
+        self.unsent = 0
 
     def close(self) -> None:
         """The connection closed: everything it held goes back (once)."""

@@ -169,12 +169,8 @@ class TransportStream(asyncio.BufferedProtocol):
         drained = self._drained
         if drained is None:
             return None
-        # A future of its own (a caller cancelled while waiting must not cancel the others'),
-        # whose failure is taken here: writes nobody awaits (control frames) would otherwise
-        # each log "Future exception was never retrieved" when the connection breaks.
-        written = asyncio.shield(drained)
-        written.add_done_callback(_retrieve)
-        return written
+        # A future of its own: a caller cancelled while waiting must not cancel the others'.
+        return asyncio.shield(drained)
 
     def write(self, data: bytes) -> asyncio.Future[None]:
         written = self.write_now(data)
@@ -226,6 +222,9 @@ class TransportStream(asyncio.BufferedProtocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(value))
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """A done callback for a write nobody awaits (a control frame): takes its failure, which
+    would otherwise be logged as "Future exception was never retrieved" when the connection
+    breaks, once per write."""
     if not future.cancelled():
         future.exception()

@@ -24,7 +24,7 @@ from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subpro
 from .deflate import InboundDeflate
 from .frames import data_frames, write_now
 from .holding import Holding
-from .stream import TransportStream
+from .stream import TransportStream, retrieve
 
 if TYPE_CHECKING:
     from .listener import Listener
@@ -243,9 +243,11 @@ class WebSocketConnection:
 
     def _send_control(self, event: Any) -> None:
         try:
-            write_now(self.stream, self.protocol.send(event))
+            written = write_now(self.stream, self.protocol.send(event))
         except tornado.iostream.StreamClosedError:
-            pass
+            return
+        if written is not None:
+            written.add_done_callback(retrieve)
 
     # ------------------------------------------------------------------------ FrameSink
 

@@ -133,6 +133,8 @@ def batch_from(value: Any, max_messages: int) -> list[Message]:
 # header, the timestamp and the queue's slot (tests/test_memory_bounds.py measures it with
 # tracemalloc). Queues are bounded by this plus the JSON, so that their bound is their memory.
 DELIVERY_OVERHEAD = 192
+# What one more queue holding a delivery costs (its slot in the queue's list, rounded up).
+QUEUE_SLOT = 16
 
 
 class Delivery:
@@ -144,7 +146,7 @@ class Delivery:
     would then hold far more memory than the bytes they count. `message` decodes it again for
     the rare paths that need it (in-process sessions, the engine's replay)."""
 
-    __slots__ = ("json", "size", "born", "position", "_msgpack")
+    __slots__ = ("json", "size", "share", "born", "position", "_msgpack")
 
     def __init__(self, message: Message, encoded: bytes | None = None) -> None:
         # When it was published (monotonic seconds), for the publish-to-write latency.
@@ -154,9 +156,21 @@ class Delivery:
         self.json: bytes = codec.dumps(message) if encoded is None else encoded
         # Its place in the engine's log (core/engine.py); 0 for what never went through it.
         self.position = 0
-        # What the message costs a queue that holds it, in bytes of memory.
+        # What the message costs a queue that holds it, in bytes of memory: what a session's
+        # own bound counts.
         self.size = len(self.json) + DELIVERY_OVERHEAD
+        # Its part of that for each of the queues it was handed to at once (`shared_by`): what
+        # an address's budget counts, so that a broadcast held by many sessions of one address
+        # is counted about once there, as it is in memory.
+        self.share = self.size
         self._msgpack: bytes | None = None
+
+    def shared_by(self, queues: int) -> None:
+        """The delivery is about to be queued for `queues` sessions at once (a fan-out). Its
+        share is set once, before it is first queued: the sessions holding it give back what
+        they were charged."""
+        if queues > 1 and self.share == self.size:
+            self.share = self.size // queues + QUEUE_SLOT
 
     @property
     def message(self) -> Message:

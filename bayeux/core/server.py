@@ -939,7 +939,9 @@ class BayeuxServer:
         stats = self.stats
         lazy_seconds = self.settings.max_lazy_timeout / 1000 if lazy else None
         count = 0
-        for session in self.tree.match(channel):
+        recipients = self.tree.match(channel)
+        delivery.shared_by(len(recipients))
+        for session in recipients:
             if session.id == exclude:
                 continue
             if position:
@@ -1110,10 +1112,10 @@ class BayeuxServer:
     def _enqueue(
         self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
     ) -> None:
-        if self._queue_full(session, delivery.size):
+        if self._queue_full(session, delivery):
             policy = self.settings.queue_full_policy
             if policy == "drop-oldest":
-                while session.queue and self._queue_full(session, delivery.size):
+                while session.queue and self._queue_full(session, delivery):
                     session.drop_oldest()
                     self.stats.dropped["drop-oldest"] += 1
             if policy == "disconnect":
@@ -1125,20 +1127,21 @@ class BayeuxServer:
                 self.stats.dropped["queue-full-disconnect"] += 1
                 self.remove_session(session, Ended.QUEUE_FULL)
                 return
-            if self._queue_full(session, delivery.size):  # drop-newest, or it cannot fit at all
+            if self._queue_full(session, delivery):  # drop-newest, or it cannot fit at all
                 self.stats.dropped["drop-newest"] += 1
                 return
         session.enqueue(delivery, lazy_seconds=lazy_seconds)
 
-    def _queue_full(self, session: ServerSession, adding: int) -> bool:
-        """Whether queueing `adding` more bytes would pass the session's limits (on the path
-        of every delivery: plain reads, no calls in the common case)."""
+    def _queue_full(self, session: ServerSession, delivery: Delivery) -> bool:
+        """Whether queueing `delivery` would pass the session's limits or its address's (on
+        the path of every delivery: plain reads, no calls in the common case)."""
         limit = self._max_queue_bytes
         if limit > 0:
             used = session.queue_bytes if session.ack is None else session.queued_bytes()
-            if used + adding > limit:
+            if used + delivery.size > limit:
                 return True
-        if session.budget.over(adding):
+        budget = session.budget  # AddressBudget.over, inlined: it is on every delivery's path
+        if budget.limit > 0 and budget.used + delivery.share > budget.limit:
             return True
         limit = self._max_queue
         return limit > 0 and len(session.queue) >= limit

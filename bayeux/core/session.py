@@ -68,6 +68,8 @@ class ServerSession:
         "local",
         "queue_bytes",
         "subscription_bytes",
+        "queue_share",
+        "pending_share",
         "budget",
         "held",
         "service_calls",
@@ -104,9 +106,12 @@ class ServerSession:
         # Memory its subscriptions are charged (core/tree.py), bounded by
         # max_subscription_bytes.
         self.subscription_bytes = 0
-        # What the sessions of its client's address hold together (core/limits.py): every
-        # change of the bytes above is counted there too.
+        # What the sessions of its client's address hold together (core/limits.py): its
+        # subscriptions, and its deliveries' shares (Delivery.share) in the queue and in the
+        # unacknowledged batches; every change is counted there too.
         self.budget: AddressBudget = UNBOUNDED
+        self.queue_share = 0
+        self.pending_share = 0
         # The connect being held for this session, if any (a core.server.ConnectHold). Only
         # finishing this one restarts the expiry clock: a displaced older one must not.
         self.held: object | None = None
@@ -134,7 +139,7 @@ class ServerSession:
 
     def held_bytes(self) -> int:
         """Everything its address's budget counts for it beyond its overhead."""
-        return self.queued_bytes() + self.subscription_bytes
+        return self.queue_share + self.pending_share + self.subscription_bytes
 
     def subscribed(self, cost: int) -> None:
         """Counts a subscription's cost (negative when one ends)."""
@@ -145,16 +150,17 @@ class ServerSession:
         """With the ack extension: numbers the batch going out now and keeps it until the
         client acknowledges it (it stays counted, as it was in the queue)."""
         assert self.ack is not None
-        before = self.ack.pending_bytes
-        batch = self.ack.record(deliveries)
-        self.budget.used += self.ack.pending_bytes - before
-        return batch
+        share = sum(d.share for d in deliveries)
+        self.pending_share += share
+        self.budget.used += share
+        return self.ack.record(deliveries)
 
     def acknowledge(self, batch: int) -> int:
         """With the ack extension: the client has every batch up to `batch`; later ones go back
         to the front of the queue. Returns how many messages were queued again."""
         assert self.ack is not None
-        self.budget.used -= self.ack.pending_bytes
+        self.budget.used -= self.pending_share
+        self.pending_share = 0
         resend = self.ack.acknowledge(batch)
         self.requeue(resend)
         return len(resend)
@@ -163,7 +169,8 @@ class ServerSession:
         was_empty = not self.queue or self.lazy_pending
         self.queue.append(delivery)
         self.queue_bytes += delivery.size
-        self.budget.used += delivery.size
+        self.queue_share += delivery.share
+        self.budget.used += delivery.share
         if self.waiter is None:
             return
         if lazy_seconds is not None:
@@ -178,7 +185,8 @@ class ServerSession:
         """Everything queued, oldest first, leaving the queue empty."""
         items = self.queue
         self.queue = []
-        self.budget.used -= self.queue_bytes
+        self.budget.used -= self.queue_share
+        self.queue_share = 0
         self.queue_bytes = 0
         self.lazy_pending = False
         self._handed_out(items)
@@ -208,7 +216,9 @@ class ServerSession:
         taken = queue[:count]
         del queue[:count]
         self.queue_bytes -= size
-        self.budget.used -= size
+        share = sum(d.share for d in taken)
+        self.queue_share -= share
+        self.budget.used -= share
         if not queue:
             self.lazy_pending = False
         self._handed_out(taken)
@@ -226,19 +236,22 @@ class ServerSession:
     def drop_oldest(self) -> Delivery:
         delivery = self.queue.pop(0)
         self.queue_bytes -= delivery.size
-        self.budget.used -= delivery.size
+        self.queue_share -= delivery.share
+        self.budget.used -= delivery.share
         return delivery
 
     def requeue(self, deliveries: list[Delivery]) -> None:
         """Puts `deliveries` back at the front of the queue, in order."""
         self.queue[:0] = deliveries
-        size = sum(d.size for d in deliveries)
-        self.queue_bytes += size
-        self.budget.used += size
+        self.queue_bytes += sum(d.size for d in deliveries)
+        share = sum(d.share for d in deliveries)
+        self.queue_share += share
+        self.budget.used += share
 
     def clear(self) -> None:
         self.queue.clear()
-        self.budget.used -= self.queued_bytes()
+        self.budget.used -= self.queue_share + self.pending_share
+        self.queue_share = self.pending_share = 0
         self.queue_bytes = 0
         if self.ack is not None:
             self.ack.forget()

@@ -339,7 +339,7 @@ class BayeuxWebSocket:
             self._send(items)
         if not self._writing and self._has_queued():
             self.schedule_flush()  # the socket took it all: the next frame, next loop turn
-        return sum(len(item) for item in items)
+        return sum(map(len, items))
 
     def _has_queued(self) -> bool:
         return any(
