@@ -37,7 +37,7 @@ class Holding:
     def gathered(self) -> None:
         """The input buffered so far was handed on (a request answered, a message read)."""
         if self.budget is not None:
-            self.budget.used -= self.gathering
+            self.budget.room += self.gathering
         self.gathering = 0
 
     def hold_unsent(self, size: int, written: asyncio.Future[Any]) -> bool:
@@ -56,7 +56,7 @@ class Holding:
 
     def _taken(self, _written: asyncio.Future[Any]) -> None:
         if self.budget is not None:
-            self.budget.used -= self.unsent
+            self.budget.room += self.unsent
         self.unsent = 0
 
     def close(self) -> None:

@@ -1140,8 +1140,7 @@ class BayeuxServer:
             used = session.queue_bytes if session.ack is None else session.queued_bytes()
             if used + delivery.size > limit:
                 return True
-        budget = session.budget  # AddressBudget.over, inlined: it is on every delivery's path
-        if budget.limit > 0 and budget.used + delivery.share > budget.limit:
+        if delivery.share > session.budget.room:  # AddressBudget.over, inlined
             return True
         limit = self._max_queue
         return limit > 0 and len(session.queue) >= limit
