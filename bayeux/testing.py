@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -203,3 +205,22 @@ def child_pids(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def client_frame(
+    payload: bytes, opcode: int = 0x1, *, fin: bool = True, rsv1: bool = False
+) -> bytes:
+    """A WebSocket frame as a client sends it (masked), with the FIN and RSV1 bits given: for
+    tests and benchmarks that send what a real client library would not (fragments, empty
+    frames, compressed data of their own making)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", first, 0x80 | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", first, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", first, 0x80 | 127, n)
+    mask = os.urandom(4)
+    masked = int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    return header + mask + masked.to_bytes(n, "big")

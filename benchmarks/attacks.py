@@ -19,7 +19,6 @@ import base64
 import json
 import os
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from servers import cpu_seconds, rss_kib  # noqa: E402
 
-from bayeux.testing import free_port, stop_process, wait_for_port  # noqa: E402
+from bayeux.testing import client_frame, free_port, stop_process, wait_for_port  # noqa: E402
 
 HANDSHAKE = {"channel": "/meta/handshake", "version": "1.0"}
 HONEST_SCRIPT = """
@@ -132,17 +131,7 @@ def upgrade(port: int, extensions: str = "") -> socket.socket:
     return sock
 
 
-def frame(payload: bytes, opcode: int, *, fin: bool = True, rsv1: bool = False) -> bytes:
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", first, 0x80 | n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, n)
-    # A zero mask: the payload goes as it is (servers must accept any mask).
-    return header + b"\x00\x00\x00\x00" + payload
+frame = client_frame
 
 
 def send_until_closed(sock: socket.socket, data: bytes, total: int) -> bool:

@@ -7,24 +7,15 @@ import base64
 import json
 import os
 import socket
-import struct
 from typing import Any
 from urllib.parse import urlsplit
+
+from bayeux.testing import client_frame
 
 
 def masked_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     """A client-to-server frame (clients must mask)."""
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    repeated = (mask * (n // 4 + 1))[:n]
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
-    return header + mask + masked
+    return client_frame(payload, opcode)
 
 
 class RawWebSocket:

@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import socket
-import struct
 import time
 import zlib
 from typing import Any
 
 from bayeux import Settings
 from bayeux.connection.stream import ReadBuffer, TransportStream, retrieve
-from bayeux.testing import ServerThread
+from bayeux.testing import ServerThread, client_frame
 
 from .rawws import RawWebSocket
 
@@ -26,19 +24,22 @@ def ws_url(server: ServerThread) -> str:
     return server.url.replace("http://", "ws://")
 
 
-def frame(payload: bytes, opcode: int, *, fin: bool = True, rsv1: bool = False) -> bytes:
-    """A masked client frame with the given FIN and RSV1 bits."""
-    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", first, 0x80 | n)
-    elif n < 1 << 16:
-        header = struct.pack("!BBH", first, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", first, 0x80 | 127, n)
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return header + mask + masked
+frame = client_frame
+
+
+def padded_handshake(length: int) -> list[dict[str, Any]]:
+    """A handshake batch of exactly `length` bytes of JSON."""
+    message: list[dict[str, Any]] = [
+        {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "ext": {"pad": ""},
+            "supportedConnectionTypes": ["websocket"],
+        }
+    ]
+    message[0]["ext"] = {"pad": "x" * (length - len(json.dumps(message)))}
+    assert len(json.dumps(message)) == length
+    return message
 
 
 def close_code(ws: RawWebSocket) -> int:
@@ -281,17 +282,7 @@ def test_a_message_of_exactly_the_bound_in_one_frame_is_read() -> None:
     """The fragment overhead is charged to pieces of a fragmented message only."""
     with ServerThread(Settings(max_message_size=4096)) as server:
         ws = RawWebSocket(ws_url(server))
-        message = [
-            {
-                "channel": "/meta/handshake",
-                "version": "1.0",
-                "ext": {"pad": ""},
-                "supportedConnectionTypes": ["websocket"],
-            }
-        ]
-        message[0]["ext"] = {"pad": "x" * (4096 - len(json.dumps(message)))}
-        assert len(json.dumps(message)) == 4096
-        ws.send(message)
+        ws.send(padded_handshake(4096))
         assert ws.read()[0]["successful"] is True
         ws.close()
 
@@ -299,16 +290,7 @@ def test_a_message_of_exactly_the_bound_in_one_frame_is_read() -> None:
 def test_a_large_frame_arriving_in_many_reads_is_not_charged_as_fragments() -> None:
     with ServerThread(Settings(max_message_size=512 * 1024)) as server:
         ws = RawWebSocket(ws_url(server))
-        message = [
-            {
-                "channel": "/meta/handshake",
-                "version": "1.0",
-                "ext": {"pad": ""},
-                "supportedConnectionTypes": ["websocket"],
-            }
-        ]
-        message[0]["ext"] = {"pad": "x" * (512 * 1024 - len(json.dumps(message)))}
-        data = frame(json.dumps(message).encode(), 0x1)
+        data = frame(json.dumps(padded_handshake(512 * 1024)).encode(), 0x1)
         for start in range(0, len(data), 4096):  # many reads on the server's side
             ws.sock.sendall(data[start : start + 4096])
             time.sleep(0.0005)
