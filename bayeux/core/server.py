@@ -1112,12 +1112,25 @@ class BayeuxServer:
     def _enqueue(
         self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
     ) -> None:
-        if self._queue_full(session, delivery):
+        """Queues `delivery` for `session`, or applies the queue-full policy when it would pass
+        the session's bounds or its address's. On every delivery's path: the checks are plain
+        reads written inline, the policy's work only when full."""
+        max_bytes = self._max_queue_bytes
+        max_count = self._max_queue
+        while True:
+            held = session.queue_bytes if session.ack is None else session.queued_bytes()
+            if not (
+                (max_bytes > 0 and held + delivery.size > max_bytes)
+                or delivery.share > session.budget.room  # AddressBudget.over
+                or (max_count > 0 and len(session.queue) >= max_count)
+            ):
+                session.enqueue(delivery, lazy_seconds)
+                return
             policy = self.settings.queue_full_policy
-            if policy == "drop-oldest":
-                while session.queue and self._queue_full(session, delivery):
-                    session.drop_oldest()
-                    self.stats.dropped["drop-oldest"] += 1
+            if policy == "drop-oldest" and session.queue:
+                session.drop_oldest()
+                self.stats.dropped["drop-oldest"] += 1
+                continue
             if policy == "disconnect":
                 log.warning(
                     "session %s queue full: disconnected (a slow consumer)",
@@ -1127,23 +1140,8 @@ class BayeuxServer:
                 self.stats.dropped["queue-full-disconnect"] += 1
                 self.remove_session(session, Ended.QUEUE_FULL)
                 return
-            if self._queue_full(session, delivery):  # drop-newest, or it cannot fit at all
-                self.stats.dropped["drop-newest"] += 1
-                return
-        session.enqueue(delivery, lazy_seconds=lazy_seconds)
-
-    def _queue_full(self, session: ServerSession, delivery: Delivery) -> bool:
-        """Whether queueing `delivery` would pass the session's limits or its address's (on
-        the path of every delivery: plain reads, no calls in the common case)."""
-        limit = self._max_queue_bytes
-        if limit > 0:
-            used = session.queue_bytes if session.ack is None else session.queued_bytes()
-            if used + delivery.size > limit:
-                return True
-        if delivery.share > session.budget.room:  # AddressBudget.over, inlined
-            return True
-        limit = self._max_queue
-        return limit > 0 and len(session.queue) >= limit
+            self.stats.dropped["drop-newest"] += 1  # drop-newest, or it cannot fit at all
+            return
 
     def _encoded(self, message: Message) -> Delivery:
         """The message encoded now, once for every subscriber, in JSON and in every other format

@@ -169,7 +169,7 @@ class ServerSession:
         self.requeue(resend)
         return len(resend)
 
-    def enqueue(self, delivery: Delivery, *, lazy_seconds: float | None = None) -> None:
+    def enqueue(self, delivery: Delivery, lazy_seconds: float | None = None) -> None:
         was_empty = not self.queue or self.lazy_pending
         self.queue.append(delivery)
         # Kept as a running total: summing the shares of what is drained costs more (an
