@@ -308,3 +308,18 @@ def test_a_broadcast_held_by_many_sessions_of_one_address_is_charged_about_once(
         assert budget.used == 0
 
     asyncio.run(scenario())
+
+
+def test_sessions_without_an_address_leave_the_unbounded_count_as_it_was() -> None:
+    """Sessions made by the server itself (or taken over from another process) have no
+    address: what they hold is counted and given back, and their end counts no overhead."""
+    from bayeux.core.limits import UNBOUNDED
+
+    before = UNBOUNDED.used
+    server = BayeuxServer(Settings())
+    session = server.create_session()
+    server.subscribe(session, "/n/a")
+    server.publish("/n/a", {"x": 1})
+    assert UNBOUNDED.used > before
+    server.remove_session(session)
+    assert UNBOUNDED.used == before

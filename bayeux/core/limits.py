@@ -109,6 +109,9 @@ class AddressBudgets:
 
     def closed(self, budget: AddressBudget, held: int) -> None:
         """A session of `budget` ended, letting go of `held` bytes beyond its overhead."""
+        if budget is UNBOUNDED:
+            budget.room += held  # no overhead was counted: the session had no address
+            return
         budget.sessions -= 1
         budget.room += SESSION_OVERHEAD + held
         self._forget_if_unused(budget)
