@@ -301,9 +301,8 @@ class HttpConnection:
                     # httptools keeps an unfinished header line to itself until it ends: what
                     # it holds is bounded here, by the bytes fed while the head is arriving (a
                     # head begun in this read is counted whole: at most one read too many).
-                    self.head_fed = (self.head_fed if head_open and parsing is before else 0) + len(
-                        data
-                    )
+                    fed_before = self.head_fed if head_open and parsing is before else 0
+                    self.head_fed = fed_before + len(data)
                     if self.head_fed > MAX_HEADER_BYTES:
                         parsing.refusal = refusal(431, "request headers too large")
                     elif self.holding is not None and not self.holding.gather(len(data)):
