@@ -706,3 +706,35 @@ def test_the_periodic_save_keeps_a_caught_up_session_whatever_its_position() -> 
     acked = ServerSession("c" * 40, 0)
     acked.ack = AckState(0, 3 << 30)
     assert saved_state(acked)[0] == 3 << 30 and saved_state(acked)[-1] == 0
+
+
+def test_broadcasts_reach_the_log_in_the_order_they_were_published(redis_server) -> None:  # type: ignore[no-untyped-def]
+    # A publish batch may hand its messages to the engine over several loop turns. The log
+    # must keep them in that order even while its Redis connections are still being opened
+    # (a fresh process), or subscribers served elsewhere get them swapped.
+    import asyncio
+
+    import redis.asyncio
+
+    from bayeux.core.message import Delivery
+    from bayeux.core.server import BayeuxServer
+
+    async def main() -> list[int]:
+        engine = RedisEngine(redis_server.url, "bayeux-order", sync_interval=0.05)
+        await engine.start(BayeuxServer(Settings(**SETTINGS)))
+        for _ in range(500):
+            if engine.available and engine.ready.is_set():
+                break
+            await asyncio.sleep(0.01)
+        appended = []
+        for i in range(50):
+            appended.append(engine.append(Delivery({"channel": "/feed", "data": i}), None))
+            await asyncio.sleep(0)
+        assert all(await asyncio.gather(*appended))
+        reader = redis.asyncio.Redis.from_url(redis_server.url)
+        items = await reader.xrange("bayeux-order:log")
+        await reader.aclose()
+        await engine.stop()
+        return [json.loads(fields[b"m"])["data"] for _, fields in items]
+
+    assert asyncio.run(main()) == list(range(50))

@@ -112,6 +112,10 @@ class RedisEngine:
             tuple[dict[str, Any], Delivery | None, asyncio.Future[bool] | None]
         ] = []
         self._flush_scheduled = False
+        # The one write to the log in flight, if any. Writes go one at a time: two in flight
+        # on two pooled connections may reach Redis in either order, and a subscriber served
+        # elsewhere would then get one publisher's messages swapped.
+        self._writer: asyncio.Future[None] | None = None
         # Broadcasts delivered here while the log was away, to write to it later.
         self._outbox: deque[tuple[dict[str, Any], Delivery]] = deque()
         self._outbox_size = 0
@@ -180,6 +184,7 @@ class RedisEngine:
     async def _leave(self) -> None:
         """Leaves every session served here, in one round trip per thousand."""
         assert self._server is not None
+        await self._written()
         await self._send_outbox()
         leaving = [s for s in self._server.sessions.values() if not (s.local or s.remote)]
         for start in range(0, len(leaving), 1000):
@@ -372,16 +377,34 @@ class RedisEngine:
         delivery: Delivery | None,
         done: asyncio.Future[bool] | None,
     ) -> None:
-        """Writes entries to the log in one round trip per loop turn, whatever their number."""
+        """Writes entries to the log in order, in one round trip for everything queued while
+        the previous write was in flight (or during this loop turn), whatever their number."""
         self._pending.append((fields, delivery, done))
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and self._writer is None:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._spawn_flush)
 
     def _spawn_flush(self) -> None:
         self._flush_scheduled = False
+        if self._writer is not None or not self._pending:
+            return
         batch, self._pending = self._pending, []
-        self._spawn(self._write(batch))
+        self._writer = asyncio.ensure_future(self._write(batch))
+        self._background.add(self._writer)
+        self._writer.add_done_callback(self._wrote)
+
+    def _wrote(self, writer: asyncio.Future[Any]) -> None:
+        self._writer = None
+        self._finished(writer)
+        self._spawn_flush()
+
+    async def _written(self) -> None:
+        """Returns once everything queued for the log so far was written (or refused)."""
+        while self._writer is not None or self._pending:
+            if self._writer is None:
+                self._spawn_flush()
+            assert self._writer is not None
+            await asyncio.wait([self._writer])
 
     async def _write(
         self,
