@@ -114,6 +114,23 @@ def test_a_session_made_on_one_process_is_served_by_another(redis_server) -> Non
         assert client.poll_until([a.url, b.url], 20) == list(range(20))
 
 
+def test_a_session_taken_over_is_counted_against_its_clients_address(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """The per-address memory budget follows a session to the process that takes it over."""
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        assert client.subscribe(a.url, "/addr/x")["successful"] is True
+        assert client.connect(b.url)["successful"] is True  # b serves it now
+
+        def counted() -> tuple[str, int, int]:
+            session = b.endpoint.server.sessions[client.id]
+            budget = b.endpoint.server.budgets.of("127.0.0.1")
+            return session.budget.key, budget.sessions, session.subscription_bytes
+
+        key, sessions, subscribed = b.call(counted)
+        assert key == "127.0.0.1" and sessions == 1 and subscribed > 0
+
+
 def test_round_robin_requests_lose_nothing_and_repeat_nothing(redis_server) -> None:  # type: ignore[no-untyped-def]
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)

@@ -44,6 +44,9 @@ class SessionRecord:
     # What was queued for it that is not in the log (replayed events, service replies), from
     # the process that let it go: queued first by the next one.
     pending: list[Delivery] = field(default_factory=list)
+    # The client address its memory is counted against (core/limits.py), as its key; "" when
+    # it has none. A process taking the session over counts it against the same address.
+    address: str = ""
 
 
 @dataclass(slots=True)

@@ -1068,6 +1068,11 @@ class BayeuxServer:
             session.ack = AckState(record.batch, start)
         session.position = session.written = start
         session.connected = record.connected
+        if record.address:
+            # Counted against its client's address here too (taken in whatever that costs:
+            # the client is already served).
+            session.budget = self.budgets.of(record.address)
+            self.budgets.opened(session.budget)
         self.sessions[session.id] = session
         # The record has the subscriptions as they are now; as they were at the session's
         # position, before the changes the backlog applies again in order:

@@ -772,6 +772,7 @@ class RedisEngine:
             "batches": batches,
             "connected": connected,
             "follows": 0,
+            "addr": session.budget.key,
         }
 
     async def _recreate(self, client_ids: list[str]) -> None:

@@ -63,4 +63,5 @@ def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
         batch=int(fields.get(b"batch", b"0")),
         batches={int(k): int(v) for k, v in batches.items()},
         pending=[Delivery(m) for m in orjson.loads(fields.get(b"pending", b"[]"))],
+        address=fields.get(b"addr", b"").decode("utf-8", "replace"),
     )
