@@ -16,7 +16,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .message import Delivery
+from .message import Delivery, Message
 from .session import Ended, ServerSession
 
 
@@ -59,6 +59,9 @@ class LoggedMessage:
     # Already delivered where it was published, while the log could not be reached: in this
     # process (or, for a session taken over, in the process that served it).
     delivered: bool = False
+    # The message decoded, when the reader has it (it decodes each entry to read it): the
+    # delivery keeps its JSON only, and would decode it again.
+    message: Message | None = None
 
 
 @dataclass(slots=True)

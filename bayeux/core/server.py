@@ -979,7 +979,7 @@ class BayeuxServer:
         for entry in entries:
             try:
                 if isinstance(entry, LoggedMessage):
-                    message = entry.delivery.message
+                    message = entry.message if entry.message is not None else entry.delivery.message
                     if replay is not None:
                         self._keep_replay(replay, message, entry.position)
                     if not entry.delivered:

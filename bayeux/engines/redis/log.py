@@ -55,6 +55,7 @@ def decode(stream_id: bytes, fields: Fields, me: str, only: str | None = None) -
             _delivery(message, encoded, position),
             exclude.decode() if exclude is not None else None,
             delivered,
+            message,
         )
     client = (target or fields.get(b"s") or b"").decode()
     if not client or (only is not None and client != only):
