@@ -146,7 +146,7 @@ class Delivery:
     would then hold far more memory than the bytes they count. `message` decodes it again for
     the rare paths that need it (in-process sessions, the engine's replay)."""
 
-    __slots__ = ("json", "size", "share", "born", "position", "_msgpack")
+    __slots__ = ("json", "channel", "size", "share", "born", "position", "_msgpack")
 
     def __init__(self, message: Message, encoded: bytes | None = None) -> None:
         # When it was published (monotonic seconds), for the publish-to-write latency.
@@ -154,6 +154,9 @@ class Delivery:
         # Raises TypeError (orjson) for values JSON cannot hold: the caller refuses the message.
         # `encoded` is given when the bytes come from elsewhere (the engine's log).
         self.json: bytes = codec.dumps(message) if encoded is None else encoded
+        # The channel (the message's own string): what the paths that route or filter
+        # deliveries read without decoding them.
+        self.channel: str = message["channel"]
         # Its place in the engine's log (core/engine.py); 0 for what never went through it.
         self.position = 0
         # What the message costs a queue that holds it, in bytes of memory: what a session's
@@ -177,11 +180,6 @@ class Delivery:
         """The message, decoded again from its JSON (a new dict at each call)."""
         decoded: Message = codec.loads(self.json)
         return decoded
-
-    @property
-    def channel(self) -> str:
-        channel: str = self.message["channel"]
-        return channel
 
     @property
     def msgpack(self) -> bytes:

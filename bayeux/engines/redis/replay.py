@@ -23,6 +23,8 @@ class ReplayStore:
 
     def wanted(self, delivery: Delivery) -> bool:
         """Whether `delivery` is a replay event to keep."""
+        if not self.history.covers(delivery.channel):
+            return False  # decided without decoding it
         message = delivery.message
         return replay_id_of(message) is not None and self.history.covers(message["channel"])
 
@@ -30,6 +32,8 @@ class ReplayStore:
         """Adds to `pipe` the commands keeping the replay events among `deliveries`."""
         kept: set[str] = set()
         for delivery in deliveries:
+            if not self.history.covers(delivery.channel):
+                continue
             message = delivery.message
             replay_id = replay_id_of(message)
             if replay_id is None or not self.history.covers(message["channel"]):
