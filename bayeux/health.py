@@ -3,7 +3,7 @@ ready (its engine connected, when it has one), 503 while it drains or its engine
 
 from __future__ import annotations
 
-from . import codec
+from .core import codec
 from .transports.http import HttpResponse
 
 

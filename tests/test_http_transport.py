@@ -419,3 +419,22 @@ def test_lazy_message_waits_for_company_then_wakes_the_held_connect() -> None:
             ]
         )
         assert elapsed < 0.6 and data == [2, 3]  # a normal message wakes it at once
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("BAYEUX_BROWSER=abc", "abc"),
+        ("a=1; BAYEUX_BROWSER = abc ;b=2", "abc"),
+        ('BAYEUX_BROWSER="abc"', "abc"),
+        ("BAYEUX_BROWSER=first; BAYEUX_BROWSER=second", "first"),
+        ("XBAYEUX_BROWSER=abc; flag", None),
+        ("BAYEUX_BROWSER", None),
+        ("", None),
+    ],
+)
+def test_a_request_reads_its_cookies_as_browsers_send_them(header: str, expected: str) -> None:
+    from bayeux.transports.http import HttpRequest
+
+    headers = {"cookie": header} if header else {}
+    assert HttpRequest("POST", "/cometd", headers=headers).cookie("BAYEUX_BROWSER") == expected

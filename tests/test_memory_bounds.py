@@ -10,7 +10,7 @@ import tracemalloc
 from collections.abc import Callable
 
 from bayeux import BayeuxServer, Settings
-from bayeux.codec import dumps
+from bayeux.core.codec import dumps
 from bayeux.core.limits import SESSION_OVERHEAD, Peer
 from bayeux.core.tree import subscription_cost
 from bayeux.testing import start_cli, stop_process

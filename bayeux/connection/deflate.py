@@ -3,7 +3,7 @@
 - Server to client, no context takeover, always (a server may say so whatever the offer):
   every message is compressed on its own, so a frame's compressed bytes are the same for every
   socket that negotiated the same window, and a broadcast written to many subscribers in one
-  loop turn is compressed once (`compress`).
+  loop turn is compressed once (`transports/wsframes.py` compresses).
 - Client to server, no context takeover when the client offers it (then no socket keeps an
   inflate window between messages); otherwise the client keeps its context and the socket an
   inflater, with the window cut to 4 KiB when the client lets the server choose it (Tornado's
@@ -14,40 +14,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from typing import Any
 
 from wsproto.extensions import Extension
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 
+from ..transports.wsframes import DEFLATE_TAIL
+
 NAME = "permessage-deflate"
-_TAIL = b"\x00\x00\xff\xff"  # what a sync flush ends with, and RFC 7692 leaves out
-_LEVEL = 6
 # The inflate window asked of clients that keep their compression context (and let us choose).
 CLIENT_WINDOW_BITS = 12
-# Frames compressed in the current loop turn, by window bits then payload.
-_compressed: dict[int, dict[bytes, bytes]] = {}
-_CACHED = 256  # payloads remembered per loop turn
-_CACHED_SIZE = 16 * 1024  # the largest payload remembered: the cache stays under ~8 MiB
-
-
-def compress(payload: bytes, window_bits: int = 15) -> bytes:
-    """`payload` deflated as one message; identical payloads within a loop turn are compressed
-    once (the cache is emptied at the end of the turn)."""
-    by_payload = _compressed.get(window_bits)
-    if by_payload is None:
-        if not _compressed:
-            asyncio.get_running_loop().call_soon(_compressed.clear)
-        by_payload = _compressed[window_bits] = {}
-    out = by_payload.get(payload)
-    if out is None:
-        deflater = zlib.compressobj(_LEVEL, zlib.DEFLATED, -window_bits)
-        out = deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
-        out = out[: -len(_TAIL)] if out.endswith(_TAIL) else out
-        if len(by_payload) < _CACHED and len(payload) <= _CACHED_SIZE:
-            by_payload[payload] = out
-    return out
 
 
 class InboundDeflate(Extension):
@@ -134,7 +111,7 @@ class InboundDeflate(Extension):
     ) -> bytes | CloseReason | None:
         if self._control or not self._compressed or not fin:
             return None
-        out = self._inflate(_TAIL, tail=True)
+        out = self._inflate(DEFLATE_TAIL, tail=True)
         if not self.client_takeover or (self._inflater is not None and self._inflater.eof):
             # The next message starts afresh: no window kept meanwhile (and a stream that
             # ended with a final block cannot go on).

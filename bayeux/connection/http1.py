@@ -31,7 +31,6 @@ from ..transports.http import (
     wants_websocket,
 )
 from ..transports.polling import PollingExchange
-from .frames import write_now
 from .holding import Holding
 from .stream import TransportStream
 from .websocket import WebSocketConnection, upgrade_answer
@@ -381,7 +380,7 @@ class HttpConnection:
         """Writes `data`, waiting for it to drain when the socket did not take it all (so a
         client that does not read holds no more than this); False if the connection broke."""
         try:
-            written = write_now(self.stream, data)
+            written = self.stream.write_now(data)
             if written is not None:
                 if not self._hold_unsent(written):
                     return False
@@ -485,7 +484,7 @@ class _ChunkedSink:
 
     def write(self, chunk: bytes) -> asyncio.Future[Any] | None:
         try:
-            written = write_now(self.stream, _chunk(chunk))
+            written = self.stream.write_now(_chunk(chunk))
             if written is not None and not self.hold_unsent(written):
                 raise tornado.iostream.StreamClosedError()
             return written

@@ -1,7 +1,7 @@
 """A WebSocket connection of the standalone server: the upgrade answer, frames read with
-wsproto's sans-I/O protocol, data frames written in one piece straight to the stream (see
-frames.py), pings that find half-open peers, and the close codes clients are owed (1007 for
-bad payloads, 1009 for messages above max_message_size)."""
+wsproto's sans-I/O protocol, data frames written in one piece straight to the stream (built
+by transports/wsframes.py), pings that find half-open peers, and the close codes clients are
+owed (1007 for bad payloads, 1009 for messages above max_message_size)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from wsproto.utilities import generate_accept_token
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, origin_refused, refusal
 from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subprotocol
+from ..transports.wsframes import data_frames
 from .deflate import InboundDeflate
-from .frames import data_frames, write_now
 from .holding import Holding
 from .stream import TransportStream, retrieve
 
@@ -243,7 +243,7 @@ class WebSocketConnection:
 
     def _send_control(self, event: Any) -> None:
         try:
-            written = write_now(self.stream, self.protocol.send(event))
+            written = self.stream.write_now(self.protocol.send(event))
         except tornado.iostream.StreamClosedError:
             return
         if written is not None:
@@ -255,7 +255,7 @@ class WebSocketConnection:
         if self.protocol.state is not ConnectionState.OPEN or self.stream.closed():
             return None
         try:
-            written = write_now(self.stream, data_frames(payloads, binary, self.deflate_bits))
+            written = self.stream.write_now(data_frames(payloads, binary, self.deflate_bits))
         except tornado.iostream.StreamClosedError:
             return None
         if written is None or (not self.stream.writing() and written.done()):

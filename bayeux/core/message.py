@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import codec
+from . import codec
 
 Message = dict[str, Any]
 

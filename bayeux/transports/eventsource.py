@@ -12,9 +12,7 @@ import asyncio
 import time
 from typing import Any, Protocol
 
-import tornado.ioloop
-
-from .. import codec
+from ..core import codec
 from ..core.engine import EngineUnavailable
 from ..core.session import ServerSession
 from .context import Context
@@ -73,14 +71,13 @@ class EventStream:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_scheduled = False
         self._writing = False
-        self._pinger: tornado.ioloop.PeriodicCallback | None = None
+        self._pinger: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         """Called once the response head is written."""
         self.session.attach(self)
         self._flush()  # anything queued before the stream opened
-        self._pinger = tornado.ioloop.PeriodicCallback(self._ping, PING_SECONDS * 1000)
-        self._pinger.start()
+        self._pinger = asyncio.get_running_loop().call_later(PING_SECONDS, self._ping)
         self.context.stream_opened(self)
 
     async def run(self) -> None:
@@ -94,7 +91,8 @@ class EventStream:
     def stop(self) -> None:
         self.context.stream_closed(self)
         if self._pinger is not None:
-            self._pinger.stop()
+            self._pinger.cancel()
+            self._pinger = None
         self.session.detach(self)
         self._end()
 
@@ -102,10 +100,10 @@ class EventStream:
     def wake(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            tornado.ioloop.IOLoop.current().add_callback(self._flush)
+            asyncio.get_running_loop().call_soon(self._flush)
 
     def wake_after(self, seconds: float) -> None:
-        tornado.ioloop.IOLoop.current().call_later(seconds, self.wake)
+        asyncio.get_running_loop().call_later(seconds, self.wake)
 
     def displace(self) -> None:
         self._end()
@@ -136,6 +134,9 @@ class EventStream:
         self._send(b"data: " + codec.join_array([d.json for d in deliveries]) + b"\n\n")
 
     def _ping(self) -> None:
+        if self.done.done():
+            return
+        self._pinger = asyncio.get_running_loop().call_later(PING_SECONDS, self._ping)
         if not self._writing:
             self._send(b":\n\n")
 

@@ -9,8 +9,6 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from tornado.httputil import parse_cookie
-
 from .context import Context
 
 JSON_TYPE = "application/json;charset=utf-8"
@@ -53,8 +51,19 @@ class HttpRequest:
         return values[-1] if values else None
 
     def cookie(self, name: str) -> str | None:
+        """The value of the first cookie called `name` (browsers send the one with the most
+        specific path first, RFC 6265 5.4), without surrounding quotes; None if absent."""
         header = self.headers.get("cookie")
-        return parse_cookie(header).get(name) if header else None
+        if not header:
+            return None
+        for pair in header.split(";"):
+            key, equals, value = pair.partition("=")
+            if equals and key.strip() == name:
+                value = value.strip()
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                return value
+        return None
 
     def log_safe_uri(self) -> str:
         """The path with clientIds masked, query values left out and nothing unprintable:

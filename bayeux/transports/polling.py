@@ -13,7 +13,7 @@ import secrets
 import time
 from urllib.parse import parse_qs
 
-from .. import codec
+from ..core import codec
 from ..core.limits import Peer
 from ..core.message import ProtocolError, TooManyMessages, batch_from
 from .context import Context

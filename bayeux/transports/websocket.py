@@ -20,9 +20,7 @@ import time
 import weakref
 from typing import Any, Protocol
 
-import tornado.ioloop
-
-from .. import codec
+from ..core import codec
 from ..core.limits import Peer
 from ..core.message import Delivery, ProtocolError, TooManyMessages, batch_from
 from ..core.server import ConnectHold
@@ -123,7 +121,7 @@ class _SessionLink:
         self.socket = socket
         self.session = session
         self.hold: ConnectHold | None = None
-        self.timer: object | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def wake(self) -> None:
         if self.socket.context.server.shutting_down:
@@ -138,7 +136,7 @@ class _SessionLink:
             self.socket.schedule_flush()
 
     def wake_after(self, seconds: float) -> None:
-        tornado.ioloop.IOLoop.current().call_later(seconds, self.wake)
+        asyncio.get_running_loop().call_later(seconds, self.wake)
 
     def displace(self) -> None:
         # Another connection took the session over: answer our held connect, stop delivering.
@@ -266,14 +264,14 @@ class BayeuxWebSocket:
         ):
             out.extend(self._finish(link))
             return out
-        link.timer = tornado.ioloop.IOLoop.current().call_later(hold.timeout, self._release, link)
+        link.timer = asyncio.get_running_loop().call_later(hold.timeout, self._release, link)
         if session.queue and not session.connect_delivery_only:
             # What is already queued leaves now, before the held connect's eventual reply.
             self.schedule_flush()
         return out
 
     def schedule_release(self, link: _SessionLink) -> None:
-        tornado.ioloop.IOLoop.current().add_callback(self._release, link)
+        asyncio.get_running_loop().call_soon(self._release, link)
 
     def _release(self, link: _SessionLink) -> None:
         """Answers the link's held connect now (timeout, or messages for an ack session)."""
@@ -287,7 +285,7 @@ class BayeuxWebSocket:
         """The encoded deliveries and reply completing the link's held connect."""
         hold, link.hold = link.hold, None
         if link.timer is not None:
-            tornado.ioloop.IOLoop.current().remove_timeout(link.timer)
+            link.timer.cancel()
             link.timer = None
         assert hold is not None
         deliveries, reply = self.context.server.finish_connect(
