@@ -99,7 +99,7 @@ class Endpoint:
         except Exception:  # the sweeper must keep running whatever happens
             log.exception("sweep failed")
 
-    def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
+    def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
         """Publishes `data` to the subscribers of `channel` from the server side."""
         return self.server.publish(channel, data, ext=ext)
 

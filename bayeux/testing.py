@@ -56,7 +56,7 @@ class ServerThread:
         *,
         path: str = "/cometd",
         endpoint: Endpoint | None = None,
-        extra_routes: list | None = None,
+        extra_routes: list[Any] | None = None,
         embedded: bool | None = None,
     ) -> None:
         """`embedded`: served by a Tornado Application (`Endpoint.routes()` plus
@@ -145,10 +145,11 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
     """Waits until `process` listens on 127.0.0.1:`port`; raises if it exits or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -162,7 +163,7 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> 
     raise RuntimeError(f"server did not listen on {port}")
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 10) -> int:
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> int:
     """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; its exit status."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -176,7 +177,7 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> int:
 
 def start_cli(
     *options: str, log_level: str = "warning", **popen: Any
-) -> tuple[subprocess.Popen, str]:
+) -> tuple[subprocess.Popen[bytes], str]:
     """`python -m bayeux` with `options` on a free loopback port, once it listens: the process
     and its Bayeux URL (http://, whatever the options). `popen` goes to subprocess.Popen (cwd,
     env, stderr, ...). Stop it with stop_process()."""

@@ -32,7 +32,8 @@ class Client:
         self.client_id: str | None = None
         self.advice: dict[str, Any] = {}
         self.handshake_reply: Message | None = None
-        self._poll: asyncio.Future | None = None  # the connect kept outstanding by deliveries()
+        # The connect kept outstanding by deliveries().
+        self._poll: asyncio.Future[Any] | None = None
 
     # -------------------------------------------------------------------------- raw access
 

@@ -39,7 +39,8 @@ class Peer:
 
 
 def npm_version(package: str) -> str:
-    return json.loads((INTEROP / "node_modules" / package / "package.json").read_text())["version"]
+    manifest = json.loads((INTEROP / "node_modules" / package / "package.json").read_text())
+    return str(manifest["version"])
 
 
 def ensure_npm_packages() -> None:

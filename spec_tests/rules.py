@@ -8,9 +8,12 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from .client import Client
 from .wire import TRANSPORTS
+
+T = TypeVar("T")
 
 PROFILES = {
     "core": "what every Bayeux 1.0 server must do (MUST and SHOULD of the specification)",
@@ -50,9 +53,9 @@ class Context:
         """A channel private to this rule run, e.g. ctx.ch("chat") -> /spec/1a2b3c4d5e6f/chat."""
         return f"{self.prefix}/{name}"
 
-    tasks: list[asyncio.Future] = field(default_factory=list)
+    tasks: list[asyncio.Future[Any]] = field(default_factory=list)
 
-    def spawn(self, coroutine: Awaitable) -> asyncio.Future:
+    def spawn(self, coroutine: Awaitable[T]) -> asyncio.Future[T]:
         """Runs a request concurrently; whatever becomes of it is collected when the rule ends."""
         task = asyncio.ensure_future(coroutine)
         self.tasks.append(task)

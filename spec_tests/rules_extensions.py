@@ -7,12 +7,13 @@ import time
 
 from .client import expect
 from .rules import Context, NotApplicable, rule
+from .wire import Message
 
 ACK = "_extensions_acknowledge"
 TIMESYNC = "_extensions_timesync"
 
 
-def _ack_enabled(reply: dict) -> bool:
+def _ack_enabled(reply: Message) -> bool:
     ack = (reply.get("ext") or {}).get("ack")
     return ack is True or (isinstance(ack, dict) and ack.get("enabled") is True)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .client import SpecFailure, expect
 from .rules import CannotCheck, Context, NotApplicable, rule
-from .wire import CallbackPolling, LongPolling, WebSocket
+from .wire import CallbackPolling, LongPolling, Transport, WebSocket
+
+W = TypeVar("W", bound=Transport)
 
 LONG_POLLING = "_bayeux_long_polling"
 CALLBACK_POLLING = "_bayeux_callback_polling"
@@ -21,7 +24,7 @@ HANDSHAKE = {
 }
 
 
-def _wire(ctx: Context, cls: type) -> object:
+def _wire(ctx: Context, cls: type[W]) -> W:
     wire = ctx.client().wire
     assert isinstance(wire, cls)
     return wire
@@ -194,6 +197,7 @@ async def _(ctx: Context) -> None:
     )
     match = re.match(r"^\s*(?:/\*\*/)?\s*myCallback\((.*)\)\s*;?\s*$", response.body.decode(), re.S)
     expect(match is not None, "not a call of myCallback", response.body[:200])
+    assert match is not None
     expect(json.loads(match.group(1))[0].get("successful") is True, "handshake failed")
 
 
@@ -315,4 +319,5 @@ async def _(ctx: Context) -> None:
         r"^\s*(?:/\*\*/)?\s*specCallback\((.*)\)\s*;?\s*$", response.body.decode(), re.S
     )
     expect(match is not None, "not a call of specCallback", response.body[:200])
+    assert match is not None
     expect(json.loads(match.group(1))[0].get("successful") is True, "JSONP handshake failed")

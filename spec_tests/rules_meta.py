@@ -7,7 +7,7 @@ import time
 
 from .client import SpecFailure, expect
 from .rules import MAX_WAIT, CannotCheck, Context, rule
-from .wire import WireError
+from .wire import Message, WireError
 
 HANDSHAKE = "_bayeux_meta_handshake"
 CONNECT = "_bayeux_meta_connect"
@@ -16,12 +16,12 @@ SUBSCRIBE = "_bayeux_meta_subscribe"
 UNSUBSCRIBE = "_bayeux_meta_unsubscribe"
 
 
-def unknown_client_refused(reply: dict) -> None:
+def unknown_client_refused(reply: Message) -> None:
     expect(reply.get("successful") is False, "request with an unknown clientId succeeded", reply)
     expect(isinstance(reply.get("error"), str), "unsuccessful reply without error", reply)
 
 
-def unknown_client_advice(reply: dict) -> None:
+def unknown_client_advice(reply: Message) -> None:
     unknown_client_refused(reply)
     advice = reply.get("advice") or {}
     expect(
@@ -254,7 +254,7 @@ async def _(ctx: Context) -> None:
     unknown_client_advice(await client.connect(advice={"timeout": 0}))
 
 
-async def _disconnect_while_held(ctx: Context) -> tuple[dict | None, float, float]:
+async def _disconnect_while_held(ctx: Context) -> tuple[Message | None, float, float]:
     """Disconnects a session while its connect is held; returns the held connect's reply (None
     when the server closed the WebSocket instead), the seconds it took, and the timeout."""
     client = await ctx.started()
@@ -378,7 +378,7 @@ async def _(ctx: Context) -> None:
     for channel in channels:
         await publisher.publish(channel, {"on": channel})
     got = await client.deliveries(3)
-    reached = sorted(m.get("channel") for m in got)
+    reached = sorted(str(m.get("channel")) for m in got)
     expect(reached == sorted(channels), "not every channel of the array was subscribed", got)
 
 

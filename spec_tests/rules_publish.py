@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .client import expect
 from .rules import Context, rule
+from .wire import Message
 
 PUBLISH = "_bayeux_publish"
 
@@ -162,7 +163,7 @@ async def _(ctx: Context) -> None:
     # A broadcast published after it shows when everything before it has arrived.
     marker = ctx.ch("after-service")
     await publisher.publish(marker, {"marker": True})
-    got: list = []
+    got: list[Message] = []
     for _ in range(40):  # other rules publish meanwhile: read until the marker
         got += await listener.deliveries(1, within=0.25)
         if any(m.get("channel") == marker for m in got):

@@ -11,7 +11,7 @@ from bayeux.testing import ServerThread
 from .__main__ import INCOMPLETE, main
 
 
-def test_a_run_that_exercised_no_rule_is_incomplete(capsys: pytest.CaptureFixture) -> None:
+def test_a_run_that_exercised_no_rule_is_incomplete(capsys: pytest.CaptureFixture[str]) -> None:
     no_websocket = Settings(allowed_transports=("long-polling",))
     with ServerThread(no_websocket) as server:
         status = main([server.url, "--transport", "websocket", "--profile", "core"])
@@ -25,7 +25,7 @@ def test_a_run_that_passed_exits_zero() -> None:
     assert status == 0
 
 
-def test_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture) -> None:
+def test_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())

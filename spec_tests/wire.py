@@ -108,7 +108,7 @@ class LongPolling(Transport):
         body: bytes | str,
         *,
         path: str = "",
-        headers: dict | None = None,
+        headers: dict[str, str] | None = None,
         method: str = "POST",
     ) -> tornado.httpclient.HTTPResponse:
         client = tornado.httpclient.AsyncHTTPClient()
@@ -184,7 +184,7 @@ class WebSocket(Transport):
 
     def __post_init__(self) -> None:
         self._socket: tornado.websocket.WebSocketClientConnection | None = None
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._replies: dict[str, Message] = {}
         self._arrived = asyncio.Event()
         self.close_code: int | None = None
@@ -277,7 +277,7 @@ class WebSocket(Transport):
 
 
 def transport_for(name: str, url: str, timeout: float = 30.0) -> Transport:
-    classes = {
+    classes: dict[str, type[LongPolling | CallbackPolling | WebSocket]] = {
         "long-polling": LongPolling,
         "callback-polling": CallbackPolling,
         "websocket": WebSocket,

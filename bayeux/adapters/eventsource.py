@@ -17,7 +17,7 @@ from .requests import redact_for_logs, request_from, send
 class EventSourceMatches(tornado.routing.PathMatches):
     """Matches the endpoint's sub-paths for GETs that ask for an event stream."""
 
-    def match(self, request: Any) -> dict | None:
+    def match(self, request: Any) -> dict[str, Any] | None:
         headers = {"accept": request.headers.get("Accept", "")}
         if not wants_event_stream(request.method, headers):
             return None

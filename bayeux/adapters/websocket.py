@@ -18,7 +18,7 @@ from ..transports.wsframes import data_frames
 class UpgradeMatches(tornado.routing.PathMatches):
     """Matches the endpoint's path only for WebSocket upgrade requests."""
 
-    def match(self, request: Any) -> dict | None:
+    def match(self, request: Any) -> dict[str, Any] | None:
         if not wants_websocket({"upgrade": request.headers.get("Upgrade", "")}):
             return None
         return super().match(request)
@@ -38,16 +38,16 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         return self._subprotocol
 
     @property
-    def max_message_size(self) -> int:  # type: ignore[override]
+    def max_message_size(self) -> int:
         # Tornado closes with 1009 (message too big) above this.
         return self.context.settings.max_message_size
 
     @property
-    def ping_interval(self) -> float | None:  # type: ignore[override]
+    def ping_interval(self) -> float | None:
         return self.context.settings.ws_ping_interval / 1000 or None
 
     @property
-    def ping_timeout(self) -> float | None:  # type: ignore[override]
+    def ping_timeout(self) -> float | None:
         # A peer that has not answered a ping by the next one is gone (half-open).
         return self.ping_interval
 
@@ -85,7 +85,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             return futures[-1] if futures else None
         # Frame bytes written straight to the stream: Tornado's write_message would add a
         # coroutine, a task and a callback per frame, which measured slower (benchmarks/).
-        stream = connection.stream  # type: ignore[attr-defined]
+        stream = connection.stream
         if stream is None:
             return None
         try:
@@ -98,7 +98,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
 
     def abort(self) -> None:
         connection = self.ws_connection
-        stream = connection.stream if connection is not None else None  # type: ignore[attr-defined]
+        stream = connection.stream if connection is not None else None
         if stream is not None:
             stream.close()
 

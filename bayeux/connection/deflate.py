@@ -137,4 +137,5 @@ class InboundDeflate(Extension):
         self._inflated += len(out)
         if self._inflated > self.max_size or inflater.unconsumed_tail:
             return CloseReason.MESSAGE_TOO_BIG
-        return out
+        inflated: bytes = out
+        return inflated

@@ -38,7 +38,8 @@ def join_array(items: list[bytes]) -> bytes:
 
 
 def msgpack_dumps(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
 
 
 def msgpack_loads(data: bytes) -> Any:

@@ -126,7 +126,8 @@ def batch_from(value: Any, max_messages: int) -> list[Message]:
             raise ProtocolError("every element of the array must be a JSON object")
         if not isinstance(item.get("channel"), str):
             raise ProtocolError("every message needs a string 'channel'")
-    return value
+    messages: list[Message] = value
+    return messages
 
 
 # What a queued delivery costs beyond its JSON bytes: the Delivery object, its bytes object's

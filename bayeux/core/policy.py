@@ -24,8 +24,8 @@ MaybeAwaitable = Union[T, Awaitable[T]]  # noqa: UP007
 async def resolve(value: MaybeAwaitable[T]) -> T:
     """The value itself, or what it resolves to when it is awaitable."""
     if inspect.isawaitable(value):
-        return await value  # type: ignore[no-any-return]
-    return value  # type: ignore[return-value]
+        return await value
+    return value
 
 
 class SecurityPolicy:

@@ -110,7 +110,7 @@ class BayeuxServer:
         self._session_removed: list[RemovalListener] = []
         self._subscribed: list[SubscriptionListener] = []
         self._unsubscribed: list[SubscriptionListener] = []
-        self._tasks: set[asyncio.Future] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         # What the processes of a deployment share (core/engine.py); None for one process.
         self.engine: Engine | None = None
         self.stats = Stats()
@@ -406,7 +406,7 @@ class BayeuxServer:
             "handshake refused: %s", reason, extra={"event": "handshake-refused", "reason": reason}
         )
 
-    def _admission(self, peer: Peer) -> tuple[str, dict] | None:
+    def _admission(self, peer: Peer) -> tuple[str, dict[str, Any]] | None:
         """Why a new session may not be created for `peer` now (error, advice), or None."""
         s = self.settings
         if len(self.sessions) >= s.max_sessions:
@@ -427,7 +427,7 @@ class BayeuxServer:
             )
         return None
 
-    def _too_many_sessions(self) -> tuple[str, dict]:
+    def _too_many_sessions(self) -> tuple[str, dict[str, Any]]:
         return (
             error(503, "", "Too many sessions"),
             {"reconnect": "handshake", "interval": self.settings.handshake_window},
@@ -786,7 +786,7 @@ class BayeuxServer:
         else:
             self._answer_service(request, result)
 
-    def _service_done(self, request: ServiceRequest, task: asyncio.Future) -> None:
+    def _service_done(self, request: ServiceRequest, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         request.session.service_calls -= 1
         if task.cancelled():
@@ -845,13 +845,13 @@ class BayeuxServer:
         else:
             self._enqueue(session, delivery)
 
-    def _forwarded(self, task: asyncio.Future) -> None:
+    def _forwarded(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("a message for a session served elsewhere was lost: %s", task.exception())
             self.stats.dropped["engine-unavailable"] += 1
 
-    def publish(self, channel: str, data: Any, *, ext: dict | None = None) -> int:
+    def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
         sessions of this process it reaches (with an engine, those it will reach when the
         log hands it back). Message listeners are not called."""
@@ -1286,7 +1286,7 @@ def _copy_message(message: Message) -> Message:
 
 # Tasks of asynchronous listeners: asyncio keeps only weak references to tasks, so they are
 # held here until done.
-_listener_tasks: set[asyncio.Future] = set()
+_listener_tasks: set[asyncio.Future[Any]] = set()
 
 
 def _call_listener(listener: Callable[..., Any], *args: Any) -> None:
@@ -1301,13 +1301,13 @@ def _call_listener(listener: Callable[..., Any], *args: Any) -> None:
         log.exception("listener %r failed", listener)
 
 
-def _listener_done(task: asyncio.Future) -> None:
+def _listener_done(task: asyncio.Future[Any]) -> None:
     _listener_tasks.discard(task)
     if not task.cancelled() and task.exception() is not None:
         log.error("listener task failed", exc_info=task.exception())
 
 
-def _failure(message: Message, text: str, advice: dict | None = None) -> Message:
+def _failure(message: Message, text: str, advice: dict[str, Any] | None = None) -> Message:
     reply = reply_to(message)
     reply["successful"] = False
     reply["error"] = text

@@ -6,7 +6,8 @@ documents each setting exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
+from typing import Any, TypeVar
 
 LONG_POLLING = "long-polling"
 CALLBACK_POLLING = "callback-polling"
@@ -17,96 +18,100 @@ EVENTSOURCE = "eventsource"
 QUEUE_FULL_POLICIES = ("disconnect", "drop-oldest", "drop-newest")
 ALL_TRANSPORTS = (WEBSOCKET, LONG_POLLING, CALLBACK_POLLING, CROSS_ORIGIN_LONG_POLLING, EVENTSOURCE)
 
+T = TypeVar("T")
 
-def _setting(default: object, help: str, *, cli: str | None = None) -> object:
-    return field(default=default, metadata={"help": help, "cli": cli})
+
+def _setting(default: T, help: str, *, cli: str | None = None) -> T:
+    """A field with its help text (and its option's name when it is not the field's)."""
+    described: T = field(default=default, metadata={"help": help, "cli": cli})
+    return described
 
 
 @dataclass
 class Settings:
-    timeout: int = _setting(  # type: ignore[assignment]
+    timeout: int = _setting(
         30000,
         "ms the server holds a /meta/connect when it has nothing to deliver (CometD: timeout)",
     )
-    interval: int = _setting(  # type: ignore[assignment]
+    interval: int = _setting(
         0, "ms a client waits after a /meta/connect reply before the next one (CometD: interval)"
     )
-    max_interval: int = _setting(  # type: ignore[assignment]
+    max_interval: int = _setting(
         10000,
         "ms a session lives without a /meta/connect after the last connect reply before it expires"
         " (CometD: maxInterval)",
     )
-    multi_session_interval: int = _setting(  # type: ignore[assignment]
+    multi_session_interval: int = _setting(
         2000,
         "ms advised to a client whose held /meta/connect was displaced by another connection of the"
         " same session (CometD: multiSessionInterval)",
     )
-    sweep_period: int = _setting(  # type: ignore[assignment]
+    sweep_period: int = _setting(
         997, "ms between two sweeps for expired sessions (CometD: sweepPeriodMs)"
     )
-    max_message_size: int = _setting(  # type: ignore[assignment]
+    max_message_size: int = _setting(
         1048576,
         "largest HTTP request body or WebSocket frame in bytes; larger ones are refused with"
         " HTTP 413 or WebSocket close 1009 (CometD: maxMessageSize)",
     )
-    max_batch_messages: int = _setting(  # type: ignore[assignment]
+    max_batch_messages: int = _setting(
         1000,
         "messages in one request body or WebSocket frame; more are refused with HTTP 413 or"
         " WebSocket close 1009 (a megabyte of minimal messages is ~70,000 of them: each costs"
         " CPU and a reply before anything else is served)",
     )
-    allowed_transports: tuple[str, ...] = _setting(  # type: ignore[assignment]
+    allowed_transports: tuple[str, ...] = _setting(
         ALL_TRANSPORTS,
         "connection types offered in the handshake reply, in order of preference"
         " (CometD: allowedTransports)",
     )
-    jsonp_parameter: str = _setting(  # type: ignore[assignment]
+    jsonp_parameter: str = _setting(
         "jsonp", "query parameter naming the JSONP callback of callback-polling (CometD: jsonp)"
     )
-    max_queue: int = _setting(  # type: ignore[assignment]
+    max_queue: int = _setting(
         -1,
         "messages a session may have waiting before --queue-full-policy applies; -1 for no limit"
         " (CometD: maxQueue)",
     )
-    queue_full_policy: str = _setting(  # type: ignore[assignment]
+    queue_full_policy: str = _setting(
         "disconnect",
         "what happens when a message would exceed --max-queue: 'disconnect' ends the session (the"
         " client handshakes again and knows it missed messages), 'drop-oldest' or 'drop-newest'"
         " discard a message silently",
     )
-    max_lazy_timeout: int = _setting(  # type: ignore[assignment]
+    max_lazy_timeout: int = _setting(
         5000,
         "ms a message on a lazy channel may wait for other messages before it wakes a held connect"
         " (CometD: maxLazyTimeout)",
     )
-    max_sessions_per_browser: int = _setting(  # type: ignore[assignment]
+    max_sessions_per_browser: int = _setting(
         1,
         "long-polls one browser (told apart by the --browser-cookie cookie) may hold at once; more"
         " get the multiple-clients advice and poll every --multi-session-interval; -1 for no limit"
         " (CometD: maxSessionsPerBrowser)",
     )
-    browser_cookie: str = _setting(  # type: ignore[assignment]
+    browser_cookie: str = _setting(
         "BAYEUX_BROWSER",
         "name of the cookie that identifies a browser for --max-sessions-per-browser; empty to"
         " set no cookie (CometD: browserCookieName)",
     )
-    max_queue_bytes: int = _setting(  # type: ignore[assignment]
+    max_queue_bytes: int = _setting(
         4 * 1024 * 1024,
         "bytes of messages a session may have waiting (its queue, plus batches the ack extension"
         " keeps until acknowledged) before --queue-full-policy applies; -1 for no limit",
     )
-    max_subscriptions: int = _setting(  # type: ignore[assignment]
+    max_subscriptions: int = _setting(
         1024,
         "channels and patterns one session may subscribe to; more get"
         " 403:<channel>:Too many subscriptions",
     )
-    max_subscription_bytes: int = _setting(  # type: ignore[assignment]
+    max_subscription_bytes: int = _setting(
         2 * 1024 * 1024,
         "bytes of memory one session's subscriptions may take (each is charged an upper bound of"
         " its cost: ~256 bytes, its length, and ~320 bytes a segment); a subscribe beyond it gets"
         " 403:<channel>:Too many subscriptions",
     )
-    max_address_bytes: int = _setting(  # type: ignore[assignment]
+    max_address_bytes: int = _setting(
         128 * 1024 * 1024,
         "bytes of memory the sessions one client address (an IPv6 /64) created may hold"
         " together: ~1 KiB a session, plus their queues, unacknowledged batches and"
@@ -114,89 +119,85 @@ class Settings:
         " subscribe 403:<channel>:Too many subscriptions, and a delivery --queue-full-policy;"
         " -1 for no limit",
     )
-    max_service_calls: int = _setting(  # type: ignore[assignment]
+    max_service_calls: int = _setting(
         16,
         "asynchronous service calls one session may have in progress; more are answered with"
         " 429:<channel>:Too many service calls",
     )
-    max_channel_length: int = _setting(  # type: ignore[assignment]
+    max_channel_length: int = _setting(
         1024,
         "characters in a channel name or subscription pattern; longer ones get"
         " 405:<channel>:Invalid channel",
     )
-    max_channel_segments: int = _setting(  # type: ignore[assignment]
+    max_channel_segments: int = _setting(
         32, "segments in a channel name or subscription pattern; more get 405 as above"
     )
-    max_sessions: int = _setting(  # type: ignore[assignment]
+    max_sessions: int = _setting(
         100000,
         "sessions the server keeps at once; a handshake beyond it gets 503::Too many sessions with"
         " advice to handshake again later",
     )
-    max_sessions_per_connection: int = _setting(  # type: ignore[assignment]
+    max_sessions_per_connection: int = _setting(
         16,
         "live sessions one WebSocket connection may create; more handshakes get"
         " 503::Too many sessions on this connection",
     )
-    max_handshakes_per_address: int = _setting(  # type: ignore[assignment]
+    max_handshakes_per_address: int = _setting(
         200,
         "handshakes one client address (an IPv6 /64) may make per --handshake-window; more get"
         " 429::Too many handshakes from this address with advice to retry after the window;"
         " -1 for no limit",
     )
-    handshake_window: int = _setting(  # type: ignore[assignment]
-        10000, "ms over which --max-handshakes-per-address counts"
-    )
-    ack_extension: bool = _setting(  # type: ignore[assignment]
+    handshake_window: int = _setting(10000, "ms over which --max-handshakes-per-address counts")
+    ack_extension: bool = _setting(
         True, "offer the ack extension (at-least-once delivery) to clients that ask for it"
     )
-    timesync_extension: bool = _setting(  # type: ignore[assignment]
+    timesync_extension: bool = _setting(
         True, "answer the timesync extension's ext.timesync on meta messages"
     )
-    ws_compression: bool = _setting(  # type: ignore[assignment]
+    ws_compression: bool = _setting(
         True,
         "negotiate permessage-deflate with WebSocket clients that offer it, without context"
         " takeover (each frame compressed once for every subscriber, no per-socket window);"
         " standalone server only (CometD: on by default)",
     )
-    replay_channels: tuple[str, ...] = _setting(  # type: ignore[assignment]
+    replay_channels: tuple[str, ...] = _setting(
         (),
         "channels (patterns such as /event/**) whose events are kept and can be replayed from a"
         " replay id, as Salesforce Streaming clients ask with ext.replay; off by default",
     )
-    replay_max_events: int = _setting(  # type: ignore[assignment]
+    replay_max_events: int = _setting(
         1000, "events kept per replay channel; past it the oldest are dropped"
     )
-    replay_retention: int = _setting(  # type: ignore[assignment]
-        86400000, "ms an event stays replayable (Salesforce: 24 h)"
-    )
-    broadcast_to_publisher: bool = _setting(  # type: ignore[assignment]
+    replay_retention: int = _setting(86400000, "ms an event stays replayable (Salesforce: 24 h)")
+    broadcast_to_publisher: bool = _setting(
         True,
         "deliver a message to its publisher too when it is subscribed to the channel"
         " (CometD: broadcastToPublisher)",
     )
 
-    max_connections: int = _setting(  # type: ignore[assignment]
+    max_connections: int = _setting(
         10000,
         "TCP connections (HTTP and WebSocket) the standalone server accepts at once; more are"
         " closed as soon as they are accepted",
     )
-    socket_send_buffer: int = _setting(  # type: ignore[assignment]
+    socket_send_buffer: int = _setting(
         128 * 1024,
         "bytes of kernel send buffer each connection of the standalone server gets (SO_SNDBUF;"
         " the kernel doubles it): what a client that stops reading holds in the kernel, and the"
         " most one connection has in flight (a 50 ms round trip caps it near 5 MB/s); 0 leaves"
         " the kernel's own sizing (Linux grows it to 4 MiB)",
     )
-    idle_timeout: int = _setting(  # type: ignore[assignment]
+    idle_timeout: int = _setting(
         20000,
         "ms an HTTP connection may take to complete its TLS handshake, to send a request's"
         " headers, or stay idle between two requests, before it is closed (slow clients,"
         " slow-loris)",
     )
-    body_timeout: int = _setting(  # type: ignore[assignment]
+    body_timeout: int = _setting(
         30000, "ms an HTTP request may take to send its body before the connection is closed"
     )
-    ws_ping_interval: int = _setting(  # type: ignore[assignment]
+    ws_ping_interval: int = _setting(
         25000,
         "ms between WebSocket pings; a peer that has not answered by the next ping is dropped"
         " (half-open connections); 0 for no pings",
@@ -254,6 +255,6 @@ class Settings:
             )
 
 
-def setting_fields() -> list:
+def setting_fields() -> list[Field[Any]]:
     """The dataclass fields of Settings, for the command line and the docs."""
     return list(fields(Settings))

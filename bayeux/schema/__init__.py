@@ -30,7 +30,10 @@ REPLY_KINDS = {
 
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text())
+    schema: dict[str, Any] = json.loads(
+        resources.files(__package__).joinpath(SCHEMA_FILE).read_text()
+    )
+    return schema
 
 
 @cache

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from ..core import codec
 from ..core.limits import Peer
-from ..core.message import ProtocolError, TooManyMessages, batch_from
+from ..core.message import Message, ProtocolError, TooManyMessages, batch_from
 from .context import Context
 from .http import (
     CORS_REQUEST_HEADERS,
@@ -153,7 +153,7 @@ class PollingExchange:
             out.append(("Set-Cookie", self._set_cookie))
         return out
 
-    async def _exchange(self, messages: list) -> bytes | None:
+    async def _exchange(self, messages: list[Message]) -> bytes | None:
         """Runs the batch through the core, holding its connect if any. None when the client
         went away while the connect was held."""
         context = self.context
@@ -203,7 +203,7 @@ class PollingExchange:
         the drain only waits for this request to end."""
 
 
-def messages_from_body(request: HttpRequest, max_messages: int) -> list:
+def messages_from_body(request: HttpRequest, max_messages: int) -> list[Message]:
     body = request.body
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # Faye's cross-origin transport posts `message=<urlencoded JSON>` as text/plain (a type
@@ -223,7 +223,7 @@ def messages_from_body(request: HttpRequest, max_messages: int) -> list:
         if not values:
             raise BadRequest(400, "form body without a 'message' field")
         # The field may repeat, each value one message or an array of them.
-        messages: list = []
+        messages: list[Message] = []
         for value in values:
             messages.extend(decode_batch(value.encode(), max_messages))
             if len(messages) > max_messages:
@@ -236,7 +236,7 @@ def _too_many(max_messages: int) -> BadRequest:
     return BadRequest(413, f"more than {max_messages} messages in one request")
 
 
-def decode_batch(body: bytes, max_messages: int) -> list:
+def decode_batch(body: bytes, max_messages: int) -> list[Message]:
     if not body.strip():
         raise BadRequest(400, "empty request body")
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from enum import Enum
 
-from ..core.message import Message
+from ..core.message import Delivery, Message
 from ..core.server import BayeuxServer, ConnectHold
 
 
@@ -86,7 +86,9 @@ async def wait_for_messages(
         session.detach(waiter)
 
 
-def complete(server: BayeuxServer, hold: ConnectHold, why: Wakeup) -> tuple[list, Message]:
+def complete(
+    server: BayeuxServer, hold: ConnectHold, why: Wakeup
+) -> tuple[list[Delivery], Message]:
     """The queued deliveries to write before the connect reply, and that reply."""
     # Displaced: the connection that took over gets the queue. Gone: nobody would read it, so it
     # stays queued for the next connect. Streamed: the EventSource stream carries it, unless

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..core import codec
 from ..core.limits import Peer
-from ..core.message import Delivery, ProtocolError, TooManyMessages, batch_from
+from ..core.message import Delivery, Message, ProtocolError, TooManyMessages, batch_from
 from ..core.server import ConnectHold
 from ..core.session import ServerSession
 from .context import Context
@@ -183,7 +183,7 @@ class BayeuxWebSocket:
         if self._msgpack:
             self.context.server.use_format("msgpack", +1)
 
-    def _encode(self, message: dict) -> bytes:
+    def _encode(self, message: Message) -> bytes:
         return codec.msgpack_dumps(message) if self._msgpack else codec.dumps(message)
 
     def _encoded(self, deliveries: list[Delivery]) -> list[bytes]:

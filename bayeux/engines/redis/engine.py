@@ -668,10 +668,11 @@ class RedisEngine:
         await self._command(self._client.publish(self.keys.control(process), what))
 
     def _end(self, client_id: str, me: str) -> Awaitable[Any]:
-        return self._scripts["END"](
+        ending: Awaitable[Any] = self._scripts["END"](
             keys=[self.keys.session(client_id), self.keys.subscriptions(client_id)],
             args=[self.keys.prefix, client_id, me],
         )
+        return ending
 
     # ------------------------------------------------------------------------ upkeep
 
@@ -716,7 +717,8 @@ class RedisEngine:
 
     def _say_alive(self, alive_ms: int) -> Awaitable[Any]:
         """This process's `alive` key, renewed for `alive_ms` (scripts.SAVE renews it too)."""
-        return self._client.set(self.keys.alive(self.me), b"1", px=alive_ms)
+        renewing: Awaitable[Any] = self._client.set(self.keys.alive(self.me), b"1", px=alive_ms)
+        return renewing
 
     async def _save(self, *, everything: bool, alive_ms: int = 0) -> bool:
         """Saves the floor and the sessions whose saved state changed (`everything`: all, and
