@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
         " when it is back; past it the oldest are dropped (and counted)",
     )
     parser.add_argument(
+        "--redis-ready-wait",
+        type=int,
+        default=10000,
+        help="ms a process waits for Redis before it opens its port (so that, with --workers,"
+        " connections go to the workers that can serve them); after that it opens it anyway"
+        " and answers with retry advice until Redis is reachable",
+    )
+    parser.add_argument(
         "--redis-log-length",
         type=int,
         default=100_000,
@@ -206,9 +214,12 @@ async def serve(args: argparse.Namespace) -> None:
         xheaders=args.xheaders,
         ssl_options=tls,
     )
-    # Several workers share the port: the kernel spreads connections among them.
-    listener.add_sockets(bind_sockets(args.port, args.host, reuse_port=args.reuse_port))
     endpoint.start()
+    if engine is not None:
+        await _engine_ready(endpoint, args.redis_ready_wait / 1000)
+    # Several workers share the port: the kernel spreads connections among them, to those
+    # that have opened it.
+    listener.add_sockets(bind_sockets(args.port, args.host, reuse_port=args.reuse_port))
     scheme = "https" if tls else "http"
     log.info("bayeux serving %s://%s:%d%s", scheme, args.host, args.port, args.path)
 
@@ -221,6 +232,17 @@ async def serve(args: argparse.Namespace) -> None:
     listener.stop()
     await endpoint.shutdown(args.drain_timeout / 1000)
     log.info("stopped")
+
+
+async def _engine_ready(endpoint: Endpoint, within: float) -> None:
+    """Returns once the engine serves, or after `within` seconds (logged)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not endpoint.health()[1]:
+        if loop.time() >= deadline:
+            log.warning("redis is not reachable yet: serving with retry advice until it is")
+            return
+        await asyncio.sleep(0.02)
 
 
 def configure_logging(form: str, level: str) -> None:

@@ -7,18 +7,22 @@ from __future__ import annotations
 import asyncio
 import http.client
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from bayeux.core.engine import position_of
 from bayeux.engines.redis.keys import Keys
 from bayeux.testing import child_pids, free_port, stop_process, wait_for_port
 from spec_tests.runner import FAIL, INCOMPLETE, run_suite
 
-from .conftest import request
+from .conftest import post_json, request
+from .redisproc import RedisServer
 from .test_redis_engine import Client
 
 OPTIONS = (
@@ -284,3 +288,41 @@ def test_workers_need_a_fixed_port() -> None:
     )
     assert result.returncode == 2
     assert "--workers needs a fixed --port" in result.stderr
+
+
+def test_a_process_opens_its_port_once_redis_serves_it() -> None:
+    # With --workers the kernel hands connections to every worker that has opened the port:
+    # one still reaching Redis would answer them all with retry advice.
+    redis_server = RedisServer()
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "error"]
+        + ["--redis", redis_server.url, *OPTIONS]
+    )
+    try:
+        time.sleep(1.0)
+        assert process.poll() is None
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        redis_server.start()
+        wait_for_port(port, process)
+        assert request(f"http://127.0.0.1:{port}/cometd/health", method="GET").status == 200
+    finally:
+        stop_process(process)
+        redis_server.stop()
+
+
+def test_a_process_serves_with_retry_advice_when_redis_stays_away() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "error"]
+        + ["--redis", f"redis://127.0.0.1:{free_port()}/0", *OPTIONS]
+        + ["--redis-ready-wait", "300"]
+    )
+    try:
+        wait_for_port(port, process)
+        url = f"http://127.0.0.1:{port}/cometd"
+        reply = post_json(url, [{"channel": "/meta/connect", "clientId": "0" * 40}]).json()[0]
+        assert reply["successful"] is False and reply["advice"]["reconnect"] == "retry", reply
+    finally:
+        stop_process(process)
