@@ -1,0 +1,166 @@
+"""The engine's side of the server (core/engine.py): what the log hands back applied in log
+order, and sessions taken over from another process or let go to one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import channel as ch
+from .ack import AckState
+from .engine import Claimed, LogEntry, LoggedDelivery, LoggedMessage, LoggedSubscription
+from .limits import UNBOUNDED
+from .message import Message
+from .meta import MetaChannels
+from .replies import CLIENT_ID
+from .session import Ended, ServerSession
+from .settings import EVENTSOURCE
+from .tree import subscription_cost
+
+log = logging.getLogger("bayeux.server")
+
+
+class EngineBridge(MetaChannels):
+    """Called by the engine (apply_log, take_over, let_go) and for sessions served elsewhere."""
+
+    def apply_log(self, entries: list[LogEntry]) -> None:
+        """Applies what the engine's log hands back, in log order: broadcasts for the local
+        subscribers, and subscription changes and messages for sessions served here."""
+        replay = self.replay
+        for entry in entries:
+            try:
+                if isinstance(entry, LoggedMessage):
+                    message = entry.message if entry.message is not None else entry.delivery.message
+                    if replay is not None:
+                        self._keep_replay(replay, message, entry.position)
+                    if not entry.delivered:
+                        self._fan_out(message, entry.delivery, entry.exclude, entry.position)
+                else:
+                    served = self.sessions.get(entry.client_id)
+                    if served is not None:
+                        self._apply_to(served, entry)
+            except Exception:  # one bad entry must not stop the others
+                log.exception("applying a log entry failed")
+                self.stats.errors["engine"] += 1
+
+    def _apply_to(self, session: ServerSession, entry: LogEntry) -> None:
+        """Applies one log entry to one session, unless it is already past it."""
+        if entry.position <= session.position or session.ended is not None:
+            return
+        if type(entry) is LoggedMessage:
+            if (
+                not entry.delivered
+                and entry.exclude != session.id
+                and any(ch.matches(p, entry.delivery.channel) for p in session.subscriptions)
+            ):
+                self._enqueue(session, entry.delivery)
+        elif type(entry) is LoggedSubscription:
+            self._change_subscriptions(session, entry.patterns, entry.subscribed, [])
+            if entry.replay and self.replay is not None:
+                # The events before the subscription in the log (those after it are live),
+                # at the subscription's position: a process taking the session over before
+                # they are written derives them again from the same entry, not twice.
+                for pattern, replay_id in entry.replay.items():
+                    for event in self.replay.after(pattern, replay_id, entry.position) or []:
+                        replayed = self._encoded(event.message)
+                        replayed.position = entry.position
+                        self._enqueue(session, replayed)
+        elif type(entry) is LoggedDelivery:
+            self._enqueue(session, entry.delivery)
+        session.position = entry.position
+
+    async def _shared_session(self, message: Message) -> ServerSession | None:
+        """The session of a message for a clientId this process does not serve: taken over
+        for a connect that delivers (long-polling, callback-polling, WebSocket), else a view
+        for this request only. None when the deployment has no such session."""
+        engine = self.engine
+        client_id = message.get("clientId")
+        if engine is None or not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+            return None  # not an id this server makes: unknown without asking the engine
+        channel = message["channel"]
+        if channel == ch.META_CONNECT and message.get("connectionType") != EVENTSOURCE:
+            return await self.take_over(client_id, message)
+        record = await engine.view(client_id)
+        served = self.sessions.get(client_id)  # taken over here meanwhile?
+        if served is not None or record is None:
+            return served
+        session = ServerSession(client_id, self.clock() + self.settings.max_interval / 1000)
+        session.remote = True
+        session.subscriptions.update(record.subscriptions)
+        if record.ack:
+            session.ack = AckState(record.batch, record.position)
+        return session
+
+    async def take_over(
+        self, client_id: str, message: Message | None = None
+    ) -> ServerSession | None:
+        """Makes this process serve a session of the deployment (from the process serving it,
+        which lets go of it); None when there is no such session."""
+        assert self.engine is not None
+        if not CLIENT_ID.match(client_id):
+            return None
+        ext = message.get("ext") if message is not None else None
+        acknowledged = ext.get("ack") if isinstance(ext, dict) else None
+        if not isinstance(acknowledged, int) or isinstance(acknowledged, bool):
+            acknowledged = None
+        claimed = await self.engine.claim(client_id, acknowledged)
+        served = self.sessions.get(client_id)  # two requests of one session at once
+        if served is not None or claimed is None:
+            return served
+        return self._adopt(claimed, acknowledged)
+
+    def _adopt(self, claimed: Claimed, acknowledged: int | None) -> ServerSession:
+        record = claimed.record
+        session = ServerSession(record.client_id, self.clock() + self.settings.max_interval / 1000)
+        start = record.position
+        if record.ack:
+            if acknowledged is not None:
+                start = max(start, record.batches.get(acknowledged, start))
+            session.ack = AckState(record.batch, start)
+        session.position = session.written = start
+        session.connected = record.connected
+        if record.address:
+            # Counted against its client's address here too (taken in whatever that costs:
+            # the client is already served).
+            session.budget = self.budgets.of(record.address)
+            self.budgets.opened(session.budget)
+        self.sessions[session.id] = session
+        # The record has the subscriptions as they are now; as they were at the session's
+        # position, before the changes the backlog applies again in order:
+        subscriptions = set(record.subscriptions)
+        for entry in reversed(claimed.backlog):
+            if isinstance(entry, LoggedSubscription) and entry.position > start:
+                if entry.subscribed:
+                    subscriptions.difference_update(entry.patterns)
+                else:
+                    subscriptions.update(entry.patterns)
+        for pattern in subscriptions:
+            if self.tree.subscribe(pattern, session):
+                session.subscriptions.add(pattern)
+                session.subscribed(subscription_cost(pattern))
+        for delivery in record.pending:
+            self._enqueue(session, delivery)
+        for entry in claimed.backlog:
+            self._apply_to(session, entry)
+        session.position = max(session.position, claimed.through)
+        log.debug("session taken over", extra={"event": "session-moved-in", "session": session.tag})
+        return session
+
+    def let_go(self, client_id: str) -> ServerSession | None:
+        """Stops serving a session another process takes over: its held connect is answered
+        (the client's next one goes there), nothing is queued or delivered here any more."""
+        session = self.sessions.pop(client_id, None)
+        if session is None:
+            return None
+        for pattern in session.subscriptions:
+            self.tree.unsubscribe(pattern, session)
+        session.ended = Ended.MOVED
+        # Nothing of it is held here any more (the engine reads its state to hand it over).
+        self.budgets.closed(session.budget, session.held_bytes())
+        session.budget = UNBOUNDED
+        log.debug("session moved out", extra={"event": "session-moved-out", "session": session.tag})
+        waiter = session.waiter
+        session.waiter = None
+        if waiter is not None:
+            waiter.close()
+        return session

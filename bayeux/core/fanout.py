@@ -1,0 +1,143 @@
+"""Fan-out, the hot path: a broadcast encoded once and queued for every local subscriber,
+within each session's bounds and its address's (benchmarks/fanout.py measures it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .message import Delivery, Message
+from .replay import ReplayHistory, replay_id_of
+from .session import Ended, ServerSession
+from .state import ServerState
+
+log = logging.getLogger("bayeux.server")
+
+
+class NotRepresentable(ValueError):
+    """A message that cannot be encoded as JSON (or in a format some connection reads)."""
+
+
+class FanOut(ServerState):
+    """Preparing, encoding and queueing broadcasts for this process's sessions."""
+
+    def _prepare(self, message: Message) -> tuple[Message, Delivery] | None:
+        """A broadcast as its subscribers get it, encoded once for all of them: after the
+        server's outgoing extensions (None if one dropped it), shaped on replay channels.
+        Raises NotRepresentable when it cannot be encoded as JSON (bytes from a msgpack
+        client, Python objects from the server side), before anything is queued."""
+        if self.hooks.extensions and not self.hooks.run_outgoing(
+            self.hooks.extensions, None, message
+        ):
+            return None
+        replay = self.replay
+        if replay is not None and replay.covers(message["channel"]):
+            message, _ = replay.shape(message)
+        return message, self._encoded(message)
+
+    def _deliver_local(self, message: Message, delivery: Delivery, exclude: str | None) -> int:
+        """Queues a prepared broadcast for the subscribers of this process."""
+        replay = self.replay
+        if replay is not None:
+            self._keep_replay(replay, message)
+        return self._fan_out(message, delivery, exclude, 0)
+
+    def _keep_replay(self, replay: ReplayHistory, message: Message, position: int = 0) -> None:
+        if replay.covers(message["channel"]):
+            replay_id = replay_id_of(message)
+            if replay_id is not None:
+                replay.keep(message, replay_id, position=position)
+
+    def _fan_out(
+        self, message: Message, delivery: Delivery, exclude: str | None, position: int
+    ) -> int:
+        """Queues `delivery` for every local subscriber of its channel but `exclude`; with a
+        log `position`, only for sessions not already past it (taken over meanwhile)."""
+        channel = message["channel"]
+        stats = self.stats
+        lazy_seconds = (
+            self.settings.max_lazy_timeout / 1000 if self.hooks.is_lazy(channel) else None
+        )
+        count = 0
+        recipients = self.tree.match(channel)
+        delivery.shared_by(len(recipients))
+        for session in recipients:
+            if session.id == exclude:
+                continue
+            if position:
+                if session.position >= position:
+                    continue
+                session.position = position
+            if session.extensions:
+                own = copy_message(message)
+                if not self.hooks.run_outgoing(session.extensions, session, own):
+                    continue
+                try:
+                    own_delivery = self._encoded(own)
+                except NotRepresentable:
+                    log.error(
+                        "an extension of session %s made %s unencodable; skipped",
+                        session.tag,
+                        channel,
+                    )
+                    continue
+                own_delivery.position = position
+                self._enqueue(session, own_delivery, lazy_seconds)
+            else:
+                self._enqueue(session, delivery, lazy_seconds)
+            count += 1
+        stats.deliveries += count
+        stats.delivery_bytes += count * len(delivery.json)
+        return count
+
+    def _enqueue(
+        self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
+    ) -> None:
+        """Queues `delivery` for `session`, or applies the queue-full policy when it would pass
+        the session's bounds or its address's. On every delivery's path: the checks are plain
+        reads written inline, the policy's work only when full."""
+        max_bytes = self._max_queue_bytes
+        max_count = self._max_queue
+        while True:
+            held = session.queue_bytes if session.ack is None else session.queued_bytes()
+            if not (
+                (max_bytes > 0 and held + delivery.size > max_bytes)
+                or delivery.share > session.budget.room  # AddressBudget.over
+                or (max_count > 0 and len(session.queue) >= max_count)
+            ):
+                session.enqueue(delivery, lazy_seconds)
+                return
+            policy = self.settings.queue_full_policy
+            if policy == "drop-oldest" and session.queue:
+                session.drop_oldest()
+                self.stats.dropped["drop-oldest"] += 1
+                continue
+            if policy == "disconnect":
+                log.warning(
+                    "session %s queue full: disconnected (a slow consumer)",
+                    session.tag,
+                    extra={"event": "slow-consumer", "session": session.tag},
+                )
+                self.stats.dropped["queue-full-disconnect"] += 1
+                self.remove_session(session, Ended.QUEUE_FULL)
+                return
+            self.stats.dropped["drop-newest"] += 1  # drop-newest, or it cannot fit at all
+            return
+
+    def _encoded(self, message: Message) -> Delivery:
+        """The message encoded now, once for every subscriber, in JSON and in every other format
+        some connection reads, so that a failure reaches the publisher."""
+        try:
+            delivery = Delivery(message)
+            if "msgpack" in self._formats:
+                delivery.pack_msgpack(message)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise NotRepresentable(f"{message.get('channel')}: {exc}") from None
+        return delivery
+
+
+def copy_message(message: Message) -> Message:
+    copy = dict(message)
+    if isinstance(copy.get("ext"), dict):
+        copy["ext"] = dict(copy["ext"])
+    return copy

@@ -1,0 +1,253 @@
+"""What an application installs on the server, and the rules for running it.
+
+Per channel pattern, as CometD's ServerChannel holds its own: authorizers, message listeners, a
+service, laziness (`ChannelHooks`). For the whole server: the security policy, extensions, and
+listeners of sessions and subscriptions. A hook that raises costs the message it was given (or
+nothing, for listeners): it is logged and counted, never propagated into the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import channel as ch
+from .extension import Extension
+from .message import Message, error
+from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
+from .replies import failure
+from .service import ServiceHandler
+from .session import Ended, ServerSession
+from .stats import Stats
+
+log = logging.getLogger("bayeux.server")
+
+SessionListener = Callable[[ServerSession], Any]
+RemovalListener = Callable[[ServerSession, Ended], Any]
+SubscriptionListener = Callable[[ServerSession, str], Any]
+MessageListener = Callable[[ServerSession | None, str, Message], Any]
+
+
+@dataclass(slots=True)
+class ChannelHooks:
+    """What is installed on one channel or channel pattern."""
+
+    authorizers: list[Authorizer] = field(default_factory=list)
+    listeners: list[MessageListener] = field(default_factory=list)
+    service: ServiceHandler | None = None
+    lazy: bool = False
+
+
+class Hooks:
+    """The application's hooks, and how each is run."""
+
+    def __init__(
+        self, policy: SecurityPolicy, stats: Stats, subscribed_to: Callable[[str], bool]
+    ) -> None:
+        self.policy = policy
+        self.stats = stats
+        # Whether some session subscribes to exactly this channel (a channel "exists").
+        self._subscribed_to = subscribed_to
+        self.extensions: list[Extension] = []
+        self.channels: dict[str, ChannelHooks] = {}
+        self.session_added: list[SessionListener] = []
+        self.session_removed: list[RemovalListener] = []
+        self.subscribed: list[SubscriptionListener] = []
+        self.unsubscribed: list[SubscriptionListener] = []
+        # Read on every publish: whether any pattern has each kind of hook (most servers have
+        # none), and the lazy patterns.
+        self._authorized = False
+        self._listened = False
+        self._lazy: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------------ registration
+
+    def on_channel(self, pattern: str) -> ChannelHooks:
+        """The hooks of `pattern` (a channel or a wildcard pattern), made on first use."""
+        check_pattern(pattern)
+        hooks = self.channels.get(pattern)
+        if hooks is None:
+            hooks = self.channels[pattern] = ChannelHooks()
+        return hooks
+
+    def installed(self) -> None:
+        """Called after a change to `channels`."""
+        hooks = self.channels.items()
+        self._authorized = any(h.authorizers for _, h in hooks)
+        self._listened = any(h.listeners for _, h in hooks)
+        self._lazy = tuple(p for p, h in hooks if h.lazy)
+
+    # ---------------------------------------------------------------------- per channel
+
+    def is_lazy(self, channel: str) -> bool:
+        return bool(self._lazy) and any(ch.matches(p, channel) for p in self._lazy)
+
+    def service_for(self, channel: str) -> ServiceHandler | None:
+        """The service answering `channel`: its own, else the first pattern's that matches."""
+        own = self.channels.get(channel)
+        if own is not None and own.service is not None:
+            return own.service
+        return next(
+            (
+                h.service
+                for p, h in self.channels.items()
+                if h.service is not None and ch.matches(p, channel)
+            ),
+            None,
+        )
+
+    def authorizers_for(self, channel: str) -> list[Authorizer]:
+        if not self._authorized:
+            return []
+        return [
+            a
+            for pattern, hooks in self.channels.items()
+            if ch.matches(pattern, channel) or pattern == channel
+            for a in hooks.authorizers
+        ]
+
+    def in_use(self, channel: str) -> bool:
+        """Whether `channel` exists: subscribed to, listened to or served (else a publish or
+        subscribe creates it, which the policy and authorizers may refuse)."""
+        if self._subscribed_to(channel):
+            return True
+        own = self.channels.get(channel)
+        return own is not None and (bool(own.listeners) or own.service is not None)
+
+    async def may(
+        self, operation: Operation, channel: str, session: ServerSession, message: Message
+    ) -> bool:
+        """Whether the policy and the authorizers in scope allow `operation` on `channel`. A
+        policy or authorizer that raises denies (and is logged)."""
+        if type(self.policy) is SecurityPolicy and not self._authorized:
+            return True  # nothing installed: the common case costs nothing per message
+        return await self.allowed(self._checks, operation, channel, session, message)
+
+    async def allowed(self, check: Callable[..., Any], *args: Any) -> bool:
+        """`check(*args)`, awaited if need be; a check that raises denies (and is logged)."""
+        try:
+            return bool(await resolve(check(*args)))
+        except Exception:
+            log.exception("security policy or authorizer %r failed: denied", check)
+            self.stats.errors["policy"] += 1
+            return False
+
+    async def _checks(
+        self, operation: Operation, channel: str, session: ServerSession, message: Message
+    ) -> bool:
+        policy = self.policy
+        if not self.in_use(channel):
+            if not await resolve(policy.can_create(session, channel, message)):
+                return False
+            if not await authorize(
+                self.authorizers_for(channel), Operation.CREATE, channel, session, message
+            ):
+                return False
+        check = policy.can_subscribe if operation is Operation.SUBSCRIBE else policy.can_publish
+        if not await resolve(check(session, channel, message)):
+            return False
+        return await authorize(self.authorizers_for(channel), operation, channel, session, message)
+
+    async def notify_message_listeners(
+        self, session: ServerSession | None, channel: str, message: Message
+    ) -> bool:
+        """Whether every message listener in scope keeps the message (one that raises drops
+        it, and is logged)."""
+        if not self._listened:
+            return True
+        for pattern, hooks in list(self.channels.items()):
+            if not hooks.listeners or not ch.matches(pattern, channel):
+                continue
+            for listener in hooks.listeners:
+                try:
+                    if await resolve(listener(session, channel, message)) is False:
+                        return False
+                except Exception:
+                    log.exception("message listener on %s failed; message dropped", pattern)
+                    return False
+        return True
+
+    # ------------------------------------------------------------------------ extensions
+
+    def incoming(self, session: ServerSession | None, message: Message) -> Message | None:
+        """Runs incoming extensions; a failure reply when one of them dropped the message (or
+        failed: a broken extension costs the message, not the batch)."""
+        for extension in self.extensions_of(session, outgoing=False):
+            try:
+                kept = extension.incoming(session, message) is not False
+            except Exception:
+                log.exception("extension %r failed on an incoming message", extension)
+                self.stats.errors["extension"] += 1
+                return failure(message, error(500, message["channel"], "Extension failed"))
+            if not kept:
+                return failure(message, error(404, message["channel"], "Message deleted"))
+        return None
+
+    def outgoing(self, session: ServerSession | None, message: Message) -> bool:
+        return self.run_outgoing(self.extensions_of(session, outgoing=True), session, message)
+
+    def run_outgoing(
+        self, extensions: list[Extension], session: ServerSession | None, message: Message
+    ) -> bool:
+        """Whether every extension keeps `message`; one that raises drops it (and is logged)."""
+        for extension in extensions:
+            try:
+                if extension.outgoing(session, message) is False:
+                    return False
+            except Exception:
+                log.exception("extension %r failed on an outgoing message", extension)
+                self.stats.errors["extension"] += 1
+                return False
+        return True
+
+    def extensions_of(self, session: ServerSession | None, *, outgoing: bool) -> list[Extension]:
+        own = session.extensions if session is not None else []
+        if not own:
+            return self.extensions
+        # CometD's order: server extensions first on the way in, session extensions first out.
+        return own + self.extensions if outgoing else self.extensions + own
+
+    # ------------------------------------------------------------------------- listeners
+
+    def added(self, session: ServerSession) -> None:
+        for listener in self.session_added:
+            call_listener(listener, session)
+
+    def removed(self, session: ServerSession, reason: Ended) -> None:
+        for listener in self.session_removed:
+            call_listener(listener, session, reason)
+
+    def subscription_changed(self, session: ServerSession, pattern: str, subscribed: bool) -> None:
+        for listener in self.subscribed if subscribed else self.unsubscribed:
+            call_listener(listener, session, pattern)
+
+
+def check_pattern(pattern: str) -> None:
+    if not ch.is_valid_subscription(pattern):
+        raise ValueError(f"not a channel name or pattern: {pattern!r}")
+
+
+# Tasks of asynchronous listeners: asyncio keeps only weak references to tasks, so they are
+# held here until done.
+_listener_tasks: set[asyncio.Future[Any]] = set()
+
+
+def call_listener(listener: Callable[..., Any], *args: Any) -> None:
+    """Listeners must not break the server: failures are logged; coroutines run as tasks."""
+    try:
+        result = listener(*args)
+        if asyncio.iscoroutine(result):
+            task = asyncio.ensure_future(result)
+            _listener_tasks.add(task)
+            task.add_done_callback(_listener_done)
+    except Exception:
+        log.exception("listener %r failed", listener)
+
+
+def _listener_done(task: asyncio.Future[Any]) -> None:
+    _listener_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("listener task failed", exc_info=task.exception())

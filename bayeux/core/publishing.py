@@ -1,0 +1,199 @@
+"""Publishing: a client's publish checked and broadcast (through the engine's log when there
+is one), the server side's publish and deliver, and service channels answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from . import channel as ch
+from .fanout import FanOut, NotRepresentable
+from .message import Delivery, Message, error, reply_to
+from .policy import Operation
+from .replies import failure
+from .service import ServiceError, ServiceRequest
+from .session import ServerSession
+from .state import Outcome
+
+log = logging.getLogger("bayeux.server")
+
+
+class Publishing(FanOut):
+    """Publishes from clients and from the server side, and service calls."""
+
+    async def _publish(self, message: Message, session: ServerSession, outcome: Outcome) -> Message:
+        channel = message["channel"]
+        if not self.channels.valid_name(channel):
+            return failure(message, error(405, channel, "Invalid channel"))
+        if "data" not in message:
+            return failure(message, error(400, "data", "Missing field"))
+        if not await self.hooks.may(Operation.PUBLISH, channel, session, message):
+            return failure(message, error(403, channel, "Publish denied"))
+        if not await self.hooks.notify_message_listeners(session, channel, message):
+            return failure(message, error(404, channel, "Message deleted"))
+        if ch.is_broadcast(channel):
+            outgoing: Message = {"channel": channel, "data": message["data"]}
+            if isinstance(message.get("ext"), dict):
+                outgoing["ext"] = message["ext"]
+            exclude = None if self.settings.broadcast_to_publisher else session
+            try:
+                self._broadcast(outgoing, exclude, outcome)
+            except NotRepresentable:
+                return failure(message, error(400, "data", "Not representable as JSON"))
+        else:
+            # /service/** messages are for the server alone: never broadcast.
+            self._call_service(session, channel, message)
+        reply = reply_to(message)
+        reply["successful"] = True
+        return reply
+
+    def _broadcast(self, message: Message, exclude: ServerSession | None, outcome: Outcome) -> None:
+        """Queues a client's broadcast for every subscriber: through the engine's log when
+        there is one (the batch's replies wait until the log has it: nothing acknowledged is
+        lost; the batch's broadcasts go in one round trip), locally when there is none or it
+        cannot be reached."""
+        prepared = self._prepare(message)
+        if prepared is None:
+            return
+        message, delivery = prepared
+        if self.engine is None:
+            self._deliver_local(message, delivery, exclude.id if exclude else None)
+            return
+        outcome.appends.append(self._append(message, delivery, exclude.id if exclude else None))
+
+    def _append(
+        self, message: Message, delivery: Delivery, exclude: str | None
+    ) -> asyncio.Future[bool]:
+        assert self.engine is not None
+        appended = self.engine.append(delivery, exclude)
+
+        def settled(future: asyncio.Future[bool]) -> None:
+            if future.cancelled() or not future.result():
+                self._deliver_local(message, delivery, exclude)
+
+        appended.add_done_callback(settled)
+        return appended
+
+    def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
+        """Publishes from the server side to every subscriber of `channel`; returns how many
+        sessions of this process it reaches (with an engine, those it will reach when the
+        log hands it back). Message listeners are not called."""
+        if not self.channels.valid_name(channel) or ch.is_meta(channel):
+            raise ValueError(f"cannot publish to {channel!r}")
+        message: Message = {"channel": channel, "data": data}
+        if ext is not None:
+            message["ext"] = ext
+        prepared = self._prepare(message)
+        if prepared is None:
+            return 0
+        message, delivery = prepared
+        if self.engine is None:
+            return self._deliver_local(message, delivery, None)
+        self._append(message, delivery, None)
+        return sum(1 for _ in self.tree.match(channel))
+
+    def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
+        """Queues a message for one session only, whatever its subscriptions."""
+        if not self.channels.valid_name(channel) or ch.is_meta(channel):
+            raise ValueError(f"cannot deliver on {channel!r}")
+        message = {"channel": channel, "data": data}
+        if self.hooks.outgoing(None, message):
+            self._enqueue_for(session, self._encoded(message))
+
+    def _enqueue_for(self, session: ServerSession, delivery: Delivery) -> None:
+        """Queues a message for one session, wherever the deployment serves it."""
+        if session.remote and self.engine is not None:
+            task = asyncio.ensure_future(self.engine.deliver_to(session.id, delivery))
+            self._tasks.add(task)
+            task.add_done_callback(self._forwarded)
+        else:
+            self._enqueue(session, delivery)
+
+    def _forwarded(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a message for a session served elsewhere was lost: %s", task.exception())
+            self.stats.dropped["engine-unavailable"] += 1
+
+    def _call_service(self, session: ServerSession, channel: str, message: Message) -> None:
+        handler = self.hooks.service_for(channel)
+        if handler is None:
+            return
+        request = ServiceRequest(session, channel, message)
+        try:
+            result = handler(request)
+        except Exception as exc:  # noqa: BLE001 - reported to the requester, never a crash
+            self._answer_service(request, exc)
+            return
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            if session.service_calls >= self.settings.max_service_calls:
+                if asyncio.iscoroutine(result):
+                    result.close()  # never awaited: close it so Python does not warn
+                else:
+                    result.cancel()
+                self._enqueue_reply(
+                    request,
+                    successful=False,
+                    error=error(429, channel, "Too many service calls"),
+                    data=None,
+                )
+                return
+            # Answered when done, through the session's queue, without holding up the batch.
+            session.service_calls += 1
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._service_done(request, t))
+        else:
+            self._answer_service(request, result)
+
+    def _service_done(self, request: ServiceRequest, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        request.session.service_calls -= 1
+        if task.cancelled():
+            self._answer_service(request, ServiceError("Service cancelled"))
+        else:
+            exc = task.exception()
+            self._answer_service(request, exc if exc is not None else task.result())
+
+    def _answer_service(self, request: ServiceRequest, result: Any) -> None:
+        if isinstance(result, ServiceError):
+            self._enqueue_reply(
+                request,
+                successful=False,
+                error=error(400, request.channel, result.error),
+                data=result.data,
+            )
+        elif isinstance(result, BaseException):
+            log.error("service %s failed", request.channel, exc_info=result)
+            self.stats.errors["service"] += 1
+            self._enqueue_reply(
+                request,
+                successful=False,
+                error=error(500, request.channel, "Service failed"),
+                data=None,
+            )
+        else:
+            self._enqueue_reply(request, successful=True, data=result)
+
+    def _enqueue_reply(self, request: ServiceRequest, **fields: Any) -> None:
+        """Queues a service's reply for the requesting session."""
+        session = request.session
+        if session.ended is not None:
+            return
+        reply = reply_to(request.message, request.channel)
+        reply.update(fields)
+        if not self.hooks.outgoing(session, reply):
+            return
+        try:
+            delivery = self._encoded(reply)
+        except NotRepresentable:
+            log.error("service %s returned data that is not representable as JSON", request.channel)
+            reply.update(
+                successful=False,
+                data=None,
+                error=error(500, request.channel, "Service reply not representable"),
+            )
+            delivery = Delivery(reply)
+        self._enqueue_for(session, delivery)

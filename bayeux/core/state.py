@@ -1,0 +1,188 @@
+"""The state every part of the server reads and the session table's operations: settings,
+clocks, sessions, the subscription tree, hooks, counters, replay history, address budgets.
+
+The server is layered in modules, each adding one concern to the one below it:
+state (this) < fanout < publishing < meta < bridge < server (the facade and `handle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import channel as ch
+from .engine import Engine
+from .hooks import Hooks
+from .limits import UNBOUNDED, AddressBudgets, AddressWindow
+from .message import Message
+from .policy import SecurityPolicy
+from .replay import ReplayHistory
+from .session import Ended, ServerSession, new_client_id
+from .settings import Settings
+from .stats import Stats
+from .timesync import TimesyncRequest
+from .tree import ChannelTree, subscription_cost
+
+log = logging.getLogger("bayeux.server")
+
+
+@dataclass(slots=True)
+class ConnectHold:
+    """A successful `/meta/connect` whose reply may wait up to `timeout` seconds for messages."""
+
+    session: ServerSession
+    reply: Message
+    timeout: float
+    timesync: TimesyncRequest | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What handling one batch produced: replies in request order, and the batch's connect."""
+
+    replies: list[Message]
+    connect: ConnectHold | None = None
+    # The batch's broadcasts on their way to the engine's log: the replies wait for them.
+    appends: list[asyncio.Future[bool]] = field(default_factory=list)
+
+
+class ServerState:
+    """What the server knows, and the operations on its session table."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        policy: SecurityPolicy | None = None,
+    ) -> None:
+        self.settings = settings = settings or Settings()
+        self.channels = ch.ChannelLimits(settings.max_channel_length, settings.max_channel_segments)
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.sessions: dict[str, ServerSession] = {}
+        self.tree: ChannelTree[ServerSession] = ChannelTree()
+        self.shutting_down = False
+        self.stats = Stats()
+        self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.tree.has)
+        # Service calls that are still running (asyncio keeps only weak references to tasks).
+        self._tasks: set[asyncio.Future[Any]] = set()
+        # What the processes of a deployment share (core/engine.py); None for one process.
+        self.engine: Engine | None = None
+        self._handshakes = AddressWindow(
+            settings.max_handshakes_per_address, settings.handshake_window / 1000
+        )
+        # Formats besides JSON that some connection reads (e.g. "msgpack"), with how many: a
+        # broadcast is encoded in each when it is published, so that data one of them cannot
+        # carry is refused to the publisher rather than failing on its way to a subscriber.
+        self._formats: dict[str, int] = {}
+        # Events kept for replay, when some channels have it (core/replay.py).
+        self.replay: ReplayHistory | None = (
+            ReplayHistory(
+                settings.replay_channels,
+                max_events=settings.replay_max_events,
+                retention_seconds=settings.replay_retention / 1000,
+                wall_clock=wall_clock,
+            )
+            if settings.replay_channels
+            else None
+        )
+        # What the sessions of each client address hold together (core/limits.py).
+        self.budgets = AddressBudgets(settings.max_address_bytes)
+        # Read for every delivery: kept at hand.
+        self._max_queue = settings.max_queue
+        self._max_queue_bytes = settings.max_queue_bytes
+
+    def use_format(self, name: str, change: int) -> None:
+        """A transport opened (+1) or closed (-1) a connection reading format `name`."""
+        count = self._formats.get(name, 0) + change
+        if count > 0:
+            self._formats[name] = count
+        else:
+            self._formats.pop(name, None)
+
+    def create_session(self) -> ServerSession:
+        """A session created by the server itself (tests, local sessions): no policy check."""
+        session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
+        self._add_session(session)
+        return session
+
+    def _add_session(self, session: ServerSession) -> None:
+        self.sessions[session.id] = session
+        log.debug("session added", extra={"event": "session-added", "session": session.tag})
+        self.hooks.added(session)
+
+    def remove_session(self, session: ServerSession, reason: Ended = Ended.REMOVED) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        for pattern in list(session.subscriptions):
+            self.unsubscribe(session, pattern)
+        session.clear()
+        self.budgets.closed(session.budget, session.held_bytes())
+        session.budget = UNBOUNDED
+        # Kept on the session so that its held connect, if any, can be told how it ended.
+        session.ended = reason
+        log.debug(
+            "session removed: %s",
+            reason.value,
+            extra={"event": "session-removed", "session": session.tag, "reason": reason.value},
+        )
+        waiter = session.waiter
+        session.waiter = None
+        if waiter is not None:
+            waiter.close()
+        if self.engine is not None and not session.local:
+            self.engine.removed(session, reason)
+        self.hooks.removed(session, reason)
+
+    def subscribe(self, session: ServerSession, pattern: str) -> None:
+        if self.tree.subscribe(pattern, session):
+            session.subscriptions.add(pattern)
+            session.subscribed(subscription_cost(pattern))
+            self.hooks.subscription_changed(session, pattern, True)
+
+    def unsubscribe(self, session: ServerSession, pattern: str) -> None:
+        if self.tree.unsubscribe(pattern, session):
+            session.subscriptions.discard(pattern)
+            session.subscribed(-subscription_cost(pattern))
+            self.hooks.subscription_changed(session, pattern, False)
+
+    def sweep(self) -> list[ServerSession]:
+        """Removes the sessions whose expiry time has passed; returns them."""
+        started = time.perf_counter()
+        try:
+            return self._sweep()
+        finally:
+            self.stats.sweeps += 1
+            self.stats.sweep_seconds += time.perf_counter() - started
+
+    def _sweep(self) -> list[ServerSession]:
+        now = self.clock()
+        expired = [
+            s for s in self.sessions.values() if s.deadline is not None and s.deadline <= now
+        ]
+        for session in expired:
+            try:
+                self.remove_session(session, Ended.EXPIRED)
+            except Exception:  # one failure must not keep the others alive
+                log.exception("removing expired session %s failed", session.tag)
+                self.stats.errors["sweep"] += 1
+        self._handshakes.expire(now)
+        return expired
+
+    def shutdown(self) -> None:
+        """Stops accepting handshakes and wakes every held connect, so transports answer them
+        with advice to come back after `multi_session_interval`."""
+        self.shutting_down = True
+        for session in list(self.sessions.values()):
+            if session.waiter is not None:
+                session.waiter.wake()
+
+    def _session_of(self, message: Message) -> ServerSession | None:
+        client_id = message.get("clientId")
+        return self.sessions.get(client_id) if isinstance(client_id, str) else None
