@@ -15,9 +15,11 @@ import tornado.routing
 
 from .adapters.routes import answer_rule, transport_rules
 from .connection.listener import ExtraRoutes, Listener
+from .core.engine import Engine
 from .core.server import BayeuxServer
 from .core.settings import Settings
 from .health import health_answer
+from .transports.context import Drainable
 from .transports.http import HttpResponse
 
 log = logging.getLogger("bayeux.endpoint")
@@ -37,20 +39,23 @@ class Endpoint:
         *,
         server: BayeuxServer | None = None,
         allowed_origins: tuple[str, ...] = ("*",),
-        engine: Any = None,
+        engine: Engine | None = None,
     ) -> None:
         self.server = server or BayeuxServer(settings)
         self.allowed_origins = tuple(allowed_origins)
         # What the processes of a deployment share, e.g. bayeux.engines.redis.RedisEngine
-        # (core/engine.py); started with us, stopped by shutdown().
+        # (core/engine.py): attached now, so that no request is ever served as if this
+        # process were alone; started with us, stopped by shutdown().
         self.engine = engine
+        if engine is not None:
+            engine.attach(self.server)
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
         self._held_by_browser: dict[str, int] = {}
         # Open TCP connections (HTTP and WebSocket), bounded by max_connections where the
         # standalone server accepts them (bayeux/connection/listener.py).
         self.connections = 0
         # What a drain must see finished: open WebSockets, EventSource streams, held long-polls.
-        self._streams: set[Any] = set()
+        self._streams: set[Drainable] = set()
 
     @property
     def settings(self) -> Settings:
@@ -163,11 +168,11 @@ class Endpoint:
     def connection_closed(self) -> None:
         self.connections -= 1
 
-    def stream_opened(self, stream: Any) -> None:
+    def stream_opened(self, stream: Drainable) -> None:
         """A connection a drain must finish: it has a `finish_draining()` method."""
         self._streams.add(stream)
 
-    def stream_closed(self, stream: Any) -> None:
+    def stream_closed(self, stream: Drainable) -> None:
         self._streams.discard(stream)
 
     async def shutdown(self, timeout: float = 5.0) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -17,15 +18,24 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from .core.engine import Engine
+from .core.server import BayeuxServer
 from .core.stats import LATENCY_BOUNDS
-from .transports.context import Context
 from .transports.http import HttpResponse
 
 QUEUE_BUCKETS = (0, 1, 10, 100, 1000, 10000)
 
 
+class Observed(Protocol):
+    """What the metrics read of an endpoint (bayeux.Endpoint is one)."""
+
+    server: BayeuxServer
+    connections: int
+    engine: Engine | None
+
+
 class BayeuxCollector(Collector):
-    def __init__(self, endpoint: Context) -> None:
+    def __init__(self, endpoint: Observed) -> None:
         self.endpoint = endpoint
 
     def collect(self) -> Iterator[Metric]:
@@ -110,40 +120,41 @@ class BayeuxCollector(Collector):
         yield CounterMetricFamily(
             "bayeux_sweep_seconds", "Time spent sweeping", value=stats.sweep_seconds
         )
-        engine = getattr(endpoint, "engine", None)
+        engine = endpoint.engine
         if engine is not None:
+            counts = engine.stats()
             yield CounterMetricFamily(
                 "bayeux_engine_appended",
                 "Entries written to the message log",
-                value=engine.appended,
+                value=counts.appended,
             )
             yield CounterMetricFamily(
-                "bayeux_engine_applied", "Log entries applied in this process", value=engine.applied
+                "bayeux_engine_applied", "Log entries applied in this process", value=counts.applied
             )
             yield CounterMetricFamily(
                 "bayeux_engine_handoffs",
                 "Sessions taken over from another live process",
-                value=engine.handoffs,
+                value=counts.handoffs,
             )
             yield CounterMetricFamily(
                 "bayeux_engine_claims",
                 "Sessions this process took over (handoffs included)",
-                value=engine.claims,
+                value=counts.claims,
             )
             yield CounterMetricFamily(
                 "bayeux_engine_dropped",
                 "Publishes lost to the outbox bound while Redis was away",
-                value=engine.dropped,
+                value=counts.dropped,
             )
             yield GaugeMetricFamily(
                 "bayeux_engine_outbox_bytes",
                 "Bytes published while Redis was away, waiting for the log",
-                value=engine.outbox_size(),
+                value=counts.outbox_bytes,
             )
             yield GaugeMetricFamily(
                 "bayeux_engine_read_lag_seconds",
                 "How long the last log entry read here had waited in the log",
-                value=engine.read_lag,
+                value=counts.read_lag,
             )
             yield GaugeMetricFamily(
                 "bayeux_engine_connected",
@@ -164,7 +175,7 @@ def metrics_answer(registry: CollectorRegistry) -> HttpResponse:
     return HttpResponse(200, [("Content-Type", CONTENT_TYPE_LATEST)], generate_latest(registry))
 
 
-def registry_for(endpoint: Context) -> CollectorRegistry:
+def registry_for(endpoint: Observed) -> CollectorRegistry:
     """A registry of the endpoint's metrics alone (add it to yours, or serve it)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BayeuxCollector(endpoint))

@@ -9,8 +9,9 @@ import logging
 import pytest
 
 from bayeux import BayeuxServer, Ended, Extension, SecurityPolicy, Settings
-from bayeux.core.limits import AddressWindow, Peer, address_key
+from bayeux.core.limits import AddressWindow, address_key
 from bayeux.core.message import DELIVERY_OVERHEAD
+from bayeux.core.peer import Peer
 
 from .test_hooks import HS, client
 

@@ -21,6 +21,7 @@ from hypothesis.stateful import (
 )
 
 from bayeux import BayeuxServer, ConnectHold, Settings
+from bayeux.core.session import Wakeup
 from bayeux.testing import ManualClock as Clock
 
 TIMEOUT_MS, INTERVAL_MS, MAX_INTERVAL_MS, MULTI_MS = 5000, 0, 2000, 1000
@@ -97,8 +98,8 @@ class Lifecycle(RuleBasedStateMachine):
                 continue
             del self.holds[client_id]
             held.hold.session.detach(held)
-            displaced = held.woken == "displaced"
-            self.server.finish_connect(held.hold, multiple_clients=displaced, deliver=not displaced)
+            why = Wakeup.DISPLACED if held.woken == "displaced" else Wakeup.MESSAGES
+            self.server.finish_connect(held.hold, why)
 
     # ------------------------------------------------------------------------------ rules
 
@@ -141,7 +142,7 @@ class Lifecycle(RuleBasedStateMachine):
         held = self.holds.pop(client_id, None)
         if held is not None:
             held.hold.session.detach(held)
-            self.server.finish_connect(held.hold, deliver=False)
+            self.server.finish_connect(held.hold, Wakeup.GONE)
 
     @rule(seconds=st.sampled_from([0.05, 0.5, 1.0, 2.5, 6.0]))
     def time_passes(self, seconds: float) -> None:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from bayeux import BayeuxServer, Settings
 from bayeux.core.codec import dumps
-from bayeux.core.limits import SESSION_OVERHEAD, Peer
+from bayeux.core.limits import SESSION_OVERHEAD
+from bayeux.core.peer import Peer
 from bayeux.core.tree import subscription_cost
 from bayeux.testing import start_cli, stop_process
 

@@ -8,7 +8,7 @@ import pytest
 
 from bayeux.core.message import ProtocolError, batch_from
 from bayeux.core.server import BayeuxServer
-from bayeux.core.session import Ended, ServerSession
+from bayeux.core.session import Ended, ServerSession, Wakeup
 from bayeux.core.settings import Settings
 from bayeux.testing import ManualClock as Clock
 
@@ -249,7 +249,7 @@ def test_displaced_connect_gets_multiple_clients_advice(server: BayeuxServer) ->
     session.attach(first)
     session.attach(second)
     assert first.events == ["displace"]
-    _, reply = server.finish_connect(hold, multiple_clients=True)
+    _, reply = server.finish_connect(hold, Wakeup.DISPLACED)
     assert reply["advice"]["multiple-clients"] is True
     assert reply["advice"]["interval"] == server.settings.multi_session_interval
 

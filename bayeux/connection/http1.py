@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httptools
 import tornado.iostream
 import tornado.netutil
 
-from ..core.limits import Peer
+from ..core.peer import Peer
 from ..transports.eventsource import EventStream, open_stream
 from ..transports.http import (
     HttpRequest,
@@ -32,11 +32,9 @@ from ..transports.http import (
 )
 from ..transports.polling import PollingExchange
 from .holding import Holding
+from .seams import ConnectionHost
 from .stream import TransportStream
 from .websocket import WebSocketConnection, upgrade_answer
-
-if TYPE_CHECKING:
-    from .listener import Listener
 
 log = logging.getLogger("bayeux.connection")
 # One line per answered request: refusals at INFO, the rest at DEBUG (long-polling makes
@@ -128,7 +126,7 @@ class HttpConnection:
 
     def __init__(
         self,
-        listener: Listener,
+        listener: ConnectionHost,
         stream: TransportStream,
         address: Any,
         holding: Holding | None = None,

@@ -20,8 +20,8 @@ from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
 from .holding import Holding
 from .http1 import READ_SIZE, HttpConnection, forwarded_address
+from .seams import Connection
 from .stream import ReadBuffer, TransportStream
-from .websocket import WebSocketConnection
 
 log = logging.getLogger("bayeux.listener")
 
@@ -58,7 +58,7 @@ class Listener:
         self.prefix = path.rstrip("/")
         self.extra = dict(extra or {})
         self.xheaders = xheaders
-        self.connections: set[Any] = set()
+        self.connections: set[Connection] = set()
         # Tasks the listener started (asyncio keeps only weak references to tasks).
         self._tasks: set[asyncio.Task[None]] = set()
         seconds = min(settings.idle_timeout, settings.body_timeout) / 2000
@@ -149,12 +149,12 @@ class Listener:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def replace(self, old: Any, new: Any) -> None:
+    def replace(self, old: Connection, new: Connection) -> None:
         """A connection changed hands (HTTP upgraded to WebSocket); it stays counted."""
         self.connections.discard(old)
         self.connections.add(new)
 
-    def closed(self, connection: HttpConnection | WebSocketConnection) -> None:
+    def closed(self, connection: Connection) -> None:
         if connection in self.connections:
             self.connections.discard(connection)
             self.context.connection_closed()

@@ -10,7 +10,7 @@ import base64
 import binascii
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tornado.iostream
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -24,10 +24,8 @@ from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subpro
 from ..transports.wsframes import data_frames
 from .deflate import InboundDeflate
 from .holding import Holding
+from .seams import ConnectionHost
 from .stream import TransportStream, retrieve
-
-if TYPE_CHECKING:
-    from .listener import Listener
 
 log = logging.getLogger("bayeux.websocket")
 
@@ -114,7 +112,7 @@ class WebSocketConnection:
 
     def __init__(
         self,
-        listener: Listener,
+        listener: ConnectionHost,
         stream: TransportStream,
         request: HttpRequest,
         subprotocol: str | None,

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .message import Delivery, Message
+from .replay import ReplayHistory
 from .session import Ended, ServerSession
+from .settings import Settings
 
 
 class EngineUnavailable(Exception):
@@ -109,9 +111,63 @@ def stream_id_of(position: int) -> str:
     return f"{position >> 22}-{position & 0x3FFFFF}"
 
 
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """An engine's counters, for metrics."""
+
+    appended: int = 0  # log entries written
+    applied: int = 0  # log entries handed to the core
+    handoffs: int = 0  # sessions taken over from a live process
+    claims: int = 0  # sessions this process took over (handoffs included)
+    dropped: int = 0  # published while the log was away and lost to the outbox bound
+    outbox_bytes: int = 0  # published while the log was away, waiting to be written
+    read_lag: float = 0.0  # seconds the last entry read had waited in the log
+
+
+class EngineHost(Protocol):
+    """What an engine may ask of the server it serves (BayeuxServer is one)."""
+
+    settings: Settings
+    replay: ReplayHistory | None
+    sessions: dict[str, ServerSession]
+    engine: Engine | None
+
+    def apply_log(self, entries: list[LogEntry]) -> None:
+        """Applies log entries in log order, in this process."""
+
+    def let_go(self, client_id: str) -> ServerSession | None:
+        """Stops serving a session that another process takes over."""
+
+    def remove_session(self, session: ServerSession, reason: Ended = Ended.REMOVED) -> None:
+        """Ends a session served here."""
+
+
 class Engine(Protocol):
     """What the core asks of an engine. Every method either completes or raises
-    EngineUnavailable within a bounded time; none may raise anything else."""
+    EngineUnavailable within a bounded time; none may raise anything else.
+
+    Its life: `attach` when the endpoint is made (no I/O: from then on the core asks the
+    engine, which answers EngineUnavailable until it serves), `start` on the running loop,
+    `stop` at shutdown."""
+
+    # Set while the engine serves (its store reached, the log followed, history loaded).
+    ready: asyncio.Event
+    # False while its store cannot be reached.
+    available: bool
+
+    def attach(self, host: EngineHost) -> None:
+        """Binds the engine to the server (sets `host.engine`); no I/O."""
+
+    async def start(self, host: EngineHost) -> None:
+        """Starts serving `host` (attaching it if need be); returns at once, reaching the
+        store in the background (`ready` is set once it serves)."""
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Writes what waits, leaves its sessions to other processes and stops, within
+        about `timeout` seconds."""
+
+    def stats(self) -> EngineStats:
+        """The engine's counters now."""
 
     def append(self, delivery: Delivery, exclude: str | None) -> asyncio.Future[bool]:
         """Queues a broadcast for the log (those of one loop turn go in one round trip). The

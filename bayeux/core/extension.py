@@ -8,11 +8,8 @@ that session a private encoding.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .message import Message
-    from .session import ServerSession
+from .message import Message
+from .session import ServerSession
 
 
 class Extension:

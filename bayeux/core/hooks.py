@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from .message import Message, error
 from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
 from .replies import failure
 from .service import ServiceHandler
-from .session import Ended, ServerSession
+from .session import Ended, ServerSession, SessionExtension
 from .stats import Stats
 
 log = logging.getLogger("bayeux.server")
@@ -190,7 +190,10 @@ class Hooks:
         return self.run_outgoing(self.extensions_of(session, outgoing=True), session, message)
 
     def run_outgoing(
-        self, extensions: list[Extension], session: ServerSession | None, message: Message
+        self,
+        extensions: Sequence[SessionExtension],
+        session: ServerSession | None,
+        message: Message,
     ) -> bool:
         """Whether every extension keeps `message`; one that raises drops it (and is logged)."""
         for extension in extensions:
@@ -203,12 +206,14 @@ class Hooks:
                 return False
         return True
 
-    def extensions_of(self, session: ServerSession | None, *, outgoing: bool) -> list[Extension]:
+    def extensions_of(
+        self, session: ServerSession | None, *, outgoing: bool
+    ) -> Sequence[SessionExtension]:
         own = session.extensions if session is not None else []
         if not own:
             return self.extensions
         # CometD's order: server extensions first on the way in, session extensions first out.
-        return own + self.extensions if outgoing else self.extensions + own
+        return [*own, *self.extensions] if outgoing else [*self.extensions, *own]
 
     # ------------------------------------------------------------------------- listeners
 

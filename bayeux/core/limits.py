@@ -5,30 +5,6 @@ from the server's injected clock."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .session import ServerSession
-
-
-@dataclass(eq=False, slots=True)
-class Peer:
-    """The connection a batch arrived on, as far as the core needs to know it."""
-
-    # The client's address (after any trusted proxy headers); None when unknown.
-    address: str | None = None
-    # A persistent connection (WebSocket): the sessions it creates are counted against it.
-    persistent: bool = False
-    # A binary format (msgpack) that can carry values JSON cannot: the core checks each message.
-    binary: bool = False
-    sessions: list[ServerSession] = field(default_factory=list)
-
-    def live_sessions(self) -> int:
-        """Sessions this connection created that have not ended (pruning the ended ones)."""
-        self.sessions = [s for s in self.sessions if s.ended is None]
-        return len(self.sessions)
-
 
 # The room of a budget without a limit: more than anything can hold.
 UNLIMITED = 1 << 62

@@ -76,6 +76,8 @@ class LocalSession:
         return reply
 
     # The Waiter interface: the core wakes us when messages are queued.
+    is_stream = False
+
     def wake(self) -> None:
         if not self._scheduled:
             self._scheduled = True

@@ -10,8 +10,9 @@ from typing import Any, cast
 from . import channel as ch
 from .ack import AckState
 from .engine import EngineUnavailable
-from .limits import SESSION_OVERHEAD, Peer
+from .limits import SESSION_OVERHEAD
 from .message import Delivery, Message, error, reply_to
+from .peer import Peer
 from .policy import Operation
 from .publishing import Publishing
 from .replay import ReplayEvent, invalid_replay_id
@@ -23,13 +24,14 @@ from .replies import (
     replay_asks,
     unknown_client,
 )
-from .session import Ended, ServerSession, new_client_id
+from .session import ConnectHold, Ended, ServerSession, Wakeup, new_client_id
 from .settings import EVENTSOURCE
-from .state import ConnectHold
 from .timesync import TimesyncRequest
 from .tree import subscription_cost
 
 BAYEUX_VERSION = "1.0"
+# Why a held connect may be answered with the session's queue.
+_DELIVERING = frozenset((Wakeup.MESSAGES, Wakeup.TIMEOUT, Wakeup.CLOSED, Wakeup.BROWSER_BUSY))
 log = logging.getLogger("bayeux.server")
 
 
@@ -185,15 +187,20 @@ class MetaChannels(Publishing):
         return hold
 
     def finish_connect(
-        self, hold: ConnectHold, *, multiple_clients: bool = False, deliver: bool = True
+        self, hold: ConnectHold, why: Wakeup = Wakeup.MESSAGES
     ) -> tuple[list[Delivery], Message]:
-        """Completes a held connect: the messages to write before its reply (the session's
-        queue, unless `deliver` is False or the session ended), and the reply itself.
+        """Completes a held connect answered because of `why`: the messages to write before
+        its reply, and the reply itself.
 
-        Restarts the session's expiry clock; numbers the batch for the ack extension; adjusts
-        the advice when the session ended, or with `multiple_clients` when another connection
-        of the same session or browser holds the connect budget."""
+        The session's queue goes with the reply unless the session ended, or another
+        connection gets it (displaced, replaced), or nobody would read it (gone), or an
+        EventSource stream carries it (unless messages may leave only in connect replies:
+        the ack extension). Restarts the session's expiry clock; numbers the batch for the ack
+        extension; adjusts the advice when the session ended, or with multiple-clients when
+        another connection of the same session or browser holds the connect budget."""
         session = hold.session
+        multiple_clients = why is Wakeup.DISPLACED or why is Wakeup.BROWSER_BUSY
+        deliver = why in _DELIVERING or (why is Wakeup.STREAMED and session.connect_delivery_only)
         reply = hold.reply
         ended = session.ended
         if ended is Ended.MOVED:

@@ -31,13 +31,13 @@ from .hooks import (
     SubscriptionListener,
     check_pattern,
 )
-from .limits import Peer
 from .message import Message, error
+from .peer import Peer
 from .policy import Authorizer, SecurityPolicy
 from .replies import ENGINE_UNAVAILABLE, failure, field_problem, non_json_problem, unknown_client
 from .service import ServiceHandler
-from .session import ServerSession
-from .state import ConnectHold, Outcome
+from .session import ConnectHold, ServerSession
+from .state import Outcome
 
 __all__ = [
     "BayeuxServer",

@@ -5,14 +5,38 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from enum import Enum
 from operator import attrgetter
 from typing import Any, Protocol
 
 from .ack import AckState
-from .extension import Extension
 from .limits import UNBOUNDED, AddressBudget
-from .message import Delivery
+from .message import Delivery, Message
+from .timesync import TimesyncRequest
+
+
+class SessionExtension(Protocol):
+    """What a session's own extension does (bayeux.Extension is a base class for them):
+    sees, and may change, its session's messages; returns False to drop one."""
+
+    def incoming(self, session: ServerSession | None, message: Message) -> bool: ...
+
+    def outgoing(self, session: ServerSession | None, message: Message) -> bool: ...
+
+
+class Wakeup(Enum):
+    """Why a held connect is answered. What its reply carries follows from it alone
+    (`finish_connect`), whichever transport held it."""
+
+    MESSAGES = "messages"  # messages were queued for the session (or it is answered at once)
+    TIMEOUT = "timeout"  # the hold's time is up
+    CLOSED = "closed"  # the session ended
+    DISPLACED = "displaced"  # another connection of the session took over: it gets the queue
+    REPLACED = "replaced"  # a newer connect on the same connection: it gets the queue
+    GONE = "gone"  # the client closed its connection: the queue waits for the next connect
+    STREAMED = "streamed"  # an EventSource stream carries the session's messages
+    BROWSER_BUSY = "browser-busy"  # another long-poll of the browser is held: poll instead
 
 
 class Waiter(Protocol):
@@ -21,6 +45,10 @@ class Waiter(Protocol):
     The core calls these from its own methods; implementations must only schedule work (resolve a
     future, queue a write), never re-enter the core synchronously.
     """
+
+    # Whether it carries the session's deliveries as they come (an EventSource stream), not
+    # in connect replies: a connect then neither displaces it nor waits.
+    is_stream: bool
 
     def wake(self) -> None:
         """Messages were queued for the session."""
@@ -51,6 +79,16 @@ _SHARE = attrgetter("share")
 def new_client_id() -> str:
     # 160 random bits, hex: unguessable, and alphanumeric as the Bayeux grammar wants clientIds.
     return secrets.token_hex(20)
+
+
+@dataclass(slots=True)
+class ConnectHold:
+    """A successful `/meta/connect` whose reply may wait up to `timeout` seconds for messages."""
+
+    session: ServerSession
+    reply: Message
+    timeout: float
+    timesync: TimesyncRequest | None = None
 
 
 class ServerSession:
@@ -100,7 +138,7 @@ class ServerSession:
         # The ack extension's batches, when the client negotiated it (see core/ack.py).
         self.ack: AckState | None = None
         # Extensions of this session only (see core/extension.py).
-        self.extensions: list[Extension] = []
+        self.extensions: list[SessionExtension] = []
         # True while lazy messages wait in the queue for a timer rather than waking the waiter.
         self.lazy_pending = False
         # True for sessions living inside the server (LocalSession), which never expire.
@@ -116,9 +154,9 @@ class ServerSession:
         self.budget: AddressBudget = UNBOUNDED
         self.queue_share = 0
         self.pending_share = 0
-        # The connect being held for this session, if any (a core.server.ConnectHold). Only
-        # finishing this one restarts the expiry clock: a displaced older one must not.
-        self.held: object | None = None
+        # The connect being held for this session, if any. Only finishing this one restarts
+        # the expiry clock: a displaced older one must not.
+        self.held: ConnectHold | None = None
         # Asynchronous service calls of this session still running (bounded).
         self.service_calls = 0
         # With an engine (core/engine.py): True for a view of a session another process
@@ -134,7 +172,7 @@ class ServerSession:
         numbers those replies, so nothing may bypass them)."""
         return self.ack is not None
 
-    def add_extension(self, extension: Extension) -> None:
+    def add_extension(self, extension: SessionExtension) -> None:
         self.extensions.append(extension)
 
     def queued_bytes(self) -> int:

@@ -21,23 +21,12 @@ from .limits import UNBOUNDED, AddressBudgets, AddressWindow
 from .message import Message
 from .policy import SecurityPolicy
 from .replay import ReplayHistory
-from .session import Ended, ServerSession, new_client_id
+from .session import ConnectHold, Ended, ServerSession, new_client_id
 from .settings import Settings
 from .stats import Stats
-from .timesync import TimesyncRequest
 from .tree import ChannelTree, subscription_cost
 
 log = logging.getLogger("bayeux.server")
-
-
-@dataclass(slots=True)
-class ConnectHold:
-    """A successful `/meta/connect` whose reply may wait up to `timeout` seconds for messages."""
-
-    session: ServerSession
-    reply: Message
-    timeout: float
-    timesync: TimesyncRequest | None = None
 
 
 @dataclass(slots=True)

@@ -6,10 +6,16 @@ transports, so the dependency goes one way (endpoint -> adapters/connection -> t
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..core.server import BayeuxServer
 from ..core.settings import Settings
+
+
+class Drainable(Protocol):
+    """A connection a drain must finish (a WebSocket, an EventSource stream, a held poll)."""
+
+    def finish_draining(self) -> None: ...
 
 
 class Context(Protocol):
@@ -32,7 +38,7 @@ class Context(Protocol):
 
     def connection_closed(self) -> None: ...
 
-    def stream_opened(self, stream: Any) -> None:
-        """A connection a drain must finish: it has a `finish_draining()` method."""
+    def stream_opened(self, stream: Drainable) -> None:
+        """A connection a drain must finish."""
 
-    def stream_closed(self, stream: Any) -> None: ...
+    def stream_closed(self, stream: Drainable) -> None: ...

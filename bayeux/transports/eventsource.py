@@ -61,7 +61,7 @@ class EventStream:
     connection takes it over, the client leaves, or the server drains.
     As the core sees it, a `Waiter` (see core.session)."""
 
-    # Tells the polling transport that this waiter is a delivery stream, not a held connect.
+    # A delivery stream, not a held connect (core.session.Waiter).
     is_stream = True
 
     def __init__(self, context: Context, session: ServerSession, sink: StreamSink) -> None:

@@ -14,8 +14,9 @@ import time
 from urllib.parse import parse_qs
 
 from ..core import codec
-from ..core.limits import Peer
 from ..core.message import Message, ProtocolError, TooManyMessages, batch_from
+from ..core.peer import Peer
+from ..core.session import Wakeup
 from .context import Context
 from .http import (
     CORS_REQUEST_HEADERS,
@@ -27,7 +28,7 @@ from .http import (
     origin_refused,
     refusal,
 )
-from .waiting import FutureWaiter, Wakeup, complete, wait_for_messages
+from .waiting import FutureWaiter, wait_for_messages
 
 JAVASCRIPT_TYPE = "text/javascript;charset=utf-8"
 # A JavaScript identifier path such as `cb`, `jQuery123_456` or `window.cometd._jsonp3`.
@@ -166,7 +167,7 @@ class PollingExchange:
             if hold.timeout > 0 and not context.browser_may_hold(browser):
                 # Another long-poll of this browser is already held: with HTTP's connection
                 # budget, tell this client to poll instead (Bayeux's multiple-clients advice).
-                deliveries, reply = server.finish_connect(hold, multiple_clients=True)
+                deliveries, reply = server.finish_connect(hold, Wakeup.BROWSER_BUSY)
             else:
                 self._waiter = FutureWaiter()
                 context.browser_holding(browser, +1)
@@ -177,7 +178,7 @@ class PollingExchange:
                     context.stream_closed(self)
                     context.browser_holding(browser, -1)
                     self._waiter = None
-                deliveries, reply = complete(server, hold, why)
+                deliveries, reply = server.finish_connect(hold, why)
                 if why is Wakeup.GONE:
                     return None
             if deliveries:

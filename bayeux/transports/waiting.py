@@ -4,25 +4,17 @@ connection of the same session takes over, or the session ends."""
 from __future__ import annotations
 
 import asyncio
-from enum import Enum
 
-from ..core.message import Delivery, Message
 from ..core.server import BayeuxServer, ConnectHold
-
-
-class Wakeup(Enum):
-    MESSAGES = "messages"
-    DISPLACED = "displaced"
-    CLOSED = "closed"  # the session ended
-    GONE = "gone"  # the client closed its connection
-    TIMEOUT = "timeout"
-    STREAMED = "streamed"  # an EventSource stream carries the session's messages
+from ..core.session import Wakeup
 
 
 class FutureWaiter:
     """A `Waiter` (see core.session) that resolves an asyncio future on the first event."""
 
     __slots__ = ("future", "_timer", "_deadline")
+
+    is_stream = False
 
     def __init__(self) -> None:
         self.future: asyncio.Future[Wakeup] = asyncio.get_running_loop().create_future()
@@ -71,7 +63,7 @@ async def wait_for_messages(
     session = hold.session
     if session.ended is not None:
         return Wakeup.CLOSED
-    if getattr(session.waiter, "is_stream", False):
+    if session.waiter is not None and session.waiter.is_stream:
         # An EventSource stream carries this session's deliveries; it is not a connect, so a
         # connect neither displaces it nor waits: it is answered at once.
         return Wakeup.STREAMED
@@ -84,16 +76,3 @@ async def wait_for_messages(
         return await waiter.wait(hold.timeout)
     finally:
         session.detach(waiter)
-
-
-def complete(
-    server: BayeuxServer, hold: ConnectHold, why: Wakeup
-) -> tuple[list[Delivery], Message]:
-    """The queued deliveries to write before the connect reply, and that reply."""
-    # Displaced: the connection that took over gets the queue. Gone: nobody would read it, so it
-    # stays queued for the next connect. Streamed: the EventSource stream carries it, unless
-    # messages may leave only in connect replies (the ack extension).
-    deliver = why not in (Wakeup.DISPLACED, Wakeup.GONE) and (
-        why is not Wakeup.STREAMED or hold.session.connect_delivery_only
-    )
-    return server.finish_connect(hold, multiple_clients=why is Wakeup.DISPLACED, deliver=deliver)

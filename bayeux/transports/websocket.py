@@ -21,10 +21,10 @@ import weakref
 from typing import Any, Protocol
 
 from ..core import codec
-from ..core.limits import Peer
 from ..core.message import Delivery, Message, ProtocolError, TooManyMessages, batch_from
+from ..core.peer import Peer
 from ..core.server import ConnectHold
-from ..core.session import ServerSession
+from ..core.session import ServerSession, Wakeup
 from .context import Context
 from .shared import LARGE, DerivedBytes, forget_all
 
@@ -116,6 +116,8 @@ class _SessionLink:
     """The `Waiter` tying one session to one WebSocket."""
 
     __slots__ = ("socket", "session", "hold", "timer")
+
+    is_stream = False
 
     def __init__(self, socket: BayeuxWebSocket, session: ServerSession) -> None:
         self.socket = socket
@@ -252,7 +254,7 @@ class BayeuxWebSocket:
         out: list[bytes] = []
         if link.hold is not None:
             # A new connect replaces the held one, which is answered now (the new one delivers).
-            out.extend(self._finish(link, deliver=False))
+            out.extend(self._finish(link, Wakeup.REPLACED))
         session.attach(link)
         server = self.context.server
         link.hold = hold
@@ -279,18 +281,14 @@ class BayeuxWebSocket:
         if link.hold is not None and not self._closed:
             self._send(self._finish(link))
 
-    def _finish(
-        self, link: _SessionLink, *, multiple_clients: bool = False, deliver: bool = True
-    ) -> list[bytes]:
+    def _finish(self, link: _SessionLink, why: Wakeup = Wakeup.MESSAGES) -> list[bytes]:
         """The encoded deliveries and reply completing the link's held connect."""
         hold, link.hold = link.hold, None
         if link.timer is not None:
             link.timer.cancel()
             link.timer = None
         assert hold is not None
-        deliveries, reply = self.context.server.finish_connect(
-            hold, multiple_clients=multiple_clients, deliver=deliver
-        )
+        deliveries, reply = self.context.server.finish_connect(hold, why)
         return [*self._encoded(deliveries), self._encode(reply)]
 
     def unlink(self, link: _SessionLink, *, displaced: bool) -> None:
@@ -299,7 +297,7 @@ class BayeuxWebSocket:
             del self.links[link.session.id]
         link.session.detach(link)
         if link.hold is not None and not self._closed:
-            self._send(self._finish(link, multiple_clients=displaced, deliver=False))
+            self._send(self._finish(link, Wakeup.DISPLACED if displaced else Wakeup.CLOSED))
 
     # ---------------------------------------------------------------------------- sending
 
@@ -421,7 +419,7 @@ class BayeuxWebSocket:
             if link.hold is not None:
                 # Nobody will read the reply; finishing restarts the expiry clock, and the queue
                 # stays for the session's next connection.
-                self._finish(link, deliver=False)
+                self._finish(link, Wakeup.GONE)
         self.links.clear()
 
 

@@ -35,7 +35,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio
@@ -44,6 +44,8 @@ import redis.exceptions
 
 from ...core.engine import (
     Claimed,
+    EngineHost,
+    EngineStats,
     EngineUnavailable,
     LogEntry,
     SessionRecord,
@@ -58,9 +60,6 @@ from .client import redis_client
 from .keys import Keys
 from .records import Saved, pending_of, record_of, saved_state, state_of, state_of_record
 from .replay import ReplayStore
-
-if TYPE_CHECKING:
-    from ...core.server import BayeuxServer
 
 log = logging.getLogger("bayeux.redis")
 _FAILURES = (redis.exceptions.RedisError, OSError, TimeoutError)
@@ -104,7 +103,7 @@ class RedisEngine:
         self.dropped = 0  # published while Redis was away and lost to the outbox bound
         self.cursor = 0  # the last log position read here
         self.read_lag = 0.0  # seconds the last entry read had waited in the log
-        self._server: BayeuxServer | None = None
+        self._server: EngineHost | None = None
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -136,14 +135,16 @@ class RedisEngine:
 
     # ------------------------------------------------------------------------- lifecycle
 
-    async def start(self, server: BayeuxServer) -> None:
-        """Starts following the log; returns at once (Redis may be down: retried in the
-        background). `ready` is set once the engine serves."""
-        self._server = server
-        server.engine = self
-        self._floor_ms = server.settings.max_interval + self._alive_ms + 60_000
-        if server.replay is not None:
-            self._replay = ReplayStore(self.keys, server.replay)
+    def attach(self, host: EngineHost) -> None:
+        """Binds the engine to `host` before it serves a request (no I/O): until Redis is
+        reached, what needs it answers with retry advice and broadcasts are delivered here."""
+        if self._server is host:
+            return
+        self._server = host
+        host.engine = self
+        self._floor_ms = host.settings.max_interval + self._alive_ms + 60_000
+        if host.replay is not None:
+            self._replay = ReplayStore(self.keys, host.replay)
         self._client = redis_client(
             self.url, socket_connect_timeout=2, socket_timeout=self.command_timeout + 1
         )
@@ -151,6 +152,13 @@ class RedisEngine:
             name: self._client.register_script(getattr(scripts, name))
             for name in ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE", "APPEND")
         }
+
+    async def start(self, host: EngineHost) -> None:
+        """Starts following the log; returns at once (Redis may be down: retried in the
+        background). `ready` is set once the engine serves."""
+        self.attach(host)
+        if self._tasks:
+            return
         self._tasks = [
             asyncio.ensure_future(self._follow()),
             asyncio.ensure_future(self._listen()),
@@ -850,6 +858,17 @@ class RedisEngine:
 
     def outbox_size(self) -> int:
         return self._outbox_size
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            appended=self.appended,
+            applied=self.applied,
+            handoffs=self.handoffs,
+            claims=self.claims,
+            dropped=self.dropped,
+            outbox_bytes=self._outbox_size,
+            read_lag=self.read_lag,
+        )
 
 
 def _now_ms() -> int:
