@@ -35,6 +35,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         names = set(archive.namelist())
     assert "bayeux/py.typed" in names
     assert "bayeux/schema/bayeux-1.0.schema.json" in names
+    # The Redis engine's Lua scripts are data files of their own.
+    scripts = {str(p.relative_to(ROOT)) for p in (ROOT / "bayeux").rglob("*.lua")}
+    assert scripts and scripts <= names, sorted(scripts - names)
     # Every module of the package is shipped (bayeux.engines once was not).
     modules = {str(p.relative_to(ROOT)) for p in (ROOT / "bayeux").rglob("*.py")}
     assert modules <= names, sorted(modules - names)

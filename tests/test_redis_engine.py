@@ -717,12 +717,12 @@ def test_the_periodic_save_keeps_a_caught_up_session_whatever_its_position() -> 
     early.position = early.written = 1 << 30
     late.position = late.written = 5 << 30
     assert saved_state(early) == saved_state(late)
-    assert saved_state(early)[-1] == 1  # follows the floor
+    assert saved_state(early).follows_floor == 1
     late.enqueue(Delivery({"channel": "/feed", "data": 1}))
     assert saved_state(late) == (5 << 30, 0, "{}", 0, 0)  # behind: its own position
     acked = ServerSession("c" * 40, 0)
     acked.ack = AckState(0, 3 << 30)
-    assert saved_state(acked)[0] == 3 << 30 and saved_state(acked)[-1] == 0
+    assert saved_state(acked).position == 3 << 30 and saved_state(acked).follows_floor == 0
 
 
 def test_broadcasts_reach_the_log_in_the_order_they_were_published(redis_server) -> None:  # type: ignore[no-untyped-def]

@@ -58,7 +58,15 @@ from . import log as entries
 from . import scripts
 from .client import redis_client
 from .keys import Keys
-from .records import Saved, pending_of, record_of, saved_state, state_of, state_of_record
+from .records import (
+    Saved,
+    pending_of,
+    record_of,
+    saved,
+    saved_state,
+    state_of,
+    state_of_record,
+)
 from .replay import ReplayStore
 
 log = logging.getLogger("bayeux.redis")
@@ -149,8 +157,7 @@ class RedisEngine:
             self.url, socket_connect_timeout=2, socket_timeout=self.command_timeout + 1
         )
         self._scripts = {
-            name: self._client.register_script(getattr(scripts, name))
-            for name in ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE", "APPEND")
+            name: self._client.register_script(scripts.script(name)) for name in scripts.NAMES
         }
 
     async def start(self, host: EngineHost) -> None:
@@ -242,7 +249,7 @@ class RedisEngine:
         pipe.hset(self.keys.session(session.id), mapping=self._record_fields(session))
         pipe.sadd(self.keys.owned(self.me), session.id)
         pipe.sadd(self.keys.processes, self.me)
-        self._saved[session.id] = (*state_of(session), 0)
+        self._saved[session.id] = saved(state_of(session))
         await self._command(pipe.execute())
 
     async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
@@ -300,7 +307,7 @@ class RedisEngine:
                 more, through, subscriptions = await self._backlog(client_id, through, previous)
                 backlog.extend(more)
             record.subscriptions = [s.decode() for s in subscriptions]
-            self._saved[client_id] = (*state_of_record(record), 0)
+            self._saved[client_id] = saved(state_of_record(record))
             self.claims += 1
             return Claimed(record, backlog, through)
         raise EngineUnavailable("the session could not be claimed")
@@ -755,7 +762,7 @@ class RedisEngine:
         self._floor = floor
         self._following.difference_update(left)
         for client_id, state in changed.items():
-            if state[-1]:
+            if state.follows_floor:
                 self._following.add(client_id)
             else:
                 self._following.discard(client_id)

@@ -3,16 +3,37 @@ batches, whether it had its first connect, and what is queued for it outside the
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import orjson
 
 from ...core.engine import SessionRecord
 from ...core.message import Delivery
 from ...core.session import ServerSession
 
-State = tuple[int, int, str, int]
-# What the periodic save keeps of a session: its State and whether its position follows the
-# process's floor (see `saved_state`).
-Saved = tuple[int, int, str, int, int]
+
+class State(NamedTuple):
+    """What a session's record keeps of it, in the order the Lua scripts take it."""
+
+    position: int  # in the log: every entry up to it reached the session
+    batch: int  # the ack extension's last batch number (0 without ack)
+    batches: str  # the unacknowledged batches' positions, a JSON object
+    connected: int  # 1 once it had its first connect
+
+
+class Saved(NamedTuple):
+    """What the periodic save keeps of a session: its State, and whether its position
+    follows the process's floor (see `saved_state`)."""
+
+    position: int
+    batch: int
+    batches: str
+    connected: int
+    follows_floor: int
+
+
+def saved(state: State, follows_floor: int = 0) -> Saved:
+    return Saved(*state, follows_floor)
 
 
 def state_of(session: ServerSession) -> State:
@@ -22,9 +43,9 @@ def state_of(session: ServerSession) -> State:
     ack = session.ack
     connected = int(session.connected)
     if ack is None:
-        return session.written, 0, "{}", connected
+        return State(session.written, 0, "{}", connected)
     batches = {str(n): p for n, p in ack.batch_positions().items()}
-    return ack.position, ack.batch, orjson.dumps(batches).decode(), connected
+    return State(ack.position, ack.batch, orjson.dumps(batches).decode(), connected)
 
 
 def saved_state(session: ServerSession) -> Saved:
@@ -34,14 +55,16 @@ def saved_state(session: ServerSession) -> Saved:
     them at once (one write a save, not one per session whose position moved). Position 0
     then, the floor being written in its place."""
     if session.ack is None and not session.queue:
-        return 0, 0, "{}", int(session.connected), 1
-    return (*state_of(session), 0)
+        return Saved(0, 0, "{}", int(session.connected), 1)
+    return saved(state_of(session))
 
 
 def state_of_record(record: SessionRecord) -> State:
     """The same, as a record read from Redis has it."""
     batches = {str(n): p for n, p in record.batches.items()}
-    return record.position, record.batch, orjson.dumps(batches).decode(), int(record.connected)
+    return State(
+        record.position, record.batch, orjson.dumps(batches).decode(), int(record.connected)
+    )
 
 
 def pending_of(session: ServerSession) -> bytes:

@@ -1,0 +1,26 @@
+-- ARGV: prefix, maxInterval in ms, limit. Sessions of processes that stopped renewing their
+-- `alive` key become orphans; orphans nobody claimed within maxInterval are forgotten.
+-- Returns how many were forgotten.
+local prefix = ARGV[1]
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+for _, process in ipairs(redis.call('SMEMBERS', prefix .. 'processes')) do
+  if redis.call('EXISTS', prefix .. 'alive:' .. process) == 0 then
+    for _, id in ipairs(redis.call('SMEMBERS', prefix .. 'owned:' .. process)) do
+      redis.call('ZADD', prefix .. 'orphans', 'NX', ms, id)
+    end
+    redis.call('DEL', prefix .. 'owned:' .. process)
+    redis.call('SREM', prefix .. 'processes', process)
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', prefix .. 'orphans', '-inf', ms - tonumber(ARGV[2]),
+  'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(expired) do
+  local key = prefix .. 'session:' .. id
+  if redis.call('HGET', key, 'owner') == '' or redis.call('EXISTS', prefix .. 'alive:' ..
+      (redis.call('HGET', key, 'owner') or '')) == 0 then
+    redis.call('DEL', key, prefix .. 'subs:' .. id)
+  end
+  redis.call('ZREM', prefix .. 'orphans', id)
+end
+return #expired

@@ -1,0 +1,26 @@
+-- KEYS: subscriptions, log. ARGV: clientId, subscribed ("1"/"0"), log length, replay (JSON
+-- or ""), patterns... Changes the set and writes the change to the log in one step, with
+-- only the patterns it changed, so that a process taking the session over can tell the
+-- subscriptions at any position by undoing the later entries. Returns the entry's id (false
+-- when nothing changed and no replay was asked).
+local changed = {}
+for i = 5, #ARGV do
+  local n
+  if ARGV[2] == '1' then
+    n = redis.call('SADD', KEYS[1], ARGV[i])
+  else
+    n = redis.call('SREM', KEYS[1], ARGV[i])
+  end
+  if n == 1 then table.insert(changed, ARGV[i]) end
+end
+if #changed == 0 and ARGV[4] == '' then return false end
+local patterns = '[]'
+if #changed > 0 then patterns = cjson.encode(changed) end
+local unsubscribed = '1'
+if ARGV[2] == '1' then unsubscribed = '0' end
+if ARGV[4] ~= '' then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 's', ARGV[1],
+    'p', patterns, 'u', unsubscribed, 'r', ARGV[4])
+end
+return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 's', ARGV[1],
+  'p', patterns, 'u', unsubscribed)
