@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import signal
 import sys
@@ -262,68 +263,50 @@ def configure_logging(form: str, level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = _problem(args)
+    if problem is not None:
+        parser.error(problem)  # exits with status 2, as for a malformed option
     configure_logging(args.log_format, args.log_level)
-    try:
-        settings_from(args)
-    except ValueError as exc:
-        print(f"python -m bayeux: error: {exc}", file=sys.stderr)
-        return 2
-    if args.drain_timeout < 0:
-        print("python -m bayeux: error: --drain-timeout must be >= 0", file=sys.stderr)
-        return 2
-    if (args.keyfile or args.ca_file) and not args.certfile:
-        print("python -m bayeux: error: --keyfile and --ca-file need --certfile", file=sys.stderr)
-        return 2
-    if args.certfile:
-        try:
-            tls_context(args.certfile, args.keyfile, args.ca_file)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            print(f"python -m bayeux: error: TLS: {exc}", file=sys.stderr)
-            return 2
-    if args.metrics_path:
-        try:
-            import prometheus_client  # noqa: F401
-        except ImportError:
-            print(
-                "python -m bayeux: error: --metrics-path needs prometheus-client:"
-                " pip install 'bayeux-server[metrics]'",
-                file=sys.stderr,
-            )
-            return 2
-    if args.workers < 1 or (args.workers > 1 and not args.redis):
-        print(
-            "python -m bayeux: error: --workers above 1 needs --redis (the workers share"
-            " sessions and messages through it)",
-            file=sys.stderr,
-        )
-        return 2
-    if args.workers > 1 and args.port == 0:
-        print(
-            "python -m bayeux: error: --workers needs a fixed --port (each worker binds it)",
-            file=sys.stderr,
-        )
-        return 2
-    if args.redis and args.redis_log_retention <= args.max_interval:
-        print(
-            "python -m bayeux: error: --redis-log-retention must be above --max-interval",
-            file=sys.stderr,
-        )
-        return 2
-    if args.redis:
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            print(
-                "python -m bayeux: error: --redis needs the redis package:"
-                " pip install 'bayeux-server[redis]'",
-                file=sys.stderr,
-            )
-            return 2
     if args.workers > 1:
         return run_workers(args.workers, sys.argv[1:] if argv is None else argv)
     asyncio.run(serve(args))
     return 0
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options taken together, or with what they need installed."""
+    try:
+        settings_from(args)
+    except ValueError as exc:
+        return str(exc)
+    if args.drain_timeout < 0:
+        return "--drain-timeout must be >= 0"
+    if (args.keyfile or args.ca_file) and not args.certfile:
+        return "--keyfile and --ca-file need --certfile"
+    if args.certfile:
+        try:
+            tls_context(args.certfile, args.keyfile, args.ca_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            return f"TLS: {exc}"
+    if args.metrics_path and not _importable("prometheus_client"):
+        return "--metrics-path needs prometheus-client: pip install 'bayeux-server[metrics]'"
+    if args.workers < 1 or (args.workers > 1 and not args.redis):
+        return (
+            "--workers above 1 needs --redis (the workers share sessions and messages through it)"
+        )
+    if args.workers > 1 and args.port == 0:
+        return "--workers needs a fixed --port (each worker binds it)"
+    if args.redis and args.redis_log_retention <= args.max_interval:
+        return "--redis-log-retention must be above --max-interval"
+    if args.redis and not _importable("redis"):
+        return "--redis needs the redis package: pip install 'bayeux-server[redis]'"
+    return None
+
+
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 if __name__ == "__main__":

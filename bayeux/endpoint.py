@@ -18,6 +18,7 @@ from .connection.listener import ExtraRoutes, Listener
 from .core.engine import Engine
 from .core.server import BayeuxServer
 from .core.settings import Settings
+from .core.tasks import TaskSet
 from .health import health_answer
 from .transports.context import Drainable
 from .transports.http import HttpResponse
@@ -50,6 +51,7 @@ class Endpoint:
         if engine is not None:
             engine.attach(self.server)
         self._sweeper: tornado.ioloop.PeriodicCallback | None = None
+        self._tasks = TaskSet("starting the engine", log)
         self._held_by_browser: dict[str, int] = {}
         # Open TCP connections (HTTP and WebSocket), bounded by max_connections where the
         # standalone server accepts them (bayeux/connection/listener.py).
@@ -96,7 +98,7 @@ class Endpoint:
             self._sweeper = tornado.ioloop.PeriodicCallback(self._sweep, self.settings.sweep_period)
             self._sweeper.start()
             if self.engine is not None:
-                asyncio.ensure_future(self.engine.start(self.server))
+                self._tasks.spawn(self.engine.start(self.server))
 
     def _sweep(self) -> None:
         try:

@@ -44,7 +44,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
 
     @property
     def ping_interval(self) -> float | None:
-        return self.context.settings.ws_ping_interval / 1000 or None
+        return self.context.settings.ws_ping_interval_seconds or None
 
     @property
     def ping_timeout(self) -> float | None:

@@ -145,7 +145,7 @@ class HttpConnection:
         # Parsed requests waiting for their answer, in order (pipelining): usually one.
         self.ready: list[tuple[HttpRequest, _Parsing]] = []
         # When to give up on the client (monotonic seconds), or 0 while a request is served.
-        self.deadline = time.monotonic() + self.context.settings.idle_timeout / 1000
+        self.deadline = time.monotonic() + self.context.settings.idle_timeout_seconds
         # What a disconnect must tell: the held exchange or open event stream.
         self.current: PollingExchange | EventStream | None = None
         self.upgraded = False
@@ -159,7 +159,7 @@ class HttpConnection:
 
     def on_message_begin(self) -> None:
         self.parsing = _Parsing()
-        self.deadline = time.monotonic() + self.context.settings.idle_timeout / 1000
+        self.deadline = time.monotonic() + self.context.settings.idle_timeout_seconds
 
     def on_url(self, url: bytes) -> None:
         parsing = self.parsing
@@ -201,7 +201,7 @@ class HttpConnection:
                 # Cookie lines join with "; " (RFC 6265, 5.4), others with ", " (RFC 9110, 5.3).
                 headers[key] = ("; " if key == "cookie" else ", ").join([headers[key], *values])
             parsing.repeated = None
-        self.deadline = time.monotonic() + self.context.settings.body_timeout / 1000
+        self.deadline = time.monotonic() + self.context.settings.body_timeout_seconds
         if parsing.refusal is not None:
             return
         assert self.parser is not None
@@ -312,7 +312,7 @@ class HttpConnection:
                     await self._write(refusal(400, "unsupported upgrade"), keep_alive=False)
                     return
                 if self.deadline == 0.0:
-                    self.deadline = time.monotonic() + self.context.settings.idle_timeout / 1000
+                    self.deadline = time.monotonic() + self.context.settings.idle_timeout_seconds
         except Exception:  # nothing may escape into the IOLoop; this client alone is dropped
             log.exception("HTTP connection failed")
         finally:

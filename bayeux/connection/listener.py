@@ -16,6 +16,7 @@ from typing import Any
 import tornado.ioloop
 import tornado.netutil
 
+from ..core.tasks import TaskSet
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
 from .holding import Holding
@@ -59,8 +60,8 @@ class Listener:
         self.extra = dict(extra or {})
         self.xheaders = xheaders
         self.connections: set[Connection] = set()
-        # Tasks the listener started (asyncio keeps only weak references to tasks).
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Connections handed over to another kind (an upgrade's WebSocket), running.
+        self._tasks = TaskSet("a connection", log)
         seconds = min(settings.idle_timeout, settings.body_timeout) / 2000
         self._ticker = tornado.ioloop.PeriodicCallback(
             self._tick, max(50.0, min(1000.0, seconds * 1000))
@@ -128,7 +129,7 @@ class Listener:
                 sock,
                 ssl=tls,
                 # A client that starts no handshake is dropped like one that sends no request.
-                ssl_handshake_timeout=self.context.settings.idle_timeout / 1000 if tls else None,
+                ssl_handshake_timeout=self.context.settings.idle_timeout_seconds if tls else None,
             )
         except (TimeoutError, OSError, ssl.SSLError):
             # A failed TLS handshake, or a client gone before it began: nothing to serve.
@@ -145,9 +146,7 @@ class Listener:
         await connection.run()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(work)
 
     def replace(self, old: Connection, new: Connection) -> None:
         """A connection changed hands (HTTP upgraded to WebSocket); it stays counted."""

@@ -135,7 +135,7 @@ class WebSocketConnection:
             listener.context, self, remote_ip=request.remote_ip, subprotocol=subprotocol
         )
         self.max_size = listener.context.settings.max_message_size
-        self.ping_interval = listener.context.settings.ws_ping_interval / 1000
+        self.ping_interval = listener.context.settings.ws_ping_interval_seconds
         self.last_ping = time.monotonic()
         self.awaiting_pong = False
         # Set once we sent a close frame: the peer must answer by then.

@@ -10,7 +10,7 @@ from . import channel as ch
 from .ack import AckState
 from .engine import Claimed, LogEntry, LoggedDelivery, LoggedMessage, LoggedSubscription
 from .limits import UNBOUNDED
-from .message import Message
+from .message import Message, ext_of
 from .meta import MetaChannels
 from .replies import CLIENT_ID
 from .session import Ended, ServerSession
@@ -84,7 +84,7 @@ class EngineBridge(MetaChannels):
         served = self.sessions.get(client_id)  # taken over here meanwhile?
         if served is not None or record is None:
             return served
-        session = ServerSession(client_id, self.clock() + self.settings.max_interval / 1000)
+        session = ServerSession(client_id, self.expiry())
         session.remote = True
         session.subscriptions.update(record.subscriptions)
         if record.ack:
@@ -99,8 +99,7 @@ class EngineBridge(MetaChannels):
         assert self.engine is not None
         if not CLIENT_ID.match(client_id):
             return None
-        ext = message.get("ext") if message is not None else None
-        acknowledged = ext.get("ack") if isinstance(ext, dict) else None
+        acknowledged = ext_of(message).get("ack") if message is not None else None
         if not isinstance(acknowledged, int) or isinstance(acknowledged, bool):
             acknowledged = None
         claimed = await self.engine.claim(client_id, acknowledged)
@@ -111,7 +110,7 @@ class EngineBridge(MetaChannels):
 
     def _adopt(self, claimed: Claimed, acknowledged: int | None) -> ServerSession:
         record = claimed.record
-        session = ServerSession(record.client_id, self.clock() + self.settings.max_interval / 1000)
+        session = ServerSession(record.client_id, self.expiry())
         start = record.position
         if record.ack:
             if acknowledged is not None:
@@ -154,13 +153,9 @@ class EngineBridge(MetaChannels):
             return None
         for pattern in session.subscriptions:
             self.tree.unsubscribe(pattern, session)
-        session.ended = Ended.MOVED
         # Nothing of it is held here any more (the engine reads its state to hand it over).
         self.budgets.closed(session.budget, session.held_bytes())
         session.budget = UNBOUNDED
         log.debug("session moved out", extra={"event": "session-moved-out", "session": session.tag})
-        waiter = session.waiter
-        session.waiter = None
-        if waiter is not None:
-            waiter.close()
+        session.end(Ended.MOVED)
         return session

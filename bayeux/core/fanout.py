@@ -56,7 +56,7 @@ class FanOut(ServerState):
         channel = message["channel"]
         stats = self.stats
         lazy_seconds = (
-            self.settings.max_lazy_timeout / 1000 if self.hooks.is_lazy(channel) else None
+            self.settings.max_lazy_timeout_seconds if self.hooks.is_lazy(channel) else None
         )
         count = 0
         recipients = self.tree.match(channel)

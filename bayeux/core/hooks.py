@@ -22,6 +22,7 @@ from .replies import failure
 from .service import ServiceHandler
 from .session import Ended, ServerSession, SessionExtension
 from .stats import Stats
+from .tasks import TaskSet
 
 log = logging.getLogger("bayeux.server")
 
@@ -235,9 +236,8 @@ def check_pattern(pattern: str) -> None:
         raise ValueError(f"not a channel name or pattern: {pattern!r}")
 
 
-# Tasks of asynchronous listeners: asyncio keeps only weak references to tasks, so they are
-# held here until done.
-_listener_tasks: set[asyncio.Future[Any]] = set()
+# Tasks of asynchronous listeners.
+_listener_tasks = TaskSet("listener task", log)
 
 
 def call_listener(listener: Callable[..., Any], *args: Any) -> None:
@@ -245,14 +245,6 @@ def call_listener(listener: Callable[..., Any], *args: Any) -> None:
     try:
         result = listener(*args)
         if asyncio.iscoroutine(result):
-            task = asyncio.ensure_future(result)
-            _listener_tasks.add(task)
-            task.add_done_callback(_listener_done)
+            _listener_tasks.spawn(result)
     except Exception:
         log.exception("listener %r failed", listener)
-
-
-def _listener_done(task: asyncio.Future[Any]) -> None:
-    _listener_tasks.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("listener task failed", exc_info=task.exception())

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from . import channel as ch
 from .message import Message
 from .session import ServerSession
+from .tasks import TaskSet
 
 if TYPE_CHECKING:
     from .server import BayeuxServer
 
 log = logging.getLogger("bayeux.local")
+_callback_tasks = TaskSet("a local session callback", log)
 MessageCallback = Callable[[Message], Any]
 
 
@@ -103,6 +105,6 @@ class LocalSession:
                     try:
                         result = callback(message)
                         if asyncio.iscoroutine(result):
-                            asyncio.ensure_future(result)
+                            _callback_tasks.spawn(result)
                     except Exception:
                         log.exception("local session callback for %s failed", pattern)

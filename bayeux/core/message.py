@@ -101,6 +101,12 @@ def non_json_value(value: object) -> bool:
     return False
 
 
+def ext_of(message: Message) -> dict[str, Any]:
+    """The message's `ext` object; empty when it has none (or not an object)."""
+    ext = message.get("ext")
+    return ext if isinstance(ext, dict) else {}
+
+
 def reply_to(message: Message, channel: str | None = None) -> Message:
     """The skeleton of a reply: the request's channel, and its `id` when it has a valid one."""
     reply: Message = {"channel": channel if channel is not None else message["channel"]}

@@ -11,7 +11,7 @@ from . import channel as ch
 from .ack import AckState
 from .engine import EngineUnavailable
 from .limits import SESSION_OVERHEAD
-from .message import Delivery, Message, error, reply_to
+from .message import Delivery, Message, error, ext_of, reply_to
 from .peer import Peer
 from .policy import Operation
 from .publishing import Publishing
@@ -70,7 +70,7 @@ class MetaChannels(Publishing):
                 error(503, "", "Address over its memory budget"),
                 {"reconnect": "handshake", "interval": self.settings.handshake_window},
             )
-        session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
+        session = ServerSession(new_client_id(), self.expiry())
         if not await self.hooks.allowed(self.hooks.policy.can_handshake, session, message):
             self._refused("policy")
             return failure(message, error(403, "", "Handshake denied"), NO_RECONNECT)
@@ -82,7 +82,7 @@ class MetaChannels(Publishing):
         self._add_session(session)
         if peer.persistent:
             peer.sessions.append(session)
-        ext = message.get("ext") or {}
+        ext = ext_of(message)
         if self.settings.ack_extension and ext.get("ack") is True:
             session.ack = AckState()
         if self.engine is not None:
@@ -154,7 +154,7 @@ class MetaChannels(Publishing):
             failed = failure(message, error(406, connection_type, "Unsupported connection type"))
             return failed, None
         session.connection_type = connection_type
-        ext = message.get("ext") or {}
+        ext = ext_of(message)
         if session.ack is not None and isinstance(ext.get("ack"), int):
             session.acknowledge(ext["ack"])
         timesync = None
@@ -183,7 +183,7 @@ class MetaChannels(Publishing):
         the session still expires maxInterval after the hold's timeout."""
         session = hold.session
         session.held = hold
-        session.deadline = self.clock() + hold.timeout + self.settings.max_interval / 1000
+        session.deadline = self.expiry(hold.timeout)
         return hold
 
     def finish_connect(
@@ -234,7 +234,7 @@ class MetaChannels(Publishing):
             # Only the current connect restarts the clock: a displaced one finishing while a
             # newer one is held must not start an expiry that the held one would outlive.
             session.held = None
-            session.deadline = self.clock() + (interval + self.settings.max_interval) / 1000
+            session.deadline = self.expiry(interval / 1000)
         self.hooks.outgoing(session, reply)
         return deliveries, reply
 
@@ -355,8 +355,7 @@ class MetaChannels(Publishing):
         for an id that cannot be resumed from. A subscribe's ext.replay is honoured whatever
         the handshake asked (aiosfstream never asks there)."""
         assert self.replay is not None
-        ext = message.get("ext")
-        asked = ext.get("replay") if isinstance(ext, dict) else None
+        asked = ext_of(message).get("replay")
         if not isinstance(asked, dict):
             return [], None
         replays = []

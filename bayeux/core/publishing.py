@@ -105,14 +105,11 @@ class Publishing(FanOut):
     def _enqueue_for(self, session: ServerSession, delivery: Delivery) -> None:
         """Queues a message for one session, wherever the deployment serves it."""
         if session.remote and self.engine is not None:
-            task = asyncio.ensure_future(self.engine.deliver_to(session.id, delivery))
-            self._tasks.add(task)
-            task.add_done_callback(self._forwarded)
+            self._tasks.spawn(self.engine.deliver_to(session.id, delivery), self._forwarded)
         else:
             self._enqueue(session, delivery)
 
-    def _forwarded(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
+    def _forwarded(self, task: asyncio.Future[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.warning("a message for a session served elsewhere was lost: %s", task.exception())
             self.stats.dropped["engine-unavailable"] += 1
@@ -142,14 +139,11 @@ class Publishing(FanOut):
                 return
             # Answered when done, through the session's queue, without holding up the batch.
             session.service_calls += 1
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(lambda t: self._service_done(request, t))
+            self._tasks.spawn(result, lambda t: self._service_done(request, t))
         else:
             self._answer_service(request, result)
 
     def _service_done(self, request: ServiceRequest, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
         request.session.service_calls -= 1
         if task.cancelled():
             self._answer_service(request, ServiceError("Service cancelled"))

@@ -11,6 +11,7 @@ from .message import (
     MAX_SAFE_INTEGER,
     Message,
     error,
+    ext_of,
     integer_in,
     non_json_value,
     number_in,
@@ -43,16 +44,14 @@ ENGINE_UNAVAILABLE = (
 
 def replay_asks(message: Message, patterns: list[str]) -> dict[str, int]:
     """The replay ids a subscribe asks for (already checked), by channel."""
-    ext = message.get("ext")
-    asked = ext.get("replay") if isinstance(ext, dict) else None
+    asked = ext_of(message).get("replay")
     if not isinstance(asked, dict):
         return {}
     return {p: asked[p] for p in patterns if isinstance(asked.get(p), int)}
 
 
 def asks_replay(message: Message) -> bool:
-    ext = message.get("ext")
-    return isinstance(ext, dict) and isinstance(ext.get("replay"), dict)
+    return isinstance(ext_of(message).get("replay"), dict)
 
 
 def unknown_client(message: Message) -> Message:
@@ -76,7 +75,7 @@ def field_problem(message: Message) -> str | None:
     for name in ("timeout", "interval"):
         if name in advice and not number_in(advice[name], 0, _MAX_MS):
             return error(400, f"advice.{name}", "Invalid field")
-    ext = message.get("ext") or {}
+    ext = ext_of(message)
     if "ack" in ext and not (
         isinstance(ext["ack"], bool) or integer_in(ext["ack"], -1, MAX_SAFE_INTEGER)
     ):

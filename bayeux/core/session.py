@@ -300,6 +300,14 @@ class ServerSession:
         if self.ack is not None:
             self.ack.forget()
 
+    def end(self, reason: Ended) -> None:
+        """The session ended here (or moved to another process): `ended` keeps why, so that
+        its held connect can be answered accordingly; the connection waiting for it is told."""
+        self.ended = reason
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            waiter.close()
+
     def attach(self, waiter: Waiter) -> None:
         """Makes `waiter` the connection that receives this session's messages, displacing any
         other one."""

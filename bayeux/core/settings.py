@@ -203,6 +203,48 @@ class Settings:
         " (half-open connections); 0 for no pings",
     )
 
+    # Durations are set in ms (as CometD's are); the code reads them in seconds.
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self.timeout / 1000
+
+    @property
+    def interval_seconds(self) -> float:
+        return self.interval / 1000
+
+    @property
+    def max_interval_seconds(self) -> float:
+        return self.max_interval / 1000
+
+    @property
+    def max_lazy_timeout_seconds(self) -> float:
+        return self.max_lazy_timeout / 1000
+
+    @property
+    def handshake_window_seconds(self) -> float:
+        return self.handshake_window / 1000
+
+    @property
+    def idle_timeout_seconds(self) -> float:
+        return self.idle_timeout / 1000
+
+    @property
+    def body_timeout_seconds(self) -> float:
+        return self.body_timeout / 1000
+
+    @property
+    def ws_ping_interval_seconds(self) -> float:
+        return self.ws_ping_interval / 1000
+
+    @property
+    def replay_retention_seconds(self) -> float:
+        return self.replay_retention / 1000
+
+    @property
+    def sweep_period_seconds(self) -> float:
+        return self.sweep_period / 1000
+
     def __post_init__(self) -> None:
         for name in ("timeout", "interval", "max_interval", "multi_session_interval"):
             if getattr(self, name) < 0:

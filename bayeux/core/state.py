@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import channel as ch
 from .engine import Engine
@@ -24,6 +23,7 @@ from .replay import ReplayHistory
 from .session import ConnectHold, Ended, ServerSession, new_client_id
 from .settings import Settings
 from .stats import Stats
+from .tasks import TaskSet
 from .tree import ChannelTree, subscription_cost
 
 log = logging.getLogger("bayeux.server")
@@ -59,12 +59,12 @@ class ServerState:
         self.shutting_down = False
         self.stats = Stats()
         self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.tree.has)
-        # Service calls that are still running (asyncio keeps only weak references to tasks).
-        self._tasks: set[asyncio.Future[Any]] = set()
+        # Service calls still running, and messages on their way to sessions served elsewhere.
+        self._tasks = TaskSet("a service call or forwarded message", log)
         # What the processes of a deployment share (core/engine.py); None for one process.
         self.engine: Engine | None = None
         self._handshakes = AddressWindow(
-            settings.max_handshakes_per_address, settings.handshake_window / 1000
+            settings.max_handshakes_per_address, settings.handshake_window_seconds
         )
         # Formats besides JSON that some connection reads (e.g. "msgpack"), with how many: a
         # broadcast is encoded in each when it is published, so that data one of them cannot
@@ -75,7 +75,7 @@ class ServerState:
             ReplayHistory(
                 settings.replay_channels,
                 max_events=settings.replay_max_events,
-                retention_seconds=settings.replay_retention / 1000,
+                retention_seconds=settings.replay_retention_seconds,
                 wall_clock=wall_clock,
             )
             if settings.replay_channels
@@ -95,9 +95,14 @@ class ServerState:
         else:
             self._formats.pop(name, None)
 
+    def expiry(self, after: float = 0.0) -> float:
+        """When a session expires unless something renews it: maxInterval after the next
+        `after` seconds (a held connect's timeout, the interval advised to its client)."""
+        return self.clock() + after + self.settings.max_interval_seconds
+
     def create_session(self) -> ServerSession:
         """A session created by the server itself (tests, local sessions): no policy check."""
-        session = ServerSession(new_client_id(), self.clock() + self.settings.max_interval / 1000)
+        session = ServerSession(new_client_id(), self.expiry())
         self._add_session(session)
         return session
 
@@ -114,17 +119,12 @@ class ServerState:
         session.clear()
         self.budgets.closed(session.budget, session.held_bytes())
         session.budget = UNBOUNDED
-        # Kept on the session so that its held connect, if any, can be told how it ended.
-        session.ended = reason
         log.debug(
             "session removed: %s",
             reason.value,
             extra={"event": "session-removed", "session": session.tag, "reason": reason.value},
         )
-        waiter = session.waiter
-        session.waiter = None
-        if waiter is not None:
-            waiter.close()
+        session.end(reason)
         if self.engine is not None and not session.local:
             self.engine.removed(session, reason)
         self.hooks.removed(session, reason)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .message import ext_of
+
 
 @dataclass(frozen=True, slots=True)
 class TimesyncRequest:
@@ -21,8 +23,7 @@ class TimesyncRequest:
 
     @classmethod
     def from_message(cls, message: dict[str, Any], received_ms: int) -> TimesyncRequest | None:
-        ext = message.get("ext")
-        sync = ext.get("timesync") if isinstance(ext, dict) else None
+        sync = ext_of(message).get("timesync")
         if not isinstance(sync, dict):
             return None
         values = [sync.get(k, 0) for k in ("tc", "l", "o")]

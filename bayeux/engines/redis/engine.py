@@ -54,6 +54,7 @@ from ...core.engine import (
 )
 from ...core.message import Delivery
 from ...core.session import Ended, ServerSession
+from ...core.tasks import TaskSet
 from . import log as entries
 from . import scripts
 from .client import redis_client
@@ -137,7 +138,7 @@ class RedisEngine:
         self._alive_ms = max(3000, int(sync_interval * 4000))
         self._releases: dict[str, asyncio.Future[None]] = {}
         self._claiming: dict[str, asyncio.Future[None]] = {}
-        self._background: set[asyncio.Future[Any]] = set()
+        self._background = TaskSet("a redis engine task", log, expected=(EngineUnavailable,))
         self._replay: ReplayStore | None = None
         self._reconcile = False
 
@@ -404,13 +405,12 @@ class RedisEngine:
         if self._writer is not None or not self._pending:
             return
         batch, self._pending = self._pending, []
-        self._writer = asyncio.ensure_future(self._write(batch))
-        self._background.add(self._writer)
-        self._writer.add_done_callback(self._wrote)
+        self._writer = self._background.spawn(self._write(batch), self._wrote)
 
-    def _wrote(self, writer: asyncio.Future[Any]) -> None:
+    def _wrote(self, writer: asyncio.Future[None]) -> None:
         self._writer = None
-        self._finished(writer)
+        if not writer.cancelled() and writer.exception() is not None:
+            log.error("writing to the redis log failed", exc_info=writer.exception())
         self._spawn_flush()
 
     async def _written(self) -> None:
@@ -851,17 +851,7 @@ class RedisEngine:
         self.available = False
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Future[Any]) -> None:
-        self._background.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None and not isinstance(exc, EngineUnavailable):
-            log.error("redis engine task failed", exc_info=exc)
+        self._background.spawn(coroutine)
 
     def outbox_size(self) -> int:
         return self._outbox_size
