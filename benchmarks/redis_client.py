@@ -38,7 +38,7 @@ async def cpu_per_call(call: Callable[[], Awaitable[Any]], rounds: int) -> float
 
 async def main(port: int, rounds: int) -> None:
     client = redis_client(f"redis://127.0.0.1:{port}/0", socket_timeout=10)
-    append = client.register_script(scripts.APPEND)
+    append = client.register_script(scripts.script("APPEND"))
     burst: list[Any] = [100_000]
     for _ in range(10):
         burst += [2, "m", MESSAGE, "o", "0123456789abcdef"]

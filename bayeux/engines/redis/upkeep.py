@@ -1,0 +1,143 @@
+"""Upkeep: every sync_interval the alive key is renewed and positions saved (the floor, and
+the records that changed); orphans reaped, the log trimmed; after an outage, records written
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from ...core.engine import (
+    EngineUnavailable,
+    position_of,
+    stream_id_of,
+)
+from .base import _now_ms, log
+from .handoff import Handoff
+from .records import (
+    Saved,
+    saved_state,
+)
+
+
+class Upkeep(Handoff):
+    """Keeps this process's part of the deployment's state current."""
+
+    async def _keep(self) -> None:
+        """Every sync_interval: says this process is alive, saves changed positions; now and
+        then reaps orphans and trims the log by age."""
+        assert self._server is not None
+        ticks = 0
+        alive_ms = self._alive_ms
+        while True:
+            try:
+                if self.available and not self._reconcile:
+                    # The usual tick: one script saves and says this process is alive.
+                    renewed = False
+                    try:
+                        await self._send_outbox()  # no command when empty, as it is here
+                        renewed = await self._save(everything=False, alive_ms=alive_ms)
+                    finally:
+                        if not renewed and self.available:
+                            # Redis is there but the save failed (a refused script, a bug):
+                            # alive all the same, or others would take this process's
+                            # sessions for a dead one's while it serves them.
+                            await self._command(self._say_alive(alive_ms))
+                else:
+                    # Redis lost or just back: the plain write tells whether it is there.
+                    await self._command(self._say_alive(alive_ms), mark=False)
+                    if not self.available:
+                        self.available = True
+                        self._reconcile = True
+                        log.info("redis engine connected to %s", self.url)
+                    await self._save(everything=True)
+                    self._reconcile = False
+                    await self._send_outbox()
+                if ticks % max(1, int(2 / self.sync_interval)) == 0:
+                    await self._upkeep()
+            except EngineUnavailable:
+                pass
+            except Exception:  # the upkeep must go on whatever happens
+                log.exception("redis engine upkeep failed")
+            ticks += 1
+            await asyncio.sleep(self.sync_interval)
+
+    def _say_alive(self, alive_ms: int) -> Awaitable[Any]:
+        """This process's `alive` key, renewed for `alive_ms` (scripts.SAVE renews it too)."""
+        renewing: Awaitable[Any] = self._client.set(self.keys.alive(self.me), b"1", px=alive_ms)
+        return renewing
+
+    async def _save(self, *, everything: bool, alive_ms: int = 0) -> bool:
+        """Saves the floor and the sessions whose saved state changed (`everything`: all, and
+        writes again the records Redis lost), and renews this process's `alive` key for
+        `alive_ms` (0: not); lets go of sessions another process took by force. Whether the
+        save ran (False: nothing to save)."""
+        assert self._server is not None
+        sessions = self._server.sessions
+        floor = self.cursor  # every entry up to here is queued for the sessions it concerns
+        # Records following the floor of sessions no longer served here: pinned to the floor
+        # saved last (they had it then) before the floor moves on without them.
+        left = [client_id for client_id in self._following if client_id not in sessions]
+        args: list[Any] = [self.me, self.keys.prefix, floor, self._floor_ms, alive_ms, len(left)]
+        args.extend(left)
+        changed: dict[str, Saved] = {}
+        for session in sessions.values():
+            if session.local or session.remote:
+                continue
+            state = saved_state(session)
+            if everything or self._saved.get(session.id) != state:
+                changed[session.id] = state
+                args.extend((session.id, *state))
+        if not changed and not left and floor == self._floor and not alive_ms:
+            return False
+        lost, missing = await self._command(self._scripts["SAVE"](args=args))
+        self._floor = floor
+        self._following.difference_update(left)
+        for client_id, state in changed.items():
+            if state.follows_floor:
+                self._following.add(client_id)
+            else:
+                self._following.discard(client_id)
+        self._saved.update(changed)
+        gone = {c.decode() for c in lost}
+        for client_id in gone:
+            self._server.let_go(client_id)
+            self._saved.pop(client_id, None)
+        if everything:
+            # Back after an outage: subscriptions changed here meanwhile are written again.
+            await self._recreate([c for c in changed if c not in gone])
+        elif missing:
+            await self._recreate([m.decode() for m in missing])
+        return True
+
+    async def _recreate(self, client_ids: list[str]) -> None:
+        """Writes again the records of sessions served here (Redis lost them, or could not
+        be told of their changes)."""
+        assert self._server is not None
+        pipe = self._client.pipeline(transaction=False)
+        for client_id in client_ids:
+            session = self._server.sessions.get(client_id)
+            if session is None:
+                continue
+            pipe.hset(self.keys.session(client_id), mapping=self._record_fields(session))
+            pipe.delete(self.keys.subscriptions(client_id))
+            if session.subscriptions:
+                pipe.sadd(self.keys.subscriptions(client_id), *session.subscriptions)
+            pipe.sadd(self.keys.owned(self.me), client_id)
+        pipe.sadd(self.keys.processes, self.me)
+        await self._command(pipe.execute())
+        for client_id in client_ids:  # exact now: the next save writes what it keeps
+            self._saved.pop(client_id, None)
+            self._following.discard(client_id)
+        log.info("wrote again the records of %d sessions", len(client_ids))
+
+    async def _upkeep(self) -> None:
+        assert self._server is not None
+        max_interval = self._server.settings.max_interval + int(self.sync_interval * 1000)
+        await self._command(self._scripts["REAP"](args=[self.keys.prefix, max_interval, 1000]))
+        oldest = position_of(f"{int(_now_ms() - self.log_retention * 1000)}-0")
+        await self._command(
+            self._client.xtrim(self.keys.log, minid=stream_id_of(oldest), approximate=True)
+        )
