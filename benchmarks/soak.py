@@ -345,7 +345,7 @@ async def vanishing(url: str, until: float) -> None:
 
 async def stalled(url: str, until: float) -> None:
     """WebSockets that subscribe to large messages and then stop reading, for a minute each."""
-    from tests.rawws import RawWebSocket
+    from tests.helpers.rawws import RawWebSocket
 
     while time.monotonic() < until - 5:
         ws = await asyncio.to_thread(RawWebSocket, url.replace("http://", "ws://"), rcvbuf=4096)

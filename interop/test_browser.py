@@ -15,6 +15,8 @@ from bayeux.testing import ServerThread
 
 from .conftest import INTEROP, assert_all_ok, run_node
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCENARIOS = 6
 

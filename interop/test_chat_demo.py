@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import tornado.web
 
 from bayeux import Endpoint
@@ -11,6 +12,8 @@ from bayeux.testing import ServerThread
 from examples.chat.server import COMETD_JS, HERE, build_server
 
 from .conftest import assert_all_ok, run_node
+
+pytestmark = pytest.mark.browser
 
 
 def test_chat_demo_in_chromium(tmp_path) -> None:  # type: ignore[no-untyped-def]

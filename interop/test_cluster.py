@@ -13,11 +13,13 @@ import pytest
 
 from bayeux.testing import stop_process
 from spec_tests.runner import FAIL, INCOMPLETE, run_suite
-from tests.redisproc import RedisServer
-from tests.test_redis_failover import SUITE_OPTIONS, serve
+from tests.helpers.redis_nodes import SUITE_OPTIONS, serve
+from tests.helpers.redisproc import RedisServer
 
 from .conftest import assert_all_ok, run_node
-from .test_nginx import nginx_in_front
+from .nginx import nginx_in_front
+
+pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="module")

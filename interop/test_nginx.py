@@ -5,63 +5,22 @@ server sees each client's address from nginx (--xheaders), which clients cannot 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bayeux.testing import free_port, start_cli, stop_process, wait_for_port
-from tests.conftest import request
+from bayeux.testing import start_cli, stop_process
+from tests.helpers.http import request
 
 from .conftest import INTEROP, assert_all_ok, run_node
+from .nginx import SITE, nginx_in_front
 
-SITE = INTEROP / "nginx" / "bayeux.conf"
 HANDSHAKE = {
     "channel": "/meta/handshake",
     "version": "1.0",
     "supportedConnectionTypes": ["long-polling"],
 }
-
-
-def nginx_in_front(bayeux_url: str | list[str], work: Path) -> tuple[subprocess.Popen, str]:
-    """nginx on a free loopback port proxying to `bayeux_url` (several: balanced round-robin,
-    nginx's default), with the README's site config."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise RuntimeError("nginx is not installed; ./run-tests installs Debian's nginx")
-    port = free_port()
-    urls = [bayeux_url] if isinstance(bayeux_url, str) else bayeux_url
-    servers = "\n".join(f"    server 127.0.0.1:{url.split(':')[2].split('/')[0]};" for url in urls)
-    site = (
-        SITE.read_text()
-        .replace("    server 127.0.0.1:@BAYEUX_PORT@;", servers)
-        .replace("@NGINX_PORT@", str(port))
-    )
-    (work / "site.conf").write_text(site)
-    temp = "\n".join(
-        f"    {kind}_temp_path {work / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (work / "nginx.conf").write_text(
-        f"""daemon off;
-worker_processes 1;
-pid {work / "nginx.pid"};
-error_log {work / "error.log"} warn;
-{"user root;" if os.geteuid() == 0 else ""}
-events {{ worker_connections 1024; }}
-http {{
-    access_log {work / "access.log"};
-{temp}
-    include {work / "site.conf"};
-}}
-"""
-    )
-    process = subprocess.Popen([nginx, "-p", str(work), "-c", str(work / "nginx.conf")])
-    wait_for_port(port, process)
-    return process, f"http://127.0.0.1:{port}/cometd"
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             futures = [self.write_message(p, binary=binary) for p in payloads]
             return futures[-1] if futures else None
         # Frame bytes written straight to the stream: Tornado's write_message would add a
-        # coroutine, a task and a callback per frame, which measured slower (benchmarks/).
+        # coroutine, a task and a callback per frame (slower: benchmarks/fanout.py).
         stream = connection.stream
         if stream is None:
             return None
@@ -108,8 +108,8 @@ def _write_now(stream: tornado.iostream.IOStream, data: bytes) -> asyncio.Future
     it has been (the standalone server's TransportStream.write_now does the same there).
 
     With nothing buffered, a plain TCP stream's socket is sent to directly: IOStream.write would
-    make a future and bookkeeping per write for the same single send() (measured: 2-3x slower
-    fan-out, benchmarks/fanout.py). Whatever the socket does not take (or any error) goes
+    make a future and bookkeeping per write for the same single send() (a slower fan-out:
+    benchmarks/fanout.py). Whatever the socket does not take (or any error) goes
     through IOStream.write, which keeps its usual semantics."""
     if type(stream) is tornado.iostream.IOStream and not stream.writing() and not stream.closed():
         try:

@@ -139,7 +139,7 @@ class HttpConnection:
         self.stream = stream
         self.peer_ip = address[0] if isinstance(address, tuple) and address else None
         # Made for a request's bytes and let go while the request is served: a held long-poll
-        # needs no parser (~0.9 KiB each), and the next request gets a fresh one.
+        # needs no parser (benchmarks/memory.py), and the next request gets a fresh one.
         self.parser: httptools.HttpRequestParser | None = None
         self.parsing: _Parsing | None = None
         # Parsed requests waiting for their answer, in order (pipelining): usually one.
@@ -432,7 +432,7 @@ class HttpConnection:
         if not await self._send(encode_head(101, answer.headers, b"")):
             return
         self.upgraded = True
-        self.parser = None  # the WebSocket's frames need no HTTP parser (~0.9 KiB)
+        self.parser = None  # the WebSocket's frames need no HTTP parser (benchmarks/memory.py)
         self.stream.set_close_callback(None)
         if self.holding is not None:
             self.holding.gathered()
@@ -441,7 +441,7 @@ class HttpConnection:
         )
         self.listener.replace(self, websocket)
         # Its own task, so that this connection's coroutines end here rather than sit under
-        # the WebSocket's for its whole life (~1 KiB per idle WebSocket).
+        # the WebSocket's for its whole life (memory per idle WebSocket: benchmarks/memory.py).
         self.listener.spawn(websocket.run(trailing))
 
     # ----------------------------------------------------------------------- lifecycle

@@ -35,8 +35,8 @@ CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY_VIOLATION = 1008
 # What each piece of a fragmented message costs while the message is gathered, beyond its
 # bytes (a str or bytes object and its list slot): charged against max_message_size, so that a
-# message of many tiny fragments costs no more than the same message in one frame (480,000
-# two-byte fragments took 33 MiB on a socket whose bound was 1 MiB).
+# message of many tiny fragments costs no more than the same message in one frame (without it,
+# two-byte fragments took many times the bound: benchmarks/attacks.py).
 FRAGMENT_OVERHEAD = 64
 # Control frames (pings, pongs) a client may send per second: each costs a parse and a pong,
 # and a legitimate client sends one every few seconds at most.
@@ -197,7 +197,7 @@ class WebSocketConnection:
                 elif not self.stream.writing():
                     # A client that does not read what it is sent gets no more pongs: RFC 6455
                     # (5.5.3) lets us answer only the latest ping, and queued pongs grew
-                    # without bound (40 MiB of pings took ~230 MiB).
+                    # without bound (benchmarks/attacks.py).
                     self._send_control(event.response())
             elif isinstance(event, CloseConnection):
                 if self.protocol.state is ConnectionState.REMOTE_CLOSING:

@@ -1,7 +1,7 @@
 """JSON encoding and decoding of Bayeux messages.
 
-orjson encodes a typical Bayeux delivery about 19 times faster than the standard library
-(0.17 us against 3.2 us, benchmarks/codec.py), so it is a dependency.
+orjson encodes a Bayeux delivery many times faster than the standard library
+(benchmarks/codec.py; figures in docs/design-figures.md), so it is a dependency.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ def dumps(value: Any) -> bytes:
     """`value` as JSON bytes.
 
     Copied into a bytes object of their own length: orjson returns its output in the buffer it
-    wrote into, ~4 KiB even for a 30-byte message, and a queue of small deliveries held ~150x
-    the bytes it counted (tests/test_memory_bounds.py measures it; the copy costs a memcpy)."""
+    wrote into, whatever the output's length, and a queue of small deliveries held far more
+    memory than the bytes it counted (tests/system/test_memory_bounds.py measures it; the copy
+    costs a memcpy)."""
     return memoryview(orjson.dumps(value)).tobytes()
 
 

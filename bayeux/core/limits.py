@@ -10,7 +10,7 @@ import ipaddress
 UNLIMITED = 1 << 62
 
 # What a session costs before anything is queued or subscribed: the session object, its id, its
-# place in the server's table (tests/test_memory_bounds.py measures ~0.7 KiB).
+# place in the server's table (tests/system/test_memory_bounds.py holds it to what it measures).
 SESSION_OVERHEAD = 1024
 
 
@@ -28,7 +28,7 @@ class AddressBudget:
         # Bytes it may still hold: what every charge changes (`room -= size`), and the one
         # figure a delivery is checked against (`share > room`): one subtraction and one
         # comparison on each delivery's path (a `used + size > limit` check and its counter
-        # cost ~15% of a fan-out's CPU: benchmarks/fanout.py, cProfile).
+        # showed in a fan-out's profile: benchmarks/fanout.py).
         self.room = limit if limit > 0 else UNLIMITED
         self.sessions = 0
         self.connections = 0

@@ -137,7 +137,7 @@ def batch_from(value: Any, max_messages: int) -> list[Message]:
 
 
 # What a queued delivery costs beyond its JSON bytes: the Delivery object, its bytes object's
-# header, the timestamp and the queue's slot (tests/test_memory_bounds.py measures it with
+# header, the timestamp and the queue's slot (tests/system/test_memory_bounds.py measures it with
 # tracemalloc). Queues are bounded by this plus the JSON, so that their bound is their memory.
 DELIVERY_OVERHEAD = 192
 # What one more queue holding a delivery costs (its slot in the queue's list, rounded up).

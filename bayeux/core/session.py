@@ -123,8 +123,8 @@ class ServerSession:
     def __init__(self, client_id: str, deadline: float) -> None:
         self.id = client_id
         self.subscriptions: set[str] = set()
-        # A list, not a deque: an empty deque costs ~0.7 KiB per session (a 64-slot block),
-        # and the common case drains the whole queue at once.
+        # A list, not a deque: an empty deque allocates a 64-slot block per session
+        # (benchmarks/memory.py), and the common case drains the whole queue at once.
         self.queue: list[Delivery] = []
         self.waiter: Waiter | None = None
         # False until the first /meta/connect, which is always answered at once.

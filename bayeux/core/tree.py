@@ -10,7 +10,7 @@ S = TypeVar("S", bound=Hashable)
 # What one subscription costs at most, in bytes of memory: its entries (the session's set, the
 # tree's pattern count, a slot's set entry) and a node for each segment that no other
 # subscription shares (the node, its parent's dict, the segment's string). Measured with
-# tracemalloc in tests/test_memory_bounds.py; segments shared with other subscriptions cost
+# tracemalloc in tests/system/test_memory_bounds.py; segments shared with other subscriptions cost
 # nothing more, so this is an upper bound.
 SUBSCRIPTION_OVERHEAD = 256
 NODE_COST = 320
@@ -26,8 +26,8 @@ class _Node(Generic[S]):
     children (`/here/*`) and to everything below it (`/here/**`).
 
     Each container is made when first needed: most nodes of a deep pattern are only a step on
-    the way, and four empty containers cost ~0.9 KiB a node (a 32-segment subscription cost
-    ~29 KiB; tests/test_memory_bounds.py)."""
+    the way, and empty containers cost more than the node itself
+    (tests/system/test_memory_bounds.py)."""
 
     __slots__ = ("children", "exact", "star", "deep")
 

@@ -165,8 +165,8 @@ class BayeuxWebSocket:
         self.links: dict[str, _SessionLink] = {}
         self._flush_scheduled = False
         # This loop's flusher, looked up at the first flush rather than at every one (a
-        # get_running_loop() with its getpid() system call plus a weak-dict lookup, ~0.26 us,
-        # once per socket and burst: about 2% of a WebSocket fan-out).
+        # get_running_loop() with its getpid() system call plus a weak-dict lookup, once per
+        # socket and burst, shows in benchmarks/fanout.py).
         self._flusher: _Flusher | None = None
         self._writing = False
         self._closed = False

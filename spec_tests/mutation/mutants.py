@@ -1,5 +1,5 @@
 """The bugs: each a single edit to one file of the `bayeux` package, as a developer might make
-it. `find` must occur exactly once in its file (tests/test_mutation.py keeps the list current)."""
+it. `find` must occur exactly once in its file (tests/system/test_mutation.py keeps the list current)."""
 
 from __future__ import annotations
 
