@@ -18,7 +18,7 @@ ROOT = INTEROP.parent
 
 
 @pytest.fixture(scope="session", params=["standalone", "embedded"])
-def bayeux_url(request):  # type: ignore[no-untyped-def]
+def bayeux_url(request):
     """The server each client is run against, both ways it is deployed: a `python -m bayeux`
     process on a free loopback port, as a user would start it (the standalone connection
     layer), and the endpoint mounted in a Tornado Application (embedding)."""

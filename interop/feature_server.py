@@ -7,6 +7,7 @@ requester's WebSocket (/service/test/drop-socket)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from bayeux import (
     Authorization,
@@ -25,39 +26,39 @@ LOSE_NEXT_REPLY: set[str] = set()
 
 
 class TokenPolicy(SecurityPolicy):
-    async def can_handshake(self, session, message):  # type: ignore[no-untyped-def]
+    async def can_handshake(self, session, message):
         await asyncio.sleep(0)  # stands for a token look-up
         return (message.get("ext") or {}).get("token") != "bad"
 
 
-def secret_authorizer(operation, channel, session, message):  # type: ignore[no-untyped-def]
+def secret_authorizer(operation, channel, session, message):
     return Authorization.DENY if operation is Operation.SUBSCRIBE else Authorization.GRANT
 
 
-def censor(session, channel, message):  # type: ignore[no-untyped-def]
+def censor(session, channel, message):
     if isinstance(message.get("data"), dict) and isinstance(message["data"].get("text"), str):
         message["data"]["text"] = message["data"]["text"].replace("darn", "****")
 
 
-def echo(request):  # type: ignore[no-untyped-def]
+def echo(request):
     return {"echo": request.data}
 
 
-def fail(request):  # type: ignore[no-untyped-def]
+def fail(request):
     raise ServiceError("Refused on purpose", data={"reason": "test"})
 
 
-async def slow(request):  # type: ignore[no-untyped-def]
+async def slow(request):
     await asyncio.sleep(3)
     return "late"
 
 
-def lose_next_reply(request):  # type: ignore[no-untyped-def]
+def lose_next_reply(request):
     LOSE_NEXT_REPLY.add(request.session.id)
     return "armed"
 
 
-def drop_socket(request):  # type: ignore[no-untyped-def]
+def drop_socket(request):
     """Closes the requester's WebSocket shortly after answering, as a network drop would."""
     link = request.session.waiter
     socket = getattr(link, "socket", None)
@@ -85,10 +86,11 @@ class LossyExchange(PollingExchange):
 class LossyPollingHandler(PollingHandler):
     exchange_class = LossyExchange
 
-    async def _respond(self, *args) -> None:  # type: ignore[no-untyped-def]
+    async def _respond(self, *args) -> None:
         await super()._respond(*args)
         if getattr(self._exchange, "lost", False):
-            self.request.connection.stream.close()  # the reply never reaches the client
+            connection: Any = self.request.connection
+            connection.stream.close()  # the reply never reaches the client
 
     get = post = _respond
 
@@ -96,7 +98,7 @@ class LossyPollingHandler(PollingHandler):
 class LossyEndpoint(Endpoint):
     """The endpoint with LossyPollingHandler in place of the long-polling handler."""
 
-    def routes(self, path: str = "/cometd"):  # type: ignore[no-untyped-def]
+    def routes(self, path: str = "/cometd"):
         rules = super().routes(path)
         for rule in rules:
             if rule.target is PollingHandler:

@@ -36,7 +36,7 @@ class LocalAuthenticator(AuthenticatorBase):
 
 
 @pytest.fixture(scope="module")
-def replay_server():  # type: ignore[no-untyped-def]
+def replay_server():
     process, url = start_cli("--replay-channels", "/event/**")
     try:
         yield url
@@ -70,7 +70,7 @@ def publish(url: str, *payloads: Any) -> None:
 
 
 async def receive(client: Client, count: int) -> list[dict]:
-    messages = []
+    messages: list[dict[str, Any]] = []
     while len(messages) < count:
         message = await asyncio.wait_for(client.receive(), 10)
         if message.get("channel") == CHANNEL:

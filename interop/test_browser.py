@@ -22,7 +22,7 @@ SCENARIOS = 6
 
 
 @pytest.fixture(scope="module")
-def page_server():  # type: ignore[no-untyped-def]
+def page_server():
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} missing: ./run-tests installs Debian's chromium")
     static = tornado.web.StaticFileHandler
@@ -41,7 +41,7 @@ def page_server():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("transport", ["websocket", "long-polling", "callback-polling"])
-def test_cometd_js_client_in_headless_chromium(page_server, transport: str) -> None:  # type: ignore[no-untyped-def]
+def test_cometd_js_client_in_headless_chromium(page_server, transport: str) -> None:
     results = run_node("browser_run.mjs", page_server.origin + "/", transport)
     assert_all_ok(results, SCENARIOS)
     assert all(r["browser"] == "chromium" and r["transport"] == transport for r in results)
@@ -54,6 +54,6 @@ FAYE_SCENARIOS = 4
     "transport",
     ["websocket", "eventsource", "long-polling", "cross-origin-long-polling", "callback-polling"],
 )
-def test_faye_client_in_headless_chromium(page_server, transport: str) -> None:  # type: ignore[no-untyped-def]
+def test_faye_client_in_headless_chromium(page_server, transport: str) -> None:
     results = run_node("browser_run.mjs", page_server.origin + "/faye.html", transport)
     assert_all_ok(results, FAYE_SCENARIOS)

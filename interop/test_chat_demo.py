@@ -16,7 +16,7 @@ from .conftest import assert_all_ok, run_node
 pytestmark = pytest.mark.browser
 
 
-def test_chat_demo_in_chromium(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_chat_demo_in_chromium(tmp_path) -> None:
     static = tornado.web.StaticFileHandler
     routes = [
         (r"/cometd-js/(.*)", static, {"path": str(COMETD_JS)}),

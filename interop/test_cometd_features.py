@@ -10,7 +10,7 @@ from .feature_server import feature_server
 
 
 @pytest.fixture(scope="module")
-def features_url():  # type: ignore[no-untyped-def]
+def features_url():
     with feature_server() as server:
         yield server.url
 

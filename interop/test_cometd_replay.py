@@ -11,7 +11,7 @@ from .conftest import assert_all_ok, run_node
 
 
 @pytest.fixture(scope="module")
-def replay_url():  # type: ignore[no-untyped-def]
+def replay_url():
     process, url = start_cli("--replay-channels", "/event/**")
     try:
         yield url

@@ -10,7 +10,7 @@ import json
 from spec_tests.peers import main
 
 
-def test_peer_run_finds_real_differences(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_peer_run_finds_real_differences(tmp_path) -> None:
     assert main(["--out", str(tmp_path)]) == 0
     runs = json.loads((tmp_path / "peers.json").read_text())
     assert set(runs) == {"bayeux", "Faye", "cometd-nodejs-server"}

@@ -26,7 +26,7 @@ SUITE_SETTINGS = Settings(
 
 
 @pytest.fixture(scope="session", params=["standalone", "embedded"])
-def conformance_results(request):  # type: ignore[no-untyped-def]
+def conformance_results(request):
     """The suite against our standalone server (its own HTTP/WebSocket connection layer) and
     against the endpoint mounted in a Tornado Application; with --bayeux-url, against that
     server only."""

@@ -15,6 +15,6 @@ CASES = [(r.id, t) for r in all_rules() for t in r.transports]
 
 
 @pytest.mark.parametrize(("rule_id", "transport"), CASES, ids=[f"{r}[{t}]" for r, t in CASES])
-def test_rule(conformance_results, rule_id: str, transport: str) -> None:  # type: ignore[no-untyped-def]
+def test_rule(conformance_results, rule_id: str, transport: str) -> None:
     result = conformance_results[(rule_id, transport)]
     assert result.outcome == PASS, f"{result.outcome}: {result.detail}"

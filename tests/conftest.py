@@ -9,7 +9,7 @@ from .helpers.redisproc import RedisServer
 
 
 @pytest.fixture(params=["standalone", "embedded"])
-def both_layers(request):  # type: ignore[no-untyped-def]
+def both_layers(request):
     """Runs a test against the standalone connection layer and against the endpoint mounted
     in a Tornado Application: the transports' semantics must not depend on who parses HTTP.
     Modules opt in with `pytestmark = pytest.mark.usefixtures("both_layers")`."""
@@ -21,7 +21,7 @@ def both_layers(request):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def live(both_layers):  # type: ignore[no-untyped-def]
+def live(both_layers):
     """An endpoint on a background IOLoop with short timeouts."""
     endpoint = Endpoint(
         Settings(timeout=2000, max_interval=3000, sweep_period=100, max_message_size=64 * 1024),
@@ -32,7 +32,7 @@ def live(both_layers):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def redis_server():  # type: ignore[no-untyped-def]
+def redis_server():
     server = RedisServer()
     server.start()
     yield server

@@ -117,7 +117,8 @@ class EngineBridge(MetaChannels):
                 start = max(start, record.batches.get(acknowledged, start))
             session.ack = AckState(record.batch, start)
         session.position = session.written = start
-        session.connected = record.connected
+        if record.connected:
+            session.connected_once()  # its first connect was answered by another process
         if record.address:
             # Counted against its client's address here too (taken in whatever that costs:
             # the client is already served).

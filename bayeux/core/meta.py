@@ -162,8 +162,7 @@ class MetaChannels(Publishing):
             timesync = TimesyncRequest.from_message(message, int(self.wall_clock() * 1000))
         reply = reply_to(message)
         reply.update(clientId=session.id, successful=True, advice=self._advice())
-        first = not session.connected
-        session.connected = True
+        first = session.connected_once()
         if connection_type == EVENTSOURCE:
             # As Faye does: the stream carries deliveries, so connects are answered at once and
             # act as a heartbeat every `timeout` ms.

@@ -63,6 +63,16 @@ class Waiter(Protocol):
         """Messages were queued that may wait up to `seconds` (lazy messages)."""
 
 
+class SessionState(Enum):
+    """Where a session is in its life. It only moves forward: HANDSHAKEN, then CONNECTED at
+    its first /meta/connect (answered at once), then ENDED (`ServerSession.end`, with the
+    reason in `ended`); a session may also end before it ever connects."""
+
+    HANDSHAKEN = "handshaken"
+    CONNECTED = "connected"
+    ENDED = "ended"
+
+
 class Ended(Enum):
     """Why a session ended."""
 
@@ -99,7 +109,7 @@ class ServerSession:
         "subscriptions",
         "queue",
         "waiter",
-        "connected",
+        "state",
         "deadline",
         "connection_type",
         "attributes",
@@ -127,8 +137,8 @@ class ServerSession:
         # (benchmarks/memory.py), and the common case drains the whole queue at once.
         self.queue: list[Delivery] = []
         self.waiter: Waiter | None = None
-        # False until the first /meta/connect, which is always answered at once.
-        self.connected = False
+        # Moved only by connected_once() and end().
+        self.state = SessionState.HANDSHAKEN
         # Monotonic time after which the session expires; None while a connect is held.
         self.deadline: float | None = deadline
         self.connection_type: str | None = None
@@ -300,9 +310,22 @@ class ServerSession:
         if self.ack is not None:
             self.ack.forget()
 
+    @property
+    def connected(self) -> bool:
+        """Whether it had its first /meta/connect (which is always answered at once)."""
+        return self.state is not SessionState.HANDSHAKEN
+
+    def connected_once(self) -> bool:
+        """A /meta/connect arrived: whether it is the session's first."""
+        if self.state is SessionState.HANDSHAKEN:
+            self.state = SessionState.CONNECTED
+            return True
+        return False
+
     def end(self, reason: Ended) -> None:
         """The session ended here (or moved to another process): `ended` keeps why, so that
         its held connect can be answered accordingly; the connection waiting for it is told."""
+        self.state = SessionState.ENDED
         self.ended = reason
         waiter, self.waiter = self.waiter, None
         if waiter is not None:

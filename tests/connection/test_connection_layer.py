@@ -19,7 +19,7 @@ from ..helpers.servers import HANDSHAKE, ws_url
 
 
 @pytest.fixture
-def server():  # type: ignore[no-untyped-def]
+def server():
     with ServerThread(Settings(timeout=2000, max_message_size=4096), embedded=False) as server:
         yield server
 

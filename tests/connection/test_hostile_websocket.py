@@ -260,7 +260,7 @@ def test_stalled_readers_of_a_big_broadcast_are_dropped_past_their_address_budge
         def unsent() -> tuple[int, int]:
             # What the server's sockets hold that the stalled clients have not read, and how
             # much of it the address is charged.
-            connections = list(listener.connections)
+            connections: list[Any] = list(listener.connections)  # each has its stream
             held = sum(c.holding.unsent for c in connections if c.holding is not None)
             return sum(c.stream.unsent() for c in connections), held
 

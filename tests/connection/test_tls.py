@@ -18,6 +18,8 @@ import trustme
 
 from bayeux.testing import start_cli, stop_process
 
+from ..helpers.servers import next_frame
+
 BARE_HANDSHAKE = {"channel": "/meta/handshake", "version": "1.0"}
 
 
@@ -65,7 +67,7 @@ def test_https_and_wss(tmp_path: Path, ca: trustme.CA) -> None:
             await ws.write_message(
                 json.dumps([{**BARE_HANDSHAKE, "supportedConnectionTypes": ["websocket"]}])
             )
-            cid = json.loads(await ws.read_message())[0]["clientId"]
+            cid = json.loads(await next_frame(ws))[0]["clientId"]
             await ws.write_message(
                 json.dumps(
                     [
@@ -82,7 +84,7 @@ def test_https_and_wss(tmp_path: Path, ca: trustme.CA) -> None:
             )
             received: list = []
             while not any("data" in m for m in received):
-                received += json.loads(await asyncio.wait_for(ws.read_message(), 5))
+                received += json.loads(await next_frame(ws, 5))
             ws.close()
             return next(m for m in received if "data" in m)
 

@@ -7,7 +7,7 @@ from bayeux import (
     Settings,
 )
 
-from ..helpers.core import HS, client, one, run
+from ..helpers.core import HS, client, held, one, run
 
 # -------------------------------------------------------------------------------------- ack
 
@@ -23,7 +23,7 @@ def test_ack_batches_and_redelivery() -> None:
         pub = await client(server)
         await one(server, channel="/meta/subscribe", clientId=cid, subscription="/a")
 
-        async def connect(ack: int):  # type: ignore[no-untyped-def]
+        async def connect(ack: int):
             outcome = await server.handle(
                 [
                     {
@@ -34,7 +34,7 @@ def test_ack_batches_and_redelivery() -> None:
                     }
                 ]
             )
-            return server.finish_connect(outcome.connect)
+            return server.finish_connect(held(outcome))
 
         deliveries, reply = await connect(0)
         assert deliveries == [] and reply["ext"]["ack"] == 1
@@ -46,6 +46,7 @@ def test_ack_batches_and_redelivery() -> None:
         deliveries, reply = await connect(1)
         assert [d.message["data"] for d in deliveries] == [1, 2] and reply["ext"]["ack"] == 3
         deliveries, reply = await connect(3)
+        assert session.ack is not None
         assert deliveries == [] and session.ack.pending() == 0
 
     run(scenario())

@@ -72,7 +72,7 @@ def followed_throughout(log: list[LogEntry]) -> list[int]:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(event, max_size=40), st.data())
-def test_a_session_taken_over_anywhere_gets_what_it_would_have_got(events, data) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_taken_over_anywhere_gets_what_it_would_have_got(events, data) -> None:
     log, final = build_log(events)
     expected = followed_throughout(log)
     position = data.draw(st.integers(min_value=0, max_value=len(log)), label="taken at")

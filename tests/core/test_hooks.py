@@ -14,6 +14,7 @@ from bayeux import (
     LocalSession,
     Operation,
     SecurityPolicy,
+    ServerSession,
     ServiceError,
     Settings,
 )
@@ -28,18 +29,18 @@ class Policy(SecurityPolicy):
     def __init__(self) -> None:
         self.created: list[str] = []
 
-    async def can_handshake(self, session, message):  # type: ignore[no-untyped-def]
+    async def can_handshake(self, session, message):
         await asyncio.sleep(0)  # an awaiting check, like a token look-up
         return (message.get("ext") or {}).get("token") == "secret"
 
-    def can_create(self, session, channel, message):  # type: ignore[no-untyped-def]
+    def can_create(self, session, channel, message):
         self.created.append(channel)
         return not channel.startswith("/nocreate")
 
-    def can_subscribe(self, session, channel, message):  # type: ignore[no-untyped-def]
+    def can_subscribe(self, session, channel, message):
         return not channel.startswith("/private")
 
-    async def can_publish(self, session, channel, message):  # type: ignore[no-untyped-def]
+    async def can_publish(self, session, channel, message):
         return channel != "/readonly"
 
 
@@ -47,7 +48,7 @@ def test_policy_denies_handshake_subscribe_publish_create() -> None:
     async def scenario() -> None:
         policy = Policy()
         server = BayeuxServer(policy=policy)
-        added = []
+        added: list[ServerSession] = []
         server.on_session_added(added.append)
         denied = await one(server, **HS)
         assert denied["successful"] is False
@@ -88,13 +89,13 @@ def test_authorizers_with_wildcard_scope() -> None:
         server = BayeuxServer()
         calls = []
 
-        def members_only(operation, channel, session, message):  # type: ignore[no-untyped-def]
+        def members_only(operation, channel, session, message):
             calls.append((operation, channel))
             if session.attributes.get("member"):
                 return Authorization.GRANT
             return Authorization.IGNORE
 
-        async def no_publish_to_announce(operation, channel, session, message):  # type: ignore[no-untyped-def]
+        async def no_publish_to_announce(operation, channel, session, message):
             if operation is Operation.PUBLISH and channel == "/rooms/announce":
                 return Authorization.DENY
             return Authorization.IGNORE
@@ -125,7 +126,7 @@ def test_session_and_subscription_listeners() -> None:
     async def scenario() -> None:
         clock = Clock()
         server = BayeuxServer(Settings(max_interval=1000), clock=clock)
-        events = []
+        events: list[tuple[str, str, object]] = []
         server.on_session_removed(lambda s, why: events.append(("removed", s.id, why)))
         server.on_subscribed(lambda s, ch: events.append(("sub", s.id, ch)))
         server.on_unsubscribed(lambda s, ch: events.append(("unsub", s.id, ch)))
@@ -161,13 +162,13 @@ def test_message_listener_rewrites_drops_and_survives_errors() -> None:
     async def scenario() -> None:
         server = BayeuxServer()
 
-        def censor(session, channel, message):  # type: ignore[no-untyped-def]
+        def censor(session, channel, message):
             message["data"] = {"text": message["data"]["text"].replace("darn", "****")}
 
-        async def no_shouting(session, channel, message):  # type: ignore[no-untyped-def]
+        async def no_shouting(session, channel, message):
             return not message["data"]["text"].isupper()
 
-        def broken(session, channel, message):  # type: ignore[no-untyped-def]
+        def broken(session, channel, message):
             if message["data"]["text"] == "boom":
                 raise RuntimeError("listener bug")
 
@@ -199,14 +200,14 @@ def test_services_answer_the_requester_only() -> None:
         server = BayeuxServer()
         server.add_service("/service/echo", lambda request: {"echo": request.data})
 
-        async def slow(request):  # type: ignore[no-untyped-def]
+        async def slow(request):
             await asyncio.sleep(0.01)
             return request.data * 2
 
-        def fails(request):  # type: ignore[no-untyped-def]
+        def fails(request):
             raise ServiceError("No such user", data={"user": request.data})
 
-        def crashes(request):  # type: ignore[no-untyped-def]
+        def crashes(request):
             raise KeyError("bug")
 
         server.add_service("/service/slow", slow)
@@ -253,10 +254,10 @@ class Stamp(Extension):
     def __init__(self) -> None:
         self.broadcasts = 0
 
-    def incoming(self, session, message):  # type: ignore[no-untyped-def]
+    def incoming(self, session, message):
         return message.get("data") != "forbidden"
 
-    def outgoing(self, session, message):  # type: ignore[no-untyped-def]
+    def outgoing(self, session, message):
         if session is None and "data" in message:
             self.broadcasts += 1
             message.setdefault("ext", {})["stamped"] = True
@@ -266,7 +267,7 @@ class Stamp(Extension):
 
 
 class Private(Extension):
-    def outgoing(self, session, message):  # type: ignore[no-untyped-def]
+    def outgoing(self, session, message):
         if "data" in message:
             message["ext"] = {**message.get("ext", {}), "for": session.id}
         return message.get("data") != "hide-from-me"
@@ -305,7 +306,7 @@ def test_local_session_subscribes_and_publishes() -> None:
     async def scenario() -> None:
         server = BayeuxServer()
         local = await LocalSession.connect(server)
-        got = []
+        got: list[dict[str, object]] = []
         assert (await local.subscribe("/chat/*", got.append))["successful"] is True
         remote = await client(server)
         await one(server, channel="/meta/subscribe", clientId=remote, subscription="/chat/room")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -30,6 +31,8 @@ TIMEOUT_MS, INTERVAL_MS, MAX_INTERVAL_MS, MULTI_MS = 5000, 0, 2000, 1000
 @dataclass(eq=False)
 class Hold:
     """A held connect as a transport keeps it: the hold, when it started, and what woke it."""
+
+    is_stream = False
 
     hold: ConnectHold
     started: float
@@ -116,7 +119,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(client_id=sessions, timeout=st.sampled_from([None, 0, 100, 10_000]))
     def connect(self, client_id: str, timeout: int | None) -> None:
-        message = {
+        message: dict[str, Any] = {
             "channel": "/meta/connect",
             "clientId": client_id,
             "connectionType": "long-polling",

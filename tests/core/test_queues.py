@@ -38,6 +38,8 @@ def test_max_queue_policies(policy: str, expected: list, alive: bool) -> None:
 
 
 class Waiter:
+    is_stream = False
+
     def __init__(self) -> None:
         self.events: list = []
 

@@ -8,12 +8,16 @@ import pytest
 
 from bayeux.core.message import ProtocolError, batch_from
 from bayeux.core.server import BayeuxServer
-from bayeux.core.session import Ended, ServerSession, Wakeup
+from bayeux.core.session import Ended, ServerSession, SessionState, Wakeup
 from bayeux.core.settings import Settings
 from bayeux.testing import ManualClock as Clock
 
+from ..helpers.core import held
+
 
 class RecordingWaiter:
+    is_stream = False
+
     def __init__(self) -> None:
         self.events: list[str] = []
 
@@ -26,6 +30,9 @@ class RecordingWaiter:
     def close(self) -> None:
         self.events.append("close")
 
+    def wake_after(self, seconds: float) -> None:
+        self.events.append("wake_after")
+
 
 @pytest.fixture
 def clock() -> Clock:
@@ -37,11 +44,11 @@ def server(clock: Clock) -> BayeuxServer:
     return BayeuxServer(Settings(timeout=20000, max_interval=5000), clock=clock)
 
 
-def handle(server: BayeuxServer, messages: list):  # type: ignore[no-untyped-def]
+def handle(server: BayeuxServer, messages: list):
     return asyncio.run(server.handle(messages))
 
 
-def one(server: BayeuxServer, **message) -> dict:  # type: ignore[no-untyped-def]
+def one(server: BayeuxServer, **message) -> dict:
     outcome = handle(server, [message])
     assert outcome.connect is None
     assert len(outcome.replies) == 1
@@ -58,7 +65,7 @@ def handshake(server: BayeuxServer) -> ServerSession:
     return server.sessions[reply["clientId"]]
 
 
-def connect(server: BayeuxServer, session: ServerSession, **extra):  # type: ignore[no-untyped-def]
+def connect(server: BayeuxServer, session: ServerSession, **extra):
     outcome = handle(
         server,
         [
@@ -178,7 +185,7 @@ def test_connect_unknown_client_advises_handshake(server: BayeuxServer) -> None:
 @pytest.mark.parametrize(
     ("connection_type", "code"), [(None, "400"), (5, "400"), ("iframe", "406")]
 )
-def test_connect_bad_connection_type(server: BayeuxServer, connection_type, code) -> None:  # type: ignore[no-untyped-def]
+def test_connect_bad_connection_type(server: BayeuxServer, connection_type, code) -> None:
     session = handshake(server)
     message = {"channel": "/meta/connect", "clientId": session.id}
     if connection_type is not None:
@@ -192,7 +199,7 @@ def test_held_connect_keeps_session_alive_and_finish_restarts_expiry(
 ) -> None:
     session = handshake(server)
     connect(server, session)
-    hold = connect(server, session).connect
+    hold = held(connect(server, session))
     assert session.held is hold
     clock.now += hold.timeout  # held to its very end: still alive
     assert server.sweep() == []
@@ -322,7 +329,7 @@ def test_subscribe_string_and_list(server: BayeuxServer) -> None:
         ("/meta/connect", "403:/meta/connect:"),
     ],
 )
-def test_subscribe_failures(server: BayeuxServer, subscription, error_prefix: str) -> None:  # type: ignore[no-untyped-def]
+def test_subscribe_failures(server: BayeuxServer, subscription, error_prefix: str) -> None:
     session = handshake(server)
     message = {"channel": "/meta/subscribe", "clientId": session.id}
     if subscription is not None:
@@ -482,3 +489,24 @@ def test_batch_from_accepts_object_or_array() -> None:
         {"channel": "/b"},
     ]
     assert batch_from([], 1000) == []
+
+
+def test_a_session_moves_only_forward_through_its_states(server: BayeuxServer) -> None:
+    session = handshake(server)
+    states = [session.state]
+    assert not session.connected
+    first = held(connect(server, session))
+    assert first.timeout == 0  # the first connect is answered at once
+    states.append(session.state)
+    assert held(connect(server, session)).timeout > 0
+    reply = one(server, channel="/meta/disconnect", clientId=session.id)
+    assert reply["successful"] is True and session.ended is Ended.DISCONNECTED
+    states.append(session.state)
+    assert session.connected_once() is False
+    states.append(session.state)
+    assert states == [
+        SessionState.HANDSHAKEN,
+        SessionState.CONNECTED,
+        SessionState.ENDED,
+        SessionState.ENDED,
+    ]

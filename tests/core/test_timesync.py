@@ -7,7 +7,7 @@ from bayeux import (
 )
 from bayeux.testing import ManualClock as Clock
 
-from ..helpers.core import HS, one, run
+from ..helpers.core import HS, held, one, run
 
 # --------------------------------------------------------------------------------- timesync
 
@@ -38,7 +38,7 @@ def test_timesync_reply_fields() -> None:
             ]
         )
         wall.now += 1.5  # the connect is held 1.5 s
-        _, reply = server.finish_connect(outcome.connect)
+        _, reply = server.finish_connect(held(outcome))
         assert reply["ext"]["timesync"] == {
             "tc": 1_999_999_995,
             "ts": 2_000_000_000,

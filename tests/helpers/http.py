@@ -13,7 +13,7 @@ class Response:
         self.headers = headers
         self.body = body
 
-    def json(self):  # type: ignore[no-untyped-def]
+    def json(self):
         return json.loads(self.body)
 
 
@@ -26,7 +26,7 @@ def request(
     timeout: float = 10,
 ) -> Response:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         if isinstance(body, str):
             body = body.encode()
@@ -38,7 +38,7 @@ def request(
         conn.close()
 
 
-def post_json(url: str, messages, **kw) -> Response:  # type: ignore[no-untyped-def]
+def post_json(url: str, messages, **kw) -> Response:
     return request(
         url, body=json.dumps(messages), headers={"Content-Type": "application/json"}, **kw
     )

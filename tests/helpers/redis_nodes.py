@@ -15,12 +15,21 @@ from bayeux.testing import ServerThread, free_port, wait_for_port
 
 from .http import post_json, request
 
-SETTINGS = dict(timeout=1500, max_interval=3000, browser_cookie="", sweep_period=100)
+SETTINGS: dict[str, Any] = dict(
+    timeout=1500, max_interval=3000, browser_cookie="", sweep_period=100
+)
 
 
 def node(redis_url: str, **settings: Any) -> ServerThread:
     engine = RedisEngine(redis_url, "bayeux-test", sync_interval=0.05, handoff_timeout=1.0)
     return ServerThread(endpoint=Endpoint(Settings(**{**SETTINGS, **settings}), engine=engine))
+
+
+def redis_of(node: ServerThread) -> RedisEngine:
+    """The Redis engine of a node made by `node()`."""
+    engine = node.endpoint.engine
+    assert isinstance(engine, RedisEngine)
+    return engine
 
 
 def wait_ready(*nodes: ServerThread, within: float = 10) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
+
+import tornado.websocket
 
 from bayeux import Settings
 from bayeux.testing import ServerThread
@@ -21,7 +24,8 @@ HANDSHAKE = handshake_message("long-polling")
 
 
 class Served(Protocol):
-    url: str
+    @property
+    def url(self) -> str: ...
 
 
 def ws_url(server: Served) -> str:
@@ -35,3 +39,12 @@ def serve(*, embedded: bool | None = None, **settings: object) -> ServerThread:
     base: dict[str, Any] = dict(timeout=2000, max_interval=1000, sweep_period=100)
     base.update(settings)
     return ServerThread(Settings(**base), embedded=embedded).start()
+
+
+async def next_frame(
+    ws: tornado.websocket.WebSocketClientConnection, timeout: float | None = None
+) -> str | bytes:
+    """The next message on `ws` (within `timeout` seconds); fails if the server closed it."""
+    frame = await asyncio.wait_for(ws.read_message(), timeout)
+    assert frame is not None, "the server closed the WebSocket"
+    return frame

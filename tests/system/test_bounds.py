@@ -13,7 +13,7 @@ from bayeux.core.limits import AddressWindow, address_key
 from bayeux.core.message import DELIVERY_OVERHEAD
 from bayeux.core.peer import Peer
 
-from ..helpers.core import HS, client
+from ..helpers.core import HS, client, held
 
 # Every case runs over the standalone connection layer and over Tornado embedding.
 pytestmark = pytest.mark.usefixtures("both_layers")
@@ -63,11 +63,11 @@ def test_unacknowledged_batches_count_against_the_queue_bytes() -> None:
         await one(server, channel="/meta/subscribe", clientId=cid, subscription="/a")
         connect = {"channel": "/meta/connect", "clientId": cid, "connectionType": "long-polling"}
         outcome = await server.handle([dict(connect, ext={"ack": 0})])
-        server.finish_connect(outcome.connect)  # the first connect
+        server.finish_connect(held(outcome))  # the first connect
         for i in range(2):
             await one(server, channel="/a", clientId=pub, data={"i": i, "p": PAYLOAD})
         outcome = await server.handle([dict(connect, ext={"ack": 1})])
-        deliveries, _ = server.finish_connect(outcome.connect)
+        deliveries, _ = server.finish_connect(held(outcome))
         assert len(deliveries) == 2 and not session.queue
         # Two messages are out but not acknowledged: only one more fits.
         for i in range(2, 5):
@@ -76,7 +76,7 @@ def test_unacknowledged_batches_count_against_the_queue_bytes() -> None:
         assert session.queued_bytes() <= ROOM
         # The reply was lost: acknowledging batch 1 again puts 0 and 1 back before 2.
         outcome = await server.handle([dict(connect, ext={"ack": 1})])
-        deliveries, _ = server.finish_connect(outcome.connect)
+        deliveries, _ = server.finish_connect(held(outcome))
         assert [d.message["data"]["i"] for d in deliveries] == [0, 1, 2]
 
     asyncio.run(scenario())
@@ -90,7 +90,7 @@ def test_service_calls_in_progress_per_session_are_bounded() -> None:
         server = BayeuxServer(Settings(max_service_calls=2))
         release = asyncio.Event()
 
-        async def slow(request):  # type: ignore[no-untyped-def]
+        async def slow(request):
             await release.wait()
             return "done"
 
@@ -152,12 +152,12 @@ class Exploding(Extension):
         self.incoming_on = incoming_on
         self.outgoing_on = outgoing_on
 
-    def incoming(self, session, message):  # type: ignore[no-untyped-def]
+    def incoming(self, session, message):
         if message["channel"] == self.incoming_on:
             raise RuntimeError("bug in an extension")
         return True
 
-    def outgoing(self, session, message):  # type: ignore[no-untyped-def]
+    def outgoing(self, session, message):
         if message["channel"] == self.outgoing_on:
             raise RuntimeError("bug in an extension")
         return True
@@ -189,10 +189,10 @@ def test_a_failing_extension_costs_one_message() -> None:
 
 
 class BrokenPolicy(SecurityPolicy):
-    def can_subscribe(self, session, channel, message):  # type: ignore[no-untyped-def]
+    def can_subscribe(self, session, channel, message):
         raise RuntimeError("policy bug")
 
-    async def can_handshake(self, session, message):  # type: ignore[no-untyped-def]
+    async def can_handshake(self, session, message):
         if (message.get("ext") or {}).get("explode"):
             raise RuntimeError("policy bug")
         return True
@@ -207,7 +207,7 @@ def test_a_failing_policy_or_authorizer_denies() -> None:
         reply = await one(server, channel="/meta/subscribe", clientId=cid, subscription="/a")
         assert reply["error"] == "403:/a:Subscription denied"
 
-        def authorizer(operation, channel, session, message):  # type: ignore[no-untyped-def]
+        def authorizer(operation, channel, session, message):
             raise KeyError("authorizer bug")
 
         plain = BayeuxServer()
@@ -224,7 +224,7 @@ def test_an_internal_error_costs_one_message(monkeypatch: pytest.MonkeyPatch) ->
         server = BayeuxServer()
         cid = await client(server)
 
-        async def broken(*args):  # type: ignore[no-untyped-def]
+        async def broken(*args):
             raise AttributeError("a bug in the server")
 
         monkeypatch.setattr(server, "_subscribe", broken)
@@ -247,7 +247,7 @@ def test_async_listeners_are_kept_until_done_and_their_failures_logged(
         server = BayeuxServer()
         done = []
 
-        async def listener(session):  # type: ignore[no-untyped-def]
+        async def listener(session):
             await asyncio.sleep(0.01)
             gc.collect()  # a task held only weakly would be collected here
             done.append(session.id)

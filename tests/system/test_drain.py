@@ -15,6 +15,7 @@ import tornado.websocket
 from bayeux.testing import start_cli
 
 from ..helpers.http import handshake, post_json
+from ..helpers.servers import next_frame
 
 # Every case runs over the standalone connection layer and over Tornado embedding.
 pytestmark = pytest.mark.usefixtures("both_layers")
@@ -37,7 +38,7 @@ def test_sigterm_drains_websockets_eventsource_and_long_polls() -> None:
                     ]
                 )
             )
-            ws_id = json.loads(await ws.read_message())[0]["clientId"]
+            ws_id = json.loads(await next_frame(ws))[0]["clientId"]
             connect = {"channel": "/meta/connect", "clientId": ws_id, "connectionType": "websocket"}
             await ws.write_message(json.dumps([dict(connect, advice={"timeout": 0})]))
             await ws.read_message()

@@ -20,7 +20,7 @@ from bayeux.testing import ServerThread, start_cli, stop_process
 
 from ..helpers.http import handshake, post_json, request
 from ..helpers.rawws import RawWebSocket
-from ..helpers.servers import handshake_message, serve, ws_url
+from ..helpers.servers import handshake_message, next_frame, serve, ws_url
 
 HANDSHAKE = handshake_message("websocket", "long-polling")
 
@@ -167,21 +167,21 @@ def test_msgpack_infinite_timeout_is_refused_and_the_session_still_expires() -> 
                 ws_url(server), subprotocols=["bayeux-msgpack"]
             )
             await ws.write_message(msgpack.packb([HANDSHAKE]), binary=True)
-            (reply,) = msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5))
+            (reply,) = msgpack.unpackb(await next_frame(ws, 5))
             cid = reply["clientId"]
             connect = {"channel": "/meta/connect", "clientId": cid, "connectionType": "websocket"}
             await ws.write_message(msgpack.packb([dict(connect, id="1")]), binary=True)
-            msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5))
+            msgpack.unpackb(await next_frame(ws, 5))
             bad = dict(connect, id="2", advice={"timeout": float("inf")})
             await ws.write_message(msgpack.packb([bad]), binary=True)
-            (refused,) = msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5))
+            (refused,) = msgpack.unpackb(await next_frame(ws, 5))
             assert refused["successful"] is False
             assert refused["error"] == "400:advice.timeout:Invalid field"
             # The socket is still usable.
             await ws.write_message(
                 msgpack.packb([dict(connect, id="3", advice={"timeout": 0})]), binary=True
             )
-            (fine,) = msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5))
+            (fine,) = msgpack.unpackb(await next_frame(ws, 5))
             assert fine["successful"] is True
             ws.close()
             return cid
@@ -234,7 +234,7 @@ def test_msgpack_only_values_in_data_are_refused_with_a_bayeux_error() -> None:
                 ws_url(server), subprotocols=["bayeux-msgpack"]
             )
             await ws.write_message(msgpack.packb([HANDSHAKE]), binary=True)
-            (reply,) = msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5))
+            (reply,) = msgpack.unpackb(await next_frame(ws, 5))
             cid = reply["clientId"]
             values = [float("nan"), float("inf"), 2**64 - 1, msgpack.ExtType(5, b"x"), b"raw"]
             batch = [
@@ -242,7 +242,7 @@ def test_msgpack_only_values_in_data_are_refused_with_a_bayeux_error() -> None:
                 for i, v in enumerate(values)
             ]
             await ws.write_message(msgpack.packb(batch, use_bin_type=True), binary=True)
-            replies = msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5))
+            replies = msgpack.unpackb(await next_frame(ws, 5))
             ws.close()
             return replies
 
@@ -314,7 +314,7 @@ def test_a_stalled_websocket_reader_costs_a_bounded_amount_of_memory_by_default(
         async def run() -> tuple[list, int]:
             reader = await tornado.websocket.websocket_connect(wsurl, max_message_size=64 << 20)
             await reader.write_message(json.dumps([HANDSHAKE]))
-            cid = json.loads(await reader.read_message())[0]["clientId"]
+            cid = json.loads(await next_frame(reader))[0]["clientId"]
             await reader.write_message(
                 json.dumps(
                     [
@@ -341,7 +341,7 @@ def test_a_stalled_websocket_reader_costs_a_bounded_amount_of_memory_by_default(
             baseline = _rss_kib(process.pid)
             publisher = await tornado.websocket.websocket_connect(wsurl)
             await publisher.write_message(json.dumps([HANDSHAKE]))
-            pid = json.loads(await publisher.read_message())[0]["clientId"]
+            pid = json.loads(await next_frame(publisher))[0]["clientId"]
             got: list = []
             for i in range(count):
                 await publisher.write_message(
@@ -351,10 +351,10 @@ def test_a_stalled_websocket_reader_costs_a_bounded_amount_of_memory_by_default(
                 )
                 await publisher.read_message()
                 while len(got) < i - 16:  # keep up, as a well-behaved reader does
-                    frame = await asyncio.wait_for(reader.read_message(), 10)
+                    frame = await next_frame(reader, 10)
                     got.extend(m["data"]["i"] for m in json.loads(frame) if "data" in m)
             while len(got) < count:
-                frame = await asyncio.wait_for(reader.read_message(), 10)
+                frame = await next_frame(reader, 10)
                 got.extend(m["data"]["i"] for m in json.loads(frame) if "data" in m)
             grown = _rss_kib(process.pid) - baseline
             reader.close()
@@ -427,9 +427,9 @@ def test_data_one_subscriber_format_cannot_encode_is_refused_where_it_enters() -
             )
             text = await tornado.websocket.websocket_connect(ws_url(server))
             await binary.write_message(msgpack.packb([HANDSHAKE]), binary=True)
-            bid = msgpack.unpackb(await binary.read_message())[0]["clientId"]
+            bid = msgpack.unpackb(await next_frame(binary))[0]["clientId"]
             await text.write_message(json.dumps([HANDSHAKE]))
-            tid = json.loads(await text.read_message())[0]["clientId"]
+            tid = json.loads(await next_frame(text))[0]["clientId"]
             for sock, cid, pack in (
                 (binary, bid, msgpack.packb),
                 (text, tid, lambda v: json.dumps(v)),
@@ -468,8 +468,8 @@ def test_data_one_subscriber_format_cannot_encode_is_refused_where_it_enters() -
                 server.endpoint.publish("/t", {"n": 1})
 
             server.call(publish_datetime)
-            got_binary = msgpack.unpackb(await asyncio.wait_for(binary.read_message(), 5))
-            got_text = json.loads(await asyncio.wait_for(text.read_message(), 5))
+            got_binary = msgpack.unpackb(await next_frame(binary, 5))
+            got_text = json.loads(await next_frame(text, 5))
             assert got_binary == [{"channel": "/t", "data": {"n": 1}}]
             assert got_text == [{"channel": "/t", "data": {"n": 1}}]
             binary.close()
@@ -620,7 +620,7 @@ def test_connections_beyond_max_connections_are_closed_at_once() -> None:
             time.sleep(0.2)
             assert post_json(server.url, [HANDSHAKE]).json()[0]["successful"] is True
             await sockets[1].write_message(json.dumps([HANDSHAKE]))
-            assert json.loads(await sockets[1].read_message())[0]["successful"] is True
+            assert json.loads(await next_frame(sockets[1]))[0]["successful"] is True
             idle.close()
             sockets[1].close()
 
@@ -676,7 +676,7 @@ def test_websocket_peers_that_do_not_answer_pings_are_dropped() -> None:
             ws = await tornado.websocket.websocket_connect(ws_url(server))
             await asyncio.sleep(1.2)
             await ws.write_message(json.dumps([HANDSHAKE]))
-            assert json.loads(await ws.read_message())[0]["successful"] is True
+            assert json.loads(await next_frame(ws))[0]["successful"] is True
             ws.close()
 
         asyncio.run(answering())
@@ -690,7 +690,7 @@ def test_a_socket_that_fails_to_flush_is_dropped_and_the_others_still_get_messag
             for i in range(3):
                 ws = await tornado.websocket.websocket_connect(ws_url(server))
                 await ws.write_message(json.dumps([HANDSHAKE]))
-                cid = json.loads(await ws.read_message())[0]["clientId"]
+                cid = json.loads(await next_frame(ws))[0]["clientId"]
                 await ws.write_message(
                     json.dumps(
                         [
@@ -735,14 +735,10 @@ def test_a_socket_that_fails_to_flush_is_dropped_and_the_others_still_get_messag
             assert fine is not None
             server.call(break_first_socket)
             server.call(server.endpoint.publish, "/t", 1)
-            assert json.loads(await asyncio.wait_for(fine.read_message(), 5)) == [
-                {"channel": "/t", "data": 1}
-            ]
-            assert json.loads(await asyncio.wait_for(victims[1][0].read_message(), 5)) == [
-                {"channel": "/t", "data": 1}
-            ]
+            assert json.loads(await next_frame(fine, 5)) == [{"channel": "/t", "data": 1}]
+            assert json.loads(await next_frame(victims[1][0], 5)) == [{"channel": "/t", "data": 1}]
             assert await asyncio.wait_for(victims[0][0].read_message(), 5) is None  # dropped
             server.call(server.endpoint.publish, "/t", 2)  # the flusher still runs
-            assert json.loads(await asyncio.wait_for(fine.read_message(), 5))[0]["data"] == 2
+            assert json.loads(await next_frame(fine, 5))[0]["data"] == 2
 
         asyncio.run(run())

@@ -16,7 +16,7 @@ from ..helpers.inputs import CHANNELS, FIELD, JSON_VALUES
 
 
 @st.composite
-def messages(draw, client_ids):  # type: ignore[no-untyped-def]
+def messages(draw, client_ids):
     message = {"channel": draw(CHANNELS)}
     for field in draw(st.lists(FIELD, max_size=6, unique=True)):
         message[field] = draw(JSON_VALUES)
@@ -42,7 +42,7 @@ async def _session(server: BayeuxServer) -> str:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_any_batch_gets_well_formed_replies_and_spares_other_sessions(data) -> None:  # type: ignore[no-untyped-def]
+def test_any_batch_gets_well_formed_replies_and_spares_other_sessions(data) -> None:
     async def scenario() -> None:
         server = BayeuxServer(Settings(max_queue=50))
         bystander, victim = await _session(server), await _session(server)
@@ -66,7 +66,7 @@ def test_any_batch_gets_well_formed_replies_and_spares_other_sessions(data) -> N
 
 
 @given(value=JSON_VALUES)
-def test_batch_from_accepts_or_refuses_cleanly(value) -> None:  # type: ignore[no-untyped-def]
+def test_batch_from_accepts_or_refuses_cleanly(value) -> None:
     try:
         batch = batch_from(value, 1000)
     except ProtocolError:

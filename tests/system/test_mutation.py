@@ -13,7 +13,7 @@ from spec_tests.mutation.mutants import MUTANTS
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
-def test_each_mutant_applies_to_exactly_one_place(mutant, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_each_mutant_applies_to_exactly_one_place(mutant, tmp_path: Path) -> None:
     root = apply(mutant, tmp_path)
     mutated = (root / "bayeux" / mutant.file).read_text()
     original = (PACKAGE / mutant.file).read_text()

@@ -35,7 +35,7 @@ SENTINEL = {"channel": "/meta/fuzz-sentinel", "id": "sentinel"}
 
 
 @pytest.fixture(scope="module")
-def server():  # type: ignore[no-untyped-def]
+def server():
     with ServerThread(
         Settings(timeout=300, max_interval=2000, sweep_period=100, max_message_size=64 * 1024)
     ) as running:
@@ -62,7 +62,7 @@ BINARY_EDGES = st.sampled_from([float("nan"), float("inf"), float("-inf"), 2**64
 
 
 @st.composite
-def plausible(draw, client_ids, values):  # type: ignore[no-untyped-def]
+def plausible(draw, client_ids, values):
     """A request that real clients send, with some of its fields and numbers made hostile."""
     numbers = EDGE_NUMBERS | (BINARY_EDGES if values is BINARY_VALUES else EDGE_NUMBERS) | values
     kind = draw(st.sampled_from(["connect", "subscribe", "publish", "handshake"]))
@@ -91,7 +91,7 @@ def plausible(draw, client_ids, values):  # type: ignore[no-untyped-def]
 
 
 @st.composite
-def batches(draw, client_ids, values=JSON_VALUES):  # type: ignore[no-untyped-def]
+def batches(draw, client_ids, values=JSON_VALUES):
     batch = []
     for _ in range(draw(st.integers(1, 5))):
         if draw(st.booleans()):
@@ -175,7 +175,7 @@ def test_callback_polling_and_form_posts(server: ServerThread) -> None:
     check_bystander(server)
 
 
-def _ws_exchange(ws: RawWebSocket, frame: bytes, decode) -> list:  # type: ignore[no-untyped-def]
+def _ws_exchange(ws: RawWebSocket, frame: bytes, decode) -> list:
     """Sends `frame` and the sentinel; everything received up to the sentinel's reply."""
     ws.sock.sendall(frame)
     ws.send([SENTINEL]) if decode is json.loads else ws.sock.sendall(

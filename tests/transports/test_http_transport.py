@@ -16,7 +16,7 @@ from ..helpers.http import handshake, post_json, request
 pytestmark = pytest.mark.usefixtures("both_layers")
 
 
-def test_handshake_reply_is_json_at_mount_and_subpaths(live) -> None:  # type: ignore[no-untyped-def]
+def test_handshake_reply_is_json_at_mount_and_subpaths(live) -> None:
     for path in ("", "/", "/handshake", "/any/depth"):
         response = post_json(
             live.url,
@@ -34,12 +34,12 @@ def test_handshake_reply_is_json_at_mount_and_subpaths(live) -> None:  # type: i
         assert response.json()[0]["successful"] is True
 
 
-def test_other_paths_are_not_served(live) -> None:  # type: ignore[no-untyped-def]
+def test_other_paths_are_not_served(live) -> None:
     other = live.url.replace("/cometd", "/cometdx")
     assert request(other, body="[]").status == 404
 
 
-def test_single_object_body_is_accepted(live) -> None:  # type: ignore[no-untyped-def]
+def test_single_object_body_is_accepted(live) -> None:
     response = post_json(
         live.url,
         {
@@ -51,7 +51,7 @@ def test_single_object_body_is_accepted(live) -> None:  # type: ignore[no-untype
     assert response.status == 200 and isinstance(response.json(), list)
 
 
-def test_form_encoded_message_single_and_repeated(live) -> None:  # type: ignore[no-untyped-def]
+def test_form_encoded_message_single_and_repeated(live) -> None:
     client_id = handshake(live.url)
     form = urlencode(
         [
@@ -89,7 +89,7 @@ def test_form_encoded_message_single_and_repeated(live) -> None:  # type: ignore
     assert all(r["successful"] for r in response.json())
 
 
-def test_malformed_bodies_get_400_with_a_reason(live) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_bodies_get_400_with_a_reason(live) -> None:
     for body in ("", "{oops", "42", "[1]", '[{"data": 1}]', '[{"channel": 7}]'):
         response = request(live.url, body=body, headers={"Content-Type": "application/json"})
         assert response.status == 400, body
@@ -100,7 +100,7 @@ def test_malformed_bodies_get_400_with_a_reason(live) -> None:  # type: ignore[n
     assert response.status == 400
 
 
-def test_declared_oversized_body_gets_413_before_it_is_sent(live) -> None:  # type: ignore[no-untyped-def]
+def test_declared_oversized_body_gets_413_before_it_is_sent(live) -> None:
     parts = urlsplit(live.url)
     with socket.create_connection((parts.hostname, parts.port), 5) as sock:
         sock.sendall(
@@ -111,7 +111,7 @@ def test_declared_oversized_body_gets_413_before_it_is_sent(live) -> None:  # ty
     assert status_line.startswith(b"HTTP/1.1 413")
 
 
-def test_chunked_oversized_body_gets_413(live) -> None:  # type: ignore[no-untyped-def]
+def test_chunked_oversized_body_gets_413(live) -> None:
     parts = urlsplit(live.url)
     chunk = b"x" * 16384
     with socket.create_connection((parts.hostname, parts.port), 5) as sock:
@@ -127,14 +127,14 @@ def test_chunked_oversized_body_gets_413(live) -> None:  # type: ignore[no-untyp
     assert status_line.startswith(b"HTTP/1.1 413")
 
 
-def test_body_just_under_the_limit_is_processed(live) -> None:  # type: ignore[no-untyped-def]
+def test_body_just_under_the_limit_is_processed(live) -> None:
     client_id = handshake(live.url)
     pad = "x" * (60 * 1024)
     response = post_json(live.url, [{"channel": "/a", "clientId": client_id, "data": pad}])
     assert response.status == 200 and response.json()[0]["successful"] is True
 
 
-def test_cors_echoes_allowed_origin_only(live) -> None:  # type: ignore[no-untyped-def]
+def test_cors_echoes_allowed_origin_only(live) -> None:
     body = json.dumps(
         [
             {
@@ -175,7 +175,7 @@ def test_cors_echoes_allowed_origin_only(live) -> None:  # type: ignore[no-untyp
     assert "content-type" in preflight.headers["Access-Control-Allow-Headers"].lower()
 
 
-def test_held_connect_is_released_by_a_publish(live) -> None:  # type: ignore[no-untyped-def]
+def test_held_connect_is_released_by_a_publish(live) -> None:
     subscriber, publisher = handshake(live.url), handshake(live.url)
     post_json(
         live.url, [{"channel": "/meta/subscribe", "clientId": subscriber, "subscription": "/hold"}]
@@ -206,7 +206,7 @@ def test_held_connect_is_released_by_a_publish(live) -> None:  # type: ignore[no
     assert result["reply"][-1]["channel"] == "/meta/connect"
 
 
-def test_held_connect_times_out_with_advice(live) -> None:  # type: ignore[no-untyped-def]
+def test_held_connect_times_out_with_advice(live) -> None:
     client_id = handshake(live.url)
     connect = {"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling"}
     post_json(live.url, [connect])
@@ -224,7 +224,7 @@ def test_held_connect_times_out_with_advice(live) -> None:  # type: ignore[no-un
     ]
 
 
-def test_client_closing_a_held_connect_frees_it(live) -> None:  # type: ignore[no-untyped-def]
+def test_client_closing_a_held_connect_frees_it(live) -> None:
     client_id = handshake(live.url)
     connect = json.dumps(
         [{"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling"}]
@@ -250,7 +250,7 @@ def test_client_closing_a_held_connect_frees_it(live) -> None:  # type: ignore[n
     assert live.call(lambda: session.deadline) is not None
 
 
-def test_session_expires_and_then_gets_402(live) -> None:  # type: ignore[no-untyped-def]
+def test_session_expires_and_then_gets_402(live) -> None:
     client_id = handshake(live.url)
     time.sleep(3.4)
     reply = post_json(
@@ -264,12 +264,12 @@ def test_session_expires_and_then_gets_402(live) -> None:  # type: ignore[no-unt
 # ---------------------------------------------------------------------- callback-polling
 
 
-def jsonp(url: str, query: str):  # type: ignore[no-untyped-def]
+def jsonp(url: str, query: str):
     # A script tag's request names its page in Referer (the `live` server restricts origins).
     return request(url + "?" + query, method="GET", headers={"Referer": "http://good.example/"})
 
 
-def test_jsonp_wraps_reply_in_callback(live) -> None:  # type: ignore[no-untyped-def]
+def test_jsonp_wraps_reply_in_callback(live) -> None:
     message = quote(
         json.dumps(
             [
@@ -289,7 +289,7 @@ def test_jsonp_wraps_reply_in_callback(live) -> None:  # type: ignore[no-untyped
     assert json.loads(body[len("/**/cometd._cb1(") : -2])[0]["successful"] is True
 
 
-def test_jsonp_default_callback_and_bad_input(live) -> None:  # type: ignore[no-untyped-def]
+def test_jsonp_default_callback_and_bad_input(live) -> None:
     message = quote(
         json.dumps(
             [
@@ -313,7 +313,7 @@ def test_jsonp_default_callback_and_bad_input(live) -> None:  # type: ignore[no-
         assert b"alert(1)" not in response.body
 
 
-def test_bad_request_does_not_disturb_other_sessions(live) -> None:  # type: ignore[no-untyped-def]
+def test_bad_request_does_not_disturb_other_sessions(live) -> None:
     subscriber, publisher = handshake(live.url), handshake(live.url)
     post_json(
         live.url, [{"channel": "/meta/subscribe", "clientId": subscriber, "subscription": "/ok"}]
@@ -328,7 +328,7 @@ def test_bad_request_does_not_disturb_other_sessions(live) -> None:  # type: ign
     assert reply[0] == {"channel": "/ok", "data": 1}
 
 
-def test_second_long_poll_of_a_browser_gets_multiple_clients_advice(live) -> None:  # type: ignore[no-untyped-def]
+def test_second_long_poll_of_a_browser_gets_multiple_clients_advice(live) -> None:
     first = post_json(
         live.url,
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 
@@ -14,13 +15,13 @@ from bayeux import Ended
 
 from ..helpers.http import handshake, post_json
 from ..helpers.rawws import masked_frame
-from ..helpers.servers import ws_url
+from ..helpers.servers import next_frame, ws_url
 
 # Every case runs over the standalone connection layer and over Tornado embedding.
 pytestmark = pytest.mark.usefixtures("both_layers")
 
 
-async def exchange(ws, messages, want: int = 1, timeout: float = 5) -> list:  # type: ignore[no-untyped-def]
+async def exchange(ws, messages, want: int = 1, timeout: float = 5) -> list:
     """Sends one frame; collects messages until `want` of them arrived."""
     await ws.write_message(json.dumps(messages))
     received: list = []
@@ -50,7 +51,7 @@ def hs(transport: str = "websocket") -> dict:
     }
 
 
-def test_handshake_subscribe_publish_in_frames(live) -> None:  # type: ignore[no-untyped-def]
+def test_handshake_subscribe_publish_in_frames(live) -> None:
     async def run() -> None:
         ws = await tornado.websocket.websocket_connect(ws_url(live))
         (reply,) = await exchange(ws, [hs()])
@@ -82,7 +83,7 @@ def test_handshake_subscribe_publish_in_frames(live) -> None:  # type: ignore[no
     asyncio.run(run())
 
 
-def test_empty_array_is_a_keepalive(live) -> None:  # type: ignore[no-untyped-def]
+def test_empty_array_is_a_keepalive(live) -> None:
     async def run() -> None:
         ws = await tornado.websocket.websocket_connect(ws_url(live))
         await ws.write_message("[]")
@@ -103,7 +104,7 @@ def test_empty_array_is_a_keepalive(live) -> None:  # type: ignore[no-untyped-de
         ("[" + '"x",' * 40000 + '"x"]', 1009),
     ],
 )
-def test_bad_frames_close_with_a_clear_code(live, frame, code) -> None:  # type: ignore[no-untyped-def]
+def test_bad_frames_close_with_a_clear_code(live, frame, code) -> None:
     async def run() -> None:
         ws = await tornado.websocket.websocket_connect(ws_url(live))
         await ws.write_message(frame, binary=isinstance(frame, bytes))
@@ -118,7 +119,7 @@ def test_bad_frames_close_with_a_clear_code(live, frame, code) -> None:  # type:
     asyncio.run(run())
 
 
-def test_long_polling_session_continues_over_websocket(live) -> None:  # type: ignore[no-untyped-def]
+def test_long_polling_session_continues_over_websocket(live) -> None:
     """aiocometd handshakes over HTTP, then connects over a new WebSocket with that clientId."""
     client_id = handshake(live.url)
     post_json(
@@ -138,14 +139,14 @@ def test_long_polling_session_continues_over_websocket(live) -> None:  # type: i
             None,
             lambda: post_json(live.url, [{"channel": "/x", "clientId": publisher, "data": "hi"}]),
         )
-        frame = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+        frame = json.loads(await next_frame(ws, 5))
         assert frame == [{"channel": "/x", "data": "hi"}]
         ws.close()
 
     asyncio.run(run())
 
 
-def test_dropped_socket_keeps_session_and_queue_in_order(live) -> None:  # type: ignore[no-untyped-def]
+def test_dropped_socket_keeps_session_and_queue_in_order(live) -> None:
     publisher = handshake(live.url)
 
     async def run() -> None:
@@ -167,8 +168,8 @@ def test_dropped_socket_keeps_session_and_queue_in_order(live) -> None:  # type:
         for i in range(20):
             await loop.run_in_executor(
                 None,
-                lambda i=i: post_json(
-                    live.url, [{"channel": "/d", "clientId": publisher, "data": i}]
+                functools.partial(
+                    post_json, live.url, [{"channel": "/d", "clientId": publisher, "data": i}]
                 ),
             )
         again = await tornado.websocket.websocket_connect(ws_url(live))
@@ -184,7 +185,7 @@ def test_dropped_socket_keeps_session_and_queue_in_order(live) -> None:  # type:
     asyncio.run(run())
 
 
-def test_origin_check(live) -> None:  # type: ignore[no-untyped-def]
+def test_origin_check(live) -> None:
     async def run() -> None:
         request = tornado.httpclient.HTTPRequest(
             ws_url(live), headers={"Origin": "http://evil.example"}
@@ -201,7 +202,7 @@ def test_origin_check(live) -> None:  # type: ignore[no-untyped-def]
     asyncio.run(run())
 
 
-def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-untyped-def]
+def test_msgpack_subprotocol_binary_frames(live) -> None:
     import msgpack
 
     async def run() -> None:
@@ -210,7 +211,7 @@ def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-unt
         )
         assert ws.selected_subprotocol == "bayeux-msgpack"
         await ws.write_message(msgpack.packb([hs()]), binary=True)
-        frame = await asyncio.wait_for(ws.read_message(), 5)
+        frame = await next_frame(ws, 5)
         assert isinstance(frame, bytes)
         (reply,) = msgpack.unpackb(frame)
         cid = reply["clientId"]
@@ -224,7 +225,7 @@ def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-unt
         await ws.write_message(msgpack.packb(batch, use_bin_type=True), binary=True)
         received: list = []
         while len(received) < 5:
-            received.extend(msgpack.unpackb(await asyncio.wait_for(ws.read_message(), 5)))
+            received.extend(msgpack.unpackb(await next_frame(ws, 5)))
         (delivery,) = [m for m in received if "data" in m]
         assert delivery == {"channel": "/m", "data": {"n": 1, "list": [1.5, None]}}
         (refused,) = [m for m in received if m.get("id") == "b"]
@@ -239,7 +240,7 @@ def test_msgpack_subprotocol_binary_frames(live) -> None:  # type: ignore[no-unt
     asyncio.run(run())
 
 
-def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # type: ignore[no-untyped-def]
+def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:
     import base64
     import os
     import socket
@@ -307,10 +308,10 @@ def test_stalled_reader_does_not_hold_back_other_subscribers(live) -> None:  # t
             )
             queued.append(live.call(lambda: session.queued_bytes()))
             while len(got) < i - 8:  # this subscriber keeps up
-                frame = await asyncio.wait_for(ws.read_message(), 10)
+                frame = await next_frame(ws, 10)
                 got.extend(m["data"]["i"] for m in json.loads(frame) if "data" in m)
         while len(got) < count:
-            frame = await asyncio.wait_for(ws.read_message(), 10)
+            frame = await next_frame(ws, 10)
             got.extend(m["data"]["i"] for m in json.loads(frame) if "data" in m)
         ws.close()
         return got
@@ -335,7 +336,7 @@ def test_frames_are_capped_but_never_split_a_message() -> None:
     assert _frames([], 100) == []
 
 
-def test_ack_session_gets_messages_only_in_connect_replies(live) -> None:  # type: ignore[no-untyped-def]
+def test_ack_session_gets_messages_only_in_connect_replies(live) -> None:
     publisher = handshake(live.url)
 
     async def run() -> None:
@@ -358,7 +359,7 @@ def test_ack_session_gets_messages_only_in_connect_replies(live) -> None:  # typ
             None,
             lambda: post_json(live.url, [{"channel": "/k", "clientId": publisher, "data": "m"}]),
         )
-        frame = json.loads(await asyncio.wait_for(ws.read_message(), 5))
+        frame = json.loads(await next_frame(ws, 5))
         # The held connect is released by the message and carries it, with the next batch id.
         assert frame[0] == {"channel": "/k", "data": "m"}
         assert frame[-1]["id"] == "c2" and frame[-1]["ext"]["ack"] == batch + 1
@@ -367,7 +368,7 @@ def test_ack_session_gets_messages_only_in_connect_replies(live) -> None:  # typ
     asyncio.run(run())
 
 
-def test_shutdown_answers_held_websocket_connects(live) -> None:  # type: ignore[no-untyped-def]
+def test_shutdown_answers_held_websocket_connects(live) -> None:
     async def run() -> None:
         ws = await tornado.websocket.websocket_connect(ws_url(live))
         (reply,) = await exchange(ws, [hs()])
@@ -378,7 +379,7 @@ def test_shutdown_answers_held_websocket_connects(live) -> None:  # type: ignore
         await asyncio.sleep(0.2)
         live.call(live.endpoint.server.shutdown)
         # At once, not at the connect's timeout (2 s in this fixture).
-        (released,) = json.loads(await asyncio.wait_for(ws.read_message(), 0.5))
+        (released,) = json.loads(await next_frame(ws, 0.5))
         assert released["id"] == "c2" and released["successful"] is True
         assert released["advice"]["interval"] == live.endpoint.settings.multi_session_interval
         ws.close()

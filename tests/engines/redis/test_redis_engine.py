@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -20,7 +21,7 @@ from bayeux.testing import ServerThread, free_port
 
 from ...helpers.http import post_json, request
 from ...helpers.rawws import RawWebSocket
-from ...helpers.redis_nodes import SETTINGS, Client, node, wait_ready
+from ...helpers.redis_nodes import SETTINGS, Client, node, redis_of, wait_ready
 from ...helpers.redisproc import RedisServer, Sentinel
 
 pytestmark = pytest.mark.redis
@@ -37,7 +38,7 @@ def assert_two_processes_deliver(redis_url: str, text: str) -> None:
         assert client.poll_until([b.url], 1) == [text]
 
 
-def test_a_session_made_on_one_process_is_served_by_another(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_made_on_one_process_is_served_by_another(redis_server) -> None:
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         client = Client(a.url)
@@ -50,7 +51,7 @@ def test_a_session_made_on_one_process_is_served_by_another(redis_server) -> Non
         assert client.poll_until([a.url, b.url], 20) == list(range(20))
 
 
-def test_a_session_taken_over_is_counted_against_its_clients_address(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_taken_over_is_counted_against_its_clients_address(redis_server) -> None:
     """The per-address memory budget follows a session to the process that takes it over."""
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
@@ -67,7 +68,7 @@ def test_a_session_taken_over_is_counted_against_its_clients_address(redis_serve
         assert key == "127.0.0.1" and sessions == 1 and subscribed > 0
 
 
-def test_round_robin_requests_lose_nothing_and_repeat_nothing(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_round_robin_requests_lose_nothing_and_repeat_nothing(redis_server) -> None:
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         urls = [a.url, b.url]
@@ -89,13 +90,11 @@ def test_round_robin_requests_lose_nothing_and_repeat_nothing(redis_server) -> N
         client.poll_until(urls, 200, within=30)
         thread.join()
         assert client.received == list(range(200))
-        handoffs = a.call(lambda: a.endpoint.engine.handoffs) + b.call(
-            lambda: b.endpoint.engine.handoffs
-        )
+        handoffs = a.call(lambda: redis_of(a).handoffs) + b.call(lambda: redis_of(b).handoffs)
         assert handoffs > 10  # every connect moved the session: the hard case, not a lucky one
 
 
-def test_round_robin_with_the_ack_extension_is_exact(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_round_robin_with_the_ack_extension_is_exact(redis_server) -> None:
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         urls = [a.url, b.url]
@@ -120,7 +119,7 @@ def test_round_robin_with_the_ack_extension_is_exact(redis_server) -> None:  # t
         assert client.received == list(range(150))
 
 
-def test_a_held_connect_is_answered_when_another_process_takes_the_session(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_held_connect_is_answered_when_another_process_takes_the_session(redis_server) -> None:
     with node(redis_server.url, timeout=10000) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         client = Client(a.url)
@@ -140,7 +139,7 @@ def test_a_held_connect_is_answered_when_another_process_takes_the_session(redis
         assert b.call(lambda: client.id in b.endpoint.server.sessions) is True
 
 
-def test_what_was_queued_in_the_old_process_is_delivered_by_the_new_one(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_what_was_queued_in_the_old_process_is_delivered_by_the_new_one(redis_server) -> None:
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         client = Client(a.url)
@@ -156,7 +155,7 @@ def test_what_was_queued_in_the_old_process_is_delivered_by_the_new_one(redis_se
         assert client.received == [0, 1, 2, 3, 4]
 
 
-def test_two_processes_claiming_one_session_at_once_leave_one_owner(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_two_processes_claiming_one_session_at_once_leave_one_owner(redis_server) -> None:
     with node(redis_server.url) as a, node(redis_server.url) as b, node(redis_server.url) as c:
         wait_ready(a, b, c)
         client = Client(c.url)
@@ -182,7 +181,7 @@ def test_two_processes_claiming_one_session_at_once_leave_one_owner(redis_server
 
 
 @pytest.mark.parametrize("transport", ["subscribe", "publish", "disconnect"])
-def test_other_requests_use_the_session_where_it_is(redis_server, transport) -> None:  # type: ignore[no-untyped-def]
+def test_other_requests_use_the_session_where_it_is(redis_server, transport) -> None:
     with (
         node(redis_server.url, broadcast_to_publisher=False) as a,
         node(redis_server.url, broadcast_to_publisher=False) as b,
@@ -216,7 +215,7 @@ def test_other_requests_use_the_session_where_it_is(redis_server, transport) -> 
         assert b.call(lambda: client.id in b.endpoint.server.sessions) is False
 
 
-def test_a_service_reply_reaches_a_session_served_elsewhere(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_reply_reaches_a_session_served_elsewhere(redis_server) -> None:
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         b.call(lambda: b.endpoint.server.add_service("/service/echo", lambda r: r.message["data"]))
@@ -227,7 +226,7 @@ def test_a_service_reply_reaches_a_session_served_elsewhere(redis_server) -> Non
         assert client.poll_until([a.url], 1) == [{"hi": 1}]
 
 
-def test_an_unknown_client_is_still_unknown_everywhere(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_client_is_still_unknown_everywhere(redis_server) -> None:
     with node(redis_server.url) as a:
         wait_ready(a)
         for client_id in ("0" * 40, "not-an-id"):
@@ -244,7 +243,7 @@ def test_an_unknown_client_is_still_unknown_everywhere(redis_server) -> None:  #
             assert reply["error"].startswith("402")
 
 
-def test_a_session_nobody_serves_expires_after_max_interval(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_nobody_serves_expires_after_max_interval(redis_server) -> None:
     import redis
 
     with node(redis_server.url) as b:
@@ -254,8 +253,8 @@ def test_a_session_nobody_serves_expires_after_max_interval(redis_server) -> Non
             client = Client(a.url)
             client.subscribe(a.url, "/feed")
             # Stops without leaving its sessions, as a crash would: its alive key lapses.
-            a.call(lambda: a.endpoint.engine._tasks[2].cancel())
-        store = redis.Redis.from_url(redis_server.url)
+            a.call(lambda: redis_of(a)._tasks[2].cancel())
+        store: Any = redis.Redis.from_url(redis_server.url)  # replies are bytes
         assert store.exists(f"bayeux-test:session:{client.id}")
         deadline = time.monotonic() + 15
         while store.exists(f"bayeux-test:session:{client.id}"):
@@ -265,7 +264,7 @@ def test_a_session_nobody_serves_expires_after_max_interval(redis_server) -> Non
         assert client.connect(b.url)["error"].startswith("402")
 
 
-def test_a_request_that_needs_redis_gets_retry_advice_while_it_is_away(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_that_needs_redis_gets_retry_advice_while_it_is_away(redis_server) -> None:
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         local = Client(a.url)
@@ -302,7 +301,7 @@ def test_the_outbox_is_bounded_in_bytes_while_redis_is_away() -> None:
 
 def test_what_was_published_while_redis_was_away_reaches_the_others_later(
     redis_server,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # `there` does not poll while Redis is away: its session must outlive the outage.
     with (
         node(redis_server.url, max_interval=30_000) as a,
@@ -324,7 +323,7 @@ def test_what_was_published_while_redis_was_away_reaches_the_others_later(
 
 
 @pytest.fixture(params=["standalone", "embedded"])
-def two_nodes(request, redis_server):  # type: ignore[no-untyped-def]
+def two_nodes(request, redis_server):
     """Two processes' worth of endpoints on one Redis, on either connection layer."""
     ServerThread.embedded_by_default = request.param == "embedded"
     try:
@@ -335,7 +334,7 @@ def two_nodes(request, redis_server):  # type: ignore[no-untyped-def]
         ServerThread.embedded_by_default = False
 
 
-def test_websocket_sessions_move_when_the_client_reconnects_elsewhere(two_nodes) -> None:  # type: ignore[no-untyped-def]
+def test_websocket_sessions_move_when_the_client_reconnects_elsewhere(two_nodes) -> None:
     a, b = two_nodes
     socket_a = RawWebSocket(a.url)
     socket_a.send([{"channel": "/meta/handshake", "version": "1.0",
@@ -359,7 +358,7 @@ def test_websocket_sessions_move_when_the_client_reconnects_elsewhere(two_nodes)
     socket_b.close()
 
 
-def test_callback_polling_requests_may_reach_any_process(two_nodes) -> None:  # type: ignore[no-untyped-def]
+def test_callback_polling_requests_may_reach_any_process(two_nodes) -> None:
     a, b = two_nodes
 
     def jsonp(url: str, message: dict) -> list:
@@ -383,7 +382,7 @@ def test_callback_polling_requests_may_reach_any_process(two_nodes) -> None:  # 
     assert got == ["jsonp"]
 
 
-def test_an_event_stream_opened_on_another_process_takes_the_session(two_nodes) -> None:  # type: ignore[no-untyped-def]
+def test_an_event_stream_opened_on_another_process_takes_the_session(two_nodes) -> None:
     a, b = two_nodes
     client = Client(a.url)
     client.subscribe(a.url, "/feed")
@@ -445,7 +444,7 @@ def test_a_deployment_through_redis_sentinel(tmp_path: Path) -> None:
         primary.stop()
 
 
-def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_server) -> None:
     import redis
 
     with node(redis_server.url) as b:
@@ -459,7 +458,7 @@ def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_serv
             Client(a.url).publish(a.url, "/feed", "left")  # queued in a for each of them
             time.sleep(0.2)
         # a drained on leaving the block: every record left, with its exact position.
-        store = redis.Redis.from_url(redis_server.url)
+        store: Any = redis.Redis.from_url(redis_server.url)  # replies are bytes
         owners = {store.hget(f"bayeux-test:session:{c.id}", "owner") for c in clients}
         assert owners == {b""}
         started = time.monotonic()
@@ -467,23 +466,23 @@ def test_a_drained_process_leaves_every_session_to_the_others_at_once(redis_serv
             assert client.poll_until([b.url], 1) == ["left"]
         # Taken at once: nobody waited for a's liveness key to lapse.
         assert time.monotonic() - started < 5
-        assert b.call(lambda: b.endpoint.engine.handoffs) == 0
+        assert b.call(lambda: redis_of(b).handoffs) == 0
 
 
-def test_a_running_process_keeps_its_sessions_past_its_alive_keys_expiry(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_running_process_keeps_its_sessions_past_its_alive_keys_expiry(redis_server) -> None:
     # The periodic save renews the process's `alive` key in the same script: a process that
     # serves, with and without changes to save, is never taken for dead, and its sessions
     # never become orphans.
     import redis
 
-    store = redis.Redis.from_url(redis_server.url)
+    store: Any = redis.Redis.from_url(redis_server.url)  # replies are bytes
     # The client goes quiet for longer than alive's expiry: its session must outlive that.
     with (
         node(redis_server.url, max_interval=30_000) as a,
         node(redis_server.url, max_interval=30_000) as b,
     ):
         wait_ready(a, b)
-        engine = a.endpoint.engine
+        engine = redis_of(a)
         client = Client(a.url)
         client.subscribe(a.url, "/feed")
         publisher = Client(b.url)
@@ -499,14 +498,14 @@ def test_a_running_process_keeps_its_sessions_past_its_alive_keys_expiry(redis_s
         assert store.zscore("bayeux-test:orphans", client.id) is None
 
 
-def test_a_session_that_left_its_process_stops_following_its_floor(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_session_that_left_its_process_stops_following_its_floor(redis_server) -> None:
     # A caught-up session's record follows its process's floor. When the session leaves the
     # process without the record changing (its end lost while Redis was away, say), the
     # floor moves on without it: the record is pinned to the floor it had, and a message
     # published after it left reaches it through the next process that takes it over.
     import redis
 
-    store = redis.Redis.from_url(redis_server.url)
+    store: Any = redis.Redis.from_url(redis_server.url)  # replies are bytes
     with node(redis_server.url) as a, node(redis_server.url) as b:
         wait_ready(a, b)
         client = Client(a.url)
@@ -519,7 +518,7 @@ def test_a_session_that_left_its_process_stops_following_its_floor(redis_server)
             time.sleep(0.02)
         a.call(lambda: a.endpoint.server.let_go(client.id))  # gone from a; Redis not told
         assert Client(b.url).publish(b.url, "/feed", "after")["successful"] is True
-        engine = a.endpoint.engine
+        engine = redis_of(a)
         floor_key = engine.keys.floor(engine.me)
         newest = position_of(store.xrevrange("bayeux-test:log", count=1)[0][0].decode())
         while int(store.get(floor_key) or 0) < newest:
@@ -576,7 +575,7 @@ def test_a_sentinel_failover_is_followed(tmp_path: Path) -> None:
         primary.stop()
 
 
-def test_commands_redis_refuses_get_retry_advice_not_internal_errors(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_commands_redis_refuses_get_retry_advice_not_internal_errors(caplog) -> None:
     # A Redis that refuses scripts (as an ACL or a managed service might): the engine says so
     # in its log, and clients get 503 with retry advice.
     import redis
@@ -603,14 +602,14 @@ def test_commands_redis_refuses_get_retry_advice_not_internal_errors(caplog) -> 
             assert "redis refused a command of the engine" in caplog.text
             # Its saves refused, a still says it is alive: nobody takes its sessions for a
             # dead process's.
-            engine = a.endpoint.engine
+            engine = redis_of(a)
             time.sleep(1.5 * engine._alive_ms / 1000)
             assert redis.Redis.from_url(refusing.url).exists(engine.keys.alive(engine.me)) == 1
     finally:
         refusing.stop()
 
 
-def test_the_engine_is_in_the_metrics(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_engine_is_in_the_metrics(redis_server) -> None:
     from ...helpers.metrics import scrape
 
     endpoints = [
@@ -661,7 +660,7 @@ def test_the_periodic_save_keeps_a_caught_up_session_whatever_its_position() -> 
     assert saved_state(acked).position == 3 << 30 and saved_state(acked).follows_floor == 0
 
 
-def test_broadcasts_reach_the_log_in_the_order_they_were_published(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_broadcasts_reach_the_log_in_the_order_they_were_published(redis_server) -> None:
     # A publish batch may hand its messages to the engine over several loop turns. The log
     # must keep them in that order even while its Redis connections are still being opened
     # (a fresh process), or subscribers served elsewhere get them swapped.
@@ -684,7 +683,7 @@ def test_broadcasts_reach_the_log_in_the_order_they_were_published(redis_server)
             appended.append(engine.append(Delivery({"channel": "/feed", "data": i}), None))
             await asyncio.sleep(0)
         assert all(await asyncio.gather(*appended))
-        reader = redis.asyncio.Redis.from_url(redis_server.url)
+        reader: Any = redis.asyncio.Redis.from_url(redis_server.url)
         items = await reader.xrange("bayeux-order:log")
         await reader.aclose()
         await engine.stop()

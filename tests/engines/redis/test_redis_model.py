@@ -35,7 +35,7 @@ class Deployment:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def deployment():  # type: ignore[no-untyped-def]
+def deployment():
     redis = RedisServer()
     redis.start()
     a, b = node(redis.url), node(redis.url)

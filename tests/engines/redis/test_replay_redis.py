@@ -16,7 +16,7 @@ pytestmark = pytest.mark.redis
 CHANNEL = "/event/Shipment__e"
 
 
-def serve(redis_url: str):  # type: ignore[no-untyped-def]
+def serve(redis_url: str):
     return start_cli("--redis", redis_url, "--replay-channels", "/event/**")
 
 
@@ -73,7 +73,7 @@ def replayed(url: str, replay_id: int, *, within: float = 10) -> list[object]:
         time.sleep(0.2)  # the process may still be loading the history from Redis
 
 
-def test_a_client_back_after_a_restart_gets_exactly_what_it_missed(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_back_after_a_restart_gets_exactly_what_it_missed(redis_server) -> None:
     first, url = serve(redis_server.url)
     try:
         client = handshake(url)
@@ -96,7 +96,7 @@ def test_a_client_back_after_a_restart_gets_exactly_what_it_missed(redis_server)
         assert stop_process(second) == 0
 
 
-def test_any_process_replays_what_another_published(redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_any_process_replays_what_another_published(redis_server) -> None:
     one, url_one = serve(redis_server.url)
     two, url_two = serve(redis_server.url)
     try:
