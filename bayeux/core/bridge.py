@@ -75,7 +75,7 @@ class EngineBridge(MetaChannels):
         for this request only. None when the deployment has no such session."""
         engine = self.engine
         client_id = message.get("clientId")
-        if engine is None or not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
             return None  # not an id this server makes: unknown without asking the engine
         channel = message["channel"]
         if channel == ch.META_CONNECT and message.get("connectionType") != EVENTSOURCE:
@@ -96,7 +96,6 @@ class EngineBridge(MetaChannels):
     ) -> ServerSession | None:
         """Makes this process serve a session of the deployment (from the process serving it,
         which lets go of it); None when there is no such session."""
-        assert self.engine is not None
         if not CLIENT_ID.match(client_id):
             return None
         acknowledged = ext_of(message).get("ack") if message is not None else None

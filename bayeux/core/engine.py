@@ -130,7 +130,7 @@ class EngineHost(Protocol):
     settings: Settings
     replay: ReplayHistory | None
     sessions: dict[str, ServerSession]
-    engine: Engine | None
+    engine: Engine
 
     def apply_log(self, entries: list[LogEntry]) -> None:
         """Applies log entries in log order, in this process."""
@@ -150,6 +150,9 @@ class Engine(Protocol):
     engine, which answers EngineUnavailable until it serves), `start` on the running loop,
     `stop` at shutdown."""
 
+    # Whether other processes share the sessions and broadcasts: broadcasts and subscription
+    # changes then go through the engine's log, else they take effect here at once.
+    shared: bool
     # Set while the engine serves (its store reached, the log followed, history loaded).
     ready: asyncio.Event
     # False while its store cannot be reached.
@@ -209,3 +212,62 @@ class Engine(Protocol):
 
     def removed(self, session: ServerSession, reason: Ended) -> None:
         """A session served here ended (or moved away, `Ended.MOVED`)."""
+
+
+class LocalEngine:
+    """The engine of a process that is alone, the default: nothing is shared, so there is no
+    log to write and no other process to ask; every session is served here. The core takes
+    the broadcasts and subscription changes that an engine would carry itself (`shared` is
+    False), so `append`, `subscriptions_changed`, `deliver_to` and `end` are never asked."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.ready.set()
+        self.available = True
+
+    def attach(self, host: EngineHost) -> None:
+        host.engine = self
+
+    async def start(self, host: EngineHost) -> None:
+        self.attach(host)
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        return None
+
+    def stats(self) -> EngineStats:
+        return EngineStats()
+
+    def append(self, delivery: Delivery, exclude: str | None) -> asyncio.Future[bool]:
+        raise RuntimeError("a process alone delivers its broadcasts itself")
+
+    async def created(self, session: ServerSession) -> None:
+        return None
+
+    async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+        return None  # no other process serves sessions
+
+    async def caught_up(self) -> None:
+        return None  # everything published is already here
+
+    async def view(self, client_id: str) -> SessionRecord | None:
+        return None
+
+    async def subscriptions_changed(
+        self,
+        session: ServerSession,
+        patterns: list[str],
+        subscribed: bool,
+        replay: dict[str, int],
+    ) -> None:
+        raise RuntimeError("a process alone changes its subscriptions itself")
+
+    async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
+        raise RuntimeError("a process alone serves every session itself")
+
+    async def end(self, client_id: str) -> None:
+        raise RuntimeError("a process alone serves every session itself")
+
+    def removed(self, session: ServerSession, reason: Ended) -> None:
+        return None

@@ -85,12 +85,11 @@ class MetaChannels(Publishing):
         ext = ext_of(message)
         if self.settings.ack_extension and ext.get("ack") is True:
             session.ack = AckState()
-        if self.engine is not None:
-            try:
-                await self.engine.created(session)
-            except EngineUnavailable:
-                # Served here all the same; the engine records it when it is back.
-                self.stats.errors["engine"] += 1
+        try:
+            await self.engine.created(session)
+        except EngineUnavailable:
+            # Served here all the same; the engine records it when it is back.
+            self.stats.errors["engine"] += 1
         reply = reply_to(message)
         reply.update(
             version=BAYEUX_VERSION,
@@ -239,7 +238,6 @@ class MetaChannels(Publishing):
 
     async def _disconnect(self, message: Message, session: ServerSession) -> Message:
         if session.remote:
-            assert self.engine is not None
             try:
                 await self.engine.end(session.id)
             except EngineUnavailable:
@@ -285,7 +283,7 @@ class MetaChannels(Publishing):
                 refusal = error(403, denied, "Subscription denied")
         replays: list[list[ReplayEvent]] = []
         if refusal is None and subscribe and self.replay is not None:
-            if self.engine is not None and asks_replay(message):
+            if asks_replay(message):
                 try:
                     await self.engine.caught_up()
                 except EngineUnavailable:
@@ -298,7 +296,7 @@ class MetaChannels(Publishing):
             return reply
         # Bayeux 1.0: servers SHOULD NOT record service subscriptions.
         recorded = [p for p in patterns if not ch.is_service(p)]
-        if self.engine is not None and not session.local:
+        if self.engine.shared and not session.local:
             # Through the log, wherever the session is served: the change (and the replay it
             # asks for) takes effect in log order, between the messages before and after it.
             asked = replay_asks(message, recorded) if replays else {}

@@ -58,7 +58,7 @@ class Publishing(FanOut):
         if prepared is None:
             return
         message, delivery = prepared
-        if self.engine is None:
+        if not self.engine.shared:
             self._deliver_local(message, delivery, exclude.id if exclude else None)
             return
         outcome.appends.append(self._append(message, delivery, exclude.id if exclude else None))
@@ -66,7 +66,6 @@ class Publishing(FanOut):
     def _append(
         self, message: Message, delivery: Delivery, exclude: str | None
     ) -> asyncio.Future[bool]:
-        assert self.engine is not None
         appended = self.engine.append(delivery, exclude)
 
         def settled(future: asyncio.Future[bool]) -> None:
@@ -89,7 +88,7 @@ class Publishing(FanOut):
         if prepared is None:
             return 0
         message, delivery = prepared
-        if self.engine is None:
+        if not self.engine.shared:
             return self._deliver_local(message, delivery, None)
         self._append(message, delivery, None)
         return sum(1 for _ in self.tree.match(channel))
@@ -104,7 +103,7 @@ class Publishing(FanOut):
 
     def _enqueue_for(self, session: ServerSession, delivery: Delivery) -> None:
         """Queues a message for one session, wherever the deployment serves it."""
-        if session.remote and self.engine is not None:
+        if session.remote:
             self._tasks.spawn(self.engine.deliver_to(session.id, delivery), self._forwarded)
         else:
             self._enqueue(session, delivery)

@@ -142,7 +142,7 @@ class BayeuxServer(EngineBridge):
             "meta" if ch.is_meta(channel) else "service" if ch.is_service(channel) else "broadcast"
         ] += 1
         session = self._session_of(message)
-        if session is None and self.engine is not None and channel != ch.META_HANDSHAKE:
+        if session is None and self.engine.shared and channel != ch.META_HANDSHAKE:
             try:
                 session = await self._shared_session(message)
             except EngineUnavailable:

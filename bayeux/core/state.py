@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import channel as ch
-from .engine import Engine
+from .engine import Engine, LocalEngine
 from .hooks import Hooks
 from .limits import UNBOUNDED, AddressBudgets, AddressWindow
 from .message import Message
@@ -61,8 +61,9 @@ class ServerState:
         self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.tree.has)
         # Service calls still running, and messages on their way to sessions served elsewhere.
         self._tasks = TaskSet("a service call or forwarded message", log)
-        # What the processes of a deployment share (core/engine.py); None for one process.
-        self.engine: Engine | None = None
+        # What the processes of a deployment share (core/engine.py); a process alone has the
+        # LocalEngine, which shares nothing.
+        self.engine: Engine = LocalEngine()
         self._handshakes = AddressWindow(
             settings.max_handshakes_per_address, settings.handshake_window_seconds
         )
@@ -125,7 +126,7 @@ class ServerState:
             extra={"event": "session-removed", "session": session.tag, "reason": reason.value},
         )
         session.end(reason)
-        if self.engine is not None and not session.local:
+        if not session.local:
             self.engine.removed(session, reason)
         self.hooks.removed(session, reason)
 

@@ -41,7 +41,7 @@ async def open_stream(
     server = context.server
     session = server.sessions.get(client_id)
     cors = cors_headers(request, context)
-    if session is None and server.engine is not None:
+    if session is None:
         try:
             session = await server.take_over(client_id)
         except EngineUnavailable:

@@ -119,3 +119,16 @@ def test_sessions_served_all_along_get_what_the_reader_hands_over_after_a_takeov
     server.apply_log([broadcast(p) for p in range(3, 7)])
     assert [d.message["data"] for d in resident.drain()] == [1, 2, 3, 4, 5, 6]
     assert [d.message["data"] for d in moved_in.drain()] == [3, 4, 5, 6]
+
+
+def test_a_process_alone_has_the_local_engine_which_shares_nothing() -> None:
+    from bayeux.core.engine import LocalEngine
+    from bayeux.core.server import BayeuxServer
+
+    server = BayeuxServer()
+    assert isinstance(server.engine, LocalEngine) and server.engine.shared is False
+    subscriber = server.create_session()
+    server.subscribe(subscriber, "/news")
+    # Delivered here at once: nothing is appended anywhere (LocalEngine.append raises).
+    assert server.publish("/news", {"n": 1}) == 1
+    assert [d.message["data"] for d in subscriber.drain()] == [{"n": 1}]

@@ -39,6 +39,9 @@ T = TypeVar("T")
 class EngineBase:
     """What every part of the engine reads, and how it talks to Redis."""
 
+    # Sessions and broadcasts are the deployment's (core/engine.py).
+    shared = True
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",

@@ -38,6 +38,7 @@ from ...core.engine import (
     Claimed,
     EngineHost,
     EngineUnavailable,
+    LocalEngine,
     SessionRecord,
     position_of,
 )
@@ -112,7 +113,7 @@ class RedisEngine(Upkeep):
                 except (*_FAILURES, asyncio.CancelledError):
                     pass
             if server is not None and server.engine is self:
-                server.engine = None
+                server.engine = LocalEngine()
 
     async def _leave(self) -> None:
         """Leaves every session served here, in one round trip per thousand."""
