@@ -57,6 +57,6 @@ class _HandlerSink:
     def __init__(self, handler: tornado.web.RequestHandler) -> None:
         self.handler = handler
 
-    def write(self, chunk: bytes) -> asyncio.Future[Any] | None:
+    def write(self, chunk: bytes) -> asyncio.Future[None] | None:
         self.handler.write(chunk)
         return self.handler.flush()

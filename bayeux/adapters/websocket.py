@@ -75,7 +75,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
 
     # ------------------------------------------------------------------------ FrameSink
 
-    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[Any] | None:
+    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[None] | None:
         connection = self.ws_connection
         if connection is None or connection.is_closing():
             return None
@@ -103,7 +103,7 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             stream.close()
 
 
-def _write_now(stream: tornado.iostream.IOStream, data: bytes) -> asyncio.Future[Any] | None:
+def _write_now(stream: tornado.iostream.IOStream, data: bytes) -> asyncio.Future[None] | None:
     """Writes `data`; None when the socket took all of it at once, else a future resolved once
     it has been (the standalone server's TransportStream.write_now does the same there).
 

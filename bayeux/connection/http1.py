@@ -480,7 +480,7 @@ class _ChunkedSink:
         # Counts what the socket has not taken against the address's budget (HttpConnection).
         self.hold_unsent = hold_unsent
 
-    def write(self, chunk: bytes) -> asyncio.Future[Any] | None:
+    def write(self, chunk: bytes) -> asyncio.Future[None] | None:
         try:
             written = self.stream.write_now(_chunk(chunk))
             if written is not None and not self.hold_unsent(written):

@@ -249,7 +249,7 @@ class WebSocketConnection:
 
     # ------------------------------------------------------------------------ FrameSink
 
-    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[Any] | None:
+    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[None] | None:
         if self.protocol.state is not ConnectionState.OPEN or self.stream.closed():
             return None
         try:

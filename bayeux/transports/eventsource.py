@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..core import codec
 from ..core.engine import EngineUnavailable
@@ -23,7 +23,7 @@ EVENT_STREAM_TYPE = "text/event-stream;charset=utf-8"
 
 
 class StreamSink(Protocol):
-    def write(self, chunk: bytes) -> asyncio.Future[Any] | None:
+    def write(self, chunk: bytes) -> asyncio.Future[None] | None:
         """Writes a chunk of the stream; None when written at once, else a future resolved
         when written (failed if the connection broke)."""
 
@@ -148,7 +148,7 @@ class EventStream:
             self._writing = True
             written.add_done_callback(self._sent)
 
-    def _sent(self, future: asyncio.Future[Any] | None) -> None:
+    def _sent(self, future: asyncio.Future[None] | None) -> None:
         self._writing = False
         if future is not None and (future.cancelled() or future.exception() is not None):
             self._end()

@@ -49,7 +49,7 @@ def select_subprotocol(offered: list[str]) -> str | None:
 class FrameSink(Protocol):
     """How the transport writes to its connection."""
 
-    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[Any] | None:
+    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[None] | None:
         """Writes one data frame per payload, in order; None when the socket took them all at
         once, else a future resolved once written (failed if the connection broke)."""
 
