@@ -257,11 +257,21 @@ def repeated_headers(port: int) -> str:
 
 
 def chunked(port: int) -> str:
+    """A chunk declared 1 GiB: refused at its size line ("early"), or once the bound has
+    arrived ("yes"), or never ("no")."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(
         b"POST /cometd HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
         b"Content-Type: application/json\r\n\r\n40000000\r\n"
     )
+    sock.settimeout(1)
+    try:
+        early = sock.recv(65536).startswith(b"HTTP/1.1 413")
+    except TimeoutError:
+        early = False
+    if early:
+        sock.close()
+        return "early"
     closed = send_until_closed(sock, b" " * 65536, 8 * 1024 * 1024)
     sock.close()
     return "yes" if closed else "no"

@@ -97,6 +97,7 @@ class _Parsing:
         "request",
         "exchange",
         "keep_alive",
+        "chunks",
     )
 
     def __init__(self) -> None:
@@ -116,6 +117,8 @@ class _Parsing:
         # An answer decided before the body was read (the connection closes after it).
         self.refusal: HttpResponse | None = None
         self.exchange: PollingExchange | None = None
+        # What a chunked body's size lines declare, read as its bytes arrive.
+        self.chunks: DeclaredChunks | None = None
 
 
 class HttpConnection:
@@ -149,8 +152,10 @@ class HttpConnection:
         # What a disconnect must tell: the held exchange or open event stream.
         self.current: PollingExchange | EventStream | None = None
         self.upgraded = False
-        # Bytes fed to the parser while the current request's head is arriving.
+        # Bytes fed to the parser while the current request's head is arriving, and the last
+        # of them (where the head's blank line may have begun).
         self.head_fed = 0
+        self.head_tail = b""
         # What the core knows of this connection, shared by its requests; behind a trusted
         # proxy each request names its own client, so each gets its own.
         self.peer = None if listener.xheaders else Peer(address=self.peer_ip)
@@ -202,6 +207,8 @@ class HttpConnection:
                 headers[key] = ("; " if key == "cookie" else ", ").join([headers[key], *values])
             parsing.repeated = None
         self.deadline = time.monotonic() + self.context.settings.body_timeout_seconds
+        if "chunked" in parsing.headers.get("transfer-encoding", "").lower():
+            parsing.chunks = DeclaredChunks()
         if parsing.refusal is not None:
             return
         assert self.parser is not None
@@ -285,6 +292,9 @@ class HttpConnection:
                             return
                     await self._write(refusal(400, "malformed HTTP request"), keep_alive=False)
                     return
+                parsing = self.parsing
+                if parsing is not None and parsing.chunks is not None and parsing.refusal is None:
+                    self._declared(parsing, self._body_of(data, parsing, before, head_open))
                 while self.ready:
                     if trailing is not None and len(self.ready) == 1:
                         await self._upgrade(self.ready.pop(0)[0], trailing)
@@ -300,6 +310,7 @@ class HttpConnection:
                     # head begun in this read is counted whole: at most one read too many).
                     fed_before = self.head_fed if head_open and parsing is before else 0
                     self.head_fed = fed_before + len(data)
+                    self.head_tail = data[-3:]
                     if self.head_fed > MAX_HEADER_BYTES:
                         parsing.refusal = refusal(431, "request headers too large")
                     elif self.holding is not None and not self.holding.gather(len(data)):
@@ -318,6 +329,35 @@ class HttpConnection:
         finally:
             if not self.upgraded:
                 self.close()
+
+    def _body_of(
+        self, data: bytes, parsing: _Parsing, before: _Parsing | None, head_open: bool
+    ) -> bytes | None:
+        """The part of `data` that is the current request's body; None when that cannot be
+        told without parsing again (a request that began after another in the same read)."""
+        if parsing is before:
+            if not head_open:
+                return data  # the head had arrived before this read
+            joined = self.head_tail + data  # the blank line may straddle two reads
+            offset = len(self.head_tail)
+        elif before is None and not self.ready:
+            joined, offset = data, 0  # the request began with this read
+        else:
+            return None
+        end = joined.find(b"\r\n\r\n")
+        return data[max(0, end + 4 - offset) :] if end >= 0 else None
+
+    def _declared(self, parsing: _Parsing, body: bytes | None) -> None:
+        """Refuses a chunked body as soon as its size lines declare more than the bound,
+        rather than once that much has arrived (a Content-Length is checked the same way)."""
+        assert parsing.chunks is not None
+        if body is None or parsing.chunks.feed(body) <= self.context.settings.max_message_size:
+            return
+        exchange = parsing.exchange
+        parsing.body.clear()
+        parsing.refusal = (
+            exchange.too_large() if exchange is not None else refusal(413, "body too large")
+        )
 
     async def _answer(self, request: HttpRequest, parsing: _Parsing) -> bool:
         """Serves one complete request; whether the connection stays open for the next."""
@@ -490,6 +530,59 @@ class _ChunkedSink:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(tornado.iostream.StreamClosedError())
             return future
+
+
+class DeclaredChunks:
+    """Adds up the sizes a chunked body's size lines declare, as its bytes arrive. httptools
+    checks the framing and hands over the data; it does not tell the sizes it reads, and a
+    body declared past the bound should be refused before it is sent, not after."""
+
+    __slots__ = ("_state", "_size", "_digits", "_remaining", "total")
+
+    _SIZE, _LINE, _DATA, _DATA_END, _DONE = range(5)
+
+    def __init__(self) -> None:
+        self._state = self._SIZE
+        self._size = 0
+        self._digits = 0
+        self._remaining = 0
+        self.total = 0
+
+    def feed(self, data: bytes) -> int:
+        """Reads the next bytes of the body; returns the total declared so far."""
+        at, end = 0, len(data)
+        while at < end and self._state != self._DONE:
+            if self._state == self._DATA:
+                taken = min(self._remaining, end - at)
+                self._remaining -= taken
+                at += taken
+                if not self._remaining:
+                    self._state = self._DATA_END
+                continue
+            byte = data[at]
+            at += 1
+            if self._state == self._SIZE:
+                digit = _HEX.get(byte)
+                if digit is not None:
+                    self._size = self._size * 16 + digit
+                    self._digits += 1
+                    continue
+                self._state = self._LINE  # an extension, or the line's end
+            if byte != 0x0A:  # LF ends the size line and the data's CRLF
+                continue
+            if self._state == self._LINE:
+                self.total += self._size
+                if self._size == 0:
+                    self._state = self._DONE  # the last chunk: trailers follow
+                else:
+                    self._remaining, self._state = self._size, self._DATA
+                self._size = self._digits = 0
+            elif self._state == self._DATA_END:
+                self._state = self._SIZE
+        return self.total
+
+
+_HEX = {ord(c): int(c, 16) for c in "0123456789abcdefABCDEF"}
 
 
 def _chunk(data: bytes) -> bytes:

@@ -8,10 +8,12 @@ import json
 import os
 import socket
 import struct
+import time
 
 import pytest
 
 from bayeux import Settings
+from bayeux.connection.http1 import DeclaredChunks
 from bayeux.testing import ServerThread
 
 from ..helpers.rawws import RawWebSocket
@@ -160,3 +162,34 @@ def test_invalid_utf8_is_closed_with_1007(server: ServerThread) -> None:
     ws.sock.sendall(_frame(b"[\xff\xfe]" + b" " * 200, 0x1, True))
     opcode, payload = ws.read_frame()
     assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1007
+
+
+def test_a_chunked_body_declared_past_the_limit_is_refused_before_its_data(
+    server: ServerThread,
+) -> None:
+    # Only the head and one size line (16 MiB declared against a 4 KiB bound) are sent, the
+    # blank line ending the head in one read and the size line in the next: the answer comes
+    # at once, without waiting for data that would take seconds to arrive.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /cometd HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r")
+        time.sleep(0.2)
+        sock.sendall(b"\n1000")
+        time.sleep(0.2)
+        started = time.monotonic()
+        sock.sendall(b"000\r\n" + b"x" * 100)
+        response = sock.recv(65536)
+        waited = time.monotonic() - started
+    assert response.startswith(b"HTTP/1.1 413 "), response[:80]
+    assert waited < 2
+
+
+def test_declared_chunk_sizes_add_up_whatever_the_reads() -> None:
+    body = b"5\r\nhello\r\n1A;name=value\r\n" + b"z" * 26 + b"\r\n0\r\nTrailer: x\r\n\r\n"
+    whole = DeclaredChunks()
+    assert whole.feed(body) == 5 + 26
+    bytewise = DeclaredChunks()
+    for i in range(len(body)):
+        bytewise.feed(body[i : i + 1])
+    assert bytewise.total == 31
+    # After the last chunk nothing more counts (the next pipelined request is not a chunk).
+    assert whole.feed(b"ffff\r\n") == 31
