@@ -1,5 +1,6 @@
 """A Bayeux 1.0 (CometD) server on Tornado."""
 
+from .core.context import RequestContext, current_request
 from .core.extension import Extension
 from .core.local import LocalSession
 from .core.policy import Authorization, Operation, SecurityPolicy
@@ -19,10 +20,12 @@ __all__ = [
     "LocalSession",
     "Operation",
     "Outcome",
+    "RequestContext",
     "SecurityPolicy",
     "ServerSession",
     "ServiceError",
     "ServiceRequest",
     "Settings",
+    "current_request",
 ]
 __version__ = "0.2.0"

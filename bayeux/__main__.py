@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="take the client's address from a reverse proxy's X-Real-IP / X-Forwarded-For"
         " headers (for the per-address limits and logs; connections, which are the proxy's, are"
-        " then not charged to an address); only behind a proxy that sets them",
+        " then not charged to an address) and the scheme from X-Forwarded-Proto / X-Scheme (for"
+        " the request context hooks see); only behind a proxy that sets them",
     )
     parser.add_argument(
         "--certfile", metavar="PEM", help="serve https:// and wss:// with this certificate chain"

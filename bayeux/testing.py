@@ -7,6 +7,7 @@ import concurrent.futures
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -58,6 +59,7 @@ class ServerThread:
         endpoint: Endpoint | None = None,
         extra_routes: list[Any] | None = None,
         embedded: bool | None = None,
+        ssl_options: ssl.SSLContext | None = None,
     ) -> None:
         """`embedded`: served by a Tornado Application (`Endpoint.routes()` plus
         `extra_routes`) on Tornado's HTTPServer, as an application embedding it would; else by
@@ -69,6 +71,8 @@ class ServerThread:
         self.endpoint = endpoint or Endpoint(settings)
         self.embedded = embedded
         self.extra_routes = list(extra_routes or [])
+        # Serves https:// and wss:// with this context (see connection.listener.tls_context).
+        self.ssl_options = ssl_options
         self.path = path
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -80,7 +84,8 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        scheme = "https" if self.ssl_options is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{self.path}"
 
     @property
     def origin(self) -> str:
@@ -104,9 +109,9 @@ class ServerThread:
         http: tornado.tcpserver.TCPServer | Listener
         if self.embedded:
             app = tornado.web.Application(self.endpoint.routes(self.path) + self.extra_routes)
-            http = tornado.httpserver.HTTPServer(app)
+            http = tornado.httpserver.HTTPServer(app, ssl_options=self.ssl_options)
         else:
-            http = self.listener = self.endpoint.listener(self.path)
+            http = self.listener = self.endpoint.listener(self.path, ssl_options=self.ssl_options)
         http.add_sockets(sockets)
         self.endpoint.start()
         self._ready.set()

@@ -27,11 +27,15 @@ HEADERS = {
     "content-type": "application/json",
     "content-length": "100",
 }
+# Every header line, as both HTTP layers hand them over (for the request context).
+LINES = tuple(HEADERS.items())
 
 
 async def exchange(endpoint: Endpoint, messages: list[dict]) -> bytes:
     body = orjson.dumps(messages)
-    request = HttpRequest("POST", "/cometd", "", dict(HEADERS), body, "127.0.0.1")
+    request = HttpRequest(
+        "POST", "/cometd", "", dict(HEADERS), body, "127.0.0.1", header_lines=LINES
+    )
     answer = PollingExchange(endpoint, request)
     assert answer.early_refusal(len(body)) is None
     response = await answer.respond()

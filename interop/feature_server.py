@@ -71,8 +71,8 @@ def drop_socket(request):
 class LossyExchange(PollingExchange):
     lost = False
 
-    async def _exchange(self, messages: list) -> bytes | None:
-        body = await super()._exchange(messages)
+    async def _exchange(self, messages: list, connection_type: str) -> bytes | None:
+        body = await super()._exchange(messages, connection_type)
         client_id = next(
             (m.get("clientId") for m in messages if m.get("channel") == "/meta/connect"), None
         )

@@ -30,7 +30,7 @@ class EventSourceHandler(tornado.web.RequestHandler):
         self._stream: EventStream | None = None
 
     async def get(self, *args: Any) -> None:
-        request = request_from(self.request)
+        request = request_from(self.request, handler=self)
         redact_for_logs(self, request)
         head, session = await open_stream(self.context, request)
         if session is None:

@@ -23,7 +23,7 @@ class PollingHandler(tornado.web.RequestHandler):
         self._exchange: PollingExchange | None = None
 
     def prepare(self) -> None:
-        request = request_from(self.request)
+        request = request_from(self.request, handler=self)
         redact_for_logs(self, request)
         self._exchange = exchange = self.exchange_class(self.context, request)
         declared = self.request.headers.get("Content-Length")

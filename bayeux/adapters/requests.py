@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import tornado.httputil
 import tornado.web
 
 from ..transports.http import HttpRequest, HttpResponse
 
 
-def request_from(request: tornado.httputil.HTTPServerRequest, body: bytes = b"") -> HttpRequest:
+def request_from(
+    request: tornado.httputil.HTTPServerRequest,
+    body: bytes = b"",
+    handler: tornado.web.RequestHandler | None = None,
+) -> HttpRequest:
     headers: dict[str, str] = {}
+    lines: list[tuple[str, str]] = []
     for name, value in request.headers.get_all():
         key = name.lower()
+        lines.append((key, value))
         previous = headers.get(key)
         headers[key] = value if previous is None else f"{previous}, {value}"
     return HttpRequest(
@@ -21,7 +29,30 @@ def request_from(request: tornado.httputil.HTTPServerRequest, body: bytes = b"")
         headers=headers,
         body=body,
         remote_ip=request.remote_ip,
+        header_lines=tuple(lines),
+        scheme=request.protocol,  # with the HTTPServer's xheaders, as the proxy says
+        local_ip=_local_ip(request),
+        client_certificate=_certificate(request),
+        handler=handler,
     )
+
+
+def _local_ip(request: tornado.httputil.HTTPServerRequest) -> str | None:
+    stream = getattr(request.connection, "stream", None)
+    sock = getattr(stream, "socket", None)
+    try:
+        name = sock.getsockname() if sock is not None else None
+    except OSError:
+        return None
+    return str(name[0]) if isinstance(name, tuple) and name else None
+
+
+def _certificate(request: tornado.httputil.HTTPServerRequest) -> dict[str, Any] | None:
+    try:
+        certificate = request.get_ssl_certificate()
+    except (AttributeError, ValueError):  # not TLS, or no certificate asked for
+        return None
+    return dict(certificate) if isinstance(certificate, dict) and certificate else None
 
 
 def redact_for_logs(handler: tornado.web.RequestHandler, request: HttpRequest) -> None:

@@ -13,6 +13,7 @@ from ..transports.context import Context
 from ..transports.http import wants_websocket
 from ..transports.websocket import BayeuxWebSocket, select_subprotocol
 from ..transports.wsframes import data_frames
+from .requests import request_from
 
 
 class UpgradeMatches(tornado.routing.PathMatches):
@@ -58,7 +59,11 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
         self.context.connection_opened()
         self.set_nodelay(True)
         self.transport = BayeuxWebSocket(
-            self.context, self, remote_ip=self.request.remote_ip, subprotocol=self._subprotocol
+            self.context,
+            self,
+            remote_ip=self.request.remote_ip,
+            subprotocol=self._subprotocol,
+            request=request_from(self.request, handler=self).context("websocket"),
         )
         self.transport.opened()
 

@@ -89,6 +89,7 @@ class _Parsing:
         "headers",
         "repeated",
         "header_lines",
+        "lines",
         "header_bytes",
         "head_done",
         "body",
@@ -109,6 +110,8 @@ class _Parsing:
         # at each repeat cost time quadratic in their number).
         self.repeated: dict[str, list[str]] | None = None
         self.header_lines = 0
+        # Every header line as received, for the request context (bounded as the head is).
+        self.lines: list[tuple[str, str]] = []
         self.header_bytes = 0
         # Whether the request line and headers have all arrived.
         self.head_done = False
@@ -141,6 +144,7 @@ class HttpConnection:
         self.context = listener.context
         self.stream = stream
         self.peer_ip = address[0] if isinstance(address, tuple) and address else None
+        self.local_ip = stream.local_ip()
         # Made for a request's bytes and let go while the request is served: a held long-poll
         # needs no parser (benchmarks/memory.py), and the next request gets a fresh one.
         self.parser: httptools.HttpRequestParser | None = None
@@ -189,6 +193,7 @@ class HttpConnection:
             if len(_HEADER_NAMES) < 256:  # the names clients send are few; this stays small
                 _HEADER_NAMES[name] = key
         text = value.decode("latin-1")
+        parsing.lines.append((key, text))
         if key not in parsing.headers:
             parsing.headers[key] = text
         elif parsing.repeated is None:
@@ -264,6 +269,10 @@ class HttpConnection:
             query=url.query.decode("utf-8", "replace") if url.query else "",
             headers=headers,
             remote_ip=self.listener.client_address(headers, self.peer_ip),
+            header_lines=tuple(parsing.lines),
+            scheme=self.listener.scheme(headers),
+            local_ip=self.local_ip,
+            client_certificate=self.stream.peer_certificate(),
         )
 
     # ------------------------------------------------------------------------- serving
@@ -587,6 +596,14 @@ _HEX = {ord(c): int(c, 16) for c in "0123456789abcdefABCDEF"}
 
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def forwarded_scheme(headers: dict[str, str]) -> str | None:
+    """The scheme a trusted proxy reports (X-Forwarded-Proto, else X-Scheme, as Tornado reads
+    them), when it is http or https."""
+    value = headers.get("x-forwarded-proto", headers.get("x-scheme", ""))
+    scheme = value.split(",")[-1].strip().lower()
+    return scheme if scheme in ("http", "https") else None
 
 
 def forwarded_address(headers: dict[str, str], peer_ip: str | None) -> str | None:

@@ -20,7 +20,7 @@ from ..core.tasks import TaskSet
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
 from .holding import Holding
-from .http1 import READ_SIZE, HttpConnection, forwarded_address
+from .http1 import READ_SIZE, HttpConnection, forwarded_address, forwarded_scheme
 from .seams import Connection
 from .stream import ReadBuffer, TransportStream
 
@@ -85,6 +85,13 @@ class Listener:
 
     def client_address(self, headers: dict[str, str], peer_ip: str | None) -> str | None:
         return forwarded_address(headers, peer_ip) if self.xheaders else peer_ip
+
+    def scheme(self, headers: dict[str, str]) -> str:
+        if self.xheaders:
+            forwarded = forwarded_scheme(headers)
+            if forwarded is not None:
+                return forwarded
+        return "https" if self.ssl_options is not None else "http"
 
     def listen(self, port: int, address: str = "") -> None:
         """Binds `port` (every address, or `address`) and starts accepting."""

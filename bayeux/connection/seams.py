@@ -41,6 +41,9 @@ class ConnectionHost(Protocol):
     def client_address(self, headers: dict[str, str], peer_ip: str | None) -> str | None:
         """The client's address: the peer's, or the one a trusted proxy names."""
 
+    def scheme(self, headers: dict[str, str]) -> str:
+        """ "https" over TLS, or as a trusted proxy says; else "http"."""
+
     def replace(self, old: Connection, new: Connection) -> None:
         """A connection changed kind (HTTP upgraded to WebSocket); it stays counted."""
 

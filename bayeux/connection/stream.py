@@ -155,6 +155,19 @@ class TransportStream(asyncio.BufferedProtocol):
             self._reading = future
         return future
 
+    def local_ip(self) -> str | None:
+        """Our address on this connection."""
+        name = self.transport.get_extra_info("sockname") if self.transport is not None else None
+        return str(name[0]) if isinstance(name, tuple) and name else None
+
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The client's TLS certificate, when it presented one (the server asks for one with
+        --ca-file), as ssl.SSLSocket.getpeercert() gives it."""
+        if self.transport is None:
+            return None
+        certificate = self.transport.get_extra_info("peercert")
+        return certificate if isinstance(certificate, dict) and certificate else None
+
     def write_now(self, data: bytes) -> asyncio.Future[None] | None:
         """Writes `data`; None when the socket took all of it, else a future resolved once it
         has (failed with StreamClosedError if the connection breaks first)."""

@@ -132,7 +132,11 @@ class WebSocketConnection:
         self.control_window = 0.0
         self.control_frames = 0
         self.transport = BayeuxWebSocket(
-            listener.context, self, remote_ip=request.remote_ip, subprotocol=subprotocol
+            listener.context,
+            self,
+            remote_ip=request.remote_ip,
+            subprotocol=subprotocol,
+            request=request.context("websocket"),
         )
         self.max_size = listener.context.settings.max_message_size
         self.ping_interval = listener.context.settings.ws_ping_interval_seconds

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from . import channel as ch
 from .ack import AckState
+from .context import current_request
 from .engine import EngineUnavailable
 from .limits import SESSION_OVERHEAD
 from .message import Delivery, Message, error, ext_of, reply_to
@@ -71,6 +72,7 @@ class MetaChannels(Publishing):
                 {"reconnect": "handshake", "interval": self.settings.handshake_window},
             )
         session = ServerSession(new_client_id(), self.expiry())
+        session.context = current_request()
         if not await self.hooks.allowed(self.hooks.policy.can_handshake, session, message):
             self._refused("policy")
             return failure(message, error(403, "", "Handshake denied"), NO_RECONNECT)

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from . import channel as ch
+from .context import current_request
 from .fanout import FanOut, NotRepresentable
 from .message import Delivery, Message, error, reply_to
 from .policy import Operation
@@ -117,7 +118,7 @@ class Publishing(FanOut):
         handler = self.hooks.service_for(channel)
         if handler is None:
             return
-        request = ServiceRequest(session, channel, message)
+        request = ServiceRequest(session, channel, message, current_request())
         try:
             result = handler(request)
         except Exception as exc:  # noqa: BLE001 - reported to the requester, never a crash

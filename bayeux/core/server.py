@@ -21,6 +21,7 @@ import logging
 
 from . import channel as ch
 from .bridge import EngineBridge
+from .context import RequestContext, entering, leaving
 from .engine import EngineUnavailable
 from .extension import Extension
 from .fanout import NotRepresentable
@@ -113,30 +114,45 @@ class BayeuxServer(EngineBridge):
 
     # ----------------------------------------------------------------------------- the batch
 
-    async def handle(self, messages: list[Message], peer: Peer | None = None) -> Outcome:
-        """Handles one batch from one connection (`peer`, when the transport knows it)."""
-        outcome = Outcome(replies=[])
-        if len(messages) > 1:
-            handshake = next((m for m in messages if m["channel"] == ch.META_HANDSHAKE), None)
-            if handshake is not None:
-                # Bayeux 1.0: a server MUST ignore other messages sent with a handshake; and one
-                # batch makes at most one session.
-                messages = [handshake]
-        peer = peer or Peer()
-        for message in messages:
-            try:
-                await self._handle_one(message, peer, outcome)
-            except Exception:
-                # A bug here must cost this message only, never the batch or the connection.
-                log.exception("internal error handling a message on %r", message["channel"][:64])
-                self.stats.errors["handle"] += 1
-                outcome.replies.append(failure(message, error(500, "", "Internal error")))
-        if outcome.appends:
-            # Each settles within the engine's command timeout, in the log or delivered here.
-            await asyncio.wait(outcome.appends)
-        return outcome
+    async def handle(
+        self,
+        messages: list[Message],
+        peer: Peer | None = None,
+        request: RequestContext | None = None,
+    ) -> Outcome:
+        """Handles one batch from one connection (`peer`, when the transport knows it) that
+        came with HTTP request `request` (hooks read it with `current_request()`)."""
+        token = entering(request) if request is not None else None
+        try:
+            outcome = Outcome(replies=[])
+            peer = peer or Peer()
+            if len(messages) > 1:
+                handshake = next((m for m in messages if m["channel"] == ch.META_HANDSHAKE), None)
+                if handshake is not None:
+                    # Bayeux 1.0: a server MUST ignore other messages sent with a handshake;
+                    # and one batch makes at most one session.
+                    messages = [handshake]
+            for message in messages:
+                try:
+                    await self._handle_one(message, peer, outcome, request)
+                except Exception:
+                    # A bug here must cost this message only, never the batch or the connection.
+                    channel = message["channel"][:64]
+                    log.exception("internal error handling a message on %r", channel)
+                    self.stats.errors["handle"] += 1
+                    outcome.replies.append(failure(message, error(500, "", "Internal error")))
+            if outcome.appends:
+                # Each settles within the engine's command timeout: in the log, or delivered
+                # here.
+                await asyncio.wait(outcome.appends)
+            return outcome
+        finally:
+            if token is not None:
+                leaving(token)
 
-    async def _handle_one(self, message: Message, peer: Peer, outcome: Outcome) -> None:
+    async def _handle_one(
+        self, message: Message, peer: Peer, outcome: Outcome, request: RequestContext | None
+    ) -> None:
         channel = message["channel"]
         self.stats.messages_in[
             "meta" if ch.is_meta(channel) else "service" if ch.is_service(channel) else "broadcast"
@@ -149,6 +165,8 @@ class BayeuxServer(EngineBridge):
                 self.stats.errors["engine"] += 1
                 outcome.replies.append(failure(message, *ENGINE_UNAVAILABLE))
                 return
+        if session is not None and request is not None:
+            session.context = request
         problem = field_problem(message)
         if problem is None and peer.binary:
             problem = non_json_problem(message)

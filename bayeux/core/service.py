@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .context import RequestContext
+
 if TYPE_CHECKING:
     from .message import Message
     from .policy import MaybeAwaitable
@@ -29,6 +31,8 @@ class ServiceRequest:
     session: ServerSession
     channel: str
     message: Message
+    # The HTTP request that carried it (core/context.py), if any.
+    context: RequestContext | None = None
 
     @property
     def data(self) -> Any:

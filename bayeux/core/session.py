@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 from .ack import AckState
+from .context import RequestContext
 from .limits import UNBOUNDED, AddressBudget
 from .message import Delivery, Message
 from .timesync import TimesyncRequest
@@ -124,6 +125,7 @@ class ServerSession:
         "pending_share",
         "budget",
         "held",
+        "context",
         "service_calls",
         "remote",
         "position",
@@ -167,6 +169,9 @@ class ServerSession:
         # The connect being held for this session, if any. Only finishing this one restarts
         # the expiry clock: a displaced older one must not.
         self.held: ConnectHold | None = None
+        # The HTTP request that last reached it (core/context.py): the WebSocket upgrade, or
+        # the latest long-poll; None for sessions made by the server itself.
+        self.context: RequestContext | None = None
         # Asynchronous service calls of this session still running (bounded).
         self.service_calls = 0
         # With an engine (core/engine.py): True for a view of a session another process

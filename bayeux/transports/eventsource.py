@@ -48,6 +48,7 @@ async def open_stream(
             return refusal(503, "session store unavailable", cors), None
     if session is None:
         return refusal(404, "unknown client", cors), None
+    session.context = request.context("eventsource")
     headers = [
         *cors,
         ("Content-Type", EVENT_STREAM_TYPE),

@@ -6,9 +6,12 @@ are safe to log. The standalone connection layer and the Tornado adapters both b
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..core.context import RequestContext
 from .context import Context
 
 JSON_TYPE = "application/json;charset=utf-8"
@@ -37,7 +40,18 @@ class HttpRequest:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     remote_ip: str | None = None
+    # Every header line as received (names lower case), for the request context.
+    header_lines: tuple[tuple[str, str], ...] = ()
+    scheme: str = "http"
+    local_ip: str | None = None
+    client_certificate: Mapping[str, Any] | None = None
+    # Embedded in Tornado: the handler serving the request.
+    handler: object | None = None
     _arguments: dict[str, list[str]] | None = None
+
+    def context(self, connection_type: str) -> RequestContext:
+        """The request as hooks see it (core/context.py)."""
+        return RequestContext(self, connection_type)
 
     @property
     def host(self) -> str | None:

@@ -114,7 +114,7 @@ class PollingExchange:
             messages = messages_from_body(self.request, self.context.settings.max_batch_messages)
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
-        body = await self._exchange(messages)
+        body = await self._exchange(messages, "long-polling")
         if body is None:
             return None
         return HttpResponse(200, self._headers(("Content-Type", JSON_TYPE), *self._cors()), body)
@@ -139,7 +139,7 @@ class PollingExchange:
             messages = decode_batch(raw.encode(), self.context.settings.max_batch_messages)
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
-        body = await self._exchange(messages)
+        body = await self._exchange(messages, "callback-polling")
         if body is None:
             return None
         headers = self._headers(
@@ -154,13 +154,17 @@ class PollingExchange:
             out.append(("Set-Cookie", self._set_cookie))
         return out
 
-    async def _exchange(self, messages: list[Message]) -> bytes | None:
+    async def _exchange(self, messages: list[Message], connection_type: str) -> bytes | None:
         """Runs the batch through the core, holding its connect if any. None when the client
         went away while the connect was held."""
         context = self.context
         server = context.server
         browser = self._browser_id()
-        outcome = await server.handle(messages, self.peer or Peer(address=self.request.remote_ip))
+        outcome = await server.handle(
+            messages,
+            self.peer or Peer(address=self.request.remote_ip),
+            self.request.context(connection_type),
+        )
         items = [codec.dumps(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:

@@ -21,6 +21,7 @@ import weakref
 from typing import Any, Protocol
 
 from ..core import codec
+from ..core.context import RequestContext
 from ..core.message import Delivery, Message, ProtocolError, TooManyMessages, batch_from
 from ..core.peer import Peer
 from ..core.server import ConnectHold
@@ -159,8 +160,11 @@ class BayeuxWebSocket:
         *,
         remote_ip: str | None = None,
         subprotocol: str | None = None,
+        request: RequestContext | None = None,
     ) -> None:
         self.context = context
+        # The upgrade request: every batch on this socket is handled with it (core/context.py).
+        self.request = request
         self.sink = sink
         self.links: dict[str, _SessionLink] = {}
         self._flush_scheduled = False
@@ -231,7 +235,7 @@ class BayeuxWebSocket:
             self.sink.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
             return
         server = self.context.server
-        outcome = await server.handle(messages, self.peer)
+        outcome = await server.handle(messages, self.peer, self.request)
         if self._closed:
             return
         items = [self._encode(reply) for reply in outcome.replies]

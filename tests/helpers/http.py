@@ -38,10 +38,9 @@ def request(
         conn.close()
 
 
-def post_json(url: str, messages, **kw) -> Response:
-    return request(
-        url, body=json.dumps(messages), headers={"Content-Type": "application/json"}, **kw
-    )
+def post_json(url: str, messages, headers: dict | None = None, **kw) -> Response:
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    return request(url, body=json.dumps(messages), headers=sent, **kw)
 
 
 def handshake(url: str, transport: str = "long-polling") -> str:

@@ -1,0 +1,158 @@
+"""The HTTP request behind what the server is handling, as an application's hooks may see it.
+
+Every hook that runs while a batch is handled (the security policy, authorizers, message
+listeners, services, session listeners, extensions) can read it with `current_request()`; a
+session keeps the last one that reached it (`ServerSession.context`), and a service request has
+its own. It is built by the transport: for each HTTP request with long-polling and
+callback-polling; once, from the upgrade request, for a WebSocket (every batch on that socket
+sees it); once, from the stream's request, for an EventSource stream. Outside a request (a
+session expiring, a server-side publish) there is none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+
+class RequestSource(Protocol):
+    """What a transport's parsed request gives a context (transports.http.HttpRequest)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    header_lines: tuple[tuple[str, str], ...]
+    remote_ip: str | None
+    local_ip: str | None
+    scheme: str
+    client_certificate: Mapping[str, Any] | None
+    handler: object | None
+
+
+class RequestContext:
+    """One HTTP request, read-only. Header names are lower case; a header sent on several
+    lines keeps each value (`header_values`).
+
+    A view over the transport's parsed request, made for every long-polling request: it only
+    keeps that request and reads it when a hook asks (copying its fields into a frozen object
+    cost a long-polling request a few percent more: benchmarks/exchange.py)."""
+
+    __slots__ = ("_source", "_connection_type")
+
+    def __init__(self, source: RequestSource, connection_type: str) -> None:
+        self._source = source
+        self._connection_type = connection_type
+
+    @property
+    def method(self) -> str:
+        return self._source.method
+
+    @property
+    def path(self) -> str:
+        return self._source.path
+
+    @property
+    def query(self) -> str:
+        return self._source.query
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every header line, (lower-case name, value), in the order received."""
+        source = self._source
+        return source.header_lines or tuple(source.headers.items())
+
+    @property
+    def remote_address(self) -> str | None:
+        """The client's address (the one a trusted proxy names, with --xheaders)."""
+        return self._source.remote_ip
+
+    @property
+    def local_address(self) -> str | None:
+        return self._source.local_ip
+
+    @property
+    def scheme(self) -> str:
+        """ "https" over TLS (or as a trusted proxy says, with --xheaders), else "http"."""
+        return self._source.scheme
+
+    @property
+    def connection_type(self) -> str:
+        """ "long-polling", "callback-polling", "websocket" or "eventsource"."""
+        return self._connection_type
+
+    @property
+    def client_certificate(self) -> Mapping[str, Any] | None:
+        """The client's TLS certificate when the server asks for one (--ca-file), as
+        ssl.SSLSocket.getpeercert() gives it."""
+        return self._source.client_certificate
+
+    @property
+    def handler(self) -> object | None:
+        """Embedded in Tornado: the RequestHandler or WebSocketHandler serving the request, so
+        that the application's own get_current_user() and secure cookies work."""
+        return self._source.handler
+
+    def __repr__(self) -> str:
+        return f"RequestContext({self.method} {self.path}, {self._connection_type})"
+
+    @property
+    def host(self) -> str | None:
+        return self.header("host")
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (any case), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key == wanted), None)
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header `name`, one per line it was sent on."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key == wanted]
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The request's cookies; for a name sent twice, the first (the most specific path,
+        RFC 6265 5.4)."""
+        found: dict[str, str] = {}
+        for line in self.header_values("cookie"):
+            for pair in line.split(";"):
+                key, equals, value = pair.partition("=")
+                key, value = key.strip(), value.strip()
+                if not equals or not key or key in found:
+                    continue
+                if len(value) >= 2 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                found[key] = value
+        return found
+
+    def cookie(self, name: str) -> str | None:
+        return self.cookies.get(name)
+
+    def parameters(self, name: str) -> list[str]:
+        """Every value of query parameter `name`."""
+        return parse_qs(self.query, keep_blank_values=True).get(name, [])
+
+    def parameter(self, name: str) -> str | None:
+        """The last value of query parameter `name`."""
+        values = self.parameters(name)
+        return values[-1] if values else None
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("bayeux_request", default=None)
+
+
+def current_request() -> RequestContext | None:
+    """The request being handled, for hooks; None outside one."""
+    return _current.get()
+
+
+def entering(request: RequestContext | None) -> Token[RequestContext | None]:
+    """Makes `request` the current one; returns what `leaving` needs to restore the previous."""
+    return _current.set(request)
+
+
+def leaving(token: Token[RequestContext | None]) -> None:
+    _current.reset(token)
