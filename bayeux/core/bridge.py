@@ -86,6 +86,7 @@ class EngineBridge(MetaChannels):
             return served
         session = ServerSession(client_id, self.expiry())
         session.remote = True
+        session.timeout, session.interval, session.max_interval = record.timing
         session.subscriptions.update(record.subscriptions)
         if record.ack:
             session.ack = AckState(record.batch, record.position)
@@ -110,6 +111,8 @@ class EngineBridge(MetaChannels):
     def _adopt(self, claimed: Claimed, acknowledged: int | None) -> ServerSession:
         record = claimed.record
         session = ServerSession(record.client_id, self.expiry())
+        session.timeout, session.interval, session.max_interval = record.timing
+        session.deadline = self.expiry(0, session)
         start = record.position
         if record.ack:
             if acknowledged is not None:

@@ -49,6 +49,9 @@ class SessionRecord:
     # The client address its memory is counted against (core/limits.py), as its key; "" when
     # it has none. A process taking the session over counts it against the same address.
     address: str = ""
+    # Its own timeout, interval and maxInterval in ms (BayeuxServer.set_timing); None each
+    # for the server's.
+    timing: tuple[int | None, int | None, int | None] = (None, None, None)
 
 
 @dataclass(slots=True)
@@ -213,6 +216,10 @@ class Engine(Protocol):
     def removed(self, session: ServerSession, reason: Ended) -> None:
         """A session served here ended (or moved away, `Ended.MOVED`)."""
 
+    def timing_changed(self, session: ServerSession) -> None:
+        """A session's own timing changed (BayeuxServer.set_timing): every process that serves
+        it from now on uses it. Never fails (written later if the store is away)."""
+
 
 class LocalEngine:
     """The engine of a process that is alone, the default: nothing is shared, so there is no
@@ -270,4 +277,7 @@ class LocalEngine:
         raise RuntimeError("a process alone serves every session itself")
 
     def removed(self, session: ServerSession, reason: Ended) -> None:
+        return None
+
+    def timing_changed(self, session: ServerSession) -> None:
         return None

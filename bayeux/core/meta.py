@@ -81,6 +81,7 @@ class MetaChannels(Publishing):
             return failure(message, *self._too_many_sessions())
         session.budget = budget
         self.budgets.opened(budget)
+        session.deadline = self.expiry(0, session)  # the policy may have given its own timing
         self._add_session(session)
         if peer.persistent:
             peer.sessions.append(session)
@@ -99,7 +100,7 @@ class MetaChannels(Publishing):
             supportedConnectionTypes=list(allowed),
             clientId=session.id,
             successful=True,
-            advice=self._advice(),
+            advice=self._advice(session),
         )
         if session.ack is not None:
             reply.setdefault("ext", {})["ack"] = True
@@ -162,14 +163,15 @@ class MetaChannels(Publishing):
         if self.settings.timesync_extension:
             timesync = TimesyncRequest.from_message(message, int(self.wall_clock() * 1000))
         reply = reply_to(message)
-        reply.update(clientId=session.id, successful=True, advice=self._advice())
+        reply.update(clientId=session.id, successful=True, advice=self._advice(session))
         first = session.connected_once()
         if connection_type == EVENTSOURCE:
             # As Faye does: the stream carries deliveries, so connects are answered at once and
             # act as a heartbeat every `timeout` ms.
-            reply["advice"] = {**reply["advice"], "interval": self.settings.timeout, "timeout": 0}
+            timeout = reply["advice"]["timeout"]
+            reply["advice"] = {**reply["advice"], "interval": timeout, "timeout": 0}
             return reply, self._hold(ConnectHold(session, reply, 0, timesync))
-        hold_ms = 0 if first else self.settings.timeout
+        hold_ms = 0 if first else reply["advice"]["timeout"]
         # A client's advice.timeout applies to this connect only (as in CometD), and can shorten
         # the hold but not stretch it past the server's timeout (field_problem checked it).
         advice = message.get("advice")
@@ -183,7 +185,7 @@ class MetaChannels(Publishing):
         the session still expires maxInterval after the hold's timeout."""
         session = hold.session
         session.held = hold
-        session.deadline = self.expiry(hold.timeout)
+        session.deadline = self.expiry(hold.timeout, session)
         return hold
 
     def finish_connect(
@@ -216,7 +218,7 @@ class MetaChannels(Publishing):
                 reply["successful"] = False
                 reply["error"] = error(402, "", "Unknown client")
             return [], reply
-        interval = reply["advice"].get("interval", self.settings.interval)
+        interval = reply["advice"].get("interval", self.timing(session)[1])
         if multiple_clients:
             interval = self.settings.multi_session_interval
             reply["advice"] = {**reply["advice"], "multiple-clients": True, "interval": interval}
@@ -234,7 +236,7 @@ class MetaChannels(Publishing):
             # Only the current connect restarts the clock: a displaced one finishing while a
             # newer one is held must not start an expiry that the held one would outlive.
             session.held = None
-            session.deadline = self.expiry(interval / 1000)
+            session.deadline = self.expiry(interval / 1000, session)
         self.hooks.outgoing(session, reply)
         return deliveries, reply
 
@@ -370,13 +372,13 @@ class MetaChannels(Publishing):
             replays.append(events)
         return replays, None
 
-    def _advice(self) -> dict[str, Any]:
-        s = self.settings
+    def _advice(self, session: ServerSession) -> dict[str, Any]:
+        timeout, interval, max_interval = self.timing(session)
         return {
             "reconnect": "retry",
-            "interval": s.interval,
-            "timeout": s.timeout,
-            "maxInterval": s.max_interval,
+            "interval": interval,
+            "timeout": timeout,
+            "maxInterval": max_interval,
         }
 
     def _timesync_reply(self, message: Message, reply: Message) -> None:

@@ -58,7 +58,7 @@ def unknown_client(message: Message) -> Message:
     return failure(message, error(402, "", "Unknown client"), HANDSHAKE_AGAIN)
 
 
-_MAX_MS = 2**31 - 1  # the longest duration a client may advise, ~24.8 days
+MAX_MS = 2**31 - 1  # the longest duration a client may advise, ~24.8 days
 
 
 def field_problem(message: Message) -> str | None:
@@ -73,7 +73,7 @@ def field_problem(message: Message) -> str | None:
             return error(400, name, "Invalid field")
     advice = message.get("advice") or {}
     for name in ("timeout", "interval"):
-        if name in advice and not number_in(advice[name], 0, _MAX_MS):
+        if name in advice and not number_in(advice[name], 0, MAX_MS):
             return error(400, f"advice.{name}", "Invalid field")
     ext = ext_of(message)
     if "ack" in ext and not (

@@ -35,7 +35,14 @@ from .hooks import (
 from .message import Message, error
 from .peer import Peer
 from .policy import Authorizer, SecurityPolicy
-from .replies import ENGINE_UNAVAILABLE, failure, field_problem, non_json_problem, unknown_client
+from .replies import (
+    ENGINE_UNAVAILABLE,
+    MAX_MS,
+    failure,
+    field_problem,
+    non_json_problem,
+    unknown_client,
+)
 from .service import ServiceHandler
 from .session import ConnectHold, ServerSession
 from .state import Outcome
@@ -111,6 +118,36 @@ class BayeuxServer(EngineBridge):
 
     def on_unsubscribed(self, listener: SubscriptionListener) -> None:
         self.hooks.unsubscribed.append(listener)
+
+    def set_timing(
+        self,
+        session: ServerSession,
+        *,
+        timeout: int | None = None,
+        interval: int | None = None,
+        max_interval: int | None = None,
+    ) -> None:
+        """Gives `session` its own timeout, interval and maxInterval in ms (None: the
+        server's setting), as CometD's ServerSession does: for a mobile client that should
+        poll less often, a dashboard that may be away longer. Its next connect reply advises
+        them, its connects are held that long, and it expires maxInterval after its last one;
+        with an engine, on whichever process serves it. A security policy may call it from
+        can_handshake, so that the handshake reply already advises them."""
+        for name, value in (
+            ("timeout", timeout),
+            ("interval", interval),
+            ("max_interval", max_interval),
+        ):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_MS
+            ):
+                raise ValueError(f"{name} must be None or an int of ms in [0, {MAX_MS}]")
+        session.timeout, session.interval, session.max_interval = timeout, interval, max_interval
+        if self.sessions.get(session.id) is session:
+            if session.held is None and session.ended is None:
+                session.deadline = self.expiry(self.timing(session)[1] / 1000, session)
+            if not session.local:
+                self.engine.timing_changed(session)
 
     # ----------------------------------------------------------------------------- the batch
 

@@ -111,6 +111,7 @@ class ServerSession:
         "queue",
         "waiter",
         "state",
+        "_connected",
         "deadline",
         "connection_type",
         "attributes",
@@ -126,6 +127,9 @@ class ServerSession:
         "budget",
         "held",
         "context",
+        "timeout",
+        "interval",
+        "max_interval",
         "service_calls",
         "remote",
         "position",
@@ -141,6 +145,9 @@ class ServerSession:
         self.waiter: Waiter | None = None
         # Moved only by connected_once() and end().
         self.state = SessionState.HANDSHAKEN
+        # Whether it had its first connect: kept when it ends (a session moving to another
+        # process hands this over; ENDED alone would not tell).
+        self._connected = False
         # Monotonic time after which the session expires; None while a connect is held.
         self.deadline: float | None = deadline
         self.connection_type: str | None = None
@@ -172,6 +179,11 @@ class ServerSession:
         # The HTTP request that last reached it (core/context.py): the WebSocket upgrade, or
         # the latest long-poll; None for sessions made by the server itself.
         self.context: RequestContext | None = None
+        # This session's own timing, in ms, as CometD's ServerSession has it (a mobile client,
+        # a dashboard); None: the server's setting. Set with BayeuxServer.set_timing.
+        self.timeout: int | None = None
+        self.interval: int | None = None
+        self.max_interval: int | None = None
         # Asynchronous service calls of this session still running (bounded).
         self.service_calls = 0
         # With an engine (core/engine.py): True for a view of a session another process
@@ -318,12 +330,13 @@ class ServerSession:
     @property
     def connected(self) -> bool:
         """Whether it had its first /meta/connect (which is always answered at once)."""
-        return self.state is not SessionState.HANDSHAKEN
+        return self._connected
 
     def connected_once(self) -> bool:
         """A /meta/connect arrived: whether it is the session's first."""
         if self.state is SessionState.HANDSHAKEN:
             self.state = SessionState.CONNECTED
+            self._connected = True
             return True
         return False
 

@@ -96,10 +96,22 @@ class ServerState:
         else:
             self._formats.pop(name, None)
 
-    def expiry(self, after: float = 0.0) -> float:
-        """When a session expires unless something renews it: maxInterval after the next
-        `after` seconds (a held connect's timeout, the interval advised to its client)."""
-        return self.clock() + after + self.settings.max_interval_seconds
+    def expiry(self, after: float = 0.0, session: ServerSession | None = None) -> float:
+        """When a session expires unless something renews it: maxInterval (the session's
+        own, if it has one) after the next `after` seconds (a held connect's timeout, the
+        interval advised to its client)."""
+        own = session.max_interval if session is not None else None
+        max_interval = self.settings.max_interval_seconds if own is None else own / 1000
+        return self.clock() + after + max_interval
+
+    def timing(self, session: ServerSession) -> tuple[int, int, int]:
+        """The session's timeout, interval and maxInterval in ms: its own, else the server's."""
+        s = self.settings
+        return (
+            s.timeout if session.timeout is None else session.timeout,
+            s.interval if session.interval is None else session.interval,
+            s.max_interval if session.max_interval is None else session.max_interval,
+        )
 
     def create_session(self) -> ServerSession:
         """A session created by the server itself (tests, local sessions): no policy check."""

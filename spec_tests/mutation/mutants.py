@@ -124,8 +124,8 @@ MUTANTS = [
     Mutant(
         "first-connect-held",
         "core/meta.py",
-        "        hold_ms = 0 if first else self.settings.timeout",
-        "        hold_ms = self.settings.timeout",
+        '        hold_ms = 0 if first else reply["advice"]["timeout"]',
+        '        hold_ms = reply["advice"]["timeout"]',
         "the first connect after a handshake is held",
     ),
     Mutant(
@@ -236,7 +236,7 @@ MUTANTS = [
     Mutant(
         "timeout-advice-unchecked",
         "core/replies.py",
-        "        if name in advice and not number_in(advice[name], 0, _MAX_MS):",
+        "        if name in advice and not number_in(advice[name], 0, MAX_MS):",
         "        if False:",
         "advice.timeout and interval not validated",
     ),

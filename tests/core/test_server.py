@@ -510,3 +510,13 @@ def test_a_session_moves_only_forward_through_its_states(server: BayeuxServer) -
         SessionState.ENDED,
         SessionState.ENDED,
     ]
+
+
+def test_a_session_that_ends_before_its_first_connect_was_never_connected(
+    server: BayeuxServer,
+) -> None:
+    # What a process hands over when the session moves before connecting: the next process
+    # must answer its first connect at once.
+    session = handshake(server)
+    server.let_go(session.id)
+    assert session.state is SessionState.ENDED and session.connected is False

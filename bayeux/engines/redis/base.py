@@ -28,6 +28,7 @@ from .keys import Keys
 from .records import (
     Saved,
     state_of,
+    timing_field,
 )
 from .replay import ReplayStore
 
@@ -157,6 +158,7 @@ class EngineBase:
             "connected": connected,
             "follows": 0,
             "addr": session.budget.key,
+            "timing": timing_field(session),
         }
 
     def outbox_size(self) -> int:

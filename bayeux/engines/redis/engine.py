@@ -53,6 +53,7 @@ from .records import (
     record_of,
     saved,
     state_of,
+    timing_field,
 )
 from .replay import ReplayStore
 from .upkeep import Upkeep
@@ -246,6 +247,17 @@ class RedisEngine(Upkeep):
                     self.keys.control(owner.decode()), b"end " + client_id.encode()
                 )
             )
+
+    def timing_changed(self, session: ServerSession) -> None:
+        if not self.available:
+            return  # written with the whole record when Redis is back (_recreate)
+        self._spawn(
+            self._command(
+                self._scripts["TIMING"](
+                    keys=[self.keys.session(session.id)], args=[timing_field(session)]
+                )
+            )
+        )
 
     def removed(self, session: ServerSession, reason: Ended) -> None:
         self._saved.pop(session.id, None)

@@ -73,6 +73,21 @@ def pending_of(session: ServerSession) -> bytes:
     return b"[" + b",".join(d.json for d in session.queue if not d.position) + b"]"
 
 
+def timing_field(session: ServerSession) -> str:
+    """A session's own timeout, interval and maxInterval as the record keeps them: "t,i,m",
+    each empty for the server's setting."""
+    values = (session.timeout, session.interval, session.max_interval)
+    return ",".join("" if value is None else str(value) for value in values)
+
+
+def timing_of(field: bytes) -> tuple[int | None, int | None, int | None]:
+    parts = field.decode("ascii", "replace").split(",")
+    if len(parts) != 3:
+        return None, None, None
+    values = [int(p) if p.isdigit() else None for p in parts]
+    return values[0], values[1], values[2]
+
+
 def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
     split = flat.index(b"|")
     fields = dict(zip(flat[0:split:2], flat[1:split:2], strict=True))
@@ -87,4 +102,5 @@ def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
         batches={int(k): int(v) for k, v in batches.items()},
         pending=[Delivery(m) for m in orjson.loads(fields.get(b"pending", b"[]"))],
         address=fields.get(b"addr", b"").decode("utf-8", "replace"),
+        timing=timing_of(fields.get(b"timing", b"")),
     )

@@ -690,3 +690,32 @@ def test_broadcasts_reach_the_log_in_the_order_they_were_published(redis_server)
         return [json.loads(fields[b"m"])["data"] for _, fields in items]
 
     assert asyncio.run(main()) == list(range(50))
+
+
+def test_a_sessions_own_timing_follows_it_to_another_process(redis_server) -> None:
+    """Set on the process that made the session, advised and used by the one serving it next
+    (written to the record at once, whether the session was made there or taken over)."""
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        session = a.call(lambda: a.endpoint.server.sessions[client.id])
+        a.call(
+            lambda: a.endpoint.server.set_timing(
+                session, timeout=700, interval=10, max_interval=4000
+            )
+        )
+        import redis
+
+        store: Any = redis.Redis.from_url(redis_server.url)
+        deadline = time.monotonic() + 5
+        while store.hget(f"bayeux-test:session:{client.id}", "timing") != b"700,10,4000":
+            assert time.monotonic() < deadline, "the session's timing never reached its record"
+            time.sleep(0.02)
+        reply = client.connect(b.url, timeout=None)  # taken over by b
+        assert reply["advice"]["timeout"] == 700 and reply["advice"]["maxInterval"] == 4000
+        taken = b.call(lambda: b.endpoint.server.sessions[client.id])
+        assert (taken.timeout, taken.interval, taken.max_interval) == (700, 10, 4000)
+        # The hold on b lasts the session's timeout, not the server's (1500 ms).
+        started = time.monotonic()
+        client.connect(b.url, timeout=None)
+        assert 0.5 < time.monotonic() - started < 1.3
