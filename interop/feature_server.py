@@ -2,7 +2,8 @@
 an application would, plus one test-only fault: a long-polling handler that loses the next connect
 reply carrying /interop/ack/** messages for a session that asked for it (by calling
 /service/test/lose-next-reply), as a dropped network connection would; and a service closing the
-requester's WebSocket (/service/test/drop-socket)."""
+requester's WebSocket (/service/test/drop-socket); and one disconnecting the requester from the
+server side (/service/test/kick-me)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,17 @@ def drop_socket(request):
     return "dropping"
 
 
+SERVER: list[BayeuxServer] = []
+
+
+def kick_me(request):
+    """Disconnects the requester from the server side shortly after answering (its connect is
+    held again by then), as an application kicking a user would."""
+    server = SERVER[0]
+    asyncio.get_running_loop().call_later(0.3, server.disconnect, request.session)
+    return "kicking"
+
+
 class LossyExchange(PollingExchange):
     lost = False
 
@@ -115,4 +127,6 @@ def feature_server() -> ServerThread:
     server.add_service("/service/slow", slow)
     server.add_service("/service/test/lose-next-reply", lose_next_reply)
     server.add_service("/service/test/drop-socket", drop_socket)
+    server.add_service("/service/test/kick-me", kick_me)
+    SERVER[:] = [server]
     return ServerThread(endpoint=LossyEndpoint(server=server), embedded=True)

@@ -15,6 +15,11 @@ def features_url():
         yield server.url
 
 
-@pytest.mark.parametrize(("transport", "scenarios"), [("long-polling", 8), ("websocket", 8)])
+@pytest.mark.parametrize(("transport", "scenarios"), [("long-polling", 9), ("websocket", 9)])
 def test_cometd_js_against_server_api(features_url: str, transport: str, scenarios: int) -> None:
     assert_all_ok(run_node("cometd_features.mjs", features_url, transport), scenarios)
+
+
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+def test_faye_kicked_by_the_server_stops(features_url: str, transport: str) -> None:
+    assert_all_ok(run_node("faye_kicked.mjs", features_url, transport), 1)

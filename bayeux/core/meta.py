@@ -148,6 +148,10 @@ class MetaChannels(Publishing):
         self, message: Message, session: ServerSession | None
     ) -> tuple[Message, ConnectHold | None]:
         if session is None or session.local:
+            if session is None and message.get("clientId") in self._stopped:
+                # Told to stop while no connect was held: this one carries it.
+                stop = failure(message, error(402, "", "Disconnected by the server"), NO_RECONNECT)
+                return stop, None
             return unknown_client(message), None
         connection_type = message.get("connectionType")
         if not isinstance(connection_type, str):
@@ -210,11 +214,9 @@ class MetaChannels(Publishing):
             reply["advice"] = {"reconnect": "retry", "interval": 0}
             return [], reply
         if ended is not None:
-            reply["advice"] = {
-                "reconnect": "none" if ended is Ended.DISCONNECTED else "handshake",
-                "interval": 0,
-            }
-            if ended is not Ended.DISCONNECTED:
+            stop = ended is Ended.DISCONNECTED or ended is Ended.KICKED
+            reply["advice"] = {"reconnect": "none" if stop else "handshake", "interval": 0}
+            if not stop:
                 reply["successful"] = False
                 reply["error"] = error(402, "", "Unknown client")
             return [], reply

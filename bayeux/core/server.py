@@ -44,7 +44,7 @@ from .replies import (
     unknown_client,
 )
 from .service import ServiceHandler
-from .session import ConnectHold, ServerSession
+from .session import ConnectHold, Ended, ServerSession
 from .state import Outcome
 
 __all__ = [
@@ -118,6 +118,18 @@ class BayeuxServer(EngineBridge):
 
     def on_unsubscribed(self, listener: SubscriptionListener) -> None:
         self.hooks.unsubscribed.append(listener)
+
+    def disconnect(self, session: ServerSession) -> None:
+        """Ends `session` and tells its client to stop, as CometD's ServerSession.disconnect()
+        does: its held connect, or else its next one within maxInterval, is answered with
+        advice `reconnect: none`, and session listeners are told `Ended.KICKED`.
+        `remove_session`, by contrast, lets the client handshake again."""
+        if self.sessions.get(session.id) is not session:
+            return
+        if len(self._stopped) >= self.settings.max_sessions:
+            del self._stopped[next(iter(self._stopped))]  # the oldest
+        self._stopped[session.id] = self.expiry(self.timing(session)[1] / 1000, session)
+        self.remove_session(session, Ended.KICKED)
 
     def set_timing(
         self,

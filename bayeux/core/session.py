@@ -82,6 +82,7 @@ class Ended(Enum):
     REMOVED = "removed"  # the server application removed it
     QUEUE_FULL = "queue-full"  # its queue reached max_queue under the 'disconnect' policy
     MOVED = "moved"  # another process of the deployment serves it now (core/engine.py)
+    KICKED = "kicked"  # the server told its client to stop (BayeuxServer.disconnect)
 
 
 _SHARE = attrgetter("share")

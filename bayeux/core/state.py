@@ -61,6 +61,9 @@ class ServerState:
         self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.tree.has)
         # Service calls still running, and messages on their way to sessions served elsewhere.
         self._tasks = TaskSet("a service call or forwarded message", log)
+        # Sessions the server told to stop (BayeuxServer.disconnect), by clientId, until when
+        # their client's next connect is told so too; as many as sessions may exist.
+        self._stopped: dict[str, float] = {}
         # What the processes of a deployment share (core/engine.py); a process alone has the
         # LocalEngine, which shares nothing.
         self.engine: Engine = LocalEngine()
@@ -175,6 +178,9 @@ class ServerState:
                 log.exception("removing expired session %s failed", session.tag)
                 self.stats.errors["sweep"] += 1
         self._handshakes.expire(now)
+        for client_id, until in list(self._stopped.items()):
+            if until <= now:
+                del self._stopped[client_id]
         return expired
 
     def shutdown(self) -> None:

@@ -106,6 +106,19 @@ const scenarios = {
     check(reply.successful === false && reply.error === "406::timeout", JSON.stringify(reply));
     await disconnect(c);
   },
+  async kicked_by_the_server_stops() {
+    // The server disconnects the client (BayeuxServer.disconnect): its held connect is answered
+    // with reconnect: none, and the client stops without handshaking again.
+    const c = newClient();
+    let handshakes = 0;
+    c.addListener("/meta/handshake", () => { handshakes += 1; });
+    check((await handshake(c)).successful, "handshake");
+    const reply = await remoteCall(c, "test/kick-me", {}, 5000);
+    check(reply.successful && reply.data === "kicking", JSON.stringify(reply));
+    await waitFor(() => c.isDisconnected(), 5000, "the client to stop");
+    await sleep(1500);
+    check(c.isDisconnected() && handshakes === 1, `status ${c.getStatus()}, ${handshakes} handshakes`);
+  },
   async timesync_answered() {
     const sync = new TimeSyncExtension();
     const c = newClient({ timesync: sync });
