@@ -118,7 +118,7 @@ class Endpoint:
         return self._held_by_browser.get(browser, 0) < limit
 
     def browser_holding(self, browser: str | None, change: int) -> None:
-        if browser is None:
+        if browser is None or self.settings.max_sessions_per_browser < 0:
             return
         count = self._held_by_browser.get(browser, 0) + change
         if count > 0:

@@ -11,7 +11,7 @@ import tornado.websocket
 
 from ..transports.context import Context
 from ..transports.http import wants_websocket
-from ..transports.websocket import BayeuxWebSocket, select_subprotocol
+from ..transports.websocket import BayeuxWebSocket, select_subprotocol, upgrade_context
 from ..transports.wsframes import data_frames
 from .requests import request_from
 
@@ -63,7 +63,9 @@ class WebSocketHandler(tornado.websocket.WebSocketHandler):
             self,
             remote_ip=self.request.remote_ip,
             subprotocol=self._subprotocol,
-            request=request_from(self.request, handler=self).context("websocket"),
+            request=upgrade_context(
+                request_from(self.request, handler=self), self.context.settings.browser_cookie
+            ),
         )
         self.transport.opened()
 

@@ -20,7 +20,12 @@ from wsproto.utilities import generate_accept_token
 
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, origin_refused, refusal
-from ..transports.websocket import CLOSE_TOO_BIG, BayeuxWebSocket, select_subprotocol
+from ..transports.websocket import (
+    CLOSE_TOO_BIG,
+    BayeuxWebSocket,
+    select_subprotocol,
+    upgrade_context,
+)
 from ..transports.wsframes import data_frames
 from .deflate import InboundDeflate
 from .holding import Holding
@@ -136,7 +141,7 @@ class WebSocketConnection:
             self,
             remote_ip=request.remote_ip,
             subprotocol=subprotocol,
-            request=request.context("websocket"),
+            request=upgrade_context(request, listener.context.settings.browser_cookie),
         )
         self.max_size = listener.context.settings.max_message_size
         self.ping_interval = listener.context.settings.ws_ping_interval_seconds

@@ -87,6 +87,7 @@ class EngineBridge(MetaChannels):
         session = ServerSession(client_id, self.expiry())
         session.remote = True
         session.timeout, session.interval, session.max_interval = record.timing
+        session.browser = record.browser or None
         session.subscriptions.update(record.subscriptions)
         if record.ack:
             session.ack = AckState(record.batch, record.position)
@@ -112,6 +113,7 @@ class EngineBridge(MetaChannels):
         record = claimed.record
         session = ServerSession(record.client_id, self.expiry())
         session.timeout, session.interval, session.max_interval = record.timing
+        session.browser = record.browser or None
         session.deadline = self.expiry(0, session)
         start = record.position
         if record.ack:

@@ -30,6 +30,8 @@ class RequestSource(Protocol):
     scheme: str
     client_certificate: Mapping[str, Any] | None
     handler: object | None
+    browser: str | None
+    browser_sent: bool
 
 
 class RequestContext:
@@ -82,6 +84,17 @@ class RequestContext:
     def connection_type(self) -> str:
         """ "long-polling", "callback-polling", "websocket" or "eventsource"."""
         return self._connection_type
+
+    @property
+    def browser(self) -> str | None:
+        """The browser the request came from: its browser cookie (--browser-cookie), or the
+        one its response gives it (`browser_sent` False then); None without browser cookies."""
+        return self._source.browser
+
+    @property
+    def browser_sent(self) -> bool:
+        """Whether the request carried its browser cookie."""
+        return self._source.browser_sent
 
     @property
     def client_certificate(self) -> Mapping[str, Any] | None:

@@ -52,6 +52,8 @@ class SessionRecord:
     # Its own timeout, interval and maxInterval in ms (BayeuxServer.set_timing); None each
     # for the server's.
     timing: tuple[int | None, int | None, int | None] = (None, None, None)
+    # The browser that made it (ServerSession.browser); "" for none.
+    browser: str = ""
 
 
 @dataclass(slots=True)

@@ -72,7 +72,9 @@ class MetaChannels(Publishing):
                 {"reconnect": "handshake", "interval": self.settings.handshake_window},
             )
         session = ServerSession(new_client_id(), self.expiry())
-        session.context = current_request()
+        request = session.context = current_request()
+        if request is not None:
+            session.browser = request.browser  # the browser that makes it (None: not one)
         if not await self.hooks.allowed(self.hooks.policy.can_handshake, session, message):
             self._refused("policy")
             return failure(message, error(403, "", "Handshake denied"), NO_RECONNECT)

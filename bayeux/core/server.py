@@ -215,6 +215,12 @@ class BayeuxServer(EngineBridge):
                 outcome.replies.append(failure(message, *ENGINE_UNAVAILABLE))
                 return
         if session is not None and request is not None:
+            if session.browser is not None and not self._same_browser(session, request):
+                # Another browser's request (or, untrusted, one without a browser cookie): the
+                # clientId alone is not enough to use a session.
+                self.stats.refused["other-browser"] += 1
+                self._emit(outcome.replies, None, unknown_client(message))
+                return
             session.context = request
         problem = field_problem(message)
         if problem is None and peer.binary:
@@ -270,6 +276,11 @@ class BayeuxServer(EngineBridge):
             # Exact names only: "/meta/subscribe/x" is not "/meta/subscribe".
             return failure(message, error(404, channel, "Unknown meta channel"))
         return await self._publish(message, session, outcome)
+
+    def _same_browser(self, session: ServerSession, request: RequestContext) -> bool:
+        if not request.browser_sent:
+            return self.settings.trust_cookieless_clients
+        return request.browser == session.browser
 
     def _emit(self, replies: list[Message], session: ServerSession | None, reply: Message) -> None:
         """Runs outgoing extensions on a reply, keeping it unless one of them drops it."""

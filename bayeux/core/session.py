@@ -128,6 +128,7 @@ class ServerSession:
         "budget",
         "held",
         "context",
+        "browser",
         "timeout",
         "interval",
         "max_interval",
@@ -180,6 +181,9 @@ class ServerSession:
         # The HTTP request that last reached it (core/context.py): the WebSocket upgrade, or
         # the latest long-poll; None for sessions made by the server itself.
         self.context: RequestContext | None = None
+        # The browser that made it (its browser cookie), when it was made over HTTP by one: a
+        # request carrying another browser's cookie may not use it.
+        self.browser: str | None = None
         # This session's own timing, in ms, as CometD's ServerSession has it (a mobile client,
         # a dashboard); None: the server's setting. Set with BayeuxServer.set_timing.
         self.timeout: int | None = None

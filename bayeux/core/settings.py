@@ -92,8 +92,15 @@ class Settings:
     )
     browser_cookie: str = _setting(
         "BAYEUX_BROWSER",
-        "name of the cookie that identifies a browser for --max-sessions-per-browser; empty to"
-        " set no cookie (CometD: browserCookieName)",
+        "name of the cookie that identifies a browser: a session is bound to the browser that"
+        " made it, and --max-sessions-per-browser counts by it; empty to set no cookie (CometD:"
+        " browserCookieName)",
+    )
+    trust_cookieless_clients: bool = _setting(
+        True,
+        "serve a request for a browser's session that carries no browser cookie at all"
+        " (non-browser clients send none); off: only the browser that made a session may use it"
+        " (CometD: trustClientSession)",
     )
     max_queue_bytes: int = _setting(
         4 * 1024 * 1024,

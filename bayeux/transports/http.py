@@ -47,7 +47,21 @@ class HttpRequest:
     client_certificate: Mapping[str, Any] | None = None
     # Embedded in Tornado: the handler serving the request.
     handler: object | None = None
+    # Its browser (see `identify_browser`), and whether it sent its browser cookie.
+    browser: str | None = None
+    browser_sent: bool = False
     _arguments: dict[str, list[str]] | None = None
+
+    def identify_browser(self, cookie_name: str) -> str | None:
+        """The browser this request comes from, by its cookie `cookie_name` (a well-formed
+        one); None when it sent none, or when browser cookies are off (empty name)."""
+        if not cookie_name:
+            return None
+        browser = self.cookie(cookie_name)
+        if browser is None or not browser.isalnum() or len(browser) > 64:
+            return None
+        self.browser, self.browser_sent = browser, True
+        return browser
 
     def context(self, connection_type: str) -> RequestContext:
         """The request as hooks see it (core/context.py)."""

@@ -193,13 +193,12 @@ class PollingExchange:
 
     def _browser_id(self) -> str | None:
         """The browser's id cookie (set on first contact), when browser tracking is on."""
-        settings = self.context.settings
-        name = settings.browser_cookie
-        if not name or settings.max_sessions_per_browser < 0:
+        name = self.context.settings.browser_cookie
+        if not name:
             return None
-        browser = self.request.cookie(name)
-        if browser is None or not browser.isalnum() or len(browser) > 64:
-            browser = secrets.token_hex(16)
+        browser = self.request.identify_browser(name)
+        if browser is None:
+            browser = self.request.browser = secrets.token_hex(16)
             self._set_cookie = f"{name}={browser}; Path=/; HttpOnly"
         return browser
 

@@ -27,6 +27,7 @@ from ..core.peer import Peer
 from ..core.server import ConnectHold
 from ..core.session import ServerSession, Wakeup
 from .context import Context
+from .http import HttpRequest
 from .shared import LARGE, DerivedBytes, forget_all
 
 log = logging.getLogger("bayeux.websocket")
@@ -40,6 +41,13 @@ MSGPACK_SUBPROTOCOL = "bayeux-msgpack"
 # Bytes the flusher writes in one loop turn before it lets other work run (it always writes
 # at least one socket's frame): small fan-outs finish in one turn, big broadcasts take slices.
 WRITE_SHARE = 4 * 1024 * 1024
+
+
+def upgrade_context(upgrade: HttpRequest, browser_cookie: str) -> RequestContext:
+    """The request context of a WebSocket: its upgrade request, with the browser its cookie
+    names (a WebSocket cannot be given one: without it, its sessions are bound to none)."""
+    upgrade.identify_browser(browser_cookie)
+    return upgrade.context("websocket")
 
 
 def select_subprotocol(offered: list[str]) -> str | None:

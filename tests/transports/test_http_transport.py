@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import pytest
 
 from ..helpers.http import handshake, post_json, request
+from ..helpers.servers import handshake_message
 
 # Every case runs over the standalone connection layer and over Tornado embedding.
 pytestmark = pytest.mark.usefixtures("both_layers")
@@ -342,7 +343,9 @@ def test_second_long_poll_of_a_browser_gets_multiple_clients_advice(live) -> Non
     cookie = first.headers["Set-Cookie"].split(";")[0]
     assert cookie.startswith("BAYEUX_BROWSER=")
     headers = {"Content-Type": "application/json", "Cookie": cookie}
-    a, b = first.json()[0]["clientId"], handshake(live.url)
+    # A second tab of the same browser (its sessions are bound to the browser that made them).
+    second = post_json(live.url, [handshake_message()], headers={"Cookie": cookie})
+    a, b = first.json()[0]["clientId"], second.json()[0]["clientId"]
     for cid in (a, b):  # first connects return at once
         request(
             live.url,

@@ -159,6 +159,7 @@ class EngineBase:
             "follows": 0,
             "addr": session.budget.key,
             "timing": timing_field(session),
+            "browser": session.browser or "",
         }
 
     def outbox_size(self) -> int:

@@ -103,4 +103,5 @@ def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
         pending=[Delivery(m) for m in orjson.loads(fields.get(b"pending", b"[]"))],
         address=fields.get(b"addr", b"").decode("utf-8", "replace"),
         timing=timing_of(fields.get(b"timing", b"")),
+        browser=fields.get(b"browser", b"").decode("ascii", "replace"),
     )

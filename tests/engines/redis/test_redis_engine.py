@@ -23,6 +23,7 @@ from ...helpers.http import post_json, request
 from ...helpers.rawws import RawWebSocket
 from ...helpers.redis_nodes import SETTINGS, Client, node, redis_of, wait_ready
 from ...helpers.redisproc import RedisServer, Sentinel
+from ...helpers.servers import handshake_message
 
 pytestmark = pytest.mark.redis
 
@@ -719,3 +720,24 @@ def test_a_sessions_own_timing_follows_it_to_another_process(redis_server) -> No
         started = time.monotonic()
         client.connect(b.url, timeout=None)
         assert 0.5 < time.monotonic() - started < 1.3
+
+
+def test_a_session_stays_bound_to_its_browser_on_every_process(redis_server) -> None:
+    settings = {"browser_cookie": "BAYEUX_BROWSER"}
+    with node(redis_server.url, **settings) as a, node(redis_server.url, **settings) as b:
+        wait_ready(a, b)
+        answer = post_json(a.url, [handshake_message()])
+        mine = answer.headers["Set-Cookie"].split(";")[0]
+        client_id = answer.json()[0]["clientId"]
+        connect = {
+            "channel": "/meta/connect",
+            "clientId": client_id,
+            "connectionType": "long-polling",
+            "advice": {"timeout": 0},
+        }
+        other = {"Cookie": "BAYEUX_BROWSER=0123456789abcdef"}
+        # A view on b (a publish) and a takeover by b (a connect) both check the binding.
+        publish = {"channel": "/x", "clientId": client_id, "data": 1}
+        assert post_json(b.url, [publish], headers=other).json()[0]["successful"] is False
+        assert post_json(b.url, [connect], headers=other).json()[-1]["successful"] is False
+        assert post_json(b.url, [connect], headers={"Cookie": mine}).json()[-1]["successful"]
