@@ -96,6 +96,25 @@ class Settings:
         " made it, and --max-sessions-per-browser counts by it; empty to set no cookie (CometD:"
         " browserCookieName)",
     )
+    browser_cookie_same_site: str = _setting(
+        "",
+        "SameSite attribute of the browser cookie: Strict, Lax or None (None needs it Secure);"
+        " empty to leave it out (browsers then treat it as Lax)",
+    )
+    browser_cookie_secure: str = _setting(
+        "auto",
+        "Secure attribute of the browser cookie: auto (when the request came over https, or a"
+        " trusted proxy says so with --xheaders), on, or off",
+    )
+    browser_cookie_domain: str = _setting(
+        "", "Domain attribute of the browser cookie; empty for the host that set it"
+    )
+    browser_cookie_max_age: int = _setting(
+        -1, "seconds the browser cookie lasts (Max-Age); -1 for the browser's session"
+    )
+    browser_cookie_partitioned: bool = _setting(
+        False, "mark the browser cookie Partitioned (CHIPS: a cookie per top-level site)"
+    )
     trust_cookieless_clients: bool = _setting(
         True,
         "serve a request for a browser's session that carries no browser cookie at all"
@@ -260,6 +279,18 @@ class Settings:
             raise ValueError("sweep_period must be > 0")
         if self.max_message_size < 1024:
             raise ValueError("max_message_size must be at least 1024 bytes")
+        if self.browser_cookie_same_site not in ("", "Strict", "Lax", "None"):
+            raise ValueError("browser_cookie_same_site must be Strict, Lax, None or empty")
+        if self.browser_cookie_secure not in ("auto", "on", "off"):
+            raise ValueError("browser_cookie_secure must be auto, on or off")
+        if self.browser_cookie_same_site == "None" and self.browser_cookie_secure == "off":
+            raise ValueError("a SameSite=None browser cookie must be Secure")
+        for name in ("browser_cookie", "browser_cookie_domain"):
+            value = getattr(self, name)
+            if any(not c.isprintable() or c in ' ;,="\\' for c in value):
+                raise ValueError(f"{name} {value!r} has characters a cookie cannot carry")
+        if self.browser_cookie_max_age < -1:
+            raise ValueError("browser_cookie_max_age must be -1 (the session) or >= 0")
         if self.replay_max_events < 1 or self.replay_retention < 1:
             raise ValueError("replay_max_events and replay_retention must be positive")
         for pattern in self.replay_channels:

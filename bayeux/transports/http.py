@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..core.context import RequestContext
+from ..core.settings import Settings
 from .context import Context
 
 JSON_TYPE = "application/json;charset=utf-8"
@@ -51,6 +52,22 @@ class HttpRequest:
     browser: str | None = None
     browser_sent: bool = False
     _arguments: dict[str, list[str]] | None = None
+
+    def browser_cookie(self, browser: str, settings: Settings) -> str:
+        """The Set-Cookie value that gives this request's client its browser id."""
+        parts = [f"{settings.browser_cookie}={browser}", "Path=/", "HttpOnly"]
+        secure = settings.browser_cookie_secure
+        if secure == "on" or (secure == "auto" and self.scheme == "https"):
+            parts.append("Secure")
+        if settings.browser_cookie_same_site:
+            parts.append(f"SameSite={settings.browser_cookie_same_site}")
+        if settings.browser_cookie_domain:
+            parts.append(f"Domain={settings.browser_cookie_domain}")
+        if settings.browser_cookie_max_age >= 0:
+            parts.append(f"Max-Age={settings.browser_cookie_max_age}")
+        if settings.browser_cookie_partitioned:
+            parts.append("Partitioned")
+        return "; ".join(parts)
 
     def identify_browser(self, cookie_name: str) -> str | None:
         """The browser this request comes from, by its cookie `cookie_name` (a well-formed

@@ -193,13 +193,13 @@ class PollingExchange:
 
     def _browser_id(self) -> str | None:
         """The browser's id cookie (set on first contact), when browser tracking is on."""
-        name = self.context.settings.browser_cookie
-        if not name:
+        settings = self.context.settings
+        if not settings.browser_cookie:
             return None
-        browser = self.request.identify_browser(name)
+        browser = self.request.identify_browser(settings.browser_cookie)
         if browser is None:
             browser = self.request.browser = secrets.token_hex(16)
-            self._set_cookie = f"{name}={browser}; Path=/; HttpOnly"
+            self._set_cookie = self.request.browser_cookie(browser, settings)
         return browser
 
     def finish_draining(self) -> None:

@@ -79,3 +79,50 @@ def test_without_browser_cookies_nothing_is_bound() -> None:
         assert "Set-Cookie" not in answer.headers
         client_id = answer.json()[0]["clientId"]
         assert connect(server.url, client_id, "BAYEUX_BROWSER=0123456789abcdef")["successful"]
+
+
+def test_the_browser_cookie_carries_the_attributes_set() -> None:
+    settings = Settings(
+        timeout=2000,
+        browser_cookie="SID",
+        browser_cookie_same_site="None",
+        browser_cookie_secure="on",
+        browser_cookie_domain="example.com",
+        browser_cookie_max_age=3600,
+        browser_cookie_partitioned=True,
+    )
+    with ServerThread(settings) as server:
+        cookie = post_json(server.url, [handshake_message()]).headers["Set-Cookie"]
+    attributes = [part.strip() for part in cookie.split(";")]
+    assert attributes[0].startswith("SID=") and "HttpOnly" in attributes
+    for wanted in ("Secure", "SameSite=None", "Domain=example.com", "Max-Age=3600"):
+        assert wanted in attributes, cookie
+    assert "Partitioned" in attributes
+
+
+def test_the_browser_cookie_is_secure_by_default_over_https_only() -> None:
+    from bayeux.transports.http import HttpRequest
+
+    settings = Settings()
+    plain = HttpRequest("POST", "/cometd").browser_cookie("abc", settings)
+    tls = HttpRequest("POST", "/cometd", scheme="https").browser_cookie("abc", settings)
+    assert plain == "BAYEUX_BROWSER=abc; Path=/; HttpOnly"
+    assert tls == "BAYEUX_BROWSER=abc; Path=/; HttpOnly; Secure"
+    off = Settings(browser_cookie_secure="off")
+    assert "Secure" not in HttpRequest("POST", "/", scheme="https").browser_cookie("a", off)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"browser_cookie_same_site": "sometimes"},
+        {"browser_cookie_secure": "maybe"},
+        {"browser_cookie_same_site": "None", "browser_cookie_secure": "off"},
+        {"browser_cookie_domain": "example.com; Path=/evil"},
+        {"browser_cookie": "A B"},
+        {"browser_cookie_max_age": -2},
+    ],
+)
+def test_browser_cookie_settings_are_checked(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        Settings(**bad)
