@@ -214,6 +214,16 @@ class BayeuxServer(EngineBridge):
                 self.stats.errors["engine"] += 1
                 outcome.replies.append(failure(message, *ENGINE_UNAVAILABLE))
                 return
+        if (
+            session is not None
+            and peer.persistent
+            and self.settings.require_handshake_per_connection
+            and session not in peer.sessions
+        ):
+            # Not handshaken on this connection: its clientId alone does not open it here.
+            self.stats.refused["other-connection"] += 1
+            self._emit(outcome.replies, None, unknown_client(message))
+            return
         if session is not None and request is not None:
             if session.browser is not None and not self._same_browser(session, request):
                 # Another browser's request (or, untrusted, one without a browser cookie): the

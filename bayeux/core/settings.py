@@ -115,6 +115,12 @@ class Settings:
     browser_cookie_partitioned: bool = _setting(
         False, "mark the browser cookie Partitioned (CHIPS: a cookie per top-level site)"
     )
+    require_handshake_per_connection: bool = _setting(
+        False,
+        "a WebSocket may only carry sessions handshaken on it: a clientId made elsewhere (another"
+        " socket, a long-poll) gets 402 with handshake advice there (CometD:"
+        " requireHandshakePerConnection)",
+    )
     trust_cookieless_clients: bool = _setting(
         True,
         "serve a request for a browser's session that carries no browser cookie at all"

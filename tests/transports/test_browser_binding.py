@@ -126,3 +126,27 @@ def test_the_browser_cookie_is_secure_by_default_over_https_only() -> None:
 def test_browser_cookie_settings_are_checked(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Settings(**bad)
+
+
+def test_a_websocket_may_require_its_own_handshake() -> None:
+    """With require_handshake_per_connection, a session made by a long-poll (or another socket)
+    cannot be used on a WebSocket; one handshaken on the socket can."""
+    for required in (False, True):
+        settings = Settings(timeout=2000, require_handshake_per_connection=required)
+        with ServerThread(settings) as server:
+            elsewhere = post_json(server.url, [handshake_message()]).json()[0]["clientId"]
+
+            async def run(url: str, client_id: str) -> tuple[bool, bool]:
+                ws = await tornado.websocket.websocket_connect(url)
+                publish = {"channel": "/x", "clientId": client_id, "data": 1}
+                await ws.write_message(json.dumps([publish]))
+                (foreign,) = json.loads(await next_frame(ws, 5))
+                await ws.write_message(json.dumps([handshake_message("websocket")]))
+                (own,) = json.loads(await next_frame(ws, 5))
+                await ws.write_message(json.dumps([{**publish, "clientId": own["clientId"]}]))
+                (mine,) = json.loads(await next_frame(ws, 5))
+                ws.close()
+                return foreign["successful"], mine["successful"]
+
+            foreign, mine = asyncio.run(run(ws_url(server), elsewhere))
+            assert mine is True and foreign is (not required)
