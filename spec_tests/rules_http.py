@@ -44,6 +44,47 @@ async def _(ctx: Context) -> None:
 
 
 @rule(
+    "long_polling.session_bound_to_its_browser",
+    section=LONG_POLLING,
+    profile="robustness",
+    transports=("long-polling",),
+)
+async def _(ctx: Context) -> None:
+    """A server that identifies browsers with the BAYEUX_BROWSER cookie (CometD's) refuses a
+    session's clientId when another browser's cookie comes with it: the clientId seen in a log
+    is not enough to use the session. Not applicable to a server that sets no such cookie."""
+    wire = _wire(ctx, LongPolling)
+    response = await wire.post(json.dumps([HANDSHAKE]))
+    expect(response.code == 200, f"HTTP {response.code}", response.body)
+    client_id = json.loads(response.body)[0].get("clientId")
+    mine = next(
+        (
+            value.split(";")[0].strip()
+            for value in response.headers.get_list("Set-Cookie")
+            if value.strip().startswith("BAYEUX_BROWSER=")
+        ),
+        None,
+    )
+    if mine is None:
+        raise NotApplicable("the server sets no BAYEUX_BROWSER cookie")
+    connect = {
+        "channel": "/meta/connect",
+        "clientId": client_id,
+        "connectionType": "long-polling",
+        "advice": {"timeout": 0},
+    }
+    for cookie, owner in (("BAYEUX_BROWSER=0f0f0f0f0f0f0f0f0f0f", False), (mine, True)):
+        answer = await wire.post(json.dumps([connect]), headers={"Cookie": cookie})
+        expect(answer.code == 200, f"HTTP {answer.code}", answer.body)
+        reply = json.loads(answer.body)[-1]
+        expect(
+            reply.get("successful") is owner,
+            "another browser used the session" if not owner else "its own browser was refused",
+            reply,
+        )
+
+
+@rule(
     "long_polling.form_encoded_message",
     section=LONG_POLLING,
     profile="cometd",

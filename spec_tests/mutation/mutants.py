@@ -17,6 +17,13 @@ class Mutant:
 
 MUTANTS = [
     Mutant(
+        "browser-binding-ignored",
+        "core/server.py",
+        "        return request.browser == session.browser\n",
+        "        return True\n",
+        "a session's clientId works from any browser",
+    ),
+    Mutant(
         "subscription-array-first-only",
         "core/meta.py",
         "        for pattern in patterns:\n            if subscribe:\n",

@@ -51,3 +51,13 @@ def test_the_bug_zoo_escapes_are_caught(mutant_id: str, rule: str) -> None:
     assert rule in caught.evidence
     clean = asyncio.run(run_one(None, ("long-polling",), ("core",), only=rule))
     assert not clean.caught, clean
+
+
+@pytest.mark.slow
+def test_a_session_used_from_another_browser_is_caught() -> None:
+    rule = "long_polling.session_bound_to_its_browser"
+    (mutant,) = [m for m in MUTANTS if m.id == "browser-binding-ignored"]
+    caught = asyncio.run(run_one(mutant, ("long-polling",), ("robustness",), only=rule))
+    assert caught.caught and rule in caught.evidence, caught
+    clean = asyncio.run(run_one(None, ("long-polling",), ("robustness",), only=rule))
+    assert not clean.caught, clean
