@@ -8,7 +8,14 @@ import logging
 
 from . import channel as ch
 from .ack import AckState
-from .engine import Claimed, LogEntry, LoggedDelivery, LoggedMessage, LoggedSubscription
+from .engine import (
+    Claimed,
+    LogEntry,
+    LoggedDelivery,
+    LoggedMessage,
+    LoggedSubscription,
+    SessionRecord,
+)
 from .limits import UNBOUNDED
 from .message import Message, ext_of
 from .meta import MetaChannels
@@ -86,8 +93,7 @@ class EngineBridge(MetaChannels):
             return served
         session = ServerSession(client_id, self.expiry())
         session.remote = True
-        session.timeout, session.interval, session.max_interval = record.timing
-        session.browser = record.browser or None
+        _restore(session, record)
         session.subscriptions.update(record.subscriptions)
         if record.ack:
             session.ack = AckState(record.batch, record.position)
@@ -112,8 +118,7 @@ class EngineBridge(MetaChannels):
     def _adopt(self, claimed: Claimed, acknowledged: int | None) -> ServerSession:
         record = claimed.record
         session = ServerSession(record.client_id, self.expiry())
-        session.timeout, session.interval, session.max_interval = record.timing
-        session.browser = record.browser or None
+        _restore(session, record)
         session.deadline = self.expiry(0, session)
         start = record.position
         if record.ack:
@@ -164,3 +169,10 @@ class EngineBridge(MetaChannels):
         log.debug("session moved out", extra={"event": "session-moved-out", "session": session.tag})
         session.end(Ended.MOVED)
         return session
+
+
+def _restore(session: ServerSession, record: SessionRecord) -> None:
+    """What a session's record keeps of it beyond its delivery state: its own timing and
+    the browser it is bound to."""
+    session.timeout, session.interval, session.max_interval = record.timing
+    session.browser = record.browser or None

@@ -129,17 +129,7 @@ class RequestContext:
     def cookies(self) -> dict[str, str]:
         """The request's cookies; for a name sent twice, the first (the most specific path,
         RFC 6265 5.4)."""
-        found: dict[str, str] = {}
-        for line in self.header_values("cookie"):
-            for pair in line.split(";"):
-                key, equals, value = pair.partition("=")
-                key, value = key.strip(), value.strip()
-                if not equals or not key or key in found:
-                    continue
-                if len(value) >= 2 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                found[key] = value
-        return found
+        return cookies_in(self.header_values("cookie"))
 
     def cookie(self, name: str) -> str | None:
         return self.cookies.get(name)
@@ -152,6 +142,22 @@ class RequestContext:
         """The last value of query parameter `name`."""
         values = self.parameters(name)
         return values[-1] if values else None
+
+
+def cookies_in(lines: list[str]) -> dict[str, str]:
+    """The cookies of Cookie header lines; for a name sent twice, the first (the most specific
+    path, RFC 6265 5.4), without surrounding quotes."""
+    found: dict[str, str] = {}
+    for line in lines:
+        for pair in line.split(";"):
+            key, equals, value = pair.partition("=")
+            key, value = key.strip(), value.strip()
+            if not equals or not key or key in found:
+                continue
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found[key] = value
+    return found
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("bayeux_request", default=None)

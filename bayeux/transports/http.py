@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..core.context import RequestContext
+from ..core.context import RequestContext, cookies_in
 from ..core.settings import Settings
 from .context import Context
 
@@ -99,16 +99,7 @@ class HttpRequest:
         """The value of the first cookie called `name` (browsers send the one with the most
         specific path first, RFC 6265 5.4), without surrounding quotes; None if absent."""
         header = self.headers.get("cookie")
-        if not header:
-            return None
-        for pair in header.split(";"):
-            key, equals, value = pair.partition("=")
-            if equals and key.strip() == name:
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                return value
-        return None
+        return cookies_in([header]).get(name) if header else None
 
     def log_safe_uri(self) -> str:
         """The path with clientIds masked, query values left out and nothing unprintable:
