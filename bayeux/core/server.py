@@ -214,24 +214,15 @@ class BayeuxServer(EngineBridge):
                 self.stats.errors["engine"] += 1
                 outcome.replies.append(failure(message, *ENGINE_UNAVAILABLE))
                 return
-        if (
-            session is not None
-            and peer.persistent
-            and self.settings.require_handshake_per_connection
-            and session not in peer.sessions
-        ):
-            # Not handshaken on this connection: its clientId alone does not open it here.
-            self.stats.refused["other-connection"] += 1
-            self._emit(outcome.replies, None, unknown_client(message))
-            return
-        if session is not None and request is not None:
-            if session.browser is not None and not self._same_browser(session, request):
-                # Another browser's request (or, untrusted, one without a browser cookie): the
-                # clientId alone is not enough to use a session.
-                self.stats.refused["other-browser"] += 1
+        if session is not None:
+            # A clientId alone is not enough to use a session: refused like an unknown one.
+            refused = self._foreign(session, peer, request)
+            if refused is not None:
+                self.stats.refused[refused] += 1
                 self._emit(outcome.replies, None, unknown_client(message))
                 return
-            session.context = request
+            if request is not None:
+                session.context = request
         problem = field_problem(message)
         if problem is None and peer.binary:
             problem = non_json_problem(message)
@@ -287,10 +278,24 @@ class BayeuxServer(EngineBridge):
             return failure(message, error(404, channel, "Unknown meta channel"))
         return await self._publish(message, session, outcome)
 
-    def _same_browser(self, session: ServerSession, request: RequestContext) -> bool:
+    def _foreign(
+        self, session: ServerSession, peer: Peer, request: RequestContext | None
+    ) -> str | None:
+        """Why a message may not use `session` from where it came, or None: another
+        connection than the one it was handshaken on (when required), or another browser
+        (or, untrusted, no browser cookie at all)."""
+        settings = self.settings
+        if (
+            peer.persistent
+            and settings.require_handshake_per_connection
+            and session not in peer.sessions
+        ):
+            return "other-connection"
+        if request is None or session.browser is None:
+            return None
         if not request.browser_sent:
-            return self.settings.trust_cookieless_clients
-        return request.browser == session.browser
+            return None if settings.trust_cookieless_clients else "other-browser"
+        return None if request.browser == session.browser else "other-browser"
 
     def _emit(self, replies: list[Message], session: ServerSession | None, reply: Message) -> None:
         """Runs outgoing extensions on a reply, keeping it unless one of them drops it."""

@@ -19,8 +19,8 @@ MUTANTS = [
     Mutant(
         "browser-binding-ignored",
         "core/server.py",
-        "        return request.browser == session.browser\n",
-        "        return True\n",
+        '        return None if request.browser == session.browser else "other-browser"\n',
+        "        return None\n",
         "a session's clientId works from any browser",
     ),
     Mutant(
