@@ -216,7 +216,7 @@ class BayeuxServer(EngineBridge):
                 return
         if session is not None:
             # A clientId alone is not enough to use a session: refused like an unknown one.
-            refused = self._foreign(session, peer, request)
+            refused = self.foreign(session, peer, request)
             if refused is not None:
                 self.stats.refused[refused] += 1
                 self._emit(outcome.replies, None, unknown_client(message))
@@ -278,7 +278,7 @@ class BayeuxServer(EngineBridge):
             return failure(message, error(404, channel, "Unknown meta channel"))
         return await self._publish(message, session, outcome)
 
-    def _foreign(
+    def foreign(
         self, session: ServerSession, peer: Peer, request: RequestContext | None
     ) -> str | None:
         """Why a message may not use `session` from where it came, or None: another

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from ..core import codec
 from ..core.engine import EngineUnavailable
+from ..core.peer import Peer
 from ..core.session import ServerSession
 from .context import Context
 from .http import HttpRequest, HttpResponse, cors_headers, origin_refused, refusal
@@ -46,9 +47,12 @@ async def open_stream(
             session = await server.take_over(client_id)
         except EngineUnavailable:
             return refusal(503, "session store unavailable", cors), None
-    if session is None:
+    request.identify_browser(context.settings.browser_cookie)
+    stream_request = request.context("eventsource")
+    if session is None or server.foreign(session, Peer(), stream_request) is not None:
+        # Another browser's stream would be handed the session's messages.
         return refusal(404, "unknown client", cors), None
-    session.context = request.context("eventsource")
+    session.context = stream_request
     headers = [
         *cors,
         ("Content-Type", EVENT_STREAM_TYPE),

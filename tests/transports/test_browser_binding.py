@@ -4,8 +4,10 @@ alone, seen in a log or a browser extension, does not let another browser use it
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import tornado.httpclient
@@ -150,3 +152,22 @@ def test_a_websocket_may_require_its_own_handshake() -> None:
 
             foreign, mine = asyncio.run(run(ws_url(server), elsewhere))
             assert mine is True and foreign is (not required)
+
+
+def test_another_browser_cannot_open_a_sessions_event_stream() -> None:
+    with ServerThread(Settings(timeout=2000)) as server:
+        answer = post_json(server.url, [handshake_message("eventsource")])
+        mine = answer.headers["Set-Cookie"].split(";")[0]
+        client_id = answer.json()[0]["clientId"]
+        statuses = {}
+        for name, cookie in (("other", "BAYEUX_BROWSER=0f0f0f0f0f0f"), ("mine", mine)):
+            parts = urlsplit(server.url)
+            conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5)
+            conn.request(
+                "GET",
+                f"{parts.path}/{client_id}",
+                headers={"Accept": "text/event-stream", "Cookie": cookie, "Origin": server.origin},
+            )
+            statuses[name] = conn.getresponse().status
+            conn.close()
+        assert statuses == {"other": 404, "mine": 200}
