@@ -1,6 +1,6 @@
 """A Bayeux 1.0 (CometD) server on Tornado."""
 
-from .core.context import RequestContext, current_request
+from .core.context import RequestContext, ResponseHeaders, current_request
 from .core.extension import Extension
 from .core.local import LocalSession
 from .core.policy import Authorization, Operation, SecurityPolicy
@@ -21,6 +21,7 @@ __all__ = [
     "Operation",
     "Outcome",
     "RequestContext",
+    "ResponseHeaders",
     "SecurityPolicy",
     "ServerSession",
     "ServiceError",

@@ -4,10 +4,15 @@ benchmarks/requests.py, a publish to the client's own channel and the connect it
 The rest of a request's cost is the connection layer and the HTTP stack (http_floor.py).
 
     .venv/bin/python benchmarks/exchange.py
+    .venv/bin/python benchmarks/exchange.py --server-extensions 1 --session-extensions 1
+
+With extensions, each is a plain (synchronous) pass-through: what the hooks' machinery costs a
+server whose extensions never await.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
@@ -17,7 +22,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bayeux import Endpoint, Settings  # noqa: E402
+from bayeux import Endpoint, Extension, Settings  # noqa: E402
 from bayeux.transports.http import HttpRequest  # noqa: E402
 from bayeux.transports.polling import PollingExchange  # noqa: E402
 
@@ -43,7 +48,17 @@ async def exchange(endpoint: Endpoint, messages: list[dict]) -> bytes:
     return response.body
 
 
-async def main(rounds: int = 20000) -> None:
+class PassThrough(Extension):
+    def incoming(self, session, message):
+        return True
+
+    def outgoing(self, session, message):
+        return True
+
+
+async def main(
+    rounds: int = 20000, server_extensions: int = 0, session_extensions: int = 0
+) -> None:
     endpoint = Endpoint(
         Settings(max_sessions_per_browser=-1, max_handshakes_per_address=-1, browser_cookie="")
     )
@@ -52,7 +67,11 @@ async def main(rounds: int = 20000) -> None:
         "version": "1.0",
         "supportedConnectionTypes": ["long-polling"],
     }
+    for _ in range(server_extensions):
+        endpoint.server.add_extension(PassThrough())
     client_id = orjson.loads(await exchange(endpoint, [handshake]))[0]["clientId"]
+    for _ in range(session_extensions):
+        endpoint.server.sessions[client_id].add_extension(PassThrough())
     first = {"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling"}
     await exchange(endpoint, [{**first, "advice": {"timeout": 0}}])
     subscribe = {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/b/1"}
@@ -68,4 +87,9 @@ async def main(rounds: int = 20000) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=20000)
+    parser.add_argument("--server-extensions", type=int, default=0)
+    parser.add_argument("--session-extensions", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.server_extensions, args.session_extensions))

@@ -3,6 +3,7 @@ how much CPU and memory a process has used (read from /proc).
 
 - bayeux: `python -m bayeux`, the standalone connection layer (as `./serve` runs it)
 - bayeux-embedded: the same endpoint mounted in a Tornado Application (embedded_server.py)
+- bayeux-extensions: bayeux-embedded with a pass-through server extension and one per session
 - faye: Faye 1.4.3's Node server (interop/peers/faye_server.cjs)
 - cometd-nodejs: cometd-nodejs-server 1.2.1 (interop/peers/cometd_nodejs_server.cjs)
 - floor-tornado, floor-asyncio: no Bayeux at all, fixed answers (http_floor.py): what the
@@ -23,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from bayeux.testing import stop_process, wait_for_port  # noqa: E402, F401
 
 TICKS = os.sysconf("SC_CLK_TCK")
-SERVERS = ("bayeux", "bayeux-embedded", "faye", "cometd-nodejs")
+SERVERS = ("bayeux", "bayeux-embedded", "bayeux-extensions", "faye", "cometd-nodejs")
 FLOORS = ("floor-tornado", "floor-asyncio")
 
 # Every simulated client comes from 127.0.0.1 without cookies: lift the per-address handshake
@@ -54,9 +55,18 @@ def command(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> lis
     if server in FLOORS:
         script = ROOT / "benchmarks" / "http_floor.py"
         return [sys.executable, str(script), server.removeprefix("floor-"), str(port)]
-    if server == "bayeux-embedded":
+    if server in ("bayeux-embedded", "bayeux-extensions"):
         script = ROOT / "benchmarks" / "embedded_server.py"
-        return [sys.executable, str(script), "--port", str(port), "--timeout", str(timeout_ms)]
+        own = ["--sync-extensions"] if server == "bayeux-extensions" else []
+        return [
+            sys.executable,
+            str(script),
+            "--port",
+            str(port),
+            "--timeout",
+            str(timeout_ms),
+            *own,
+        ]
     peers = ROOT / "interop" / "peers"
     if server == "faye":
         return ["node", str(peers / "faye_server.cjs"), str(port), str(timeout_ms // 1000)]

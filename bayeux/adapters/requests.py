@@ -64,10 +64,14 @@ def redact_for_logs(handler: tornado.web.RequestHandler, request: HttpRequest) -
 def send(handler: tornado.web.RequestHandler, response: HttpResponse) -> None:
     """Writes `response` through the handler and finishes it."""
     handler.set_status(response.status)
+    seen: set[str] = set()
     for name, value in response.headers:
-        if name == "Set-Cookie":
+        # A name's first line replaces Tornado's default; its next lines (cookies, headers a
+        # hook added twice) are kept beside it.
+        if name.lower() in seen:
             handler.add_header(name, value)
         else:
+            seen.add(name.lower())
             handler.set_header(name, value)
     if response.close:
         handler.set_header("Connection", "close")

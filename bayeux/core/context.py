@@ -7,10 +7,16 @@ its own. It is built by the transport: for each HTTP request with long-polling a
 callback-polling; once, from the upgrade request, for a WebSocket (every batch on that socket
 sees it); once, from the stream's request, for an EventSource stream. Outside a request (a
 session expiring, a server-side publish) there is none.
+
+While a long-polling or callback-polling request is handled, hooks may also add headers and
+cookies to its HTTP response (`RequestContext.response`): a handshake policy that logs a user
+in can set the application's cookie. A WebSocket's or EventSource stream's response went out
+when it opened, so there is none then.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
@@ -32,6 +38,107 @@ class RequestSource(Protocol):
     handler: object | None
     browser: str | None
     browser_sent: bool
+    response_headers: ResponseHeaders | None
+
+
+# RFC 9110 token (header and cookie names) and RFC 6265 cookie-octet.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
+# Headers the transport owns: framing, connection management, CORS, caching of Bayeux replies.
+_RESERVED = frozenset(
+    {
+        "connection",
+        "content-length",
+        "content-type",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "cache-control",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-max-age",
+    }
+)
+SAME_SITE = ("Strict", "Lax", "None")
+
+
+class ResponseHeaders:
+    """Headers and cookies hooks add to the HTTP response carrying their replies, checked as
+    they are added (a ValueError names what is wrong): no header the transport owns, nothing
+    that could split the response, at most `MAX_COUNT` lines of `MAX_BYTES` in all."""
+
+    MAX_COUNT = 32
+    MAX_BYTES = 8192
+
+    __slots__ = ("lines", "_bytes", "_https")
+
+    def __init__(self, https: bool) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self._bytes = 0
+        self._https = https
+
+    def add(self, name: str, value: str) -> None:
+        """Adds header `name: value` (several lines of one name are kept)."""
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(f"not a header name: {name!r}")
+        if name.lower() in _RESERVED:
+            raise ValueError(f"the transport sets {name}")
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(f"header {name}: only printable ASCII may be sent")
+        size = len(name) + len(value) + 4
+        if len(self.lines) >= self.MAX_COUNT or self._bytes + size > self.MAX_BYTES:
+            raise ValueError(
+                f"at most {self.MAX_COUNT} headers of {self.MAX_BYTES} bytes may be added"
+            )
+        self.lines.append((name, value))
+        self._bytes += size
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        path: str | None = "/",
+        domain: str | None = None,
+        max_age: int | None = None,
+        secure: bool | None = None,
+        http_only: bool = True,
+        same_site: str | None = "Lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Adds a Set-Cookie header. `secure` None: Secure when the request came over HTTPS
+        (or a trusted proxy says so, with --xheaders); `max_age` 0 removes the cookie."""
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise ValueError(f"not a cookie name: {name!r}")
+        if not isinstance(value, str) or not _COOKIE_VALUE.fullmatch(value):
+            raise ValueError(f"cookie {name}: not a cookie value (quote or encode it first)")
+        parts = [f"{name}={value}"]
+        for attribute, given in (("Path", path), ("Domain", domain)):
+            if given is None:
+                continue
+            if not _HEADER_VALUE.fullmatch(given) or ";" in given:
+                raise ValueError(f"cookie {name}: not a {attribute}: {given!r}")
+            parts.append(f"{attribute}={given}")
+        if max_age is not None:
+            if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
+                raise ValueError(f"cookie {name}: max_age must be an int >= 0")
+            parts.append(f"Max-Age={max_age}")
+        if secure or (secure is None and self._https) or partitioned or same_site == "None":
+            parts.append("Secure")  # browsers refuse SameSite=None and Partitioned without it
+        if http_only:
+            parts.append("HttpOnly")
+        if same_site is not None:
+            if same_site not in SAME_SITE:
+                raise ValueError(f"cookie {name}: same_site must be one of {SAME_SITE} or None")
+            parts.append(f"SameSite={same_site}")
+        if partitioned:
+            parts.append("Partitioned")
+        self.add("Set-Cookie", "; ".join(parts))
 
 
 class RequestContext:
@@ -42,11 +149,28 @@ class RequestContext:
     keeps that request and reads it when a hook asks (copying its fields into a frozen object
     cost a long-polling request a few percent more: benchmarks/exchange.py)."""
 
-    __slots__ = ("_source", "_connection_type")
+    __slots__ = ("_source", "_connection_type", "_answered")
 
-    def __init__(self, source: RequestSource, connection_type: str) -> None:
+    def __init__(
+        self, source: RequestSource, connection_type: str, *, answered: bool = False
+    ) -> None:
         self._source = source
         self._connection_type = connection_type
+        # Whether this request's HTTP response carries the replies (polling), so that hooks
+        # may add to it.
+        self._answered = answered
+
+    @property
+    def response(self) -> ResponseHeaders | None:
+        """Headers and cookies to add to this request's HTTP response, with long-polling and
+        callback-polling; None when the response already went out (a WebSocket, an
+        EventSource stream) or there is none."""
+        if not self._answered:
+            return None
+        source = self._source
+        if source.response_headers is None:
+            source.response_headers = ResponseHeaders(https=source.scheme == "https")
+        return source.response_headers
 
     @property
     def method(self) -> str:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from .message import Message
 from .session import ServerSession
+from .tasks import Decision
 
 
 class Extension:
-    """Override `incoming` and/or `outgoing`; return False to drop the message."""
+    """Override `incoming` and/or `outgoing`; return False to drop the message. Either may be a
+    coroutine (`async def`): the message waits for it, and messages to one session keep their
+    order. A plain method costs no task or await."""
 
-    def incoming(self, session: ServerSession | None, message: Message) -> bool:
+    def incoming(self, session: ServerSession | None, message: Message) -> Decision:
         return True
 
-    def outgoing(self, session: ServerSession | None, message: Message) -> bool:
+    def outgoing(self, session: ServerSession | None, message: Message) -> Decision:
         return True

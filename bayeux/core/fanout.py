@@ -5,11 +5,13 @@ within each session's bounds and its address's (benchmarks/fanout.py measures it
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from .message import Delivery, Message
 from .replay import ReplayHistory, replay_id_of
 from .session import Ended, ServerSession
 from .state import ServerState
+from .tasks import Decision, InOrder
 
 log = logging.getLogger("bayeux.server")
 
@@ -21,19 +23,22 @@ class NotRepresentable(ValueError):
 class FanOut(ServerState):
     """Preparing, encoding and queueing broadcasts for this process's sessions."""
 
-    def _prepare(self, message: Message) -> tuple[Message, Delivery] | None:
-        """A broadcast as its subscribers get it, encoded once for all of them: after the
-        server's outgoing extensions (None if one dropped it), shaped on replay channels.
-        Raises NotRepresentable when it cannot be encoded as JSON (bytes from a msgpack
-        client, Python objects from the server side), before anything is queued."""
-        if self.hooks.extensions and not self.hooks.run_outgoing(
-            self.hooks.extensions, None, message
-        ):
-            return None
+    def _prepare(self, message: Message) -> tuple[Message, Delivery]:
+        """A broadcast as its subscribers get it (after the server's outgoing extensions),
+        encoded once for all of them: shaped on replay channels. Raises NotRepresentable when
+        it cannot be encoded as JSON (bytes from a msgpack client, Python objects from the
+        server side), before anything is queued."""
         replay = self.replay
         if replay is not None and replay.covers(message["channel"]):
             message, _ = replay.shape(message)
         return message, self._encoded(message)
+
+    def _outgoing_broadcast(self, message: Message) -> Decision:
+        """Whether the server's outgoing extensions keep a broadcast (they see it once, with
+        no session), or an awaitable of that."""
+        if not self.hooks.extensions:
+            return True
+        return self.hooks.run_outgoing(self.hooks.extensions, None, message)
 
     def _deliver_local(self, message: Message, delivery: Delivery, exclude: str | None) -> int:
         """Queues a prepared broadcast for the subscribers of this process."""
@@ -70,25 +75,83 @@ class FanOut(ServerState):
                 session.position = position
             if session.extensions:
                 own = copy_message(message)
-                if not self.hooks.run_outgoing(session.extensions, session, own):
-                    continue
-                try:
-                    own_delivery = self._encoded(own)
-                except NotRepresentable:
-                    log.error(
-                        "an extension of session %s made %s unencodable; skipped",
-                        session.tag,
-                        channel,
-                    )
-                    continue
-                own_delivery.position = position
-                self._enqueue(session, own_delivery, lazy_seconds)
+                kept = (
+                    self.hooks.run_outgoing(session.extensions, session, own)
+                    if session.outgoing_order is None
+                    else None
+                )
+                if kept is True:
+                    self._enqueue_own(session, own, position, lazy_seconds)
+                elif kept is not False:
+                    self._deliver_own(session, own, position, lazy_seconds, kept)
             else:
                 self._enqueue(session, delivery, lazy_seconds)
             count += 1
         stats.deliveries += count
         stats.delivery_bytes += count * len(delivery.json)
         return count
+
+    def _deliver_own(
+        self,
+        session: ServerSession,
+        own: Message,
+        position: int,
+        lazy_seconds: float | None,
+        kept: Awaitable[bool] | None,
+    ) -> None:
+        """Queues a session's own copy of a broadcast once its asynchronous outgoing extensions
+        keep it (`kept`), or, with None, once they did for its earlier messages and then keep
+        this one: in order."""
+
+        def act() -> None:
+            self._enqueue_own(session, own, position, lazy_seconds)
+
+        if kept is not None:
+            self._in_order(session).wait(kept, act)
+        else:
+            self._after_outgoing(
+                session, lambda: self.hooks.run_outgoing(session.extensions, session, own), act
+            )
+
+    def _enqueue_own(
+        self, session: ServerSession, own: Message, position: int, lazy_seconds: float | None
+    ) -> None:
+        if session.ended is not None:
+            return
+        try:
+            own_delivery = self._encoded(own)
+        except NotRepresentable:
+            log.error(
+                "an extension of session %s made %s unencodable; skipped",
+                session.tag,
+                own["channel"],
+            )
+            return
+        own_delivery.position = position
+        self._enqueue(session, own_delivery, lazy_seconds)
+
+    def _after_outgoing(
+        self, session: ServerSession, decide: Callable[[], Decision], act: Callable[[], None]
+    ) -> None:
+        """Runs `act` once outgoing extensions kept a message for `session` (`decide`), in
+        order behind the session's messages still waiting for asynchronous ones."""
+        order = session.outgoing_order
+        if order is None:
+            kept = decide()
+            if kept is True:
+                act()
+            elif kept is not False:
+                self._in_order(session).wait(kept, act)
+        elif not order.run(decide, act):
+            self.stats.dropped["extension-backlog"] += 1
+
+    def _in_order(self, session: ServerSession) -> InOrder:
+        order = session.outgoing_order
+        if order is None:
+            order = session.outgoing_order = InOrder(
+                self._tasks, self.settings.max_extension_backlog
+            )
+        return order
 
     def _enqueue(
         self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None

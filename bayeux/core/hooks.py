@@ -9,8 +9,9 @@ nothing, for listeners): it is logged and counted, never propagated into the pro
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from .replies import failure
 from .service import ServiceHandler
 from .session import Ended, ServerSession, SessionExtension
 from .stats import Stats
-from .tasks import TaskSet
+from .tasks import Decision, TaskSet
 
 log = logging.getLogger("bayeux.server")
 
@@ -173,21 +174,54 @@ class Hooks:
 
     # ------------------------------------------------------------------------ extensions
 
-    def incoming(self, session: ServerSession | None, message: Message) -> Message | None:
-        """Runs incoming extensions; a failure reply when one of them dropped the message (or
-        failed: a broken extension costs the message, not the batch)."""
-        for extension in self.extensions_of(session, outgoing=False):
+    def incoming(
+        self, session: ServerSession | None, message: Message
+    ) -> Message | None | Awaitable[Message | None]:
+        """Runs incoming extensions: None when they keep the message, a failure reply when one
+        of them dropped it (or failed: a broken extension costs the message, not the batch),
+        or, once one returns an awaitable, an awaitable of either that runs the rest in turn
+        (so that extensions that never await cost no coroutine)."""
+        extensions = iter(self.extensions_of(session, outgoing=False))
+        for extension in extensions:
             try:
-                kept = extension.incoming(session, message) is not False
+                kept = extension.incoming(session, message)
             except Exception:
-                log.exception("extension %r failed on an incoming message", extension)
-                self.stats.errors["extension"] += 1
-                return failure(message, error(500, message["channel"], "Extension failed"))
-            if not kept:
+                return self._incoming_failed(extension, message)
+            if kept is False:
                 return failure(message, error(404, message["channel"], "Message deleted"))
+            if kept is not True and inspect.isawaitable(kept):
+                # The rest of the iterator: the extensions after this one.
+                return self._incoming_later(kept, list(extensions), session, message)
         return None
 
-    def outgoing(self, session: ServerSession | None, message: Message) -> bool:
+    async def _incoming_later(
+        self,
+        pending: Awaitable[bool],
+        rest: Sequence[SessionExtension],
+        session: ServerSession | None,
+        message: Message,
+    ) -> Message | None:
+        extension: object = None
+        try:
+            kept: Decision = await pending
+            for extension in rest:
+                if kept is False:
+                    break
+                kept = extension.incoming(session, message)
+                if kept is not True and inspect.isawaitable(kept):
+                    kept = await kept
+        except Exception:
+            return self._incoming_failed(extension, message)
+        if kept is False:
+            return failure(message, error(404, message["channel"], "Message deleted"))
+        return None
+
+    def _incoming_failed(self, extension: object, message: Message) -> Message:
+        log.exception("extension %r failed on an incoming message", extension)
+        self.stats.errors["extension"] += 1
+        return failure(message, error(500, message["channel"], "Extension failed"))
+
+    def outgoing(self, session: ServerSession | None, message: Message) -> Decision:
         return self.run_outgoing(self.extensions_of(session, outgoing=True), session, message)
 
     def run_outgoing(
@@ -195,17 +229,47 @@ class Hooks:
         extensions: Sequence[SessionExtension],
         session: ServerSession | None,
         message: Message,
-    ) -> bool:
-        """Whether every extension keeps `message`; one that raises drops it (and is logged)."""
-        for extension in extensions:
+    ) -> Decision:
+        """Whether every extension keeps `message` (one that raises drops it, and is logged):
+        a bool while they answer at once, else an awaitable of it that runs the rest in turn."""
+        remaining = iter(extensions)
+        for extension in remaining:
             try:
-                if extension.outgoing(session, message) is False:
-                    return False
+                kept = extension.outgoing(session, message)
             except Exception:
-                log.exception("extension %r failed on an outgoing message", extension)
-                self.stats.errors["extension"] += 1
+                self._outgoing_failed(extension)
                 return False
+            if kept is False:
+                return False
+            if kept is not True and inspect.isawaitable(kept):
+                return self._outgoing_later(kept, list(remaining), session, message)
         return True
+
+    async def _outgoing_later(
+        self,
+        pending: Awaitable[bool],
+        rest: Sequence[SessionExtension],
+        session: ServerSession | None,
+        message: Message,
+    ) -> bool:
+        extension = None
+        try:
+            if await pending is False:
+                return False
+            for extension in rest:
+                kept = extension.outgoing(session, message)
+                if kept is not True and inspect.isawaitable(kept):
+                    kept = await kept
+                if kept is False:
+                    return False
+        except Exception:
+            self._outgoing_failed(extension)
+            return False
+        return True
+
+    def _outgoing_failed(self, extension: object) -> None:
+        log.exception("extension %r failed on an outgoing message", extension)
+        self.stats.errors["extension"] += 1
 
     def extensions_of(
         self, session: ServerSession | None, *, outgoing: bool

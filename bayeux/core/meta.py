@@ -241,7 +241,9 @@ class MetaChannels(Publishing):
             # newer one is held must not start an expiry that the held one would outlive.
             session.held = None
             session.deadline = self.expiry(interval / 1000, session)
-        self.hooks.outgoing(session, reply)
+        kept = self.hooks.outgoing(session, reply)
+        if kept is not True and kept is not False:
+            hold.pending = kept  # the transport awaits it (reply_ready) before writing
         return deliveries, reply
 
     async def _disconnect(self, message: Message, session: ServerSession) -> Message:

@@ -39,8 +39,12 @@ class Publishing(FanOut):
             if isinstance(message.get("ext"), dict):
                 outgoing["ext"] = message["ext"]
             exclude = None if self.settings.broadcast_to_publisher else session
+            kept = self._outgoing_broadcast(outgoing)
+            if kept is not True and kept is not False:
+                kept = await kept
             try:
-                self._broadcast(outgoing, exclude, outcome)
+                if kept:
+                    self._broadcast(outgoing, exclude, outcome)
             except NotRepresentable:
                 return failure(message, error(400, "data", "Not representable as JSON"))
         else:
@@ -55,10 +59,7 @@ class Publishing(FanOut):
         there is one (the batch's replies wait until the log has it: nothing acknowledged is
         lost; the batch's broadcasts go in one round trip), locally when there is none or it
         cannot be reached."""
-        prepared = self._prepare(message)
-        if prepared is None:
-            return
-        message, delivery = prepared
+        message, delivery = self._prepare(message)
         if not self.engine.shared:
             self._deliver_local(message, delivery, exclude.id if exclude else None)
             return
@@ -85,22 +86,47 @@ class Publishing(FanOut):
         message: Message = {"channel": channel, "data": data}
         if ext is not None:
             message["ext"] = ext
-        prepared = self._prepare(message)
-        if prepared is None:
+        order = self._publish_order
+        if not order:
+            kept = self._outgoing_broadcast(message)
+            if kept is True:
+                return self._published(message)
+            if kept is False:
+                return 0
+            order.wait(kept, lambda: self._published_later(message))
+        elif not order.run(
+            lambda: self._outgoing_broadcast(message), lambda: self._published_later(message)
+        ):
+            self.stats.dropped["extension-backlog"] += 1
             return 0
-        message, delivery = prepared
+        # Decided later, by asynchronous extensions (in order, behind the earlier publishes).
+        return sum(1 for _ in self.tree.match(channel))
+
+    def _published(self, message: Message) -> int:
+        """Fans out or appends a server-side publish its extensions kept."""
+        message, delivery = self._prepare(message)
         if not self.engine.shared:
             return self._deliver_local(message, delivery, None)
         self._append(message, delivery, None)
-        return sum(1 for _ in self.tree.match(channel))
+        return sum(1 for _ in self.tree.match(message["channel"]))
+
+    def _published_later(self, message: Message) -> None:
+        try:
+            self._published(message)
+        except NotRepresentable:
+            log.error("an extension made a publish to %s unrepresentable", message["channel"])
+            self.stats.dropped["not-encodable"] += 1
 
     def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
         """Queues a message for one session only, whatever its subscriptions."""
         if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot deliver on {channel!r}")
         message = {"channel": channel, "data": data}
-        if self.hooks.outgoing(None, message):
-            self._enqueue_for(session, self._encoded(message))
+        self._after_outgoing(
+            session,
+            lambda: self.hooks.outgoing(session, message),
+            lambda: self._enqueue_for(session, self._encoded(message)),
+        )
 
     def _enqueue_for(self, session: ServerSession, delivery: Delivery) -> None:
         """Queues a message for one session, wherever the deployment serves it."""
@@ -178,8 +204,13 @@ class Publishing(FanOut):
             return
         reply = reply_to(request.message, request.channel)
         reply.update(fields)
-        if not self.hooks.outgoing(session, reply):
-            return
+        self._after_outgoing(
+            session,
+            lambda: self.hooks.outgoing(session, reply),
+            lambda: self._enqueue_reply_kept(request, reply),
+        )
+
+    def _enqueue_reply_kept(self, request: ServiceRequest, reply: Message) -> None:
         try:
             delivery = self._encoded(reply)
         except NotRepresentable:
@@ -190,4 +221,4 @@ class Publishing(FanOut):
                 error=error(500, request.channel, "Service reply not representable"),
             )
             delivery = Delivery(reply)
-        self._enqueue_for(session, delivery)
+        self._enqueue_for(request.session, delivery)

@@ -44,7 +44,7 @@ from .replies import (
     unknown_client,
 )
 from .service import ServiceHandler
-from .session import ConnectHold, Ended, ServerSession
+from .session import ConnectHold, Ended, ServerSession, reply_ready
 from .state import Outcome
 
 __all__ = [
@@ -194,6 +194,8 @@ class BayeuxServer(EngineBridge):
                 # Each settles within the engine's command timeout: in the log, or delivered
                 # here.
                 await asyncio.wait(outcome.appends)
+            if outcome.deciding:
+                await self._decided(outcome)
             return outcome
         finally:
             if token is not None:
@@ -219,7 +221,7 @@ class BayeuxServer(EngineBridge):
             refused = self.foreign(session, peer, request)
             if refused is not None:
                 self.stats.refused[refused] += 1
-                self._emit(outcome.replies, None, unknown_client(message))
+                self._emit(outcome, None, unknown_client(message))
                 return
             if request is not None:
                 session.context = request
@@ -227,21 +229,26 @@ class BayeuxServer(EngineBridge):
         if problem is None and peer.binary:
             problem = non_json_problem(message)
         if problem is not None:
-            self._emit(outcome.replies, session, failure(message, problem))
+            self._emit(outcome, session, failure(message, problem))
             return
-        rejected = self.hooks.incoming(session, message)
-        if rejected is not None:
-            self._emit(outcome.replies, session, rejected)
-            return
+        if self.hooks.extensions or (session is not None and session.extensions):
+            rejected = self.hooks.incoming(session, message)
+            if rejected is not None and not isinstance(rejected, dict):
+                rejected = await rejected  # an asynchronous extension
+            if rejected is not None:
+                self._emit(outcome, session, rejected)
+                return
         channel = message["channel"]
         if channel == ch.META_CONNECT:
             reply, hold = self._connect(message, session)
             if hold is None:
-                self._emit(outcome.replies, session, reply)
+                self._emit(outcome, session, reply)
             else:
                 if outcome.connect is not None:
                     # Two connects in one batch: the earlier one is answered at once.
                     earlier, reply_now = self.finish_connect(outcome.connect)
+                    if outcome.connect.pending is not None:
+                        await reply_ready(outcome.connect)
                     outcome.replies.extend(d.message for d in earlier)
                     outcome.replies.append(reply_now)
                 outcome.connect = hold
@@ -249,7 +256,7 @@ class BayeuxServer(EngineBridge):
         reply = await self._dispatch(channel, message, session, peer, outcome)
         if channel == ch.META_HANDSHAKE and reply.get("successful"):
             session = self.sessions.get(reply["clientId"])
-        self._emit(outcome.replies, session, reply)
+        self._emit(outcome, session, reply)
 
     async def _dispatch(
         self,
@@ -297,9 +304,23 @@ class BayeuxServer(EngineBridge):
             return None if settings.trust_cookieless_clients else "other-browser"
         return None if request.browser == session.browser else "other-browser"
 
-    def _emit(self, replies: list[Message], session: ServerSession | None, reply: Message) -> None:
-        """Runs outgoing extensions on a reply, keeping it unless one of them drops it."""
+    def _emit(self, outcome: Outcome, session: ServerSession | None, reply: Message) -> None:
+        """Runs outgoing extensions on a reply, keeping it unless one of them drops it (the
+        asynchronous ones decide before the batch is answered)."""
         if reply.get("successful") is False:
             self.stats.error_replies[str(reply.get("error", ""))[:3]] += 1
-        if self.hooks.outgoing(session, reply):
-            replies.append(reply)
+        kept = self.hooks.outgoing(session, reply)
+        if kept is True:
+            outcome.replies.append(reply)
+        elif kept is not False:
+            outcome.replies.append(reply)
+            outcome.deciding.append((reply, kept))
+
+    async def _decided(self, outcome: Outcome) -> None:
+        """Waits for the replies' asynchronous outgoing extensions, dropping what they drop."""
+        deciding, outcome.deciding = outcome.deciding, []
+        results = await asyncio.gather(*(kept for _, kept in deciding))
+        pairs = zip(deciding, results, strict=True)
+        dropped = {id(reply) for (reply, _), kept in pairs if not kept}
+        if dropped:
+            outcome.replies = [r for r in outcome.replies if id(r) not in dropped]

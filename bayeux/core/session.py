@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import Enum
 from operator import attrgetter
@@ -14,16 +15,18 @@ from .ack import AckState
 from .context import RequestContext
 from .limits import UNBOUNDED, AddressBudget
 from .message import Delivery, Message
+from .tasks import Decision, InOrder
 from .timesync import TimesyncRequest
 
 
 class SessionExtension(Protocol):
     """What a session's own extension does (bayeux.Extension is a base class for them):
-    sees, and may change, its session's messages; returns False to drop one."""
+    sees, and may change, its session's messages; returns False to drop one, or an awaitable
+    of that."""
 
-    def incoming(self, session: ServerSession | None, message: Message) -> bool: ...
+    def incoming(self, session: ServerSession | None, message: Message) -> Decision: ...
 
-    def outgoing(self, session: ServerSession | None, message: Message) -> bool: ...
+    def outgoing(self, session: ServerSession | None, message: Message) -> Decision: ...
 
 
 class Wakeup(Enum):
@@ -101,6 +104,17 @@ class ConnectHold:
     reply: Message
     timeout: float
     timesync: TimesyncRequest | None = None
+    # Outgoing extensions still deciding on `reply` (asynchronous ones): the transport awaits
+    # it before writing the reply (see `reply_ready`).
+    pending: Awaitable[bool] | None = None
+
+
+async def reply_ready(hold: ConnectHold) -> None:
+    """Waits for asynchronous outgoing extensions still working on a finished connect's reply
+    (a connect reply is never dropped: they may only change it)."""
+    pending, hold.pending = hold.pending, None
+    if pending is not None:
+        await pending
 
 
 class ServerSession:
@@ -136,6 +150,7 @@ class ServerSession:
         "remote",
         "position",
         "written",
+        "outgoing_order",
     )
 
     def __init__(self, client_id: str, deadline: float) -> None:
@@ -197,6 +212,9 @@ class ServerSession:
         self.remote = False
         self.position = 0
         self.written = 0
+        # Made once an asynchronous outgoing extension first kept a message of this session
+        # waiting: its later messages wait behind it, so they keep their order.
+        self.outgoing_order: InOrder | None = None
 
     @property
     def connect_delivery_only(self) -> bool:

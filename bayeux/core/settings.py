@@ -156,6 +156,11 @@ class Settings:
         "asynchronous service calls one session may have in progress; more are answered with"
         " 429:<channel>:Too many service calls",
     )
+    max_extension_backlog: int = _setting(
+        1000,
+        "messages of one session (and of the server side's publishes) that may wait behind an"
+        " asynchronous outgoing extension; more are dropped (counted as extension-backlog)",
+    )
     max_channel_length: int = _setting(
         1024,
         "characters in a channel name or subscription pattern; longer ones get"
@@ -311,6 +316,7 @@ class Settings:
             "max_subscription_bytes",
             "max_batch_messages",
             "max_service_calls",
+            "max_extension_backlog",
             "max_channel_length",
             "max_channel_segments",
             "max_sessions",

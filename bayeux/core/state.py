@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from . import channel as ch
@@ -23,7 +23,7 @@ from .replay import ReplayHistory
 from .session import ConnectHold, Ended, ServerSession, new_client_id
 from .settings import Settings
 from .stats import Stats
-from .tasks import TaskSet
+from .tasks import InOrder, TaskSet
 from .tree import ChannelTree, subscription_cost
 
 log = logging.getLogger("bayeux.server")
@@ -37,6 +37,9 @@ class Outcome:
     connect: ConnectHold | None = None
     # The batch's broadcasts on their way to the engine's log: the replies wait for them.
     appends: list[asyncio.Future[bool]] = field(default_factory=list)
+    # Replies that asynchronous outgoing extensions are still deciding on (kept in `replies`,
+    # in order, until one drops them).
+    deciding: list[tuple[Message, Awaitable[bool]]] = field(default_factory=list)
 
 
 class ServerState:
@@ -90,6 +93,8 @@ class ServerState:
         # Read for every delivery: kept at hand.
         self._max_queue = settings.max_queue
         self._max_queue_bytes = settings.max_queue_bytes
+        # The server side's publishes waiting for asynchronous outgoing extensions, in order.
+        self._publish_order = InOrder(self._tasks, settings.max_extension_backlog)
 
     def use_format(self, name: str, change: int) -> None:
         """A transport opened (+1) or closed (-1) a connection reading format `name`."""

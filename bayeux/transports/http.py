@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..core.context import RequestContext, cookies_in
+from ..core.context import RequestContext, ResponseHeaders, cookies_in
 from ..core.settings import Settings
 from .context import Context
 
@@ -51,6 +51,8 @@ class HttpRequest:
     # Its browser (see `identify_browser`), and whether it sent its browser cookie.
     browser: str | None = None
     browser_sent: bool = False
+    # What hooks add to the response (core/context.py), when they add something.
+    response_headers: ResponseHeaders | None = None
     _arguments: dict[str, list[str]] | None = None
 
     def browser_cookie(self, browser: str, settings: Settings) -> str:
@@ -80,9 +82,10 @@ class HttpRequest:
         self.browser, self.browser_sent = browser, True
         return browser
 
-    def context(self, connection_type: str) -> RequestContext:
-        """The request as hooks see it (core/context.py)."""
-        return RequestContext(self, connection_type)
+    def context(self, connection_type: str, *, answered: bool = False) -> RequestContext:
+        """The request as hooks see it (core/context.py); `answered` when its own HTTP
+        response carries the replies, so that hooks may add headers to it."""
+        return RequestContext(self, connection_type, answered=answered)
 
     @property
     def host(self) -> str | None:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from ..core import codec
 from ..core.message import Message, ProtocolError, TooManyMessages, batch_from
 from ..core.peer import Peer
-from ..core.session import Wakeup
+from ..core.session import Wakeup, reply_ready
 from .context import Context
 from .http import (
     CORS_REQUEST_HEADERS,
@@ -152,6 +152,9 @@ class PollingExchange:
         out = [*headers, _NO_CACHE]
         if self._set_cookie is not None:
             out.append(("Set-Cookie", self._set_cookie))
+        added = self.request.response_headers
+        if added is not None:
+            out.extend(added.lines)
         return out
 
     async def _exchange(self, messages: list[Message], connection_type: str) -> bytes | None:
@@ -163,7 +166,7 @@ class PollingExchange:
         outcome = await server.handle(
             messages,
             self.peer or Peer(address=self.request.remote_ip),
-            self.request.context(connection_type),
+            self.request.context(connection_type, answered=True),
         )
         items = [codec.dumps(reply) for reply in outcome.replies]
         hold = outcome.connect
@@ -185,6 +188,8 @@ class PollingExchange:
                 deliveries, reply = server.finish_connect(hold, why)
                 if why is Wakeup.GONE:
                     return None
+            if hold.pending is not None:
+                await reply_ready(hold)
             if deliveries:
                 server.stats.observe_latency(time.monotonic() - deliveries[0].born)
             items.extend(d.json for d in deliveries)

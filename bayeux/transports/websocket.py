@@ -25,7 +25,8 @@ from ..core.context import RequestContext
 from ..core.message import Delivery, Message, ProtocolError, TooManyMessages, batch_from
 from ..core.peer import Peer
 from ..core.server import ConnectHold
-from ..core.session import ServerSession, Wakeup
+from ..core.session import ServerSession, Wakeup, reply_ready
+from ..core.tasks import TaskSet
 from .context import Context
 from .http import HttpRequest
 from .shared import LARGE, DerivedBytes, forget_all
@@ -119,6 +120,10 @@ def _flusher() -> _Flusher:
     if flusher is None:
         flusher = _FLUSHERS[loop] = _Flusher(loop)
     return flusher
+
+
+# Connect replies waiting for asynchronous outgoing extensions.
+_replies_later = TaskSet("a connect reply's outgoing extensions", log)
 
 
 class _SessionLink:
@@ -301,7 +306,16 @@ class BayeuxWebSocket:
             link.timer = None
         assert hold is not None
         deliveries, reply = self.context.server.finish_connect(hold, why)
+        if hold.pending is not None:
+            # Asynchronous outgoing extensions are still on the reply: it follows when done.
+            _replies_later.spawn(self._send_when_ready(hold, reply))
+            return self._encoded(deliveries)
         return [*self._encoded(deliveries), self._encode(reply)]
+
+    async def _send_when_ready(self, hold: ConnectHold, reply: Message) -> None:
+        await reply_ready(hold)
+        if not self._closed:
+            self._send([self._encode(reply)])
 
     def unlink(self, link: _SessionLink, *, displaced: bool) -> None:
         """The session left this socket (taken over elsewhere, or ended)."""

@@ -54,7 +54,7 @@ class Recording(SecurityPolicy):
         return True
 
 
-def serve(policy: Recording, **kw: Any) -> ServerThread:
+def serve(policy: SecurityPolicy, **kw: Any) -> ServerThread:
     endpoint = Endpoint(server=BayeuxServer(Settings(timeout=2000), policy=policy))
     return ServerThread(endpoint=endpoint, **kw).start()
 
@@ -255,3 +255,104 @@ def test_behind_a_trusted_proxy_the_scheme_is_the_proxys() -> None:
     assert trusting.scheme({"x-forwarded-proto": "gopher"}) == "http"
     assert Listener(endpoint, "/cometd").scheme({"x-forwarded-proto": "https"}) == "http"
     assert RequestContext is CoreRequestContext
+
+
+# ------------------------------------------------------------------- the response's headers
+
+
+class LoggingIn(SecurityPolicy):
+    """A handshake policy that logs the client in: it sets the application's cookie and a
+    header on the HTTP response carrying the handshake reply, where there is one."""
+
+    def __init__(self) -> None:
+        self.responses: list[object] = []
+        self.errors: list[str] = []
+
+    async def can_handshake(self, session: ServerSession, message: dict[str, Any]) -> bool:
+        context = current_request()
+        assert context is not None
+        response = context.response
+        self.responses.append(response)
+        if response is None:
+            return True
+        response.set_cookie("app_session", "token-1", max_age=3600)
+        response.add("X-App-User", "alice")
+        for bad in (("X-Split", "a\r\nSet-Cookie: evil=1"), ("Content-Length", "1"), ("", "x")):
+            try:
+                response.add(*bad)
+            except ValueError as exc:
+                self.errors.append(str(exc))
+        return (message.get("ext") or {}).get("deny") is not True
+
+
+def set_cookies(response: Any) -> list[str]:
+    return response.headers.get_all("Set-Cookie") or []
+
+
+def test_a_handshake_policy_adds_cookies_and_headers_to_the_polling_response() -> None:
+    policy = LoggingIn()
+    with serve(policy) as server:
+        answer = post_json(server.url, [handshake_message("long-polling")])
+        assert answer.json()[0]["successful"] is True
+        cookies = set_cookies(answer)
+        assert "app_session=token-1; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax" in cookies
+        assert any(c.startswith("BAYEUX_BROWSER=") for c in cookies)  # both kept
+        assert answer.headers["X-App-User"] == "alice"
+        assert "X-Split" not in answer.headers and answer.headers["Content-Length"] != "1"
+        assert len(policy.errors) == 3
+        # A refused handshake's response carries them too (the policy decides what to add).
+        deny = {**handshake_message("long-polling"), "ext": {"deny": True}}
+        denied = post_json(server.url, [deny])
+        assert denied.json()[0]["successful"] is False and denied.headers["X-App-User"] == "alice"
+        # Callback-polling answers over HTTP too.
+        message = quote(json.dumps([handshake_message("callback-polling")]))
+        jsonp = request(server.url, "GET", path=f"?jsonp=cb&message={message}")
+        assert jsonp.status == 200 and jsonp.headers["X-App-User"] == "alice"
+
+
+def test_a_websocket_handshake_has_no_response_to_add_to() -> None:
+    policy = LoggingIn()
+    with serve(policy) as server:
+
+        async def scenario() -> dict[str, Any]:
+            ws = await tornado.websocket.websocket_connect(ws_url(server))
+            try:
+                ws.write_message(json.dumps([handshake_message("websocket")]))
+                return json.loads(await next_frame(ws, 5))[0]
+            finally:
+                ws.close()
+
+        assert asyncio.run(scenario())["successful"] is True
+        assert policy.responses == [None]
+
+
+def test_cookie_and_header_values_are_checked() -> None:
+    from bayeux import ResponseHeaders
+
+    headers = ResponseHeaders(https=True)
+    headers.set_cookie("a", "b")
+    assert headers.lines == [("Set-Cookie", "a=b; Path=/; Secure; HttpOnly; SameSite=Lax")]
+    headers.set_cookie("c", "d", same_site="None", http_only=False, path=None)
+    assert headers.lines[-1] == ("Set-Cookie", "c=d; Secure; SameSite=None")
+    for name, value, kw in (
+        ("bad name", "x", {}),
+        ("a", "x;y", {}),
+        ("a", "x y", {}),
+        ("a", "x", {"domain": "x;Secure"}),
+        ("a", "x", {"max_age": -1}),
+        ("a", "x", {"same_site": "Sometimes"}),
+    ):
+        with pytest.raises(ValueError):
+            headers.set_cookie(name, value, **kw)
+    for name in ("Transfer-Encoding", "Access-Control-Allow-Origin", "Cache-Control"):
+        with pytest.raises(ValueError, match="transport"):
+            headers.add(name, "x")
+    with pytest.raises(ValueError):
+        headers.add("X-Bin", "caf\u00e9")
+    while len(headers.lines) < ResponseHeaders.MAX_COUNT:
+        headers.add("X-Fill", "x")
+    with pytest.raises(ValueError, match="at most"):
+        headers.add("X-One-More", "x")
+    big = ResponseHeaders(https=False)
+    with pytest.raises(ValueError, match="at most"):
+        big.add("X-Big", "x" * ResponseHeaders.MAX_BYTES)
