@@ -8,6 +8,7 @@ import logging
 
 from . import channel as ch
 from .ack import AckState
+from .context import RequestContext
 from .engine import (
     Claimed,
     LogEntry,
@@ -15,6 +16,7 @@ from .engine import (
     LoggedMessage,
     LoggedSubscription,
     SessionRecord,
+    SessionStopped,
 )
 from .limits import UNBOUNDED
 from .message import Message, ext_of
@@ -76,7 +78,9 @@ class EngineBridge(MetaChannels):
             self._enqueue(session, entry.delivery)
         session.position = entry.position
 
-    async def _shared_session(self, message: Message) -> ServerSession | None:
+    async def _shared_session(
+        self, message: Message, request: RequestContext | None
+    ) -> ServerSession | None:
         """The session of a message for a clientId this process does not serve: taken over
         for a connect that delivers (long-polling, callback-polling, WebSocket), else a view
         for this request only. None when the deployment has no such session."""
@@ -86,7 +90,7 @@ class EngineBridge(MetaChannels):
             return None  # not an id this server makes: unknown without asking the engine
         channel = message["channel"]
         if channel == ch.META_CONNECT and message.get("connectionType") != EVENTSOURCE:
-            return await self.take_over(client_id, message)
+            return await self.take_over(client_id, message, request)
         record = await engine.view(client_id)
         served = self.sessions.get(client_id)  # taken over here meanwhile?
         if served is not None or record is None:
@@ -100,16 +104,27 @@ class EngineBridge(MetaChannels):
         return session
 
     async def take_over(
-        self, client_id: str, message: Message | None = None
+        self,
+        client_id: str,
+        message: Message | None = None,
+        request: RequestContext | None = None,
     ) -> ServerSession | None:
         """Makes this process serve a session of the deployment (from the process serving it,
-        which lets go of it); None when there is no such session."""
+        which lets go of it); None when there is no such session. A session bound to another
+        browser than `request`'s stays where it is (ForeignBrowser)."""
         if not CLIENT_ID.match(client_id):
             return None
         acknowledged = ext_of(message).get("ack") if message is not None else None
         if not isinstance(acknowledged, int) or isinstance(acknowledged, bool):
             acknowledged = None
-        claimed = await self.engine.claim(client_id, acknowledged)
+        try:
+            claimed = await self.engine.claim(
+                client_id, acknowledged, self.browser_allowed(request)
+            )
+        except SessionStopped as stopped:
+            # Disconnected by the server on another process: this connect is told to stop.
+            self.stopped(client_id, stopped.seconds)
+            return None
         served = self.sessions.get(client_id)  # two requests of one session at once
         if served is not None or claimed is None:
             return served

@@ -22,6 +22,20 @@ from .session import Ended, ServerSession
 from .settings import Settings
 
 
+class SessionStopped(Exception):
+    """A claim of a session the server disconnected (BayeuxServer.disconnect) within its
+    stop time: its client is to be told to stop."""
+
+    def __init__(self, client_id: str, seconds: float) -> None:
+        super().__init__(client_id)
+        self.seconds = seconds
+
+
+class ForeignBrowser(Exception):
+    """A claim refused: the session is bound to another browser than the request's (taking it
+    over would move it away from its own client for nothing)."""
+
+
 class EngineUnavailable(Exception):
     """The engine cannot be reached now: the request gets a Bayeux error with retry advice."""
 
@@ -146,6 +160,16 @@ class EngineHost(Protocol):
     def remove_session(self, session: ServerSession, reason: Ended = Ended.REMOVED) -> None:
         """Ends a session served here."""
 
+    def disconnect(self, session: ServerSession) -> None:
+        """Ends a session served here and tells its client to stop."""
+
+    def stop_ms(self, session: ServerSession) -> int:
+        """How long after a disconnect its client's next connect is still told to stop."""
+
+    def stopped(self, client_id: str, seconds: float) -> None:
+        """Tells the next connect of `client_id` within `seconds` to stop (it was
+        disconnected by the server while another process served it)."""
+
 
 class Engine(Protocol):
     """What the core asks of an engine. Every method either completes or raises
@@ -186,9 +210,13 @@ class Engine(Protocol):
     async def created(self, session: ServerSession) -> None:
         """Records a new session served here, from the log's current position on."""
 
-    async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+    async def claim(
+        self, client_id: str, acknowledged: int | None, browser: str | None = None
+    ) -> Claimed | None:
         """Takes a session over for this process (the one serving it lets go first); None
-        when the deployment has no such session."""
+        when the deployment has no such session. With `browser`, only a session bound to no
+        browser or to that one ("": to none), checked where the session's record is, before
+        anything moves; else ForeignBrowser."""
 
     async def caught_up(self) -> None:
         """Returns once this process has applied every log entry written before the call
@@ -212,11 +240,14 @@ class Engine(Protocol):
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         """Sends a message to one session served elsewhere (through the log)."""
 
-    async def end(self, client_id: str) -> None:
-        """Ends a session served elsewhere (a disconnect that reached another process)."""
+    async def end(self, client_id: str, stop_ms: int = 0) -> None:
+        """Ends a session served elsewhere (a disconnect that reached another process). With
+        `stop_ms` (BayeuxServer.disconnect), its client is told to stop: by the process
+        serving it, or by whichever process its next connect reaches within `stop_ms`."""
 
     def removed(self, session: ServerSession, reason: Ended) -> None:
-        """A session served here ended (or moved away, `Ended.MOVED`)."""
+        """A session served here ended (or moved away, `Ended.MOVED`); with `Ended.KICKED`,
+        every process tells its client's next connect to stop (`EngineHost.stop_ms`)."""
 
     def timing_changed(self, session: ServerSession) -> None:
         """A session's own timing changed (BayeuxServer.set_timing): every process that serves
@@ -254,7 +285,9 @@ class LocalEngine:
     async def created(self, session: ServerSession) -> None:
         return None
 
-    async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+    async def claim(
+        self, client_id: str, acknowledged: int | None, browser: str | None = None
+    ) -> Claimed | None:
         return None  # no other process serves sessions
 
     async def caught_up(self) -> None:
@@ -275,7 +308,7 @@ class LocalEngine:
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         raise RuntimeError("a process alone serves every session itself")
 
-    async def end(self, client_id: str) -> None:
+    async def end(self, client_id: str, stop_ms: int = 0) -> None:
         raise RuntimeError("a process alone serves every session itself")
 
     def removed(self, session: ServerSession, reason: Ended) -> None:

@@ -22,7 +22,7 @@ import logging
 from . import channel as ch
 from .bridge import EngineBridge
 from .context import RequestContext, entering, leaving
-from .engine import EngineUnavailable
+from .engine import EngineUnavailable, ForeignBrowser
 from .extension import Extension
 from .fanout import NotRepresentable
 from .hooks import (
@@ -36,6 +36,7 @@ from .message import Message, error
 from .peer import Peer
 from .policy import Authorizer, SecurityPolicy
 from .replies import (
+    CLIENT_ID,
     ENGINE_UNAVAILABLE,
     MAX_MS,
     failure,
@@ -124,11 +125,14 @@ class BayeuxServer(EngineBridge):
         does: its held connect, or else its next one within maxInterval, is answered with
         advice `reconnect: none`, and session listeners are told `Ended.KICKED`.
         `remove_session`, by contrast, lets the client handshake again."""
+        if session.remote:
+            # Served by another process: it is told, and every process remembers it (a
+            # failure is logged: the client then handshakes again at worst).
+            self._tasks.spawn(self.engine.end(session.id, self.stop_ms(session)))
+            return
         if self.sessions.get(session.id) is not session:
             return
-        if len(self._stopped) >= self.settings.max_sessions:
-            del self._stopped[next(iter(self._stopped))]  # the oldest
-        self._stopped[session.id] = self.expiry(self.timing(session)[1] / 1000, session)
+        self.stopped(session.id, self.stop_ms(session) / 1000)
         self.remove_session(session, Ended.KICKED)
 
     def set_timing(
@@ -210,11 +214,27 @@ class BayeuxServer(EngineBridge):
         ] += 1
         session = self._session_of(message)
         if session is None and self.engine.shared and channel != ch.META_HANDSHAKE:
+            client_id = message.get("clientId")
+            if (
+                peer.persistent
+                and self.settings.require_handshake_per_connection
+                and isinstance(client_id, str)
+                and CLIENT_ID.match(client_id)
+            ):
+                # Not served here, so not handshaken on this connection: refused before the
+                # session moves, which would cost its own client its connection.
+                self.stats.refused["other-connection"] += 1
+                self._emit(outcome, None, unknown_client(message))
+                return
             try:
-                session = await self._shared_session(message)
+                session = await self._shared_session(message, request)
             except EngineUnavailable:
                 self.stats.errors["engine"] += 1
                 outcome.replies.append(failure(message, *ENGINE_UNAVAILABLE))
+                return
+            except ForeignBrowser:
+                self.stats.refused["other-browser"] += 1
+                self._emit(outcome, None, unknown_client(message))
                 return
         if session is not None:
             # A clientId alone is not enough to use a session: refused like an unknown one.
@@ -298,11 +318,10 @@ class BayeuxServer(EngineBridge):
             and session not in peer.sessions
         ):
             return "other-connection"
-        if request is None or session.browser is None:
+        if session.browser is None:
             return None
-        if not request.browser_sent:
-            return None if settings.trust_cookieless_clients else "other-browser"
-        return None if request.browser == session.browser else "other-browser"
+        allowed = self.browser_allowed(request)
+        return None if allowed is None or allowed == session.browser else "other-browser"
 
     def _emit(self, outcome: Outcome, session: ServerSession | None, reply: Message) -> None:
         """Runs outgoing extensions on a reply, keeping it unless one of them drops it (the

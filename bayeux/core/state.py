@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from . import channel as ch
+from .context import RequestContext
 from .engine import Engine, LocalEngine
 from .hooks import Hooks
 from .limits import UNBOUNDED, AddressBudgets, AddressWindow
@@ -96,6 +97,16 @@ class ServerState:
         # The server side's publishes waiting for asynchronous outgoing extensions, in order.
         self._publish_order = InOrder(self._tasks, settings.max_extension_backlog)
 
+    def browser_allowed(self, request: RequestContext | None) -> str | None:
+        """Whose sessions `request` may use: None for any (no HTTP request, or no browser
+        cookie while cookieless clients are trusted), else those bound to no browser or to
+        the one it returns ("": to none)."""
+        if request is None:
+            return None
+        if not request.browser_sent:
+            return None if self.settings.trust_cookieless_clients else ""
+        return request.browser
+
     def use_format(self, name: str, change: int) -> None:
         """A transport opened (+1) or closed (-1) a connection reading format `name`."""
         count = self._formats.get(name, 0) + change
@@ -120,6 +131,18 @@ class ServerState:
             s.interval if session.interval is None else session.interval,
             s.max_interval if session.max_interval is None else session.max_interval,
         )
+
+    def stop_ms(self, session: ServerSession) -> int:
+        """How long after a disconnect its client's next connect is still told to stop: as
+        long as the session would have waited for it (interval plus maxInterval)."""
+        _, interval, max_interval = self.timing(session)
+        return interval + max_interval
+
+    def stopped(self, client_id: str, seconds: float) -> None:
+        """Tells the next connect of `client_id` within `seconds` to stop."""
+        if len(self._stopped) >= self.settings.max_sessions:
+            del self._stopped[next(iter(self._stopped))]  # the oldest
+        self._stopped[client_id] = self.clock() + seconds
 
     def create_session(self) -> ServerSession:
         """A session created by the server itself (tests, local sessions): no policy check."""

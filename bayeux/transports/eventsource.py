@@ -13,7 +13,7 @@ import time
 from typing import Protocol
 
 from ..core import codec
-from ..core.engine import EngineUnavailable
+from ..core.engine import EngineUnavailable, ForeignBrowser
 from ..core.peer import Peer
 from ..core.session import ServerSession
 from .context import Context
@@ -42,13 +42,15 @@ async def open_stream(
     server = context.server
     session = server.sessions.get(client_id)
     cors = cors_headers(request, context)
-    if session is None:
-        try:
-            session = await server.take_over(client_id)
-        except EngineUnavailable:
-            return refusal(503, "session store unavailable", cors), None
     request.identify_browser(context.settings.browser_cookie)
     stream_request = request.context("eventsource")
+    if session is None:
+        try:
+            session = await server.take_over(client_id, None, stream_request)
+        except EngineUnavailable:
+            return refusal(503, "session store unavailable", cors), None
+        except ForeignBrowser:
+            session = None  # bound to another browser: it stays where it is
     if session is None or server.foreign(session, Peer(), stream_request) is not None:
         # Another browser's stream would be handed the session's messages.
         return refusal(404, "unknown client", cors), None

@@ -139,10 +139,10 @@ class EngineBase:
     async def _tell(self, process: str, what: str) -> None:
         await self._command(self._client.publish(self.keys.control(process), what))
 
-    def _end(self, client_id: str, me: str) -> Awaitable[Any]:
+    def _end(self, client_id: str, me: str, stop_ms: int = 0) -> Awaitable[Any]:
         ending: Awaitable[Any] = self._scripts["END"](
             keys=[self.keys.session(client_id), self.keys.subscriptions(client_id)],
-            args=[self.keys.prefix, client_id, me],
+            args=[self.keys.prefix, client_id, me, str(stop_ms)],
         )
         return ending
 

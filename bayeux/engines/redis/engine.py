@@ -170,13 +170,15 @@ class RedisEngine(Upkeep):
         self._saved[session.id] = saved(state_of(session))
         await self._command(pipe.execute())
 
-    async def claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+    async def claim(
+        self, client_id: str, acknowledged: int | None, browser: str | None = None
+    ) -> Claimed | None:
         # While it runs, a request to let go of the session waits: it would find nothing
         # here yet, and the session would end up served in two places.
         claiming = asyncio.get_running_loop().create_future()
         self._claiming[client_id] = claiming
         try:
-            return await self._claim(client_id, acknowledged)
+            return await self._claim(client_id, acknowledged, browser)
         finally:
             if self._claiming.get(client_id) is claiming:
                 del self._claiming[client_id]
@@ -239,13 +241,12 @@ class RedisEngine(Upkeep):
         )
         self.appended += 1
 
-    async def end(self, client_id: str) -> None:
-        owner = await self._command(self._end(client_id, ""))
+    async def end(self, client_id: str, stop_ms: int = 0) -> None:
+        owner = await self._command(self._end(client_id, "", stop_ms))
         if owner:
+            verb = b"kick " if stop_ms else b"end "
             await self._command(
-                self._client.publish(
-                    self.keys.control(owner.decode()), b"end " + client_id.encode()
-                )
+                self._client.publish(self.keys.control(owner.decode()), verb + client_id.encode())
             )
 
     def timing_changed(self, session: ServerSession) -> None:
@@ -263,4 +264,6 @@ class RedisEngine(Upkeep):
         self._saved.pop(session.id, None)
         if reason is Ended.MOVED or not self.available:
             return
-        self._spawn(self._end(session.id, self.me))
+        assert self._server is not None
+        stop_ms = self._server.stop_ms(session) if reason is Ended.KICKED else 0
+        self._spawn(self._end(session.id, self.me, stop_ms))

@@ -11,6 +11,8 @@ from typing import Any
 from ...core.engine import (
     Claimed,
     EngineUnavailable,
+    ForeignBrowser,
+    SessionStopped,
 )
 from ...core.session import Ended
 from .base import close_quietly, log
@@ -27,18 +29,30 @@ from .records import (
 class Handoff(LogReader):
     """Claims sessions, and lets go of them when another process claims them."""
 
-    async def _claim(self, client_id: str, acknowledged: int | None) -> Claimed | None:
+    async def _claim(
+        self, client_id: str, acknowledged: int | None, browser: str | None
+    ) -> Claimed | None:
         force = False
         asked = ""  # the process that served the session and was asked to let go
         for attempt in range(4):
             result = await self._command(
                 self._scripts["CLAIM"](
                     keys=[self.keys.session(client_id), self.keys.subscriptions(client_id)],
-                    args=[self.me, self.keys.prefix, client_id, "1" if force else "0"],
+                    args=[
+                        self.me,
+                        self.keys.prefix,
+                        client_id,
+                        "1" if force else "0",
+                        "*" if browser is None else browser,
+                    ],
                 )
             )
             if result is None:
                 return None
+            if result[0] == b"foreign":
+                raise ForeignBrowser(client_id)
+            if result[0] == b"stopped":
+                raise SessionStopped(client_id, int(result[1]) / 1000)
             if result[0] == b"wait":
                 # Several processes may claim at once: each asks the owner of the moment, the
                 # last one gets it; a process that never answers loses it after that.
@@ -91,7 +105,8 @@ class Handoff(LogReader):
             await close_quietly(pubsub.aclose())
 
     def _control(self, data: bytes) -> None:
-        """`claim <clientId> <ack or -> <process>`, `released <clientId>`, `end <clientId>`."""
+        """`claim <clientId> <ack or -> <process>`, `released <clientId>`, `end <clientId>`,
+        `kick <clientId>` (ended by BayeuxServer.disconnect on another process)."""
         assert self._server is not None
         verb, client_id, *rest = data.decode(errors="replace").split(" ")
         if verb == "claim" and len(rest) == 2:
@@ -106,6 +121,10 @@ class Handoff(LogReader):
             session = self._server.sessions.get(client_id)
             if session is not None:
                 self._server.remove_session(session, Ended.DISCONNECTED)
+        elif verb == "kick":
+            session = self._server.sessions.get(client_id)
+            if session is not None:
+                self._server.disconnect(session)
 
     async def _ask_to_let_go(self, owner: str, client_id: str, acknowledged: int | None) -> bool:
         """Asks the process serving a session to let go of it; whether it did in time."""

@@ -740,4 +740,89 @@ def test_a_session_stays_bound_to_its_browser_on_every_process(redis_server) -> 
         publish = {"channel": "/x", "clientId": client_id, "data": 1}
         assert post_json(b.url, [publish], headers=other).json()[0]["successful"] is False
         assert post_json(b.url, [connect], headers=other).json()[-1]["successful"] is False
+        # Refused where the record is, before anything moved: a still serves it.
+        assert a.call(lambda: client_id in a.endpoint.server.sessions)
+        assert not b.call(lambda: client_id in b.endpoint.server.sessions)
+        assert b.call(lambda: b.endpoint.server.stats.refused["other-browser"]) == 2
+        # Nor may another browser's event stream take it.
+        stream = request(
+            b.url, "GET", path=f"/{client_id}", headers={**other, "Accept": "text/event-stream"}
+        )
+        assert stream.status == 404
+        assert a.call(lambda: client_id in a.endpoint.server.sessions)
         assert post_json(b.url, [connect], headers={"Cookie": mine}).json()[-1]["successful"]
+        assert b.call(lambda: client_id in b.endpoint.server.sessions)
+
+
+def test_a_websocket_on_another_process_cannot_move_a_session(redis_server) -> None:
+    """With --require-handshake-per-connection, a WebSocket may not take over a session made
+    elsewhere: refused before the session moves away from its own client."""
+    settings = {"require_handshake_per_connection": True}
+    with node(redis_server.url, **settings) as a, node(redis_server.url, **settings) as b:
+        wait_ready(a, b)
+        client = Client(a.url)
+        ws = RawWebSocket(f"ws://127.0.0.1:{b.port}/cometd")
+        try:
+            connect = {"channel": "/meta/connect", "clientId": client.id}
+            ws.send([{**connect, "connectionType": "websocket"}])
+            reply = ws.read()[0]
+            assert reply["successful"] is False and reply["error"].startswith("402")
+        finally:
+            ws.close()
+        assert a.call(lambda: client.id in a.endpoint.server.sessions)
+        assert b.call(lambda: b.endpoint.server.stats.refused["other-connection"]) == 1
+        assert client.connect(a.url, timeout=None)["successful"] is True
+
+
+def kick_service(server: Any, removed: list) -> None:
+    """Installs /service/kick-me (the server disconnects whoever calls it) and records
+    removals, as an application would."""
+
+    def kick(request: Any) -> str:
+        server.disconnect(request.session)
+        return "bye"
+
+    server.add_service("/service/kick-me", kick)
+    server.on_session_removed(lambda session, reason: removed.append((session.id, reason)))
+
+
+def test_a_disconnect_on_one_process_stops_the_client_on_every_process(redis_server) -> None:
+    """BayeuxServer.disconnect of a session another process serves: that process ends it (its
+    listeners see KICKED) and answers its held connect `reconnect: none`; a later connect on
+    any process is told to stop too, not to handshake again."""
+    from bayeux import Ended
+
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        removed_a: list = []
+        a.call(lambda: kick_service(a.endpoint.server, removed_a))
+        b.call(lambda: kick_service(b.endpoint.server, []))
+        # Held on a, kicked from b: the held connect carries the stop.
+        held = Client(a.url)
+        held.connect(a.url)  # the first connect, answered at once
+        answer: list = []
+        poll = threading.Thread(target=lambda: answer.append(held.connect(a.url, timeout=None)))
+        poll.start()
+        time.sleep(0.2)
+        assert held.publish(b.url, "/service/kick-me", None)["successful"] is True
+        poll.join(5)
+        assert answer and answer[0]["advice"]["reconnect"] == "none"
+        assert removed_a == [(held.id, Ended.KICKED)]
+        # Not held anywhere, kicked from b: its next connect, on a or b, is told to stop.
+        for where in (a.url, b.url):
+            idle = Client(a.url)
+            idle.connect(a.url)
+            assert idle.publish(b.url, "/service/kick-me", None)["successful"] is True
+            deadline = time.monotonic() + 5
+            while a.call(lambda c=idle: c.id in a.endpoint.server.sessions):
+                assert time.monotonic() < deadline, "the serving process never ended it"
+                time.sleep(0.02)
+            reply = idle.connect(where)
+            assert reply["successful"] is False and reply["advice"]["reconnect"] == "none"
+        # Kicked where it is served, its next connect elsewhere is told to stop too.
+        local = Client(a.url)
+        local.connect(a.url)
+        assert local.publish(a.url, "/service/kick-me", None)["successful"] is True
+        time.sleep(0.2)  # the record's end reaches Redis in the background
+        reply = local.connect(b.url)
+        assert reply["successful"] is False and reply["advice"]["reconnect"] == "none"

@@ -1,6 +1,11 @@
--- KEYS: session, subscriptions. ARGV: prefix, clientId, me ("" to end it whoever serves it).
+-- KEYS: session, subscriptions. ARGV: prefix, clientId, me ("" to end it whoever serves it),
+-- stop ms ("0": none; else a claim within that time answers "stopped": the server
+-- disconnected it, and its client is told to stop wherever its next connect goes).
 -- Forgets a session; returns the process that served it ("" for none), or false when there
 -- was no such session or (with `me`) another process serves it now.
+if ARGV[4] ~= '0' then
+  redis.call('SET', ARGV[1] .. 'stopped:' .. ARGV[2], ARGV[4], 'PX', ARGV[4])
+end
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if not owner then return false end
 if ARGV[3] ~= '' and owner ~= ARGV[3] then return false end
