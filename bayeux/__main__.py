@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.util
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import MISSING
 
 from tornado.netutil import bind_sockets
 
 from . import __version__
 from .connection.listener import tls_context
+from .core.server import BayeuxServer
 from .core.settings import Settings, setting_fields
 from .endpoint import Endpoint
 from .workers import run_workers
@@ -36,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
     parser.add_argument("--path", default="/cometd", help="URL path of the endpoint")
+    parser.add_argument(
+        "--app",
+        metavar="MODULE:FUNCTION",
+        help="the application's hooks: FUNCTION(server) is called with the BayeuxServer in"
+        " every worker before it serves (install a security policy, authorizers, listeners,"
+        " services, extensions there)",
+    )
     parser.add_argument(
         "--allowed-origins",
         default="*",
@@ -208,6 +218,8 @@ async def serve(args: argparse.Namespace) -> None:
         allowed_origins=tuple(o.strip() for o in args.allowed_origins.split(",") if o.strip()),
         engine=engine,
     )
+    if args.app:
+        application_hooks(args.app)(endpoint.server)
     tls = tls_context(args.certfile, args.keyfile, args.ca_file) if args.certfile else None
     listener = endpoint.listener(
         args.path,
@@ -234,6 +246,23 @@ async def serve(args: argparse.Namespace) -> None:
     listener.stop()
     await endpoint.shutdown(args.drain_timeout / 1000)
     log.info("stopped")
+
+
+def application_hooks(spec: str) -> Callable[[BayeuxServer], object]:
+    """The function `MODULE:FUNCTION` names (--app); ValueError with the reason if there is
+    none."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"--app {spec!r}: expected MODULE:FUNCTION")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--app {spec!r}: cannot import {module_name}: {exc}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ValueError(f"--app {spec!r}: {module_name} has no function {function_name}")
+    hooks: Callable[[BayeuxServer], object] = function
+    return hooks
 
 
 async def _engine_ready(endpoint: Endpoint, within: float) -> None:
@@ -284,6 +313,11 @@ def _problem(args: argparse.Namespace) -> str | None:
         return str(exc)
     if args.drain_timeout < 0:
         return "--drain-timeout must be >= 0"
+    if args.app:
+        try:
+            application_hooks(args.app)
+        except ValueError as exc:
+            return str(exc)
     if (args.keyfile or args.ca_file) and not args.certfile:
         return "--keyfile and --ca-file need --certfile"
     if args.certfile:

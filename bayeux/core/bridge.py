@@ -95,7 +95,7 @@ class EngineBridge(MetaChannels):
         served = self.sessions.get(client_id)  # taken over here meanwhile?
         if served is not None or record is None:
             return served
-        session = ServerSession(client_id, self.expiry())
+        session = self.new_session(client_id)
         session.remote = True
         _restore(session, record)
         session.subscriptions.update(record.subscriptions)
@@ -132,7 +132,7 @@ class EngineBridge(MetaChannels):
 
     def _adopt(self, claimed: Claimed, acknowledged: int | None) -> ServerSession:
         record = claimed.record
-        session = ServerSession(record.client_id, self.expiry())
+        session = self.new_session(record.client_id)
         _restore(session, record)
         session.deadline = self.expiry(0, session)
         start = record.position
@@ -187,7 +187,8 @@ class EngineBridge(MetaChannels):
 
 
 def _restore(session: ServerSession, record: SessionRecord) -> None:
-    """What a session's record keeps of it beyond its delivery state: its own timing and
-    the browser it is bound to."""
+    """What a session's record keeps of it beyond its delivery state: its own timing, the
+    browser it is bound to, and its attributes."""
     session.timeout, session.interval, session.max_interval = record.timing
     session.browser = record.browser or None
+    session.attributes.apply(record.attributes)

@@ -16,6 +16,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .attributes import Changes
 from .message import Delivery, Message
 from .replay import ReplayHistory
 from .session import Ended, ServerSession
@@ -66,6 +67,8 @@ class SessionRecord:
     # Its own timeout, interval and maxInterval in ms (BayeuxServer.set_timing); None each
     # for the server's.
     timing: tuple[int | None, int | None, int | None] = (None, None, None)
+    # Its attributes (ServerSession.attributes), encoded as JSON.
+    attributes: dict[str, bytes] = field(default_factory=dict)
     # The browser that made it (ServerSession.browser); "" for none.
     browser: str = ""
 
@@ -249,6 +252,15 @@ class Engine(Protocol):
         """A session served here ended (or moved away, `Ended.MOVED`); with `Ended.KICKED`,
         every process tells its client's next connect to stop (`EngineHost.stop_ms`)."""
 
+    def attributes_changed(
+        self, session: ServerSession, changes: Changes
+    ) -> asyncio.Future[bool] | None:
+        """Writes a session's changed attributes (None: removed) to its record, after every
+        change written before; the future is True once written, False when the store could
+        not be reached (the whole record is written again when it is back). None when there
+        is nothing to write to. Never fails. For a view (`session.remote`), the process
+        serving the session is told too."""
+
     def timing_changed(self, session: ServerSession) -> None:
         """A session's own timing changed (BayeuxServer.set_timing): every process that serves
         it from now on uses it. Never fails (written later if the store is away)."""
@@ -312,6 +324,11 @@ class LocalEngine:
         raise RuntimeError("a process alone serves every session itself")
 
     def removed(self, session: ServerSession, reason: Ended) -> None:
+        return None
+
+    def attributes_changed(
+        self, session: ServerSession, changes: Changes
+    ) -> asyncio.Future[bool] | None:
         return None
 
     def timing_changed(self, session: ServerSession) -> None:

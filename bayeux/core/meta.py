@@ -71,7 +71,7 @@ class MetaChannels(Publishing):
                 error(503, "", "Address over its memory budget"),
                 {"reconnect": "handshake", "interval": self.settings.handshake_window},
             )
-        session = ServerSession(new_client_id(), self.expiry())
+        session = self.new_session(new_client_id())
         request = session.context = current_request()
         if request is not None:
             session.browser = request.browser  # the browser that makes it (None: not one)

@@ -70,7 +70,12 @@ class BayeuxServer(EngineBridge):
 
     @property
     def policy(self) -> SecurityPolicy:
+        """The security policy (given to the constructor, or set here, e.g. by --app)."""
         return self.hooks.policy
+
+    @policy.setter
+    def policy(self, policy: SecurityPolicy) -> None:
+        self.hooks.policy = policy
 
     @property
     def extensions(self) -> list[Extension]:
@@ -176,6 +181,7 @@ class BayeuxServer(EngineBridge):
         """Handles one batch from one connection (`peer`, when the transport knows it) that
         came with HTTP request `request` (hooks read it with `current_request()`)."""
         token = entering(request) if request is not None else None
+        attributes_before = self.attribute_write
         try:
             outcome = Outcome(replies=[])
             peer = peer or Peer()
@@ -200,6 +206,11 @@ class BayeuxServer(EngineBridge):
                 await asyncio.wait(outcome.appends)
             if outcome.deciding:
                 await self._decided(outcome)
+            written = self.attribute_write
+            if written is not attributes_before and written is not None and not written.done():
+                # Attributes changed by this batch's hooks are in the session's record before
+                # its client hears back (its next request may reach another process).
+                await asyncio.wait([written])
             return outcome
         finally:
             if token is not None:

@@ -9,9 +9,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import Enum
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Protocol
 
 from .ack import AckState
+from .attributes import SessionAttributes
 from .context import RequestContext
 from .limits import UNBOUNDED, AddressBudget
 from .message import Delivery, Message
@@ -168,8 +169,9 @@ class ServerSession:
         # Monotonic time after which the session expires; None while a connect is held.
         self.deadline: float | None = deadline
         self.connection_type: str | None = None
-        # Free for applications and extensions.
-        self.attributes: dict[str, Any] = {}
+        # Free for applications and extensions: JSON values that follow the session
+        # (core/attributes.py).
+        self.attributes = SessionAttributes()
         self.ended: Ended | None = None
         # The ack extension's batches, when the client negotiated it (see core/ack.py).
         self.ack: AckState | None = None

@@ -156,6 +156,11 @@ class Settings:
         "asynchronous service calls one session may have in progress; more are answered with"
         " 429:<channel>:Too many service calls",
     )
+    max_session_attribute_bytes: int = _setting(
+        16384,
+        "bytes one session's attributes may take (names and JSON values); setting more raises"
+        " ValueError in the application; -1 for no limit",
+    )
     max_extension_backlog: int = _setting(
         1000,
         "messages of one session (and of the server side's publishes) that may wait behind an"
@@ -328,7 +333,12 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
-        for name in ("max_queue_bytes", "max_handshakes_per_address", "max_address_bytes"):
+        for name in (
+            "max_queue_bytes",
+            "max_handshakes_per_address",
+            "max_address_bytes",
+            "max_session_attribute_bytes",
+        ):
             if getattr(self, name) < -1 or getattr(self, name) == 0:
                 raise ValueError(f"{name} must be -1 (no limit) or positive")
         if self.socket_send_buffer < 0:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from . import channel as ch
+from .attributes import Changes
 from .context import RequestContext
 from .engine import Engine, LocalEngine
 from .hooks import Hooks
@@ -94,6 +95,8 @@ class ServerState:
         # Read for every delivery: kept at hand.
         self._max_queue = settings.max_queue
         self._max_queue_bytes = settings.max_queue_bytes
+        # The latest write of session attributes to the engine (they are written in order).
+        self.attribute_write: asyncio.Future[bool] | None = None
         # The server side's publishes waiting for asynchronous outgoing extensions, in order.
         self._publish_order = InOrder(self._tasks, settings.max_extension_backlog)
 
@@ -144,9 +147,26 @@ class ServerState:
             del self._stopped[next(iter(self._stopped))]  # the oldest
         self._stopped[client_id] = self.clock() + seconds
 
+    def new_session(self, client_id: str) -> ServerSession:
+        """A session object (not yet served): its attributes bounded, and written to its
+        record as they change."""
+        session = ServerSession(client_id, self.expiry())
+        attributes = session.attributes
+        attributes.limit = self.settings.max_session_attribute_bytes
+        attributes.on_change = lambda changes: self._attributes_changed(session, changes)
+        return session
+
+    def _attributes_changed(self, session: ServerSession, changes: Changes) -> None:
+        if session.local:
+            return
+        written = self.engine.attributes_changed(session, changes)
+        if written is not None:
+            # Written in order: a batch's reply waits for the latest (see handle).
+            self.attribute_write = written
+
     def create_session(self) -> ServerSession:
         """A session created by the server itself (tests, local sessions): no policy check."""
-        session = ServerSession(new_client_id(), self.expiry())
+        session = self.new_session(new_client_id())
         self._add_session(session)
         return session
 

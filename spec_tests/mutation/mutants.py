@@ -19,7 +19,7 @@ MUTANTS = [
     Mutant(
         "browser-binding-ignored",
         "core/server.py",
-        '        return None if request.browser == session.browser else "other-browser"\n',
+        '        return None if allowed is None or allowed == session.browser else "other-browser"\n',
         "        return None\n",
         "a session's clientId works from any browser",
     ),

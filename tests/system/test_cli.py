@@ -45,6 +45,16 @@ def test_invalid_settings_exit_2_with_a_message() -> None:
     assert result.returncode == 2
 
 
+def test_app_hooks_are_checked_before_serving() -> None:
+    for spec, problem in (
+        ("nocolon", "expected MODULE:FUNCTION"),
+        ("no_such_module_here:install", "cannot import"),
+        ("tests.helpers.app_hooks:missing", "has no function missing"),
+    ):
+        result = run_cli("--app", spec, "--port", "0")
+        assert result.returncode == 2 and problem in result.stderr, result.stderr
+
+
 def test_sigterm_releases_held_connects_then_exits_cleanly() -> None:
     process, url = start_cli("--timeout", "20000")
     try:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import redis.exceptions
 
+from ...core.attributes import Changes
 from ...core.engine import (
     EngineHost,
     EngineStats,
@@ -26,7 +27,9 @@ from ...core.tasks import TaskSet
 from .client import redis_client
 from .keys import Keys
 from .records import (
+    ATTRIBUTE,
     Saved,
+    attributes_message,
     state_of,
     timing_field,
 )
@@ -102,6 +105,9 @@ class EngineBase:
         self._alive_ms = max(3000, int(sync_interval * 4000))
         self._releases: dict[str, asyncio.Future[None]] = {}
         self._claiming: dict[str, asyncio.Future[None]] = {}
+        # Attribute changes to write, in order, one write in flight (as the log's).
+        self._attribute_changes: list[tuple[ServerSession, Changes, asyncio.Future[bool]]] = []
+        self._attribute_writer: asyncio.Future[None] | None = None
         self._background = TaskSet("a redis engine task", log, expected=(EngineUnavailable,))
         self._replay: ReplayStore | None = None
         self._reconcile = False
@@ -136,6 +142,62 @@ class EngineBase:
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         self._background.spawn(coroutine)
 
+    def attributes_changed(
+        self, session: ServerSession, changes: Changes
+    ) -> asyncio.Future[bool] | None:
+        if not self.available:
+            return None  # written with the whole record when Redis is back (_recreate)
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._attribute_changes.append((session, changes, written))
+        if self._attribute_writer is None:
+            self._attribute_writer = self._background.spawn(
+                self._write_attributes(), self._attributes_written
+            )
+        return written
+
+    async def _write_attributes(self) -> None:
+        """Writes the attribute changes queued so far, in one round trip and in order (one
+        write in flight, like the log's: two on two pooled connections could swap)."""
+        while self._attribute_changes:
+            batch, self._attribute_changes = self._attribute_changes, []
+            pipe = self._client.pipeline(transaction=False)
+            for session, changes, _ in batch:
+                args: list[Any] = []
+                for name, value in changes.items():
+                    args += [name, b"" if value is None else value]
+                await self._scripts["ATTRIBUTES"](  # queued in the pipeline
+                    keys=[self.keys.session(session.id)], args=args, client=pipe
+                )
+            try:
+                owners = await self._command(pipe.execute(raise_on_error=False))
+                written = True
+            except EngineUnavailable:
+                owners, written = [None] * len(batch), False
+            for (session, changes, done), owner in zip(batch, owners, strict=True):
+                if not done.done():
+                    done.set_result(written)
+                if (
+                    session.remote
+                    and isinstance(owner, bytes)
+                    and owner not in (b"", self.me.encode())
+                ):
+                    # Changed through a view: the process serving it takes the change too.
+                    self._spawn(self._tell(owner.decode(), attributes_message(session.id, changes)))
+
+    def _attributes_written(self, writer: asyncio.Future[None]) -> None:
+        self._attribute_writer = None
+        if not writer.cancelled() and writer.exception() is not None:
+            log.error("writing session attributes failed", exc_info=writer.exception())
+        for _, _, done in self._attribute_changes if writer.cancelled() else []:
+            if not done.done():
+                done.set_result(False)
+
+    async def attributes_settled(self) -> None:
+        """Returns once every attribute change queued so far is written (or refused)."""
+        writer = self._attribute_writer
+        if writer is not None:
+            await asyncio.wait([writer], timeout=self.command_timeout * 2)
+
     async def _tell(self, process: str, what: str) -> None:
         await self._command(self._client.publish(self.keys.control(process), what))
 
@@ -160,6 +222,7 @@ class EngineBase:
             "addr": session.budget.key,
             "timing": timing_field(session),
             "browser": session.browser or "",
+            **{ATTRIBUTE + name: value for name, value in session.attributes.encoded().items()},
         }
 
     def outbox_size(self) -> int:

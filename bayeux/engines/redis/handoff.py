@@ -18,6 +18,7 @@ from ...core.session import Ended
 from .base import close_quietly, log
 from .reader import LogReader
 from .records import (
+    changes_of,
     pending_of,
     record_of,
     saved,
@@ -108,7 +109,14 @@ class Handoff(LogReader):
         """`claim <clientId> <ack or -> <process>`, `released <clientId>`, `end <clientId>`,
         `kick <clientId>` (ended by BayeuxServer.disconnect on another process)."""
         assert self._server is not None
-        verb, client_id, *rest = data.decode(errors="replace").split(" ")
+        text = data.decode(errors="replace")
+        if text.startswith("attrs "):
+            _, client_id, changes = (text + " ").split(" ", 2)
+            session = self._server.sessions.get(client_id)
+            if session is not None:
+                session.attributes.apply(changes_of(changes))
+            return
+        verb, client_id, *rest = text.split(" ")
         if verb == "claim" and len(rest) == 2:
             argument, requester = rest
             acknowledged = int(argument) if argument.lstrip("-").isdigit() else None
@@ -157,6 +165,8 @@ class Handoff(LogReader):
             await asyncio.wait([claiming], timeout=self.handoff_timeout)
         session = self._server.let_go(client_id)
         self._saved.pop(client_id, None)
+        # Its attribute changes are in its record before the claimant reads it.
+        await self.attributes_settled()
         state: tuple[Any, ...] = ("", 0, "{}", 0, b"[]")
         if session is not None:
             if session.ack is not None and acknowledged is not None:

@@ -7,9 +7,14 @@ from typing import NamedTuple
 
 import orjson
 
+from ...core.attributes import Changes
 from ...core.engine import SessionRecord
 from ...core.message import Delivery
 from ...core.session import ServerSession
+
+# A session's attribute `name` is the field "a:<name>" of its record.
+ATTRIBUTE = "a:"
+ATTRIBUTE_BYTES = ATTRIBUTE.encode()
 
 
 class State(NamedTuple):
@@ -88,6 +93,28 @@ def timing_of(field: bytes) -> tuple[int | None, int | None, int | None]:
     return values[0], values[1], values[2]
 
 
+def attributes_message(client_id: str, changes: Changes) -> str:
+    """The control message telling the process serving a session of attribute changes made
+    elsewhere: `attrs <clientId> <JSON object of name: JSON text, or null when removed>`."""
+    texts = {name: None if value is None else value.decode() for name, value in changes.items()}
+    return f"attrs {client_id} {orjson.dumps(texts).decode()}"
+
+
+def changes_of(text: str) -> Changes:
+    """The changes of an `attrs` control message (see attributes_message); {} if malformed."""
+    try:
+        texts = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(texts, dict):
+        return {}
+    return {
+        str(name): None if value is None else str(value).encode()
+        for name, value in texts.items()
+        if value is None or isinstance(value, str)
+    }
+
+
 def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
     split = flat.index(b"|")
     fields = dict(zip(flat[0:split:2], flat[1:split:2], strict=True))
@@ -104,4 +131,9 @@ def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
         address=fields.get(b"addr", b"").decode("utf-8", "replace"),
         timing=timing_of(fields.get(b"timing", b"")),
         browser=fields.get(b"browser", b"").decode("ascii", "replace"),
+        attributes={
+            name[len(ATTRIBUTE) :].decode("utf-8", "replace"): value
+            for name, value in fields.items()
+            if name.startswith(ATTRIBUTE_BYTES)
+        },
     )

@@ -18,10 +18,10 @@ def _source(name: str) -> str:
 
 
 def script(name: str) -> str:
-    """The Lua source of script `name` (CLAIM, RELEASE, SAVE, END, REAP, SUBSCRIBE, APPEND, TIMING);
-    each file in lua/ says what its KEYS and ARGV are and what it returns."""
+    """The Lua source of script `name` (one of NAMES); each file in lua/ says what its KEYS and
+    ARGV are and what it returns."""
     body = _source(name.lower())
     return _source("resolve_floor") + body if name in _WITH_FLOOR else body
 
 
-NAMES = ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE", "APPEND", "TIMING")
+NAMES = ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE", "APPEND", "TIMING", "ATTRIBUTES")

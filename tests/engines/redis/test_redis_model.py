@@ -1,7 +1,8 @@
 """Random sequences of client requests, each sent to any of two processes sharing one real
 redis-server, against a model of what Bayeux promises: every client gets exactly the messages
 published on its channels while it was subscribed, in publish order, nothing twice, wherever
-its requests landed (hypothesis state machine)."""
+its requests landed; and a session attribute set through either process is what an authorizer
+on either process reads (hypothesis state machine)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from bayeux import Authorization, BayeuxServer, Operation, ServerSession
 from bayeux.core import channel as ch
 from bayeux.testing import ServerThread
 
@@ -24,6 +26,31 @@ pytestmark = pytest.mark.redis
 CHANNELS = ["/m/a", "/m/b", "/m/c/x"]
 PATTERNS = ["/m/a", "/m/b", "/m/c/*", "/m/**"]
 CLIENTS = 3
+
+
+VALUES = ["red", "green", "blue"]
+
+
+def remember(
+    operation: Operation, channel: str, session: ServerSession, message: dict[str, Any]
+) -> Authorization:
+    """A publish to /attr/<value> sets the session's attribute (nobody subscribes there)."""
+    session.attributes["v"] = channel.rsplit("/", 1)[-1]
+    return Authorization.GRANT
+
+
+def check(
+    operation: Operation, channel: str, session: ServerSession, message: dict[str, Any]
+) -> Authorization:
+    """A publish to /check/<value> is allowed only if the session's attribute is that value."""
+    if session.attributes.get("v", "none") == channel.rsplit("/", 1)[-1]:
+        return Authorization.GRANT
+    return Authorization.DENY
+
+
+def install(server: BayeuxServer) -> None:
+    server.add_authorizer("/attr/*", remember)
+    server.add_authorizer("/check/*", check)
 
 
 class Deployment:
@@ -42,6 +69,8 @@ def deployment():
     a.__enter__()
     b.__enter__()
     wait_ready(a, b)
+    for n in (a, b):
+        n.call(lambda n=n: install(n.endpoint.server))
     Deployment.redis, Deployment.nodes = redis, [a, b]
     yield
     b.__exit__(None, None, None)
@@ -58,6 +87,7 @@ class SharedSessions(RuleBasedStateMachine):
         self.expected: list[list[Any]] = [[] for _ in range(CLIENTS)]
         self.publisher = Client(self.urls[0])
         self.count = 0
+        self.attributes = ["none"] * CLIENTS
 
     @rule(
         who=st.integers(0, CLIENTS - 1), where=st.integers(0, 1), pattern=st.sampled_from(PATTERNS)
@@ -89,6 +119,28 @@ class SharedSessions(RuleBasedStateMachine):
     def connect(self, who: int, where: int) -> None:
         reply = self.clients[who].connect(self.urls[where], timeout=0)
         assert reply["successful"] is True, reply
+
+    @rule(who=st.integers(0, CLIENTS - 1), where=st.integers(0, 1), value=st.sampled_from(VALUES))
+    def set_attribute(self, who: int, where: int, value: str) -> None:
+        reply = self.clients[who].publish(self.urls[where], f"/attr/{value}", 1)
+        assert reply["successful"] is True, reply
+        self.attributes[who] = value
+
+    @rule(who=st.integers(0, CLIENTS - 1), where=st.integers(0, 1))
+    def read_attribute(self, who: int, where: int) -> None:
+        # The record has it at once; a process serving the session hears of a change made
+        # through another process's view a control message later.
+        deadline = time.monotonic() + 3
+        channel = f"/check/{self.attributes[who]}"
+        while not self.clients[who].publish(self.urls[where], channel, 1)["successful"]:
+            assert time.monotonic() < deadline, f"{channel} never allowed"
+            time.sleep(0.01)
+        wrong = next(v for v in [*VALUES, "none"] if v != self.attributes[who])
+        assert (
+            self.clients[who]
+            .publish(self.urls[where], f"/check/{wrong}", 1)["error"]
+            .startswith("403")
+        )
 
     @invariant()
     def nothing_unexpected(self) -> None:

@@ -1,0 +1,36 @@
+"""An application's hooks, installed with `python -m bayeux --app
+tests.helpers.app_hooks:install` (or called on a server in the test's own process): the
+handshake's `ext.user` is kept in the session's attributes, an authorizer reads it, and two
+services read and change the attributes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bayeux import Authorization, BayeuxServer, Operation, SecurityPolicy, ServerSession
+
+
+class UserFromHandshake(SecurityPolicy):
+    def can_handshake(self, session: ServerSession, message: dict[str, Any]) -> bool:
+        user = (message.get("ext") or {}).get("user")
+        if isinstance(user, str):
+            session.attributes["user"] = user
+        return True
+
+
+def alice_only(
+    operation: Operation, channel: str, session: ServerSession, message: dict[str, Any]
+) -> Authorization:
+    return Authorization.GRANT if session.attributes.get("user") == "alice" else Authorization.DENY
+
+
+def install(server: BayeuxServer) -> None:
+    server.policy = UserFromHandshake()
+    server.add_authorizer("/private/**", alice_only)
+    server.add_service("/service/whoami", lambda request: dict(request.session.attributes))
+
+    def remember(request: Any) -> str:
+        request.session.attributes["color"] = request.data
+        return "remembered"
+
+    server.add_service("/service/remember", remember)
