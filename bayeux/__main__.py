@@ -30,6 +30,7 @@ def _option(name: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        epilog="`bayeux publish --help`: publish to a deployment on Redis from outside it.",
         prog="python -m bayeux",
         description="Serve a Bayeux 1.0 (CometD) endpoint over WebSocket, long-polling and"
         " callback-polling. Durations are in milliseconds, as in CometD.",
@@ -293,6 +294,17 @@ def configure_logging(form: str, level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["publish"]:
+        if not _importable("redis"):
+            print(
+                "bayeux publish needs the redis package: pip install 'bayeux-server[redis]'",
+                file=sys.stderr,
+            )
+            return 2
+        from .publisher import main as publish
+
+        return publish(given[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = _problem(args)

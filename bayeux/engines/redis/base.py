@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import redis.exceptions
 
 from ...core.attributes import Changes
@@ -197,6 +198,22 @@ class EngineBase:
         writer = self._attribute_writer
         if writer is not None:
             await asyncio.wait([writer], timeout=self.command_timeout * 2)
+
+    def _config(self) -> dict[str, str | int]:
+        """What a publisher outside the servers needs (Keys.config)."""
+        replay = self._replay.history if self._replay is not None else None
+        return {
+            "log_length": self.log_length,
+            "replay": orjson.dumps(
+                {
+                    "patterns": list(replay.patterns),
+                    "max_events": replay.max_events,
+                    "retention_seconds": replay.retention_seconds,
+                }
+                if replay is not None
+                else None
+            ).decode(),
+        }
 
     async def _tell(self, process: str, what: str) -> None:
         await self._command(self._client.publish(self.keys.control(process), what))

@@ -11,6 +11,9 @@ class Keys:
         # Processes that own sessions, and sessions no live process owns (scored by when
         # they were left, so that they expire maxInterval later).
         self.processes = self.prefix + "processes"
+        # What a process outside the servers needs to publish (bayeux.publisher): the replay
+        # channels and the log's length, written by every server as it connects.
+        self.config = self.prefix + "config"
         self.orphans = self.prefix + "orphans"
 
     def session(self, client_id: str) -> str:

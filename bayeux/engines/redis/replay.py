@@ -16,6 +16,12 @@ from .keys import Keys
 log = logging.getLogger("bayeux.redis")
 
 
+def add_event(pipe: Any, keys: Keys, channel: str, replay_id: int, encoded: bytes) -> None:
+    """Adds to `pipe` the command keeping one replay event (its stream id is its replay id:
+    Redis refuses one below the newest, from a clock behind)."""
+    pipe.xadd(keys.replay(channel), {"m": encoded}, id=f"{replay_id}-0")
+
+
 class ReplayStore:
     def __init__(self, keys: Keys, history: ReplayHistory) -> None:
         self.keys = keys
@@ -39,7 +45,7 @@ class ReplayStore:
             if replay_id is None or not self.history.covers(message["channel"]):
                 continue
             channel = message["channel"]
-            pipe.xadd(self.keys.replay(channel), {"m": delivery.json}, id=f"{replay_id}-0")
+            add_event(pipe, self.keys, channel, replay_id, delivery.json)
             kept.add(channel)
         for channel in kept:
             floor = self.history.floor(channel)

@@ -52,6 +52,9 @@ class Upkeep(Handoff):
                         self.available = True
                         self._reconcile = True
                         log.info("redis engine connected to %s", self.url)
+                        await self._command(
+                            self._client.hset(self.keys.config, mapping=self._config())
+                        )
                     await self._save(everything=True)
                     self._reconcile = False
                     await self._send_outbox()

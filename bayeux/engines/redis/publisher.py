@@ -1,0 +1,213 @@
+"""Publishing into a deployment on Redis from a process that is not a server: a Celery worker,
+a cron job, a web view. The message is appended to the deployment's log, so every server
+process delivers it to its subscribers in log order, as a broadcast from a client would be; on
+replay channels it gets its replay id and shape, and is kept for replay.
+
+Server extensions and message listeners do not run for it (no server handles it): the
+publisher is trusted code of the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import orjson
+
+from ...core import channel as ch
+from ...core.engine import position_of
+from ...core.message import Delivery, Message
+from ...core.replay import ReplayHistory
+from ...core.settings import Settings
+from .client import redis_client
+from .keys import Keys
+from .log import broadcast_fields, delivery_fields
+from .replay import add_event
+
+T = TypeVar("T")
+
+# How long a deployment's replay configuration is trusted before it is read again.
+_CONFIG_SECONDS = 5.0
+_DEFAULTS = Settings()
+
+
+class Publisher:
+    """Publishes to a bayeux deployment's log on Redis, from asyncio code.
+
+        async with Publisher("redis://127.0.0.1:6379/0") as publisher:
+            await publisher.publish("/news", {"text": "hello"})
+
+    `prefix` is the deployment's --redis-prefix. Each call returns the message's position in
+    the log once Redis has it (it is then delivered by every server process), or raises
+    ValueError for a message the servers would refuse (a meta or service channel, an invalid
+    name, data that is not JSON or over `max_message_size`) and ConnectionError when Redis
+    cannot be reached within `timeout` seconds."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str = "bayeux",
+        *,
+        timeout: float = 5.0,
+        max_message_size: int = _DEFAULTS.max_message_size,
+    ) -> None:
+        self.keys = Keys(prefix)
+        self.timeout = timeout
+        self.max_message_size = max_message_size
+        # Named in the log as its origin, like a server process.
+        self.name = "publisher-" + secrets.token_hex(6)
+        self._client: Any = redis_client(redis_url, socket_connect_timeout=timeout)
+        self._channels = ch.ChannelLimits(
+            _DEFAULTS.max_channel_length, _DEFAULTS.max_channel_segments
+        )
+        self._replay: ReplayHistory | None = None
+        self._log_length = 100_000
+        self._config_read = float("-inf")
+
+    async def __aenter__(self) -> Publisher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
+        """Broadcasts `data` on `channel` to every subscriber of the deployment."""
+        message: Message = {"channel": channel, "data": data}
+        if ext is not None:
+            message["ext"] = ext
+        self._check(channel)
+        await self._read_config()
+        replay_id = None
+        if self._replay is not None and self._replay.covers(channel):
+            message, replay_id = self._replay.shape(message)
+        delivery = self._encoded(message)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.xadd(
+            self.keys.log,
+            broadcast_fields(delivery, None, self.name, False),
+            maxlen=self._log_length,
+            approximate=True,
+        )
+        if replay_id is not None:
+            add_event(pipe, self.keys, channel, replay_id, delivery.json)
+        results = await self._run(pipe.execute(raise_on_error=False))
+        if isinstance(results[0], Exception):
+            raise ConnectionError(f"redis refused the log entry: {results[0]}")
+        return _position(results[0])
+
+    async def deliver_to_client(self, client_id: str, channel: str, data: Any) -> int:
+        """Sends `data` on `channel` to one session, whichever process serves it (nothing
+        happens if the deployment has no such session)."""
+        self._check(channel)
+        delivery = self._encoded({"channel": channel, "data": data})
+        entry = await self._run(
+            self._client.xadd(
+                self.keys.log,
+                delivery_fields(client_id, delivery),
+                maxlen=self._log_length,
+                approximate=True,
+            )
+        )
+        return _position(entry)
+
+    def _check(self, channel: str) -> None:
+        if not self._channels.valid_name(channel) or ch.is_meta(channel):
+            raise ValueError(f"cannot publish to {channel!r}")
+        if ch.is_service(channel):
+            raise ValueError(f"{channel!r} is a service channel: only a server answers those")
+
+    def _encoded(self, message: Message) -> Delivery:
+        try:
+            delivery = Delivery(message)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"{message['channel']}: not representable as JSON: {exc}") from None
+        if len(delivery.json) > self.max_message_size:
+            raise ValueError(
+                f"{message['channel']}: {len(delivery.json)} bytes, over {self.max_message_size}"
+            )
+        return delivery
+
+    async def _read_config(self) -> None:
+        now = time.monotonic()
+        if now - self._config_read < _CONFIG_SECONDS:
+            return
+        config = await self._run(self._client.hgetall(self.keys.config))
+        self._config_read = now
+        self._log_length = int(config.get(b"log_length", self._log_length))
+        replay = orjson.loads(config.get(b"replay", b"null"))
+        if not replay:
+            self._replay = None
+        elif self._replay is None or tuple(replay["patterns"]) != self._replay.patterns:
+            self._replay = ReplayHistory(
+                tuple(replay["patterns"]),
+                max_events=int(replay["max_events"]),
+                retention_seconds=float(replay["retention_seconds"]),
+            )
+
+    async def _run(self, command: Any) -> Any:
+        try:
+            return await asyncio.wait_for(command, self.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(f"redis not reachable: {exc}") from exc
+        except Exception as exc:  # redis-py's own errors
+            if type(exc).__module__.startswith("redis"):
+                raise ConnectionError(f"redis: {exc}") from exc
+            raise
+
+
+class SyncPublisher:
+    """The same for code without an event loop (a script, a WSGI view, a Celery task): each
+    call blocks until Redis has the message. Its own event loop runs on a daemon thread."""
+
+    _counter = itertools.count()
+
+    def __init__(self, redis_url: str, prefix: str = "bayeux", **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever,
+            name=f"bayeux-publisher-{next(self._counter)}",
+            daemon=True,
+        )
+        self._thread.start()
+        self._publisher: Publisher = self._call(_make(redis_url, prefix, options))
+
+    def __enter__(self) -> SyncPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
+        return self._call(self._publisher.publish(channel, data, ext=ext))
+
+    def deliver_to_client(self, client_id: str, channel: str, data: Any) -> int:
+        return self._call(self._publisher.deliver_to_client(client_id, channel, data))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            self._call(self._publisher.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
+
+    def _call(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+
+async def _make(redis_url: str, prefix: str, options: dict[str, Any]) -> Publisher:
+    return Publisher(redis_url, prefix, **options)
+
+
+def _position(entry_id: bytes | str) -> int:
+    return position_of(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
