@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -132,6 +132,11 @@ class ServerThread:
 
         self._loop.call_soon_threadsafe(run)
         return future.result(10)
+
+    def await_(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """Awaits `fn(*args)` on the server's loop thread and returns its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result(10)
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:

@@ -149,6 +149,8 @@ class EngineBridge(MetaChannels):
             session.budget = self.budgets.of(record.address)
             self.budgets.opened(session.budget)
         self.sessions[session.id] = session
+        if session.user is not None:
+            self.users.add(session.user, session)  # its user's already: no presence change
         # The record has the subscriptions as they are now; as they were at the session's
         # position, before the changes the backlog applies again in order:
         subscriptions = set(record.subscriptions)
@@ -176,6 +178,8 @@ class EngineBridge(MetaChannels):
         session = self.sessions.pop(client_id, None)
         if session is None:
             return None
+        if session.user is not None:
+            self.users.discard(session.user, session)  # still the user's, elsewhere
         for pattern in session.subscriptions:
             self.tree.unsubscribe(pattern, session)
         # Nothing of it is held here any more (the engine reads its state to hand it over).
@@ -191,4 +195,5 @@ def _restore(session: ServerSession, record: SessionRecord) -> None:
     browser it is bound to, and its attributes."""
     session.timeout, session.interval, session.max_interval = record.timing
     session.browser = record.browser or None
+    session.user = record.user or None
     session.attributes.apply(record.attributes)

@@ -67,6 +67,8 @@ class SessionRecord:
     # Its own timeout, interval and maxInterval in ms (BayeuxServer.set_timing); None each
     # for the server's.
     timing: tuple[int | None, int | None, int | None] = (None, None, None)
+    # The user behind it (ServerSession.user); "" for none.
+    user: str = ""
     # Its attributes (ServerSession.attributes), encoded as JSON.
     attributes: dict[str, bytes] = field(default_factory=dict)
     # The browser that made it (ServerSession.browser); "" for none.
@@ -173,6 +175,10 @@ class EngineHost(Protocol):
         """Tells the next connect of `client_id` within `seconds` to stop (it was
         disconnected by the server while another process served it)."""
 
+    def presence_changed(self, user: str, online: bool) -> None:
+        """A user's last session in the deployment ended (online False), found by this
+        process's engine: the presence listeners are told here."""
+
 
 class Engine(Protocol):
     """What the core asks of an engine. Every method either completes or raises
@@ -261,6 +267,22 @@ class Engine(Protocol):
         is nothing to write to. Never fails. For a view (`session.remote`), the process
         serving the session is told too."""
 
+    async def user_joined(self, session: ServerSession, user: str) -> bool:
+        """Records `session` as one of `user`'s in the deployment; True if the user had none
+        (the user comes online)."""
+
+    async def user_left(self, client_id: str, user: str) -> bool:
+        """Forgets a session as `user`'s (the session goes on); True if it was the user's
+        last in the deployment. When a session ends, the engine does this itself and tells
+        `EngineHost.presence_changed`."""
+
+    async def deliver_to_user(self, user: str, delivery: Delivery) -> int:
+        """Sends a message to every session of `user` in the deployment, through the log
+        (in order, and through a crash of the process serving one); how many."""
+
+    async def online_users(self, limit: int) -> list[str]:
+        """At most `limit` users with a session in the deployment."""
+
     def timing_changed(self, session: ServerSession) -> None:
         """A session's own timing changed (BayeuxServer.set_timing): every process that serves
         it from now on uses it. Never fails (written later if the store is away)."""
@@ -330,6 +352,18 @@ class LocalEngine:
         self, session: ServerSession, changes: Changes
     ) -> asyncio.Future[bool] | None:
         return None
+
+    async def user_joined(self, session: ServerSession, user: str) -> bool:
+        raise RuntimeError("a process alone keeps its users itself")
+
+    async def user_left(self, client_id: str, user: str) -> bool:
+        raise RuntimeError("a process alone keeps its users itself")
+
+    async def deliver_to_user(self, user: str, delivery: Delivery) -> int:
+        raise RuntimeError("a process alone keeps its users itself")
+
+    async def online_users(self, limit: int) -> list[str]:
+        raise RuntimeError("a process alone keeps its users itself")
 
     def timing_changed(self, session: ServerSession) -> None:
         return None

@@ -31,6 +31,8 @@ SessionListener = Callable[[ServerSession], Any]
 RemovalListener = Callable[[ServerSession, Ended], Any]
 SubscriptionListener = Callable[[ServerSession, str], Any]
 MessageListener = Callable[[ServerSession | None, str, Message], Any]
+# listener(user, online): a user's first session appeared (True) or its last one ended.
+PresenceListener = Callable[[str, bool], Any]
 
 
 @dataclass(slots=True)
@@ -57,6 +59,7 @@ class Hooks:
         self.channels: dict[str, ChannelHooks] = {}
         self.session_added: list[SessionListener] = []
         self.session_removed: list[RemovalListener] = []
+        self.presence: list[PresenceListener] = []
         self.subscribed: list[SubscriptionListener] = []
         self.unsubscribed: list[SubscriptionListener] = []
         # Read on every publish: whether any pattern has each kind of hook (most servers have
@@ -289,6 +292,10 @@ class Hooks:
     def removed(self, session: ServerSession, reason: Ended) -> None:
         for listener in self.session_removed:
             call_listener(listener, session, reason)
+
+    def presence_changed(self, user: str, online: bool) -> None:
+        for listener in self.presence:
+            call_listener(listener, user, online)
 
     def subscription_changed(self, session: ServerSession, pattern: str, subscribed: bool) -> None:
         for listener in self.subscribed if subscribed else self.unsubscribed:

@@ -39,6 +39,14 @@ log = logging.getLogger("bayeux.server")
 class MetaChannels(Publishing):
     """/meta/handshake, /meta/connect, /meta/disconnect, /meta/subscribe, /meta/unsubscribe."""
 
+    async def _unmade(self, session: ServerSession) -> None:
+        """A refused handshake's session: the policy may have given it a user already."""
+        if session.user is not None:
+            try:
+                await self.dissociate(session)
+            except EngineUnavailable:
+                self.stats.errors["engine"] += 1
+
     async def _handshake(self, message: Message, peer: Peer) -> Message:
         if self.shutting_down:
             return failure(
@@ -77,9 +85,11 @@ class MetaChannels(Publishing):
             session.browser = request.browser  # the browser that makes it (None: not one)
         if not await self.hooks.allowed(self.hooks.policy.can_handshake, session, message):
             self._refused("policy")
+            await self._unmade(session)
             return failure(message, error(403, "", "Handshake denied"), NO_RECONNECT)
         if len(self.sessions) >= self.settings.max_sessions:  # again: the policy may have waited
             self._refused("max-sessions")
+            await self._unmade(session)
             return failure(message, *self._too_many_sessions())
         session.budget = budget
         self.budgets.opened(budget)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from . import channel as ch
 from .bridge import EngineBridge
@@ -27,6 +28,7 @@ from .extension import Extension
 from .fanout import NotRepresentable
 from .hooks import (
     MessageListener,
+    PresenceListener,
     RemovalListener,
     SessionListener,
     SubscriptionListener,
@@ -47,6 +49,7 @@ from .replies import (
 from .service import ServiceHandler
 from .session import ConnectHold, Ended, ServerSession, reply_ready
 from .state import Outcome
+from .users import check_user
 
 __all__ = [
     "BayeuxServer",
@@ -124,6 +127,53 @@ class BayeuxServer(EngineBridge):
 
     def on_unsubscribed(self, listener: SubscriptionListener) -> None:
         self.hooks.unsubscribed.append(listener)
+
+    # ----------------------------------------------------------------------------- users
+
+    def on_presence(self, listener: PresenceListener) -> None:
+        """`listener(user, online)`: a user's first session in the deployment appeared
+        (True), or its last one ended (False: disconnected, expired, kicked, dissociated; with
+        --redis also its process's crash, within maxInterval plus a sweep). Told once, on
+        one process. It may be a coroutine."""
+        self.hooks.presence.append(listener)
+
+    async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
+        """Sends a message to every session of `user`, whichever process serves it; returns
+        how many. With --redis it goes through the log: in order with the rest, and through
+        the crash of a process serving one (the ack extension then loses nothing)."""
+        check_user(user)
+        if not self.engine.shared:
+            sessions = self.users.sessions_of(user)
+            for session in sessions:
+                self.deliver(session, channel, data)
+            return len(sessions)
+        if not self.channels.valid_name(channel) or ch.is_meta(channel):
+            raise ValueError(f"cannot deliver on {channel!r}")
+        return await self.engine.deliver_to_user(
+            user, self._encoded({"channel": channel, "data": data})
+        )
+
+    async def deliver_to_client(self, client_id: str, channel: str, data: Any) -> bool:
+        """Sends a message to one session by its clientId, whichever process serves it;
+        False when this process knows no such session and there is no engine to ask."""
+        session = self.sessions.get(client_id)
+        if session is not None:
+            self.deliver(session, channel, data)
+            return True
+        if not self.engine.shared:
+            return False
+        if not self.channels.valid_name(channel) or ch.is_meta(channel):
+            raise ValueError(f"cannot deliver on {channel!r}")
+        await self.engine.deliver_to(client_id, self._encoded({"channel": channel, "data": data}))
+        return True
+
+    async def online_users(self, limit: int = 1000) -> list[str]:
+        """At most `limit` users with a session in the deployment (in no particular order)."""
+        if not self.engine.shared:
+            return self.users.online(limit)
+        return await self.engine.online_users(limit)
+
+    # ------------------------------------------------------------------------ sessions
 
     def disconnect(self, session: ServerSession) -> None:
         """Ends `session` and tells its client to stop, as CometD's ServerSession.disconnect()

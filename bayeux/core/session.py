@@ -152,6 +152,7 @@ class ServerSession:
         "position",
         "written",
         "outgoing_order",
+        "user",
     )
 
     def __init__(self, client_id: str, deadline: float) -> None:
@@ -217,6 +218,8 @@ class ServerSession:
         # Made once an asynchronous outgoing extension first kept a message of this session
         # waiting: its later messages wait behind it, so they keep their order.
         self.outgoing_order: InOrder | None = None
+        # The application's user behind it (BayeuxServer.associate), if any.
+        self.user: str | None = None
 
     @property
     def connect_delivery_only(self) -> bool:

@@ -27,6 +27,7 @@ from .settings import Settings
 from .stats import Stats
 from .tasks import InOrder, TaskSet
 from .tree import ChannelTree, subscription_cost
+from .users import Users, check_user
 
 log = logging.getLogger("bayeux.server")
 
@@ -64,6 +65,8 @@ class ServerState:
         self.shutting_down = False
         self.stats = Stats()
         self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.tree.has)
+        # The users of this process's sessions (core/users.py).
+        self.users = Users()
         # Service calls still running, and messages on their way to sessions served elsewhere.
         self._tasks = TaskSet("a service call or forwarded message", log)
         # Sessions the server told to stop (BayeuxServer.disconnect), by clientId, until when
@@ -189,9 +192,48 @@ class ServerState:
             extra={"event": "session-removed", "session": session.tag, "reason": reason.value},
         )
         session.end(reason)
+        if session.user is not None and self.users.discard(session.user, session):
+            if not self.engine.shared:
+                self.presence_changed(session.user, False)
+            # With an engine, it tells presence_changed (removed() below ends the record).
         if not session.local:
             self.engine.removed(session, reason)
         self.hooks.removed(session, reason)
+
+    async def associate(self, user: str, session: ServerSession) -> None:
+        """Makes `session` one of `user`'s (an application's own id: a login name, an
+        account number), as CometD's Seti does; a policy may call it from can_handshake.
+        A session has one user: associating it again moves it."""
+        check_user(user)
+        if session.user == user:
+            return
+        if session.user is not None:
+            await self.dissociate(session)
+        session.user = user
+        # A view (served elsewhere) counts there, not here.
+        first_here = False if session.remote else self.users.add(user, session)
+        if not self.engine.shared:
+            if first_here:
+                self.presence_changed(user, True)
+            return
+        if await self.engine.user_joined(session, user):
+            self.presence_changed(user, True)
+
+    async def dissociate(self, session: ServerSession) -> None:
+        """Makes `session` no user's (it goes on)."""
+        user, session.user = session.user, None
+        if user is None:
+            return
+        last_here = self.users.discard(user, session)
+        if not self.engine.shared:
+            if last_here:
+                self.presence_changed(user, False)
+            return
+        if await self.engine.user_left(session.id, user):
+            self.presence_changed(user, False)
+
+    def presence_changed(self, user: str, online: bool) -> None:
+        self.hooks.presence_changed(user, online)
 
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         if self.tree.subscribe(pattern, session):

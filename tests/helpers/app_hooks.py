@@ -34,3 +34,20 @@ def install(server: BayeuxServer) -> None:
         return "remembered"
 
     server.add_service("/service/remember", remember)
+
+
+class UserFromExt(SecurityPolicy):
+    """Associates the session with the handshake's `ext.user` (BayeuxServer.associate)."""
+
+    def __init__(self, server: BayeuxServer) -> None:
+        self.server = server
+
+    async def can_handshake(self, session: ServerSession, message: dict[str, Any]) -> bool:
+        user = (message.get("ext") or {}).get("user")
+        if isinstance(user, str):
+            await self.server.associate(user, session)
+        return True
+
+
+def install_users(server: BayeuxServer) -> None:
+    server.policy = UserFromExt(server)

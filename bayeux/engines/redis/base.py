@@ -218,12 +218,23 @@ class EngineBase:
     async def _tell(self, process: str, what: str) -> None:
         await self._command(self._client.publish(self.keys.control(process), what))
 
-    def _end(self, client_id: str, me: str, stop_ms: int = 0) -> Awaitable[Any]:
-        ending: Awaitable[Any] = self._scripts["END"](
-            keys=[self.keys.session(client_id), self.keys.subscriptions(client_id)],
-            args=[self.keys.prefix, client_id, me, str(stop_ms)],
+    async def _end(self, client_id: str, me: str, stop_ms: int = 0) -> str | None:
+        """Ends a session's record (scripts.END); the process that served it ("" for none),
+        or None when there was none (or, with `me`, another process serves it now). When it
+        was its user's last session, the presence listeners are told here."""
+        ended = await self._command(
+            self._scripts["END"](
+                keys=[self.keys.session(client_id), self.keys.subscriptions(client_id)],
+                args=[self.keys.prefix, client_id, me, str(stop_ms)],
+            )
         )
-        return ending
+        if not ended:
+            return None
+        owner, offline = (value.decode() for value in ended)
+        if offline and self._server is not None:
+            self._server.presence_changed(offline, False)
+        served_by: str = owner
+        return served_by
 
     def _record_fields(self, session: ServerSession) -> dict[str, Any]:
         """A session's whole record, owned here, as it stands (made, or written again)."""
@@ -239,6 +250,7 @@ class EngineBase:
             "addr": session.budget.key,
             "timing": timing_field(session),
             "browser": session.browser or "",
+            "user": session.user or "",
             **{ATTRIBUTE + name: value for name, value in session.attributes.encoded().items()},
         }
 

@@ -242,12 +242,38 @@ class RedisEngine(Upkeep):
         self.appended += 1
 
     async def end(self, client_id: str, stop_ms: int = 0) -> None:
-        owner = await self._command(self._end(client_id, "", stop_ms))
+        owner = await self._end(client_id, "", stop_ms)
         if owner:
             verb = b"kick " if stop_ms else b"end "
             await self._command(
-                self._client.publish(self.keys.control(owner.decode()), verb + client_id.encode())
+                self._client.publish(self.keys.control(owner), verb + client_id.encode())
             )
+
+    async def user_joined(self, session: ServerSession, user: str) -> bool:
+        joined = await self._command(
+            self._scripts["USER_JOIN"](args=[self.keys.prefix, session.id, user])
+        )
+        return bool(joined)
+
+    async def user_left(self, client_id: str, user: str) -> bool:
+        left = await self._command(
+            self._scripts["USER_LEAVE"](args=[self.keys.prefix, client_id, user])
+        )
+        return bool(left)
+
+    async def deliver_to_user(self, user: str, delivery: Delivery) -> int:
+        reached = await self._command(
+            self._scripts["USER_DELIVER"](
+                keys=[self.keys.log],
+                args=[self.keys.prefix, user, self.log_length, delivery.json],
+            )
+        )
+        self.appended += int(reached)
+        return int(reached)
+
+    async def online_users(self, limit: int) -> list[str]:
+        members = await self._command(self._client.srandmember(self.keys.online, limit))
+        return sorted(m.decode("utf-8", "replace") for m in members)
 
     def timing_changed(self, session: ServerSession) -> None:
         if not self.available:

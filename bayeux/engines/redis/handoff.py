@@ -73,7 +73,7 @@ class Handoff(LogReader):
                     "a session's position is older than the log keeps: ended",
                     extra={"event": "session-lost"},
                 )
-                await self._command(self._end(client_id, self.me))
+                await self._end(client_id, self.me)
                 return None
             backlog, through, subscriptions = await self._backlog(
                 client_id, record.position, previous

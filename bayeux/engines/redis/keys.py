@@ -15,6 +15,8 @@ class Keys:
         # channels and the log's length, written by every server as it connects.
         self.config = self.prefix + "config"
         self.orphans = self.prefix + "orphans"
+        # Users with a session in the deployment; each user's sessions are user:<id>.
+        self.online = self.prefix + "online"
 
     def session(self, client_id: str) -> str:
         """A hash: owner, pos, ack, batch, batches, and a claim in progress."""

@@ -24,6 +24,8 @@ from ...core.engine import position_of
 from ...core.message import Delivery, Message
 from ...core.replay import ReplayHistory
 from ...core.settings import Settings
+from ...core.users import check_user
+from . import scripts
 from .client import redis_client
 from .keys import Keys
 from .log import broadcast_fields, delivery_fields
@@ -65,6 +67,8 @@ class Publisher:
         self._channels = ch.ChannelLimits(
             _DEFAULTS.max_channel_length, _DEFAULTS.max_channel_segments
         )
+        # The servers' own script (no I/O to register it).
+        self._user_deliver = self._client.register_script(scripts.script("USER_DELIVER"))
         self._replay: ReplayHistory | None = None
         self._log_length = 100_000
         self._config_read = float("-inf")
@@ -117,6 +121,21 @@ class Publisher:
             )
         )
         return _position(entry)
+
+    async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
+        """Sends `data` on `channel` to every session of `user` (BayeuxServer.associate),
+        whichever processes serve them; returns how many sessions."""
+        check_user(user)
+        self._check(channel)
+        await self._read_config()
+        delivery = self._encoded({"channel": channel, "data": data})
+        reached = await self._run(
+            self._user_deliver(
+                keys=[self.keys.log],
+                args=[self.keys.prefix, user, self._log_length, delivery.json],
+            )
+        )
+        return int(reached)
 
     def _check(self, channel: str) -> None:
         if not self._channels.valid_name(channel) or ch.is_meta(channel):
@@ -190,6 +209,9 @@ class SyncPublisher:
 
     def deliver_to_client(self, client_id: str, channel: str, data: Any) -> int:
         return self._call(self._publisher.deliver_to_client(client_id, channel, data))
+
+    def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
+        return self._call(self._publisher.deliver_to_user(user, channel, data))
 
     def close(self) -> None:
         if self._loop.is_closed():

@@ -131,6 +131,7 @@ def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
         address=fields.get(b"addr", b"").decode("utf-8", "replace"),
         timing=timing_of(fields.get(b"timing", b"")),
         browser=fields.get(b"browser", b"").decode("ascii", "replace"),
+        user=fields.get(b"user", b"").decode("utf-8", "replace"),
         attributes={
             name[len(ATTRIBUTE) :].decode("utf-8", "replace"): value
             for name, value in fields.items()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from importlib import resources
 
-# Scripts that start with the shared resolve_floor function (lua/resolve_floor.lua).
+# Scripts that start with the shared resolve_floor function (lua/resolve_floor.lua), and those
+# that start with leave_user (lua/leave_user.lua).
 _WITH_FLOOR = frozenset(("CLAIM", "RELEASE", "SAVE"))
+_WITH_USERS = frozenset(("END", "REAP", "USER_LEAVE"))
 
 
 def _source(name: str) -> str:
@@ -21,7 +23,22 @@ def script(name: str) -> str:
     """The Lua source of script `name` (one of NAMES); each file in lua/ says what its KEYS and
     ARGV are and what it returns."""
     body = _source(name.lower())
+    if name in _WITH_USERS:
+        body = _source("leave_user") + body
     return _source("resolve_floor") + body if name in _WITH_FLOOR else body
 
 
-NAMES = ("CLAIM", "RELEASE", "SAVE", "END", "REAP", "SUBSCRIBE", "APPEND", "TIMING", "ATTRIBUTES")
+NAMES = (
+    "CLAIM",
+    "RELEASE",
+    "SAVE",
+    "END",
+    "REAP",
+    "SUBSCRIBE",
+    "APPEND",
+    "TIMING",
+    "ATTRIBUTES",
+    "USER_JOIN",
+    "USER_LEAVE",
+    "USER_DELIVER",
+)

@@ -139,7 +139,11 @@ class Upkeep(Handoff):
     async def _upkeep(self) -> None:
         assert self._server is not None
         max_interval = self._server.settings.max_interval + int(self.sync_interval * 1000)
-        await self._command(self._scripts["REAP"](args=[self.keys.prefix, max_interval, 1000]))
+        offline = await self._command(
+            self._scripts["REAP"](args=[self.keys.prefix, max_interval, 1000])
+        )
+        for user in offline:  # their last sessions were on processes that died
+            self._server.presence_changed(user.decode("utf-8", "replace"), False)
         oldest = position_of(f"{int(_now_ms() - self.log_retention * 1000)}-0")
         await self._command(
             self._client.xtrim(self.keys.log, minid=stream_id_of(oldest), approximate=True)

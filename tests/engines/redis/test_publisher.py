@@ -103,3 +103,35 @@ def test_replay_channels_get_their_ids_and_shape_from_a_publisher(redis_server) 
         }
         assert post_json(a.url, [subscribe]).json()[0]["successful"] is True
         assert late.poll_until([a.url], 1) == [event]
+
+
+def test_a_message_for_a_user_reaches_its_sessions_on_both_processes(redis_server) -> None:
+    from ...helpers.app_hooks import install_users
+
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        for n in (a, b):
+            n.call(lambda n=n: install_users(n.endpoint.server))
+        sessions = []
+        for url in (a.url, b.url):
+            hs = {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "supportedConnectionTypes": ["long-polling"],
+                "ext": {"user": "alice"},
+            }
+            client = Client.__new__(Client)
+            client.id = post_json(url, [hs]).json()[0]["clientId"]
+            client.ack, client.received = None, []
+            client.connect(url)
+            sessions.append((client, url))
+        args = ("--redis", redis_server.url, "--redis-prefix", PREFIX, "--user", "alice")
+        done = cli(*args, "/inbox", '{"n": 1}')
+        assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr
+        with SyncPublisher(redis_server.url, PREFIX) as publisher:
+            assert publisher.deliver_to_user("alice", "/inbox", {"n": 2}) == 2
+            assert publisher.deliver_to_user("nobody", "/inbox", 1) == 0
+            with pytest.raises(ValueError):
+                publisher.deliver_to_user("", "/inbox", 1)
+        for client, url in sessions:
+            assert client.poll_until([url], 2) == [{"n": 1}, {"n": 2}]

@@ -1,6 +1,6 @@
 -- ARGV: prefix, maxInterval in ms, limit. Sessions of processes that stopped renewing their
 -- `alive` key become orphans; orphans nobody claimed within maxInterval are forgotten.
--- Returns how many were forgotten.
+-- Returns the users whose last session that was (they go offline).
 local prefix = ARGV[1]
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -15,12 +15,16 @@ for _, process in ipairs(redis.call('SMEMBERS', prefix .. 'processes')) do
 end
 local expired = redis.call('ZRANGEBYSCORE', prefix .. 'orphans', '-inf', ms - tonumber(ARGV[2]),
   'LIMIT', 0, tonumber(ARGV[3]))
+local offline = {}
 for _, id in ipairs(expired) do
   local key = prefix .. 'session:' .. id
   if redis.call('HGET', key, 'owner') == '' or redis.call('EXISTS', prefix .. 'alive:' ..
       (redis.call('HGET', key, 'owner') or '')) == 0 then
+    local user = redis.call('HGET', key, 'user')
     redis.call('DEL', key, prefix .. 'subs:' .. id)
+    local gone = leave_user(prefix, id, user)
+    if gone ~= '' then offline[#offline + 1] = gone end
   end
   redis.call('ZREM', prefix .. 'orphans', id)
 end
-return #expired
+return offline

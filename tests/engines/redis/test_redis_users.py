@@ -1,0 +1,146 @@
+"""Users across a deployment of two processes on a real redis-server: a user's sessions on
+both processes get what is sent to the user; presence is told once for the deployment, also
+when the process serving a user's last session is killed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from bayeux.testing import ServerThread, stop_process
+
+from ...helpers.app_hooks import UserFromExt
+from ...helpers.http import post_json
+from ...helpers.rawws import RawWebSocket
+from ...helpers.redis_nodes import Client, node, serve, wait_ready
+
+pytestmark = pytest.mark.redis
+
+
+def install(n: ServerThread, presence: list) -> None:
+    server = n.endpoint.server
+    server.policy = UserFromExt(server)
+    server.on_presence(lambda user, online: presence.append((user, online)))
+
+
+def handshake(url: str, user: str, transport: str = "long-polling") -> dict[str, Any]:
+    message = {
+        "channel": "/meta/handshake",
+        "version": "1.0",
+        "supportedConnectionTypes": [transport],
+        "ext": {"user": user},
+    }
+    (reply,) = post_json(url, [message]).json()
+    assert reply["successful"] is True, reply
+    return reply
+
+
+def as_client(client_id: str) -> Client:
+    client = Client.__new__(Client)
+    client.id, client.ack, client.received = client_id, None, []
+    return client
+
+
+def wait_for(condition: Any, within: float = 10, what: str = "") -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_users_sessions_on_both_processes_get_what_is_sent_to_it(redis_server) -> None:
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        presence: list = []
+        for n in (a, b):
+            n.call(lambda n=n: install(n, presence))
+        # A WebSocket on a, a long-poll on b.
+        ws = RawWebSocket(f"ws://127.0.0.1:{a.port}/cometd")
+        try:
+            ws.send(
+                [
+                    {
+                        "channel": "/meta/handshake",
+                        "version": "1.0",
+                        "supportedConnectionTypes": ["websocket"],
+                        "ext": {"user": "alice"},
+                    }
+                ]
+            )
+            on_ws = ws.read()[0]["clientId"]
+            connect = {"channel": "/meta/connect", "clientId": on_ws, "connectionType": "websocket"}
+            ws.send([connect])
+            ws.read()  # the first connect's reply
+            ws.send([connect])  # held
+            polling = as_client(handshake(b.url, "alice")["clientId"])
+            polling.connect(b.url)
+            bob = as_client(handshake(b.url, "bob")["clientId"])
+            bob.connect(b.url)
+            assert presence == [("alice", True), ("bob", True)]  # once, though on two processes
+            assert a.await_(lambda: a.endpoint.server.online_users()) == ["alice", "bob"]
+            reached = b.await_(
+                lambda: b.endpoint.server.deliver_to_user("alice", "/inbox", {"n": 1})
+            )
+            assert reached == 2
+            assert polling.poll_until([b.url], 1) == [{"n": 1}]
+            frames: list = []
+            while not any(m.get("channel") == "/inbox" for m in frames):
+                frames.extend(ws.read())
+            assert [m["data"] for m in frames if m.get("channel") == "/inbox"] == [{"n": 1}]
+            bob.connect(b.url, timeout=0)
+            assert bob.received == []
+            # deliver_to_client from the other process.
+            assert a.await_(lambda: a.endpoint.server.deliver_to_client(bob.id, "/direct", "hi"))
+            assert bob.poll_until([b.url], 1) == ["hi"]
+            # Her WebSocket session leaves: still online (the long-poll); then that one too.
+            ws.send([{"channel": "/meta/disconnect", "clientId": on_ws}])
+            polling.send(a.url, channel="/meta/disconnect")  # ended from the other process
+            wait_for(lambda: ("alice", False) in presence, what="alice never went offline")
+            time.sleep(0.2)
+            assert presence.count(("alice", False)) == 1
+            assert b.await_(lambda: b.endpoint.server.online_users()) == ["bob"]
+        finally:
+            ws.close()
+
+
+def test_a_crash_flips_presence_and_loses_no_user_message_for_an_ack_client(redis_server) -> None:
+    app = ("--app", "tests.helpers.app_hooks:install_users", "--redis-prefix", "bayeux-test")
+    a, url_a = serve(redis_server.url, *app)
+    try:
+        with node(redis_server.url) as b:
+            wait_ready(b)
+            presence: list = []
+            b.call(lambda: install(b, presence))
+            handshake(url_a, "frank")  # frank's only session, on a
+            message = {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "supportedConnectionTypes": ["long-polling"],
+                "ext": {"user": "erin", "ack": True},
+            }
+            (reply,) = post_json(url_a, [message]).json()
+            erin = as_client(reply["clientId"])
+            erin.ack = -1
+            erin.connect(url_a)
+            for n in range(5):
+                b.await_(lambda n=n: b.endpoint.server.deliver_to_user("erin", "/inbox", n))
+            time.sleep(0.3)  # queued on a, not yet fetched
+            a.kill()
+            a.wait(10)
+            # The ack client gets every message, from b, nothing twice.
+            assert erin.poll_until([b.url], 5) == [0, 1, 2, 3, 4]
+            erin.connect(b.url, timeout=0)
+            assert erin.received == [0, 1, 2, 3, 4]
+            # frank's only session was on the killed process: offline within maxInterval
+            # (3 s here) and a sweep, told once, by the process that found out.
+            deadline = time.monotonic() + 15
+            while ("frank", False) not in presence:
+                assert time.monotonic() < deadline, "frank stayed online"
+                erin.connect(b.url, timeout=0)  # erin stays: she must not expire meanwhile
+                time.sleep(0.2)
+            assert ("erin", False) not in presence and presence.count(("frank", False)) == 1
+            assert b.await_(lambda: b.endpoint.server.online_users()) == ["erin"]
+    finally:
+        stop_process(a)
