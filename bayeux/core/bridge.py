@@ -172,6 +172,15 @@ class EngineBridge(MetaChannels):
         log.debug("session taken over", extra={"event": "session-moved-in", "session": session.tag})
         return session
 
+    def expired_elsewhere(self, record: SessionRecord) -> None:
+        """A session of a process that died, never taken over, expired: its removal listeners
+        are told here (once for the deployment), with a view of it as its record had it."""
+        session = self.new_session(record.client_id)
+        session.remote = True
+        _restore(session, record)
+        session.end(Ended.EXPIRED)
+        self.hooks.removed(session, Ended.EXPIRED)
+
     def let_go(self, client_id: str) -> ServerSession | None:
         """Stops serving a session another process takes over: its held connect is answered
         (the client's next one goes there), nothing is queued or delivered here any more."""

@@ -175,6 +175,10 @@ class EngineHost(Protocol):
         """Tells the next connect of `client_id` within `seconds` to stop (it was
         disconnected by the server while another process served it)."""
 
+    def expired_elsewhere(self, record: SessionRecord) -> None:
+        """A session whose process died and that nobody took over expired (found by this
+        process's engine): the session listeners are told here, once."""
+
     def presence_changed(self, user: str, online: bool) -> None:
         """A user's last session in the deployment ended (online False), found by this
         process's engine: the presence listeners are told here."""

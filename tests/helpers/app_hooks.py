@@ -5,9 +5,17 @@ services read and change the attributes."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from bayeux import Authorization, BayeuxServer, Operation, SecurityPolicy, ServerSession
+from bayeux import (
+    Authorization,
+    BayeuxServer,
+    Extension,
+    Operation,
+    SecurityPolicy,
+    ServerSession,
+)
 
 
 class UserFromHandshake(SecurityPolicy):
@@ -24,8 +32,19 @@ def alice_only(
     return Authorization.GRANT if session.attributes.get("user") == "alice" else Authorization.DENY
 
 
+class ProcessStamp(Extension):
+    """Stamps every reply with the process that made it (ext.pid), so that a test can tell
+    which worker answered."""
+
+    def outgoing(self, session: ServerSession | None, message: dict[str, Any]) -> bool:
+        if "successful" in message:
+            message.setdefault("ext", {})["pid"] = os.getpid()
+        return True
+
+
 def install(server: BayeuxServer) -> None:
     server.policy = UserFromHandshake()
+    server.add_extension(ProcessStamp())
     server.add_authorizer("/private/**", alice_only)
     server.add_service("/service/whoami", lambda request: dict(request.session.attributes))
 

@@ -18,6 +18,7 @@ from .base import _now_ms, log
 from .handoff import Handoff
 from .records import (
     Saved,
+    record_of,
     saved_state,
 )
 
@@ -139,9 +140,12 @@ class Upkeep(Handoff):
     async def _upkeep(self) -> None:
         assert self._server is not None
         max_interval = self._server.settings.max_interval + int(self.sync_interval * 1000)
-        offline = await self._command(
+        offline, *forgotten = await self._command(
             self._scripts["REAP"](args=[self.keys.prefix, max_interval, 1000])
         )
+        # Sessions of processes that died, never taken over: ended here, once.
+        for client_id, *fields in forgotten:
+            self._server.expired_elsewhere(record_of(client_id.decode(), [*fields, b"|"]))
         for user in offline:  # their last sessions were on processes that died
             self._server.presence_changed(user.decode("utf-8", "replace"), False)
         oldest = position_of(f"{int(_now_ms() - self.log_retention * 1000)}-0")

@@ -3,23 +3,30 @@ one process, read by an authorizer on another, carried through a handoff and a S
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
 import pytest
 
 from bayeux import ServerSession
-from bayeux.testing import stop_process
+from bayeux.testing import child_pids, free_port, stop_process, wait_for_port
 
 from ...helpers.app_hooks import install
 from ...helpers.http import post_json
-from ...helpers.redis_nodes import Client, node, serve, wait_ready
+from ...helpers.rawws import RawWebSocket
+from ...helpers.redis_nodes import OPTIONS, Client, node, serve, wait_healthy, wait_ready
 
 pytestmark = pytest.mark.redis
 
 
-def handshake_as(url: str, user: str) -> Client:
-    client = Client.__new__(Client)
+class AppClient(Client):
+    made_by: int | None = None  # the process that answered its handshake (ext.pid)
+
+
+def handshake_as(url: str, user: str) -> AppClient:
+    client = AppClient.__new__(AppClient)
     (reply,) = post_json(
         url,
         [
@@ -33,6 +40,7 @@ def handshake_as(url: str, user: str) -> Client:
     ).json()
     assert reply["successful"] is True, reply
     client.id, client.ack, client.received = reply["clientId"], None, []
+    client.made_by = reply.get("ext", {}).get("pid")
     return client
 
 
@@ -100,3 +108,48 @@ def test_attributes_survive_a_sigkill_of_the_serving_process(redis_server) -> No
     finally:
         stop_process(a)
         stop_process(b)
+
+
+def test_with_two_workers_an_authorizer_reads_what_the_other_worker_set(redis_server) -> None:
+    """python -m bayeux --workers 2: every transport's clients spread over both workers, and an
+    attribute set at handshake by one is read by an authorizer on the other."""
+    port = free_port()
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "warning"]
+        + ["--redis", redis_server.url, "--workers", "2", *OPTIONS]
+        + ["--app", "tests.helpers.app_hooks:install"]
+    )
+    try:
+        wait_for_port(port, parent)
+        url = f"http://127.0.0.1:{port}/cometd"
+        wait_healthy(url)
+        workers = set(child_pids(parent.pid))
+        assert len(workers) == 2
+        seen: dict[str, set[int]] = {"long-polling": set(), "websocket": set()}
+        crossed = 0
+        for _ in range(40):
+            # Each request on a new connection: the kernel picks the worker.
+            alice = handshake_as(url, "alice")
+            assert alice.made_by is not None
+            seen["long-polling"].add(alice.made_by)
+            reply = alice.publish(url, "/private/news", 1)
+            assert reply["successful"] is True, reply
+            crossed += reply["ext"]["pid"] != alice.made_by
+            ws = RawWebSocket(f"ws://127.0.0.1:{port}/cometd")
+            try:
+                hs = {
+                    "channel": "/meta/handshake",
+                    "version": "1.0",
+                    "supportedConnectionTypes": ["websocket"],
+                    "ext": {"user": "alice"},
+                }
+                ws.send([hs])
+                seen["websocket"].add(ws.read()[0]["ext"]["pid"])
+            finally:
+                ws.close()
+            if crossed and all(pids == workers for pids in seen.values()):
+                break
+        assert seen == {"long-polling": workers, "websocket": workers}
+        assert crossed > 0, "no publish reached the other worker in 40 tries"
+    finally:
+        stop_process(parent)

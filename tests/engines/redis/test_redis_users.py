@@ -1,6 +1,7 @@
 """Users across a deployment of two processes on a real redis-server: a user's sessions on
 both processes get what is sent to the user; presence is told once for the deployment, also
-when the process serving a user's last session is killed."""
+when the process serving a user's last session is killed; and so is the end of a session whose
+process was killed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bayeux import Ended
 from bayeux.testing import ServerThread, stop_process
 
 from ...helpers.app_hooks import UserFromExt
@@ -113,7 +115,13 @@ def test_a_crash_flips_presence_and_loses_no_user_message_for_an_ack_client(redi
             wait_ready(b)
             presence: list = []
             b.call(lambda: install(b, presence))
-            handshake(url_a, "frank")  # frank's only session, on a
+            removed: list = []
+            b.call(
+                lambda: b.endpoint.server.on_session_removed(
+                    lambda session, reason: removed.append((session.id, session.user, reason))
+                )
+            )
+            frank = handshake(url_a, "frank")["clientId"]  # frank's only session, on a
             message = {
                 "channel": "/meta/handshake",
                 "version": "1.0",
@@ -141,6 +149,8 @@ def test_a_crash_flips_presence_and_loses_no_user_message_for_an_ack_client(redi
                 erin.connect(b.url, timeout=0)  # erin stays: she must not expire meanwhile
                 time.sleep(0.2)
             assert ("erin", False) not in presence and presence.count(("frank", False)) == 1
+            # Session listeners hear of frank's session once, with the reason and its record.
+            assert removed == [(frank, "frank", Ended.EXPIRED)]
             assert b.await_(lambda: b.endpoint.server.online_users()) == ["erin"]
     finally:
         stop_process(a)
