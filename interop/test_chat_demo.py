@@ -25,4 +25,4 @@ def test_chat_demo_in_chromium(tmp_path) -> None:
     with ServerThread(endpoint=Endpoint(server=build_server()), extra_routes=routes) as server:
         shot = os.environ.get("BAYEUX_CHAT_SCREENSHOT", str(tmp_path / "chat.png"))
         results = run_node("chat_ui.mjs", server.origin + "/", shot)
-    assert_all_ok(results, 5)
+    assert_all_ok(results, 6)

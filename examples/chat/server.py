@@ -1,11 +1,13 @@
 """A chat room on bayeux, using the server-side API the way an application would:
 
-- a security policy: a handshake must carry `ext.user` (a name of 1-32 characters);
+- a security policy: a handshake must carry `ext.user` (a name of 1-32 characters), and the
+  session becomes one of that user's (`associate`);
 - an authorizer: only members may publish on /chat/**, and nobody may publish on /chat/system;
 - a message listener: stamps each chat message with its sender's name (clients cannot forge it)
   and trims the text;
 - a service channel: /service/members answers the CometD JS `remoteCall("members")`;
-- server-side publishing: joins and leaves are announced on /chat/system.
+- presence: a user's first session (tab) is announced as a join on /chat/system, and its
+  last one's end as a leave, once however many tabs; /service/members lists who is online.
 
 Run it:   .venv/bin/python examples/chat/server.py --port 8080   then open http://127.0.0.1:8080/
 The page loads the npm `cometd` client from interop/node_modules (`./run-tests` installs it, or
@@ -23,11 +25,9 @@ import tornado.web
 from bayeux import (
     Authorization,
     BayeuxServer,
-    Ended,
     Endpoint,
     Operation,
     SecurityPolicy,
-    ServerSession,
     Settings,
 )
 
@@ -37,11 +37,15 @@ MAX_TEXT = 500
 
 
 class NamedUsers(SecurityPolicy):
-    def can_handshake(self, session, message):  # type: ignore[no-untyped-def]
+    def __init__(self, server: BayeuxServer) -> None:
+        self.server = server
+
+    async def can_handshake(self, session, message):  # type: ignore[no-untyped-def]
         user = (message.get("ext") or {}).get("user")
         if not isinstance(user, str) or not 1 <= len(user.strip()) <= 32:
             return False
         session.attributes["user"] = user.strip()
+        await self.server.associate(user.strip(), session)
         return True
 
 
@@ -65,28 +69,20 @@ def stamp_sender(session, channel, message):  # type: ignore[no-untyped-def]
 
 
 def build_server() -> BayeuxServer:
-    server = BayeuxServer(Settings(), policy=NamedUsers())
+    server = BayeuxServer(Settings())
+    server.policy = NamedUsers(server)
     server.add_authorizer("/chat/**", members_publish)
     server.add_message_listener("/chat/room", stamp_sender)
 
-    def members(request):  # type: ignore[no-untyped-def]
-        return sorted(
-            s.attributes["user"] for s in server.sessions.values() if "user" in s.attributes
-        )
+    async def members(request):  # type: ignore[no-untyped-def]
+        return sorted(await server.online_users(limit=100))
 
     server.add_service("/service/members", members)
 
-    def joined(session: ServerSession) -> None:
-        if "user" in session.attributes:
-            server.publish("/chat/system", {"text": f"{session.attributes['user']} joined"})
+    def presence(user: str, online: bool) -> None:
+        server.publish("/chat/system", {"text": f"{user} {'joined' if online else 'left'}"})
 
-    def left(session: ServerSession, ended: Ended) -> None:
-        if "user" in session.attributes:
-            why = "timed out" if ended is Ended.EXPIRED else "left"
-            server.publish("/chat/system", {"text": f"{session.attributes['user']} {why}"})
-
-    server.on_session_added(joined)
-    server.on_session_removed(left)
+    server.on_presence(presence)
     return server
 
 

@@ -1,5 +1,6 @@
 // Uses the chat demo (examples/chat) as people would: two pages in headless Chromium join,
-// talk, and ask who is here; a third is refused without a name. One JSON line per check.
+// talk (a second tab of bob is not announced again: presence), and ask who is here; a third is
+// refused without a name. One JSON line per check.
 // Usage: node chat_ui.mjs <page-url> [screenshot.png]
 import { withChromium } from "./chromium.mjs";
 
@@ -33,6 +34,18 @@ await withChromium(async (context) => {
     await bob.fill("#text", "  hello alice  ");
     await bob.click("#say button");
     await logOf(alice).getByText("bob: hello alice", { exact: true }).waitFor({ timeout: 10000 });
+  });
+  await step("a_second_tab_of_a_user_is_not_announced_again", async () => {
+    const bob2 = await context.newPage();
+    await bob2.goto(pageUrl);
+    await bob2.fill("#name", "bob");
+    await bob2.click("#join button");
+    await bob2.locator("#room").waitFor({ state: "visible", timeout: 10000 });
+    await bob2.fill("#text", "from my phone");
+    await bob2.click("#say button");
+    await logOf(alice).getByText("bob: from my phone").waitFor({ timeout: 10000 });
+    const joins = await logOf(alice).getByText("bob joined").count();
+    if (joins !== 1) throw new Error(`bob announced ${joins} times`);
   });
   await step("remote_call_lists_members", async () => {
     await alice.click("#members");
