@@ -118,19 +118,21 @@ class Subscriber:
             raise ConnectionError("socket closed")
         return json.loads(frame)
 
-    async def join(self, channel: str) -> None:
+    async def join(self, channel: str, ext: dict | None = None) -> None:
+        """Handshakes (with `ext`, if given), connects and subscribes to `channel`."""
         self.ws = await tornado.websocket.websocket_connect(
             self.url.replace("http://", "ws://"),
             max_message_size=64 << 20,
             compression_options={} if self.compress else None,
         )
-        await self.send(
-            {
-                "channel": "/meta/handshake",
-                "version": "1.0",
-                "supportedConnectionTypes": ["websocket"],
-            }
-        )
+        handshake = {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "supportedConnectionTypes": ["websocket"],
+        }
+        if ext is not None:
+            handshake["ext"] = ext
+        await self.send(handshake)
         (reply,) = [m for m in await self.read() if m["channel"] == "/meta/handshake"]
         self.client_id = reply["clientId"]
         await self.send(

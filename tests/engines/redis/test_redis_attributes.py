@@ -3,10 +3,12 @@ one process, read by an authorizer on another, carried through a handoff and a S
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -14,7 +16,7 @@ from bayeux import ServerSession
 from bayeux.testing import child_pids, free_port, stop_process, wait_for_port
 
 from ...helpers.app_hooks import install
-from ...helpers.http import post_json
+from ...helpers.http import post_json, request
 from ...helpers.rawws import RawWebSocket
 from ...helpers.redis_nodes import OPTIONS, Client, node, serve, wait_healthy, wait_ready
 
@@ -125,7 +127,11 @@ def test_with_two_workers_an_authorizer_reads_what_the_other_worker_set(redis_se
         wait_healthy(url)
         workers = set(child_pids(parent.pid))
         assert len(workers) == 2
-        seen: dict[str, set[int]] = {"long-polling": set(), "websocket": set()}
+        seen: dict[str, set[int]] = {
+            "long-polling": set(),
+            "websocket": set(),
+            "callback-polling": set(),
+        }
         crossed = 0
         for _ in range(40):
             # Each request on a new connection: the kernel picks the worker.
@@ -147,9 +153,20 @@ def test_with_two_workers_an_authorizer_reads_what_the_other_worker_set(redis_se
                 seen["websocket"].add(ws.read()[0]["ext"]["pid"])
             finally:
                 ws.close()
+            jsonp = {
+                "channel": "/meta/handshake",
+                "version": "1.0",
+                "supportedConnectionTypes": ["callback-polling"],
+                "ext": {"user": "alice"},
+            }
+            query = urlencode({"jsonp": "cb", "message": json.dumps([jsonp])})
+            answer = request(url, "GET", path=f"?{query}").body.decode()
+            seen["callback-polling"].add(
+                json.loads(answer[answer.index("(") + 1 : answer.rindex(")")])[0]["ext"]["pid"]
+            )
             if crossed and all(pids == workers for pids in seen.values()):
                 break
-        assert seen == {"long-polling": workers, "websocket": workers}
+        assert seen == dict.fromkeys(seen, workers)
         assert crossed > 0, "no publish reached the other worker in 40 tries"
     finally:
         stop_process(parent)
