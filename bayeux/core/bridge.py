@@ -18,6 +18,7 @@ from .engine import (
     SessionRecord,
     SessionStopped,
 )
+from .fanout import copy_message
 from .limits import UNBOUNDED
 from .message import Message, ext_of
 from .meta import MetaChannels
@@ -75,7 +76,12 @@ class EngineBridge(MetaChannels):
                         replayed.position = entry.position
                         self._enqueue(session, replayed)
         elif type(entry) is LoggedDelivery:
-            self._enqueue(session, entry.delivery)
+            if session.extensions:
+                # Its own outgoing extensions, as for a broadcast (fanout._fan_out).
+                own = copy_message(entry.delivery.message)
+                self._deliver_own(session, own, entry.position, None, None)
+            else:
+                self._enqueue(session, entry.delivery)
         session.position = entry.position
 
     async def _shared_session(

@@ -34,7 +34,7 @@ from .hooks import (
     SubscriptionListener,
     check_pattern,
 )
-from .message import Message, error
+from .message import Delivery, Message, error
 from .peer import Peer
 from .policy import Authorizer, SecurityPolicy
 from .replies import (
@@ -139,36 +139,50 @@ class BayeuxServer(EngineBridge):
 
     async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
         """Sends a message to every session of `user`, whichever process serves it; returns
-        how many. With --redis it goes through the log: in order with the rest, and through
-        the crash of a process serving one (the ack extension then loses nothing)."""
+        how many. With --redis it goes through the log, as a broadcast does: in order with
+        the rest, and through the crash of a process serving one (the ack extension then
+        loses nothing); the server's outgoing extensions see it once here, each session's
+        own where it is served."""
         check_user(user)
         if not self.engine.shared:
             sessions = self.users.sessions_of(user)
             for session in sessions:
                 self.deliver(session, channel, data)
             return len(sessions)
-        if not self.channels.valid_name(channel) or ch.is_meta(channel):
-            raise ValueError(f"cannot deliver on {channel!r}")
-        return await self.engine.deliver_to_user(
-            user, self._encoded({"channel": channel, "data": data})
-        )
+        delivery = await self._logged_delivery(channel, data)
+        return 0 if delivery is None else await self.engine.deliver_to_user(user, delivery)
 
     async def deliver_to_client(self, client_id: str, channel: str, data: Any) -> bool:
-        """Sends a message to one session by its clientId, whichever process serves it;
-        False when this process knows no such session and there is no engine to ask."""
-        session = self.sessions.get(client_id)
-        if session is not None:
+        """Sends a message to one session by its clientId, whichever process serves it (with
+        --redis through the log, as `deliver_to_user` does); False when there is no engine
+        and this process has no such session."""
+        if not self.engine.shared:
+            session = self.sessions.get(client_id)
+            if session is None:
+                return False
             self.deliver(session, channel, data)
             return True
-        if not self.engine.shared:
-            return False
-        if not self.channels.valid_name(channel) or ch.is_meta(channel):
-            raise ValueError(f"cannot deliver on {channel!r}")
-        await self.engine.deliver_to(client_id, self._encoded({"channel": channel, "data": data}))
+        delivery = await self._logged_delivery(channel, data)
+        if delivery is not None:
+            await self.engine.deliver_to(client_id, delivery)
         return True
 
+    async def _logged_delivery(self, channel: str, data: Any) -> Delivery | None:
+        """A message for some sessions, to go through the log: checked, past the server's
+        outgoing extensions (None if one dropped it), encoded."""
+        if not self.channels.valid_name(channel) or ch.is_meta(channel):
+            raise ValueError(f"cannot deliver on {channel!r}")
+        message: Message = {"channel": channel, "data": data}
+        kept = self._outgoing_broadcast(message)
+        if kept is not True and kept is not False:
+            kept = await kept
+        return self._encoded(message) if kept else None
+
     async def online_users(self, limit: int = 1000) -> list[str]:
-        """At most `limit` users with a session in the deployment (in no particular order)."""
+        """At most `limit` users with a session in the deployment (in no particular order);
+        `limit` from 1 to 100,000."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:
+            raise ValueError(f"limit must be an int from 1 to 100000, not {limit!r}")
         if not self.engine.shared:
             return self.users.online(limit)
         return await self.engine.online_users(limit)

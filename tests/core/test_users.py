@@ -40,6 +40,9 @@ def test_deliver_to_user_reaches_each_session_and_presence_is_told_once() -> Non
         assert presence[3:] == [("bob", False), ("carol", True)]
         with pytest.raises(ValueError):
             await server.associate("", other)
+        for limit in (0, -1, 10**6, True):
+            with pytest.raises(ValueError):
+                await server.online_users(limit)
         with pytest.raises(ValueError):
             await server.deliver_to_user("carol", "/meta/connect", 1)
 
