@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import tornado.ioloop
 import tornado.routing
 
+from .adapters.asgi import AsgiApp
 from .adapters.routes import answer_rule, transport_rules
 from .connection.listener import ExtraRoutes, Listener
 from .core.engine import Engine
@@ -90,6 +91,14 @@ class Endpoint:
             answer = self.metrics_answer()
             extra[metrics_path] = lambda request: answer()
         return Listener(self, path, extra=extra, xheaders=xheaders, ssl_options=ssl_options)
+
+    def asgi(self, drain_timeout: float = 5.0) -> AsgiApp:
+        """The endpoint as an ASGI 3 application (adapters/asgi.py): run it under uvicorn or
+        hypercorn, or mount it in Starlette, FastAPI or Django. Its lifespan events start it
+        and drain it (within `drain_timeout` seconds); without them it starts on first use."""
+        app = AsgiApp(self, drain_timeout)
+        app.on_shutdown = self.shutdown
+        return app
 
     def start(self) -> None:
         """Starts sweeping expired sessions on the running IOLoop; called on the first request,

@@ -40,6 +40,54 @@ class ManualClock:
         return self.now
 
 
+class AsgiThread:
+    """`Endpoint.asgi()` served by uvicorn on 127.0.0.1 at a free port from a background
+    thread, with its lifespan events (tests; needs uvicorn: pip install 'bayeux-server[asgi]').
+
+    >>> with AsgiThread(Settings(timeout=2000)) as server:
+    ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+    """
+
+    def __init__(self, settings: Settings | None = None, *, endpoint: Endpoint | None = None):
+        self.endpoint = endpoint or Endpoint(settings)
+        self.port = 0
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/cometd"
+
+    def start(self) -> AsgiThread:
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(
+            self.endpoint.asgi(), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self._server = server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(15)
+
+    def __enter__(self) -> AsgiThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 class ServerThread:
     """An Endpoint served on 127.0.0.1 at a free port from a background thread.
 

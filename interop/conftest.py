@@ -11,20 +11,25 @@ from pathlib import Path
 import pytest
 
 from bayeux import Settings
-from bayeux.testing import ServerThread, start_cli, stop_process
+from bayeux.testing import AsgiThread, ServerThread, start_cli, stop_process
 
 INTEROP = Path(__file__).parent
 ROOT = INTEROP.parent
 
 
-@pytest.fixture(scope="session", params=["standalone", "embedded"])
+@pytest.fixture(scope="session", params=["standalone", "embedded", "asgi"])
 def bayeux_url(request):
-    """The server each client is run against, both ways it is deployed: a `python -m bayeux`
+    """The server each client is run against, every way it is deployed: a `python -m bayeux`
     process on a free loopback port, as a user would start it (the standalone connection
-    layer), and the endpoint mounted in a Tornado Application (embedding)."""
+    layer), the endpoint mounted in a Tornado Application (embedding), and `Endpoint.asgi()`
+    under uvicorn."""
     if request.param == "embedded":
         with ServerThread(Settings(), embedded=True) as server:
             yield server.url
+        return
+    if request.param == "asgi":
+        with AsgiThread(Settings()) as asgi:
+            yield asgi.url
         return
     process, url = start_cli()
     try:

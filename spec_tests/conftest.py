@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bayeux import Settings
-from bayeux.testing import ServerThread
+from bayeux.testing import AsgiThread, ServerThread
 
 from .runner import run_suite
 
@@ -25,14 +25,17 @@ SUITE_SETTINGS = Settings(
 )
 
 
-@pytest.fixture(scope="session", params=["standalone", "embedded"])
+@pytest.fixture(scope="session", params=["standalone", "embedded", "asgi"])
 def conformance_results(request):
-    """The suite against our standalone server (its own HTTP/WebSocket connection layer) and
-    against the endpoint mounted in a Tornado Application; with --bayeux-url, against that
-    server only."""
+    """The suite against our standalone server (its own HTTP/WebSocket connection layer),
+    against the endpoint mounted in a Tornado Application, and against `Endpoint.asgi()`
+    under uvicorn; with --bayeux-url, against that server only."""
     url = request.config.getoption("--bayeux-url")
     if url:
         results = asyncio.run(run_suite(url))
+    elif request.param == "asgi":
+        with AsgiThread(SUITE_SETTINGS) as asgi:
+            results = asyncio.run(run_suite(asgi.url))
     else:
         with ServerThread(SUITE_SETTINGS, embedded=request.param == "embedded") as server:
             results = asyncio.run(run_suite(server.url))
@@ -44,6 +47,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     not again under a name that would claim an embedded run."""
     if not config.getoption("--bayeux-url"):
         return
-    kept = [i for i in items if "[embedded-" not in i.nodeid and "-embedded]" not in i.nodeid]
+    kept = [
+        i
+        for i in items
+        if not any(
+            f"[{host}-" in i.nodeid or f"-{host}]" in i.nodeid for host in ("embedded", "asgi")
+        )
+    ]
     config.hook.pytest_deselected(items=[i for i in items if i not in kept])
     items[:] = kept

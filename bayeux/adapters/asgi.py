@@ -1,0 +1,287 @@
+"""The endpoint as an ASGI 3 application, for hosts that speak ASGI: uvicorn, hypercorn,
+Starlette and FastAPI mounts, Django's ASGI routing. The transports decide everything; this
+module only turns ASGI messages into a transport's plain values and back.
+
+- http: long-polling and callback-polling (the body bounded by max_message_size as it arrives:
+  413), EventSource for GETs that ask for an event stream (a streamed body); a held connect is
+  released when the host reports `http.disconnect`.
+- websocket: the websocket transport, JSON or the msgpack subprotocol; a message above
+  max_message_size closes with 1009. Backpressure comes from awaiting `send`.
+- lifespan: starts the endpoint and drains it on shutdown. Mounted where no lifespan events
+  arrive (a Starlette Mount), it starts on first use; call `Endpoint.shutdown()` from the host's
+  own shutdown to drain it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ..core.tasks import TaskSet
+from ..transports.context import Context
+from ..transports.eventsource import EventStream, open_stream
+from ..transports.http import HttpRequest, HttpResponse, wants_event_stream
+from ..transports.polling import PollingExchange
+from ..transports.websocket import (
+    CLOSE_TOO_BIG,
+    BayeuxWebSocket,
+    select_subprotocol,
+    upgrade_context,
+)
+
+log = logging.getLogger("bayeux.asgi")
+
+# ASGI's own types: its messages are dicts by the specification.
+Scope = MutableMapping[str, Any]
+AsgiMessage = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[AsgiMessage]]
+Send = Callable[[AsgiMessage], Awaitable[None]]
+
+_SCHEMES = {"ws": "http", "wss": "https"}
+
+
+class AsgiApp:
+    """An ASGI 3 application serving every transport of `context` (an Endpoint)."""
+
+    def __init__(self, context: Context, drain_timeout: float = 5.0) -> None:
+        self.context = context
+        self.drain_timeout = drain_timeout
+        # Endpoint.shutdown when the host sends lifespan.shutdown.
+        self.on_shutdown: Callable[[float], Awaitable[None]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # ------------------------------------------------------------------------------- http
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = request_of(scope)
+        if wants_event_stream(request.method, request.headers):
+            await self._event_stream(request, receive, send)
+            return
+        exchange = PollingExchange(self.context, request)
+        declared = request.headers.get("content-length", "")
+        refused = exchange.early_refusal(int(declared) if declared.isdigit() else None)
+        if refused is not None:
+            await respond(send, refused)
+            return
+        body = await read_body(receive, self.context.settings.max_message_size)
+        if body is None:
+            return  # the client left before its request was complete
+        if body is TOO_LARGE:
+            await respond(send, exchange.too_large())
+            return
+        request.body = body
+        responding = asyncio.ensure_future(exchange.respond())
+        gone = asyncio.ensure_future(disconnected(receive))
+        try:
+            await asyncio.wait({responding, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if gone.done():
+                exchange.connection_lost()  # a held connect is freed now, not at its timeout
+            response = await responding
+        finally:
+            gone.cancel()
+        if response is not None and not gone.done():
+            await respond(send, response)
+
+    async def _event_stream(self, request: HttpRequest, receive: Receive, send: Send) -> None:
+        head, session = await open_stream(self.context, request)
+        if session is None:
+            await respond(send, head)
+            return
+        await send({"type": "http.response.start", "status": head.status, "headers": encoded(head)})
+        await send({"type": "http.response.body", "body": head.body, "more_body": True})
+        stream = EventStream(self.context, session, _BodySink(send))
+        gone = asyncio.ensure_future(disconnected(receive))
+
+        def left(task: asyncio.Future[None]) -> None:
+            if not task.cancelled():
+                stream.connection_lost()
+
+        gone.add_done_callback(left)
+        try:
+            await stream.run()
+        finally:
+            if not gone.done():
+                gone.cancel()
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # -------------------------------------------------------------------------- websocket
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        context = self.context
+        request = request_of(scope)
+        origin = request.headers.get("origin")
+        if origin is not None and not context.origin_allowed(origin, request.host):
+            await send({"type": "websocket.close", "code": 1008})  # refused: HTTP 403
+            return
+        subprotocol = select_subprotocol(list(scope.get("subprotocols") or []))
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
+        context.connection_opened()
+        sink = _FrameSink(send)
+        transport = BayeuxWebSocket(
+            context,
+            sink,
+            remote_ip=request.remote_ip,
+            subprotocol=subprotocol,
+            request=upgrade_context(request, context.settings.browser_cookie),
+        )
+        transport.opened()
+        limit = context.settings.max_message_size
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break  # websocket.disconnect
+                text = message.get("text")
+                frame: str | bytes = text if text is not None else message.get("bytes") or b""
+                if len(frame) > limit:  # a str's length in characters is at most its bytes'
+                    sink.close(CLOSE_TOO_BIG, "message too big")
+                    break
+                await transport.received(frame)
+        finally:
+            transport.closed()
+            context.connection_closed()
+
+    # --------------------------------------------------------------------------- lifespan
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.context.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.on_shutdown is not None:
+                    await self.on_shutdown(self.drain_timeout)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _TooLarge(bytes):
+    """The marker read_body returns for a body over its limit."""
+
+
+TOO_LARGE = _TooLarge()
+
+
+def request_of(scope: Scope) -> HttpRequest:
+    """An ASGI scope as the transports' request. Header names come lower case (ASGI)."""
+    headers: dict[str, str] = {}
+    lines: list[tuple[str, str]] = []
+    for raw_name, raw_value in scope.get("headers") or []:
+        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+        lines.append((name, value))
+        previous = headers.get(name)
+        headers[name] = value if previous is None else f"{previous}, {value}"
+    client, server = scope.get("client"), scope.get("server")
+    scheme = str(scope.get("scheme") or "http")
+    return HttpRequest(
+        method=str(scope.get("method") or "GET"),
+        path=str(scope.get("path") or "/"),
+        query=bytes(scope.get("query_string") or b"").decode("latin-1"),
+        headers=headers,
+        remote_ip=str(client[0]) if client else None,
+        header_lines=tuple(lines),
+        scheme=_SCHEMES.get(scheme, scheme),
+        local_ip=str(server[0]) if server else None,
+    )
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request's body, TOO_LARGE once it passes `limit` bytes (read no further), or None
+    when the client left first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body") or b""
+        size += len(chunk)
+        if size > limit:
+            return TOO_LARGE
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def disconnected(receive: Receive) -> None:
+    """Returns once the host reports that the client went away."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def encoded(response: HttpResponse) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in response.headers
+    ]
+    if response.close:
+        headers.append((b"connection", b"close"))
+    return headers
+
+
+async def respond(send: Send, response: HttpResponse) -> None:
+    await send(
+        {"type": "http.response.start", "status": response.status, "headers": encoded(response)}
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class _BodySink:
+    """An EventSource stream's chunks as ASGI body messages (transports.eventsource.StreamSink)."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+
+    def write(self, chunk: bytes) -> asyncio.Future[None] | None:
+        return asyncio.ensure_future(
+            self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        )
+
+
+class _FrameSink:
+    """WebSocket messages as ASGI send events (transports.websocket.FrameSink)."""
+
+    __slots__ = ("send", "closed")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.closed = False
+
+    def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[None] | None:
+        if self.closed:
+            return None
+        return asyncio.ensure_future(self._send_all(payloads, binary))
+
+    async def _send_all(self, payloads: list[bytes], binary: bool) -> None:
+        for payload in payloads:
+            if binary:
+                await self.send({"type": "websocket.send", "bytes": payload})
+            else:
+                await self.send({"type": "websocket.send", "text": payload.decode()})
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            _closing.spawn(self.send({"type": "websocket.close", "code": code, "reason": reason}))
+
+    def abort(self) -> None:
+        self.close(1011, "server error")
+
+
+# Close messages on their way (held until sent: asyncio keeps only weak references to tasks).
+_closing = TaskSet("closing a WebSocket", log)
