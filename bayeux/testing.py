@@ -41,43 +41,100 @@ class ManualClock:
 
 
 class AsgiThread:
-    """`Endpoint.asgi()` served by uvicorn on 127.0.0.1 at a free port from a background
-    thread, with its lifespan events (tests; needs uvicorn: pip install 'bayeux-server[asgi]').
+    """An ASGI application served on 127.0.0.1 at a free port from a background thread, by
+    uvicorn or hypercorn (tests; pip install 'bayeux-server[asgi]'): `Endpoint.asgi()` alone,
+    with its lifespan events, unless `app` is given (an application mounting it).
 
     >>> with AsgiThread(Settings(timeout=2000)) as server:
     ...     print(server.url)      # http://127.0.0.1:PORT/cometd
     """
 
-    def __init__(self, settings: Settings | None = None, *, endpoint: Endpoint | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        endpoint: Endpoint | None = None,
+        app: Any = None,
+        host: str = "uvicorn",
+    ) -> None:
         self.endpoint = endpoint or Endpoint(settings)
+        self.app = app if app is not None else self.endpoint.asgi()
+        self.host = host
         self.port = 0
-        self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._stop: Callable[[], None] = lambda: None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/cometd"
 
-    def start(self) -> AsgiThread:
-        import uvicorn
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
+    def start(self) -> AsgiThread:
         self.port = free_port()
-        config = uvicorn.Config(
-            self.endpoint.asgi(), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        run = self._uvicorn if self.host == "uvicorn" else self._hypercorn
+        self._thread = threading.Thread(target=run, name=self.host, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
+        if not self._started.wait(10):
+            raise RuntimeError(f"{self.host} did not start")
         return self
 
+    def _uvicorn(self) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        server = uvicorn.Server(config)
+
+        def stop() -> None:
+            server.should_exit = True
+
+        self._stop = stop
+
+        async def serve() -> None:
+            serving = asyncio.ensure_future(server.serve())
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            self._started.set()
+            await serving
+
+        asyncio.run(serve())
+
+    def _hypercorn(self) -> None:
+        import hypercorn.asyncio
+        import hypercorn.config
+
+        config = hypercorn.config.Config()
+        config.bind = [f"127.0.0.1:{self.port}"]
+        config.loglevel = "WARNING"
+
+        async def serve() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def stop_soon() -> None:
+                loop.call_soon_threadsafe(stop.set)
+
+            self._stop = stop_soon
+            app: Any = self.app  # hypercorn's own ASGI types; ours is a plain ASGI 3 app
+            serving = asyncio.ensure_future(
+                hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
+            )
+            while not serving.done():
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), 0.1).close()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.02)
+            self._started.set()
+            await serving
+
+        asyncio.run(serve())
+
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
+        self._stop()
         if self._thread is not None:
             self._thread.join(15)
 

@@ -10,25 +10,29 @@ from pathlib import Path
 
 import pytest
 
-from bayeux import Settings
+from bayeux import Endpoint, Settings
 from bayeux.testing import AsgiThread, ServerThread, start_cli, stop_process
 
 INTEROP = Path(__file__).parent
 ROOT = INTEROP.parent
 
 
-@pytest.fixture(scope="session", params=["standalone", "embedded", "asgi"])
+HOSTS = ["standalone", "embedded", "asgi", "fastapi-uvicorn", "starlette-hypercorn"]
+
+
+@pytest.fixture(scope="session", params=HOSTS)
 def bayeux_url(request):
     """The server each client is run against, every way it is deployed: a `python -m bayeux`
     process on a free loopback port, as a user would start it (the standalone connection
-    layer), the endpoint mounted in a Tornado Application (embedding), and `Endpoint.asgi()`
-    under uvicorn."""
+    layer), the endpoint mounted in a Tornado Application (embedding), `Endpoint.asgi()` alone
+    under uvicorn, and mounted at /cometd in a FastAPI application under uvicorn and in a
+    Starlette one under hypercorn (interop/asgi_apps.py)."""
     if request.param == "embedded":
         with ServerThread(Settings(), embedded=True) as server:
             yield server.url
         return
-    if request.param == "asgi":
-        with AsgiThread(Settings()) as asgi:
+    if request.param != "standalone":
+        with asgi_host(request.param, Settings()) as asgi:
             yield asgi.url
         return
     process, url = start_cli()
@@ -36,6 +40,17 @@ def bayeux_url(request):
         yield url
     finally:
         assert stop_process(process) == 0, "python -m bayeux did not exit cleanly on SIGTERM"
+
+
+def asgi_host(name: str, settings: Settings) -> AsgiThread:
+    """`name` of HOSTS beyond the first two, ready to start."""
+    if name == "asgi":
+        return AsgiThread(settings)
+    from .asgi_apps import FRAMEWORKS
+
+    build, host = FRAMEWORKS[name]
+    endpoint = Endpoint(settings)
+    return AsgiThread(endpoint=endpoint, app=build(endpoint), host=host)
 
 
 def node_executable() -> str:

@@ -13,7 +13,7 @@ import tornado.web
 from bayeux import Settings
 from bayeux.testing import ServerThread
 
-from .conftest import INTEROP, assert_all_ok, run_node
+from .conftest import INTEROP, asgi_host, assert_all_ok, run_node
 
 pytestmark = pytest.mark.browser
 
@@ -21,10 +21,16 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCENARIOS = 6
 
 
-@pytest.fixture(scope="module")
-def page_server():
+@pytest.fixture(scope="module", params=["tornado", "fastapi-uvicorn", "starlette-hypercorn"])
+def page_server(request):
+    """The pages, the client libraries and the endpoint, from one origin: a Tornado
+    Application, and the FastAPI and Starlette applications of interop/asgi_apps.py."""
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} missing: ./run-tests installs Debian's chromium")
+    if request.param != "tornado":
+        with asgi_host(request.param, Settings(timeout=10000)) as asgi:
+            yield asgi
+        return
     static = tornado.web.StaticFileHandler
     routes = [
         (r"/cometd-js/(.*)", static, {"path": str(INTEROP / "node_modules" / "cometd")}),

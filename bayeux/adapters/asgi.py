@@ -51,6 +51,17 @@ class AsgiApp:
         # Endpoint.shutdown when the host sends lifespan.shutdown.
         self.on_shutdown: Callable[[float], Awaitable[None]] | None = None
 
+    def routes(self, path: str = "/cometd") -> list[Any]:
+        """Starlette (and FastAPI) routes serving the endpoint at `path` and below it:
+        `Starlette(routes=[*cometd.routes("/cometd"), ...])` or
+        `app.router.routes.extend(cometd.routes("/cometd"))`. A bare `Mount(path)` would
+        serve only `path/...`: Starlette redirects a request for `path` itself to `path/`,
+        which a WebSocket cannot follow, and CometD clients connect to `path`."""
+        from starlette.routing import Mount, Route, WebSocketRoute
+
+        exact = path.rstrip("/") or "/"
+        return [Route(exact, self), WebSocketRoute(exact, self), Mount(exact, app=self)]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
@@ -195,6 +206,9 @@ def request_of(scope: Scope) -> HttpRequest:
         header_lines=tuple(lines),
         scheme=_SCHEMES.get(scheme, scheme),
         local_ip=str(server[0]) if server else None,
+        # The host's own authentication is there: scope["session"] (Starlette's
+        # SessionMiddleware), scope["user"] (AuthenticationMiddleware).
+        handler=scope,
     )
 
 

@@ -229,7 +229,9 @@ class RequestContext:
     @property
     def handler(self) -> object | None:
         """Embedded in Tornado: the RequestHandler or WebSocketHandler serving the request, so
-        that the application's own get_current_user() and secure cookies work."""
+        that the application's own get_current_user() and secure cookies work. Under ASGI: the
+        request's scope, with what the host's middleware put there (scope["session"],
+        scope["user"])."""
         return self._source.handler
 
     def __repr__(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import MutableMapping
 from typing import Any
 
 from bayeux import Endpoint, Settings
@@ -41,8 +42,8 @@ class Peer:
     async def receive(self) -> Message:
         return await self.incoming.get()
 
-    async def send(self, message: Message) -> None:
-        self.sent.append(message)
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(dict(message))
 
     def status(self) -> int:
         return next(m["status"] for m in self.sent if m["type"] == "http.response.start")
