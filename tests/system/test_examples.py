@@ -66,3 +66,50 @@ def test_conformance_report_lists_rules_with_sections_and_failures() -> None:
 
     report = json.loads(json_report("http://x/cometd", results))
     assert report["summary"]["core/websocket"] == {"fail": 1}
+
+
+def test_the_fastapi_example_lets_its_own_login_decide() -> None:
+    import os
+
+    from bayeux.testing import free_port, stop_process, wait_for_port
+
+    from ..helpers.http import post_json, request
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "examples.fastapi.app:app", "--port", str(port)]
+        + ["--log-level", "warning"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        wait_for_port(port, process)
+        base = f"http://127.0.0.1:{port}"
+        url = base + "/cometd"
+        handshake = {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"],
+        }
+        assert post_json(url, [handshake]).json()[0]["error"] == "403::Handshake denied"
+        login = request(base + "/login?user=alice", "POST")
+        cookie = {"Cookie": login.headers["Set-Cookie"].split(";")[0]}
+        forged = {"Cookie": "app_login=alice.0000"}
+        assert post_json(url, [handshake], headers=forged).json()[0]["successful"] is False
+        reply = post_json(url, [handshake], headers=cookie).json()[0]
+        client = reply["clientId"]
+
+        def send(**message: object) -> list:
+            return post_json(url, [{**message, "clientId": client}], headers=cookie).json()
+
+        mine = send(channel="/meta/subscribe", subscription="/user/alice")
+        assert mine[0]["successful"] is True
+        theirs = send(channel="/meta/subscribe", subscription="/user/bob")
+        assert theirs[0]["error"] == "403:/user/bob:Subscription denied"
+        send(channel="/meta/connect", connectionType="long-polling")
+        assert request(base + "/notify/alice?text=hello", "POST").json() == {"reached": 1}
+        got = send(channel="/meta/connect", connectionType="long-polling", advice={"timeout": 0})
+        assert [m["data"] for m in got if m["channel"] == "/user/alice"] == [{"text": "hello"}]
+        assert request(base + "/notify/bob?text=hi", "POST").status == 404
+    finally:
+        stop_process(process)
