@@ -7,7 +7,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import tornado.ioloop
@@ -23,6 +23,9 @@ from .core.tasks import TaskSet
 from .health import health_answer
 from .transports.context import Drainable
 from .transports.http import HttpResponse
+
+if TYPE_CHECKING:
+    import aiohttp.web
 
 log = logging.getLogger("bayeux.endpoint")
 
@@ -99,6 +102,23 @@ class Endpoint:
         app = AsgiApp(self, drain_timeout)
         app.on_shutdown = self.shutdown
         return app
+
+    def aiohttp_mount(
+        self, app: aiohttp.web.Application, path: str = "/cometd", drain_timeout: float = 5.0
+    ) -> None:
+        """Serves the endpoint at `path` and below it in an aiohttp application
+        (adapters/aiohttp.py; pip install aiohttp). The application's startup starts it and
+        its shutdown drains it (within `drain_timeout` seconds)."""
+        from .adapters.aiohttp import mount
+
+        mount(app, path, self, lambda: self.shutdown(drain_timeout))
+
+    def aiohttp_app(self, drain_timeout: float = 5.0) -> aiohttp.web.Application:
+        """The endpoint as an aiohttp sub-application for `app.add_subapp(prefix, ...)`: it
+        serves `prefix/...`, not `prefix` itself (use `aiohttp_mount` for that)."""
+        from .adapters.aiohttp import aiohttp_app
+
+        return aiohttp_app(self, lambda: self.shutdown(drain_timeout))
 
     def start(self) -> None:
         """Starts sweeping expired sessions on the running IOLoop; called on the first request,

@@ -145,6 +145,53 @@ class AsgiThread:
         self.stop()
 
 
+class AiohttpThread(AsgiThread):
+    """An aiohttp application served on 127.0.0.1 at a free port from a background thread:
+    one with nothing but `Endpoint.aiohttp_app()` at /cometd unless `app` is given."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, endpoint: Endpoint | None = None, app: Any = None
+    ) -> None:
+        from aiohttp import web
+
+        endpoint = endpoint or Endpoint(settings)
+        if app is None:
+            app = web.Application()
+            endpoint.aiohttp_mount(app, "/cometd")
+        super().__init__(endpoint=endpoint, app=app, host="aiohttp")
+
+    def start(self) -> AiohttpThread:
+        self.port = free_port()
+        self._thread = threading.Thread(target=self._aiohttp, name="aiohttp", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("aiohttp did not start")
+        return self
+
+    def _aiohttp(self) -> None:
+        from aiohttp import web
+
+        async def serve() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def stop_soon() -> None:
+                loop.call_soon_threadsafe(stop.set)
+
+            self._stop = stop_soon
+            application: Any = self.app  # an aiohttp Application here
+            # callback-polling carries its messages in the URL: aiohttp's request line limit
+            # (8 KiB by default) raised to the standalone server's (64 KiB).
+            runner = web.AppRunner(application, handler_args={"max_line_size": 65536})
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            self._started.set()
+            await stop.wait()
+            await runner.cleanup()
+
+        asyncio.run(serve())
+
+
 class ServerThread:
     """An Endpoint served on 127.0.0.1 at a free port from a background thread.
 

@@ -4,6 +4,7 @@ how much CPU and memory a process has used (read from /proc).
 - bayeux: `python -m bayeux`, the standalone connection layer (as `./serve` runs it)
 - bayeux-embedded: the same endpoint mounted in a Tornado Application (embedded_server.py)
 - bayeux-extensions: bayeux-embedded with a pass-through server extension and one per session
+- bayeux-asgi: Endpoint.asgi() under uvicorn, with httptools and wsproto (asgi_server.py)
 - faye: Faye 1.4.3's Node server (interop/peers/faye_server.cjs)
 - cometd-nodejs: cometd-nodejs-server 1.2.1 (interop/peers/cometd_nodejs_server.cjs)
 - floor-tornado, floor-asyncio: no Bayeux at all, fixed answers (http_floor.py): what the
@@ -24,7 +25,14 @@ sys.path.insert(0, str(ROOT))
 from bayeux.testing import stop_process, wait_for_port  # noqa: E402, F401
 
 TICKS = os.sysconf("SC_CLK_TCK")
-SERVERS = ("bayeux", "bayeux-embedded", "bayeux-extensions", "faye", "cometd-nodejs")
+SERVERS = (
+    "bayeux",
+    "bayeux-embedded",
+    "bayeux-asgi",
+    "bayeux-extensions",
+    "faye",
+    "cometd-nodejs",
+)
 FLOORS = ("floor-tornado", "floor-asyncio")
 
 # Every simulated client comes from 127.0.0.1 without cookies: lift the per-address handshake
@@ -55,6 +63,21 @@ def command(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> lis
     if server in FLOORS:
         script = ROOT / "benchmarks" / "http_floor.py"
         return [sys.executable, str(script), server.removeprefix("floor-"), str(port)]
+    if server == "bayeux-asgi":
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks.asgi_server:app",
+            "--port",
+            str(port),
+            "--http",
+            "httptools",
+            "--ws",
+            "wsproto",
+            "--log-level",
+            "error",
+        ]
     if server in ("bayeux-embedded", "bayeux-extensions"):
         script = ROOT / "benchmarks" / "embedded_server.py"
         own = ["--sync-extensions"] if server == "bayeux-extensions" else []
@@ -87,7 +110,7 @@ def start(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> subpr
         command(server, port, *extra, timeout_ms=timeout_ms),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BAYEUX_TIMEOUT_MS": str(timeout_ms)},
     )
     wait_for_port(port, process)
     return process

@@ -1,6 +1,6 @@
 """Applications of other frameworks that mount the endpoint, as a team's own would: a FastAPI
-application and a Starlette one, each with a route of its own next to `/cometd` and, for the
-browser runs, the pages and client libraries served as static files."""
+application, a Starlette one and an aiohttp one, each with a route of its own next to `/cometd`
+and, for the browser runs, the pages and client libraries served as static files."""
 
 from __future__ import annotations
 
@@ -51,7 +51,29 @@ def starlette_app(endpoint: Endpoint) -> Any:
     return Starlette(routes=routes)
 
 
+def aiohttp_app(endpoint: Endpoint) -> Any:
+    from aiohttp import web
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"hello": "from aiohttp"})
+
+    app = web.Application()
+    app.router.add_get("/api/hello", hello)
+    endpoint.aiohttp_mount(app, "/cometd")
+    for path, directory in STATIC.items():
+        app.router.add_static(path, directory)
+    pages = {"/": "index.html", "/client.html": "client.html", "/faye.html": "faye.html"}
+
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(INTEROP / "browser" / pages[request.path])
+
+    for path in pages:
+        app.router.add_get(path, page)
+    return app
+
+
 FRAMEWORKS = {
     "fastapi-uvicorn": (fastapi_app, "uvicorn"),
     "starlette-hypercorn": (starlette_app, "hypercorn"),
+    "aiohttp": (aiohttp_app, "aiohttp"),
 }

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from bayeux import Endpoint, Settings
-from bayeux.testing import AsgiThread, ServerThread, start_cli, stop_process
+from bayeux.testing import AiohttpThread, AsgiThread, ServerThread, start_cli, stop_process
 
 INTEROP = Path(__file__).parent
 ROOT = INTEROP.parent
 
 
-HOSTS = ["standalone", "embedded", "asgi", "fastapi-uvicorn", "starlette-hypercorn"]
+HOSTS = ["standalone", "embedded", "asgi", "fastapi-uvicorn", "starlette-hypercorn", "aiohttp"]
 
 
 @pytest.fixture(scope="session", params=HOSTS)
@@ -25,8 +25,8 @@ def bayeux_url(request):
     """The server each client is run against, every way it is deployed: a `python -m bayeux`
     process on a free loopback port, as a user would start it (the standalone connection
     layer), the endpoint mounted in a Tornado Application (embedding), `Endpoint.asgi()` alone
-    under uvicorn, and mounted at /cometd in a FastAPI application under uvicorn and in a
-    Starlette one under hypercorn (interop/asgi_apps.py)."""
+    under uvicorn, and mounted at /cometd in a FastAPI application under uvicorn, a Starlette
+    one under hypercorn and an aiohttp one (interop/asgi_apps.py)."""
     if request.param == "embedded":
         with ServerThread(Settings(), embedded=True) as server:
             yield server.url
@@ -50,6 +50,8 @@ def asgi_host(name: str, settings: Settings) -> AsgiThread:
 
     build, host = FRAMEWORKS[name]
     endpoint = Endpoint(settings)
+    if host == "aiohttp":
+        return AiohttpThread(endpoint=endpoint, app=build(endpoint))
     return AsgiThread(endpoint=endpoint, app=build(endpoint), host=host)
 
 

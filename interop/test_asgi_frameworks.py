@@ -13,7 +13,7 @@ from tests.helpers.http import handshake, request
 from .conftest import asgi_host
 
 
-@pytest.mark.parametrize("host", ["fastapi-uvicorn", "starlette-hypercorn"])
+@pytest.mark.parametrize("host", ["fastapi-uvicorn", "starlette-hypercorn", "aiohttp"])
 def test_the_applications_own_route_and_the_endpoint_side_by_side(host: str) -> None:
     with asgi_host(host, Settings()) as server:
         hello = request(server.origin + "/api/hello", "GET")

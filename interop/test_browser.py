@@ -21,10 +21,12 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCENARIOS = 6
 
 
-@pytest.fixture(scope="module", params=["tornado", "fastapi-uvicorn", "starlette-hypercorn"])
+@pytest.fixture(
+    scope="module", params=["tornado", "fastapi-uvicorn", "starlette-hypercorn", "aiohttp"]
+)
 def page_server(request):
     """The pages, the client libraries and the endpoint, from one origin: a Tornado
-    Application, and the FastAPI and Starlette applications of interop/asgi_apps.py."""
+    Application, and the FastAPI, Starlette and aiohttp applications of interop/asgi_apps.py."""
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} missing: ./run-tests installs Debian's chromium")
     if request.param != "tornado":

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bayeux import Settings
-from bayeux.testing import AsgiThread, ServerThread
+from bayeux.testing import AiohttpThread, AsgiThread, ServerThread
 
 from .runner import run_suite
 
@@ -25,21 +25,27 @@ SUITE_SETTINGS = Settings(
 )
 
 
-@pytest.fixture(scope="session", params=["standalone", "embedded", "asgi"])
+@pytest.fixture(scope="session", params=["standalone", "embedded", "asgi", "aiohttp"])
 def conformance_results(request):
     """The suite against our standalone server (its own HTTP/WebSocket connection layer),
-    against the endpoint mounted in a Tornado Application, and against `Endpoint.asgi()`
-    under uvicorn; with --bayeux-url, against that server only."""
+    against the endpoint mounted in a Tornado Application, against `Endpoint.asgi()` under
+    uvicorn, and mounted in an aiohttp application; with --bayeux-url, against that server
+    only."""
     url = request.config.getoption("--bayeux-url")
     if url:
         results = asyncio.run(run_suite(url))
-    elif request.param == "asgi":
-        with AsgiThread(SUITE_SETTINGS) as asgi:
-            results = asyncio.run(run_suite(asgi.url))
+    elif request.param in ("asgi", "aiohttp"):
+        host = AsgiThread if request.param == "asgi" else AiohttpThread
+        with host(SUITE_SETTINGS) as other:
+            results = asyncio.run(run_suite(other.url))
     else:
         with ServerThread(SUITE_SETTINGS, embedded=request.param == "embedded") as server:
             results = asyncio.run(run_suite(server.url))
     return {(r.rule, r.transport): r for r in results}
+
+
+# The hosts besides the standalone one (conformance_results's params).
+OTHER_HOSTS = ("embedded", "asgi", "aiohttp")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,7 +57,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         i
         for i in items
         if not any(
-            f"[{host}-" in i.nodeid or f"-{host}]" in i.nodeid for host in ("embedded", "asgi")
+            f"[{host}-" in i.nodeid or f"-{host}]" in i.nodeid
+            for host in ("embedded", "asgi", "aiohttp")
         )
     ]
     config.hook.pytest_deselected(items=[i for i in items if i not in kept])
