@@ -182,7 +182,7 @@ class AiohttpThread(AsgiThread):
             application: Any = self.app  # an aiohttp Application here
             # callback-polling carries its messages in the URL: aiohttp's request line limit
             # (8 KiB by default) raised to the standalone server's (64 KiB).
-            runner = web.AppRunner(application, handler_args={"max_line_size": 65536})
+            runner = web.AppRunner(application, max_line_size=65536)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
             self._started.set()
