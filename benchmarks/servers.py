@@ -5,6 +5,7 @@ how much CPU and memory a process has used (read from /proc).
 - bayeux-embedded: the same endpoint mounted in a Tornado Application (embedded_server.py)
 - bayeux-extensions: bayeux-embedded with a pass-through server extension and one per session
 - bayeux-asgi: Endpoint.asgi() under uvicorn, with httptools and wsproto (asgi_server.py)
+- bayeux-aiohttp: the endpoint mounted in an aiohttp application (aiohttp_server.py)
 - faye: Faye 1.4.3's Node server (interop/peers/faye_server.cjs)
 - cometd-nodejs: cometd-nodejs-server 1.2.1 (interop/peers/cometd_nodejs_server.cjs)
 - floor-tornado, floor-asyncio: no Bayeux at all, fixed answers (http_floor.py): what the
@@ -29,6 +30,7 @@ SERVERS = (
     "bayeux",
     "bayeux-embedded",
     "bayeux-asgi",
+    "bayeux-aiohttp",
     "bayeux-extensions",
     "faye",
     "cometd-nodejs",
@@ -78,6 +80,9 @@ def command(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> lis
             "--log-level",
             "error",
         ]
+    if server == "bayeux-aiohttp":
+        script = ROOT / "benchmarks" / "aiohttp_server.py"
+        return [sys.executable, str(script), "--port", str(port), "--timeout", str(timeout_ms)]
     if server in ("bayeux-embedded", "bayeux-extensions"):
         script = ROOT / "benchmarks" / "embedded_server.py"
         own = ["--sync-extensions"] if server == "bayeux-extensions" else []
