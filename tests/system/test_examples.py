@@ -113,3 +113,43 @@ def test_the_fastapi_example_lets_its_own_login_decide() -> None:
         assert request(base + "/notify/bob?text=hi", "POST").status == 404
     finally:
         stop_process(process)
+
+
+def test_the_aiohttp_example_checks_its_api_key_and_publishes() -> None:
+    import os
+
+    from bayeux.testing import free_port, stop_process, wait_for_port
+
+    from ..helpers.http import post_json, request
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "aiohttp" / "app.py"), "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        wait_for_port(port, process)
+        base = f"http://127.0.0.1:{port}"
+        handshake = {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"],
+        }
+        url = base + "/cometd"
+        assert post_json(url, [handshake]).json()[0]["error"] == "403::Handshake denied"
+        wrong = {"X-Api-Key": "nope"}
+        assert post_json(url, [handshake], headers=wrong).json()[0]["successful"] is False
+        key = {"X-Api-Key": "demo-key"}
+        client = post_json(url, [handshake], headers=key).json()[0]["clientId"]
+
+        def send(**message: object) -> list:
+            return post_json(url, [{**message, "clientId": client}], headers=key).json()
+
+        assert send(channel="/meta/subscribe", subscription="/announcements")[0]["successful"]
+        send(channel="/meta/connect", connectionType="long-polling")
+        assert request(base + "/announce?text=hello", "POST").json() == {"reached": 1}
+        got = send(channel="/meta/connect", connectionType="long-polling", advice={"timeout": 0})
+        assert [m["data"] for m in got if m["channel"] == "/announcements"] == [{"text": "hello"}]
+    finally:
+        stop_process(process)
