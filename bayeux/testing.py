@@ -63,7 +63,7 @@ class AsgiThread:
         self.port = 0
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
-        self._stop: Callable[[], None] = lambda: None
+        self._stop: Callable[[], object] = lambda: None
 
     @property
     def url(self) -> str:
@@ -75,7 +75,7 @@ class AsgiThread:
 
     def start(self) -> AsgiThread:
         self.port = free_port()
-        run = self._uvicorn if self.host == "uvicorn" else self._hypercorn
+        run = getattr(self, f"_{self.host}")  # _uvicorn, _hypercorn, _aiohttp
         self._thread = threading.Thread(target=run, name=self.host, daemon=True)
         self._thread.start()
         if not self._started.wait(10):
@@ -111,13 +111,7 @@ class AsgiThread:
         config.loglevel = "WARNING"
 
         async def serve() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-
-            def stop_soon() -> None:
-                loop.call_soon_threadsafe(stop.set)
-
-            self._stop = stop_soon
+            stop = self._stop_event()
             app: Any = self.app  # hypercorn's own ASGI types; ours is a plain ASGI 3 app
             serving = asyncio.ensure_future(
                 hypercorn.asyncio.serve(app, config, shutdown_trigger=stop.wait)
@@ -132,6 +126,13 @@ class AsgiThread:
             await serving
 
         asyncio.run(serve())
+
+    def _stop_event(self) -> asyncio.Event:
+        """An event the server's loop waits on; `stop()` sets it from any thread."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._stop = lambda: loop.call_soon_threadsafe(stop.set)
+        return stop
 
     def stop(self) -> None:
         self._stop()
@@ -160,25 +161,11 @@ class AiohttpThread(AsgiThread):
             endpoint.aiohttp_mount(app, "/cometd")
         super().__init__(endpoint=endpoint, app=app, host="aiohttp")
 
-    def start(self) -> AiohttpThread:
-        self.port = free_port()
-        self._thread = threading.Thread(target=self._aiohttp, name="aiohttp", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("aiohttp did not start")
-        return self
-
     def _aiohttp(self) -> None:
         from aiohttp import web
 
         async def serve() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-
-            def stop_soon() -> None:
-                loop.call_soon_threadsafe(stop.set)
-
-            self._stop = stop_soon
+            stop = self._stop_event()
             application: Any = self.app  # an aiohttp Application here
             # callback-polling carries its messages in the URL: aiohttp's request line limit
             # (8 KiB by default) raised to the standalone server's (64 KiB).

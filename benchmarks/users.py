@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/users.py --users 1000 --rate 100 --seconds 10
 
 --users WebSocket clients connect, each the only session of its own user (the handshake's
-`ext.user`, associated by benchmarks/users_app.py through --app), and all subscribe to one
-channel. Then two phases, each paced for --seconds:
+`ext.user`, associated through --app by install_users of tests/helpers/app_hooks.py), and all
+subscribe to one channel. Then two phases, each paced for --seconds:
 
 - to-user: --rate messages a second, each `deliver_to_user` to the next user in turn (from this
   process, with bayeux.publisher.Publisher: through the deployment's log, as from any process);
@@ -135,7 +135,7 @@ def main() -> None:
         wait_for_port(redis_port, redis)
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         server = servers.start(
-            "bayeux", port, "--redis", redis_url, "--app", "benchmarks.users_app:install"
+            "bayeux", port, "--redis", redis_url, "--app", "tests.helpers.app_hooks:install_users"
         )
         print(
             f"{args.users} users over WebSocket, one session each; to-user {args.rate:g}/s,"
