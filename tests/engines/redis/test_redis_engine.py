@@ -792,7 +792,9 @@ def test_a_disconnect_on_one_process_stops_the_client_on_every_process(redis_ser
     any process is told to stop too, not to handshake again."""
     from bayeux import Ended
 
-    with node(redis_server.url) as a, node(redis_server.url) as b:
+    # Connects held 10 s: the kick, through Redis, must reach the held one on a loaded machine.
+    long = {"timeout": 10000}
+    with node(redis_server.url, **long) as a, node(redis_server.url, **long) as b:
         wait_ready(a, b)
         removed_a: list = []
         a.call(lambda: kick_service(a.endpoint.server, removed_a))
