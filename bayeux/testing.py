@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ import tornado.netutil
 import tornado.tcpserver
 import tornado.web
 
+from .adapters.asgi import AsgiApp
 from .connection.listener import Listener
 from .core.settings import Settings
 from .endpoint import Endpoint
@@ -177,6 +180,64 @@ class AiohttpThread(AsgiThread):
             await runner.cleanup()
 
         asyncio.run(serve())
+
+
+class GranianProcess:
+    """`Endpoint.asgi()` served by granian (a Rust HTTP server with its own process) on
+    127.0.0.1 at a free port: the ASGI adapter under a host that is not written in Python.
+    The settings reach granian's worker through the environment (granian_app below).
+
+    >>> with GranianProcess(Settings(timeout=2000)) as server:
+    ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/cometd"
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> GranianProcess:
+        self.port = free_port()
+        environment = dict(os.environ, BAYEUX_SETTINGS=json.dumps(asdict(self.settings)))
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "granian", "--interface", "asgi", "--factory"),
+                *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
+                "bayeux.testing:granian_app",
+            ],
+            env=environment,
+        )
+        try:
+            wait_for_port(self.port, self.process)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+    def __enter__(self) -> GranianProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def granian_app() -> AsgiApp:
+    """GranianProcess's application: `Endpoint.asgi()` with the settings in $BAYEUX_SETTINGS."""
+    values: dict[str, Any] = json.loads(os.environ.get("BAYEUX_SETTINGS", "{}"))
+    tuples = {name: tuple(v) for name, v in values.items() if isinstance(v, list)}
+    return Endpoint(Settings(**(values | tuples))).asgi()
 
 
 class ServerThread:

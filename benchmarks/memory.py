@@ -127,11 +127,11 @@ def main() -> None:
     print(
         f"{args.clients} idle clients, each with a /meta/connect held; KiB of server RSS per client"
     )
-    print(f"{'server':<16} {'long-polling':>14} {'websocket':>12}")
+    print(f"{'server':<20} {'long-polling':>14} {'websocket':>12}")
     for server in args.server or SERVERS:
         figures = [measure(server, t, args.clients) for t in ("long-polling", "websocket")]
         cells = [f"{f:.1f}" if f is not None else "n/a" for f in figures]
-        print(f"{server:<16} {cells[0]:>14} {cells[1]:>12}", flush=True)
+        print(f"{server:<20} {cells[0]:>14} {cells[1]:>12}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ how much CPU and memory a process has used (read from /proc).
 - bayeux: `python -m bayeux`, the standalone connection layer (as `./serve` runs it)
 - bayeux-embedded: the same endpoint mounted in a Tornado Application (embedded_server.py)
 - bayeux-extensions: bayeux-embedded with a pass-through server extension and one per session
-- bayeux-asgi: Endpoint.asgi() under uvicorn, with httptools and wsproto (asgi_server.py)
+- bayeux-asgi: Endpoint.asgi() under uvicorn, with httptools, wsproto and asyncio's own loop
+  (asgi_server.py)
+- bayeux-asgi-uvloop: the same with uvloop (uvicorn's default when uvloop is installed)
+- bayeux-granian: Endpoint.asgi() under granian, a Rust HTTP server (asgi_server.py)
 - bayeux-aiohttp: the endpoint mounted in an aiohttp application (aiohttp_server.py)
 - faye: Faye 1.4.3's Node server (interop/peers/faye_server.cjs)
 - cometd-nodejs: cometd-nodejs-server 1.2.1 (interop/peers/cometd_nodejs_server.cjs)
@@ -23,13 +26,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bayeux.testing import stop_process, wait_for_port  # noqa: E402, F401
+from bayeux.testing import child_pids, stop_process, wait_for_port  # noqa: E402, F401
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SERVERS = (
     "bayeux",
     "bayeux-embedded",
     "bayeux-asgi",
+    "bayeux-asgi-uvloop",
+    "bayeux-granian",
     "bayeux-aiohttp",
     "bayeux-extensions",
     "faye",
@@ -65,20 +70,18 @@ def command(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> lis
     if server in FLOORS:
         script = ROOT / "benchmarks" / "http_floor.py"
         return [sys.executable, str(script), server.removeprefix("floor-"), str(port)]
-    if server == "bayeux-asgi":
+    if server in ("bayeux-asgi", "bayeux-asgi-uvloop"):
         return [
-            sys.executable,
-            "-m",
-            "uvicorn",
+            *(sys.executable, "-m", "uvicorn", "benchmarks.asgi_server:app"),
+            *("--port", str(port), "--http", "httptools", "--ws", "wsproto"),
+            *("--loop", "uvloop" if server.endswith("uvloop") else "asyncio"),
+            *("--log-level", "error"),
+        ]
+    if server == "bayeux-granian":
+        return [
+            *(sys.executable, "-m", "granian", "--interface", "asgi"),
+            *("--host", "127.0.0.1", "--port", str(port), "--log-level", "error"),
             "benchmarks.asgi_server:app",
-            "--port",
-            str(port),
-            "--http",
-            "httptools",
-            "--ws",
-            "wsproto",
-            "--log-level",
-            "error",
         ]
     if server == "bayeux-aiohttp":
         script = ROOT / "benchmarks" / "aiohttp_server.py"
@@ -121,16 +124,31 @@ def start(server: str, port: int, *extra: str, timeout_ms: int = 30000) -> subpr
     return process
 
 
+def family(pid: int) -> list[int]:
+    """`pid` and its descendants: granian serves from a worker process of its own."""
+    pids = [pid]
+    for each in pids:
+        pids.extend(child_pids(each))
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """CPU seconds used by the server process and its living descendants."""
+    total = 0
+    for each in family(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of the server process and its living descendants."""
+    total = 0
+    for each in family(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
 
 
 def run_node_load(script: str, server_pid: int, *args: str) -> tuple[dict, float]:

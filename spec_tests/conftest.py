@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bayeux import Settings
-from bayeux.testing import AiohttpThread, AsgiThread, ServerThread
+from bayeux.testing import AiohttpThread, AsgiThread, GranianProcess, ServerThread
 
 from .runner import run_suite
 
@@ -25,18 +25,21 @@ SUITE_SETTINGS = Settings(
 )
 
 
-@pytest.fixture(scope="session", params=["standalone", "embedded", "asgi", "aiohttp"])
+# The hosts of Endpoint.asgi() and Endpoint.aiohttp_app(), each a context manager with a url.
+ASGI_HOSTS = {"asgi": AsgiThread, "granian": GranianProcess, "aiohttp": AiohttpThread}
+
+
+@pytest.fixture(scope="session", params=["standalone", "embedded", "asgi", "granian", "aiohttp"])
 def conformance_results(request):
     """The suite against our standalone server (its own HTTP/WebSocket connection layer),
     against the endpoint mounted in a Tornado Application, against `Endpoint.asgi()` under
-    uvicorn, and mounted in an aiohttp application; with --bayeux-url, against that server
-    only."""
+    uvicorn and under granian, and mounted in an aiohttp application; with --bayeux-url,
+    against that server only."""
     url = request.config.getoption("--bayeux-url")
     if url:
         results = asyncio.run(run_suite(url))
-    elif request.param in ("asgi", "aiohttp"):
-        host = AsgiThread if request.param == "asgi" else AiohttpThread
-        with host(SUITE_SETTINGS) as other:
+    elif request.param in ASGI_HOSTS:
+        with ASGI_HOSTS[request.param](SUITE_SETTINGS) as other:
             results = asyncio.run(run_suite(other.url))
     else:
         with ServerThread(SUITE_SETTINGS, embedded=request.param == "embedded") as server:
@@ -45,7 +48,7 @@ def conformance_results(request):
 
 
 # The hosts besides the standalone one (conformance_results's params).
-OTHER_HOSTS = ("embedded", "asgi", "aiohttp")
+OTHER_HOSTS = ("embedded", "asgi", "granian", "aiohttp")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -56,10 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept = [
         i
         for i in items
-        if not any(
-            f"[{host}-" in i.nodeid or f"-{host}]" in i.nodeid
-            for host in ("embedded", "asgi", "aiohttp")
-        )
+        if not any(f"[{host}-" in i.nodeid or f"-{host}]" in i.nodeid for host in OTHER_HOSTS)
     ]
     config.hook.pytest_deselected(items=[i for i in items if i not in kept])
     items[:] = kept

@@ -28,6 +28,7 @@ from ..transports.websocket import (
     BayeuxWebSocket,
     upgrade_context,
 )
+from .eager import send_eagerly
 
 # How often a waiting request looks at whether its client is still there.
 _GONE_CHECK_SECONDS = 1.0
@@ -236,14 +237,12 @@ class _FrameSink:
     def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[None] | None:
         if self.ws.closed:
             return None
-        return asyncio.ensure_future(self._send_all(payloads, binary))
+        return send_eagerly(self._send_one, payloads, binary)
 
-    async def _send_all(self, payloads: list[bytes], binary: bool) -> None:
-        for payload in payloads:
-            if binary:
-                await self.ws.send_bytes(payload)
-            else:
-                await self.ws.send_str(payload.decode())
+    def _send_one(self, payload: bytes, binary: bool) -> Awaitable[None]:
+        if binary:
+            return self.ws.send_bytes(payload)
+        return self.ws.send_str(payload.decode())
 
     def close(self, code: int, reason: str) -> None:
         _closing.spawn(self.ws.close(code=code, message=reason.encode()))

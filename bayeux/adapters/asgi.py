@@ -30,6 +30,7 @@ from ..transports.websocket import (
     select_subprotocol,
     upgrade_context,
 )
+from .eager import send_eagerly
 
 log = logging.getLogger("bayeux.asgi")
 
@@ -38,6 +39,7 @@ Scope = MutableMapping[str, Any]
 AsgiMessage = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[AsgiMessage]]
 Send = Callable[[AsgiMessage], Awaitable[None]]
+Application = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _SCHEMES = {"ws": "http", "wss": "https"}
 
@@ -61,6 +63,16 @@ class AsgiApp:
 
         exact = path.rstrip("/") or "/"
         return [Route(exact, self), WebSocketRoute(exact, self), Mount(exact, app=self)]
+
+    def in_front_of(self, app: Application, path: str = "/cometd") -> Application:
+        """One ASGI application: requests for `path` and below it reach the endpoint, every
+        other HTTP request reaches `app`. For applications with no routing of their own for
+        an ASGI app, Django's among them: `application = cometd.in_front_of(
+        get_asgi_application())` in the project's asgi.py. The lifespan events start and
+        drain the endpoint and are not passed on (Django has none); a WebSocket for another
+        path is refused (HTTP 403), as Django serves none. Starlette and FastAPI mount the
+        endpoint with `routes()` instead, keeping their own lifespan and WebSockets."""
+        return _InFront(self, app, path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -179,6 +191,26 @@ class AsgiApp:
                 return
 
 
+class _InFront:
+    """AsgiApp.in_front_of's application."""
+
+    def __init__(self, endpoint: AsgiApp, app: Application, path: str) -> None:
+        self.endpoint = endpoint
+        self.app = app
+        self.exact = path.rstrip("/") or "/"
+        self.below = self.exact.rstrip("/") + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        path = str(scope.get("path") or "/")
+        if kind == "lifespan" or path == self.exact or path.startswith(self.below):
+            await self.endpoint(scope, receive, send)
+        elif kind == "http":
+            await self.app(scope, receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # not ours: HTTP 403
+
+
 class _TooLarge(bytes):
     """The marker read_body returns for a body over its limit."""
 
@@ -279,14 +311,12 @@ class _FrameSink:
     def send_frames(self, payloads: list[bytes], binary: bool) -> asyncio.Future[None] | None:
         if self.closed:
             return None
-        return asyncio.ensure_future(self._send_all(payloads, binary))
+        return send_eagerly(self._send_one, payloads, binary)
 
-    async def _send_all(self, payloads: list[bytes], binary: bool) -> None:
-        for payload in payloads:
-            if binary:
-                await self.send({"type": "websocket.send", "bytes": payload})
-            else:
-                await self.send({"type": "websocket.send", "text": payload.decode()})
+    def _send_one(self, payload: bytes, binary: bool) -> Awaitable[None]:
+        if binary:
+            return self.send({"type": "websocket.send", "bytes": payload})
+        return self.send({"type": "websocket.send", "text": payload.decode()})
 
     def close(self, code: int, reason: str) -> None:
         if not self.closed:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent.parent
 
 
@@ -68,16 +70,20 @@ def test_conformance_report_lists_rules_with_sections_and_failures() -> None:
     assert report["summary"]["core/websocket"] == {"fail": 1}
 
 
-def test_the_fastapi_example_lets_its_own_login_decide() -> None:
+@pytest.mark.parametrize("framework", ["fastapi", "starlette", "django"])
+def test_the_asgi_examples_let_their_framework_login_decide(framework: str) -> None:
+    """FastAPI (a signed cookie of its own), Starlette (SessionMiddleware) and Django (its
+    session, the endpoint in front of get_asgi_application()) under uvicorn."""
     import os
 
     from bayeux.testing import free_port, stop_process, wait_for_port
 
     from ..helpers.http import post_json, request
+    from ..helpers.rawws import RawWebSocket
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "examples.fastapi.app:app", "--port", str(port)]
+        [sys.executable, "-m", "uvicorn", f"examples.{framework}.app:app", "--port", str(port)]
         + ["--log-level", "warning"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -89,12 +95,14 @@ def test_the_fastapi_example_lets_its_own_login_decide() -> None:
         handshake = {
             "channel": "/meta/handshake",
             "version": "1.0",
-            "supportedConnectionTypes": ["long-polling"],
+            "supportedConnectionTypes": ["long-polling", "websocket"],
         }
         assert post_json(url, [handshake]).json()[0]["error"] == "403::Handshake denied"
         login = request(base + "/login?user=alice", "POST")
-        cookie = {"Cookie": login.headers["Set-Cookie"].split(";")[0]}
-        forged = {"Cookie": "app_login=alice.0000"}
+        assert login.json() == {"logged_in": "alice"}
+        pair = login.headers["Set-Cookie"].split(";")[0]
+        cookie = {"Cookie": pair}
+        forged = {"Cookie": pair[:-2] + ("AA" if pair[-2:] != "AA" else "BB")}
         assert post_json(url, [handshake], headers=forged).json()[0]["successful"] is False
         reply = post_json(url, [handshake], headers=cookie).json()[0]
         client = reply["clientId"]
@@ -111,6 +119,15 @@ def test_the_fastapi_example_lets_its_own_login_decide() -> None:
         got = send(channel="/meta/connect", connectionType="long-polling", advice={"timeout": 0})
         assert [m["data"] for m in got if m["channel"] == "/user/alice"] == [{"text": "hello"}]
         assert request(base + "/notify/bob?text=hi", "POST").status == 404
+        # The framework's login reaches the policy on a WebSocket too, and only there.
+        for headers, allowed in ((f"Cookie: {pair}\r\n", True), ("", False)):
+            socket = RawWebSocket(url, headers=headers)
+            try:
+                assert b" 101 " in socket.status_line
+                socket.send([handshake])
+                assert socket.read()[0]["successful"] is allowed
+            finally:
+                socket.sock.close()
     finally:
         stop_process(process)
 

@@ -149,3 +149,39 @@ def test_a_websocket_from_another_origin_is_refused_before_it_opens() -> None:
         assert endpoint.connections == 0
 
     asyncio.run(scenario())
+
+
+def test_in_front_of_sends_its_path_to_the_endpoint_and_the_rest_to_the_app() -> None:
+    async def scenario() -> None:
+        endpoint = Endpoint(Settings())
+        reached: list[str] = []
+
+        async def application(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+            reached.append(f"{scope['type']} {scope['path']}")
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        app = endpoint.asgi().in_front_of(application, "/cometd/")
+        for path in ("/cometd", "/cometd/handshake"):
+            body = json.dumps([handshake_message("long-polling")]).encode()
+            peer = Peer({"type": "http.request", "body": body, "more_body": False})
+            await app(http_scope(path=path), peer.receive, peer.send)
+            assert peer.body()[0]["successful"] is True
+        for path in ("/", "/cometdx", "/admin/cometd"):
+            peer = Peer({"type": "http.request", "body": b"", "more_body": False})
+            await app(http_scope(path=path), peer.receive, peer.send)
+            assert peer.status() == 204
+        assert reached == ["http /", "http /cometdx", "http /admin/cometd"]
+        # Django serves no WebSocket: one for another path is refused, not passed on.
+        peer = Peer({"type": "websocket.connect"})
+        scope = websocket_scope()
+        scope["path"] = "/chat"
+        await app(scope, peer.receive, peer.send)
+        assert peer.sent == [{"type": "websocket.close", "code": 1008}]
+        # Lifespan starts and drains the endpoint; the app (Django has none) is not asked.
+        peer = Peer({"type": "lifespan.startup"}, {"type": "lifespan.shutdown"})
+        await asyncio.wait_for(app({"type": "lifespan"}, peer.receive, peer.send), 5)
+        assert peer.sent[-1] == {"type": "lifespan.shutdown.complete"}
+        assert endpoint.server.shutting_down and len(reached) == 3
+
+    asyncio.run(scenario())
