@@ -170,3 +170,26 @@ def test_the_aiohttp_example_checks_its_api_key_and_publishes() -> None:
         assert [m["data"] for m in got if m["channel"] == "/announcements"] == [{"text": "hello"}]
     finally:
         stop_process(process)
+
+
+def test_the_python_client_example_runs_and_is_in_the_readme() -> None:
+    from bayeux.testing import ServerThread
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Python client") :]
+    snippet = section[section.index("```python\n") + len("```python\n") :]
+    snippet = snippet[: snippet.index("\n```")]
+    assert snippet in (ROOT / "examples" / "client" / "app.py").read_text()
+    with ServerThread() as server:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "client" / "app.py"), server.url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "connected over websocket",
+        "published True",
+        "received /demo/hello {'text': 'hi'}",
+    ]

@@ -4,9 +4,10 @@ the conformance suite."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import subprocess
 import sys
+import time
 import venv
 import zipfile
 from pathlib import Path
@@ -46,7 +47,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = work / "venv"
     venv.create(env, with_pip=True)
     subprocess.run(
-        [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)],
+        # With the client's extra: bayeux-client talks to the installed server below.
+        [str(env / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[client]"],
         check=True,
         capture_output=True,
         cwd=work,
@@ -92,18 +94,23 @@ def test_installed_server_serves_a_real_client_and_passes_the_suite(installed: P
         wait_for_port(port, server)
         url = f"http://127.0.0.1:{port}/cometd"
 
-        async def aiocometd_round_trip() -> dict:
-            from aiocometd_ng import Client
-
-            async with Client(url) as client:
-                await client.subscribe("/installed")
-                await client.publish("/installed", {"ok": True})
-                async for message in client:
-                    return message
-            raise AssertionError("no message")
-
-        message = asyncio.run(asyncio.wait_for(aiocometd_round_trip(), 20))
-        assert message["data"] == {"ok": True}
+        # The installed client command, subscribed, gets what the installed command publishes.
+        subscriber = subprocess.Popen(
+            [str(installed / "bayeux-client"), url, "subscribe", "/installed"]
+            + ["--count", "1", "--seconds", "20"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=installed.parent.parent,
+        )
+        deadline = time.monotonic() + 20
+        while subscriber.poll() is None and time.monotonic() < deadline:
+            reply = run(installed, "bayeux-client", url, "publish", "/installed", '{"ok": true}')
+            assert json.loads(reply)["successful"] is True
+            time.sleep(0.3)
+        out, _ = subscriber.communicate(timeout=10)
+        assert subscriber.returncode == 0
+        message = json.loads(out.splitlines()[0])
+        assert message["channel"] == "/installed" and message["data"] == {"ok": True}
         # The installed suite, from the installed package, finds the installed server conformant.
         suite = subprocess.run(
             [

@@ -1,0 +1,32 @@
+"""A Bayeux client for Python services: `Client` (asyncio) and `SyncClient` (a thread of its
+own, for scripts). Needs aiohttp: pip install 'bayeux-server[client]'."""
+
+from .client import Client, Subscription
+from .errors import BayeuxError, ClientClosed, QueueFull, TransportError
+from .extensions import (
+    ALL_RETAINED,
+    NEW_ONLY,
+    AckExtension,
+    ClientExtension,
+    MemoryReplayStore,
+    ReplayExtension,
+    ReplayStore,
+    TimesyncExtension,
+)
+
+__all__ = [
+    "ALL_RETAINED",
+    "NEW_ONLY",
+    "AckExtension",
+    "BayeuxError",
+    "Client",
+    "ClientClosed",
+    "ClientExtension",
+    "MemoryReplayStore",
+    "QueueFull",
+    "ReplayExtension",
+    "ReplayStore",
+    "Subscription",
+    "TimesyncExtension",
+    "TransportError",
+]

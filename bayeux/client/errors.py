@@ -1,0 +1,36 @@
+"""What the client raises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BayeuxError(Exception):
+    """The server refused a message: `error` is the Bayeux error string ("403::Denied"),
+    `reply` the whole reply (None when no reply came)."""
+
+    def __init__(self, error: str, reply: dict[str, Any] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.reply = reply
+
+    @property
+    def code(self) -> int | None:
+        """The error's numeric code (403 of "403::Denied"), None when it has none."""
+        head = self.error.split(":", 1)[0]
+        return int(head) if head.isdigit() else None
+
+
+class ClientClosed(BayeuxError):
+    """The client is disconnected (by `disconnect()`, or the server advised it not to come back)
+    or was never opened: nothing more can be sent."""
+
+
+class QueueFull(BayeuxError):
+    """More messages wait to be sent than `max_pending` allows (the server is unreachable or
+    slower than the application publishes)."""
+
+
+class TransportError(BayeuxError):
+    """A request or a connection failed below Bayeux (HTTP status, socket, frame): what was
+    sent may not have reached the server."""
