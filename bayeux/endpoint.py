@@ -31,11 +31,17 @@ log = logging.getLogger("bayeux.endpoint")
 
 
 class Endpoint:
-    """A Bayeux server mounted in a Tornado application.
+    """A Bayeux server (`server`, the sans-I/O `BayeuxServer`) and every way to serve it:
+    Tornado routes (`routes`), the standalone listener (`listener`), an ASGI application
+    (`asgi`) and aiohttp (`aiohttp_mount`, `aiohttp_app`); it also sweeps expired sessions,
+    publishes from the server side, answers health and metrics, and drains (`shutdown`).
 
-    >>> endpoint = Endpoint(Settings(timeout=20000))
-    >>> app = tornado.web.Application(endpoint.routes("/cometd"))
-    >>> endpoint.publish("/news", {"headline": "..."})        # from anywhere on the IOLoop
+    Examples:
+        >>> endpoint = Endpoint(Settings(timeout=20000))
+        >>> app = tornado.web.Application(endpoint.routes("/cometd"))
+        >>> endpoint.publish("/news", {"headline": "..."})        # from anywhere on the IOLoop
+
+    Added in version 0.1.0.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class Endpoint:
 
     @property
     def settings(self) -> Settings:
+        """The server's settings (`Endpoint(settings)`)."""
         return self.server.settings
 
     def routes(self, path: str = "/cometd") -> list[tornado.routing.Rule]:
@@ -83,10 +90,12 @@ class Endpoint:
     ) -> Listener:
         """The standalone server: a TCP listener serving the endpoint at `path` with its own
         HTTP/1.1 and WebSocket connection layer (faster than Tornado's HTTPServer and
-        RequestHandler; see README). `listen()` or `add_sockets()` it, and `stop()` it before
+        RequestHandler; docs/performance.md). `listen()` or `add_sockets()` it, and `stop()` it before
         `shutdown()`. `xheaders` trusts a reverse proxy's X-Real-IP / X-Forwarded-For for the
         client's address; `ssl_options` serves https:// and wss://; `extra` maps other paths
-        to functions answering them."""
+        to functions answering them.
+
+        Added in version 0.3.0."""
         extra = dict(extra or {})
         if health_path:
             extra[health_path] = lambda request: self.health_answer()
@@ -98,7 +107,9 @@ class Endpoint:
     def asgi(self, drain_timeout: float = 5.0) -> AsgiApp:
         """The endpoint as an ASGI 3 application (adapters/asgi.py): run it under uvicorn or
         hypercorn, or mount it in Starlette, FastAPI or Django. Its lifespan events start it
-        and drain it (within `drain_timeout` seconds); without them it starts on first use."""
+        and drain it (within `drain_timeout` seconds); without them it starts on first use.
+
+        Added in version 0.3.0."""
         app = AsgiApp(self, drain_timeout)
         app.on_shutdown = self.shutdown
         return app
@@ -108,14 +119,18 @@ class Endpoint:
     ) -> None:
         """Serves the endpoint at `path` and below it in an aiohttp application
         (adapters/aiohttp.py; pip install aiohttp). The application's startup starts it and
-        its shutdown drains it (within `drain_timeout` seconds)."""
+        its shutdown drains it (within `drain_timeout` seconds).
+
+        Added in version 0.3.0."""
         from .adapters.aiohttp import mount
 
         mount(app, path, self, lambda: self.shutdown(drain_timeout))
 
     def aiohttp_app(self, drain_timeout: float = 5.0) -> aiohttp.web.Application:
         """The endpoint as an aiohttp sub-application for `app.add_subapp(prefix, ...)`: it
-        serves `prefix/...`, not `prefix` itself (use `aiohttp_mount` for that)."""
+        serves `prefix/...`, not `prefix` itself (use `aiohttp_mount` for that).
+
+        Added in version 0.3.0."""
         from .adapters.aiohttp import aiohttp_app
 
         return aiohttp_app(self, lambda: self.shutdown(drain_timeout))
@@ -147,6 +162,8 @@ class Endpoint:
         return self._held_by_browser.get(browser, 0) < limit
 
     def browser_holding(self, browser: str | None, change: int) -> None:
+        """Counts a held long-poll of `browser` (`change` +1 or -1) against
+        `--max-sessions-per-browser`; called by the transports."""
         if browser is None or self.settings.max_sessions_per_browser < 0:
             return
         count = self._held_by_browser.get(browser, 0) + change
@@ -164,7 +181,9 @@ class Endpoint:
 
     def health(self) -> tuple[str, bool]:
         """(status, ready): "serving", "draining" (shutting down), or "engine-unavailable"
-        (the engine cannot reach Redis)."""
+        (the engine cannot reach Redis).
+
+        Added in version 0.2.0."""
         if self.server.shutting_down:
             return "draining", False
         engine = self.engine
@@ -173,37 +192,57 @@ class Endpoint:
         return "serving", True
 
     def health_answer(self) -> HttpResponse:
-        """The answer to a health check: 200 when ready, 503 otherwise."""
+        """The answer to a health check: 200 when ready, 503 otherwise.
+
+        Added in version 0.3.0."""
         status, ready = self.health()
         return health_answer(status, ready, len(self.server.sessions))
 
     def health_route(self, path: str = "/health") -> tornado.routing.Rule:
-        """A route answering `health()` at `path`: 200 when ready, 503 otherwise."""
+        """A route answering `health()` at `path`: 200 when ready, 503 otherwise.
+
+        Added in version 0.2.0."""
         return answer_rule(path, self.health_answer)
 
     def metrics_answer(self) -> Callable[[], HttpResponse]:
         """A function answering a scrape of this endpoint's Prometheus metrics (needs the
-        prometheus-client package: pip install 'bayeux-server[metrics]')."""
+        prometheus-client package: pip install 'bayeux-server[metrics]').
+
+        Added in version 0.3.0."""
         from .metrics import metrics_answer, registry_for
 
         registry = registry_for(self)
         return lambda: metrics_answer(registry)
 
     def metrics_route(self, path: str = "/metrics") -> tornado.routing.Rule:
-        """A route serving this endpoint's Prometheus metrics at `path`."""
+        """A route serving this endpoint's Prometheus metrics at `path`.
+
+        Added in version 0.2.0."""
         return answer_rule(path, self.metrics_answer())
 
     def connection_opened(self) -> None:
+        """Counts a connection the hosts opened (the health and metrics figures); called by the
+        transports.
+
+        Added in version 0.2.0."""
         self.connections += 1
 
     def connection_closed(self) -> None:
+        """Counts a connection closed; called by the transports.
+
+        Added in version 0.2.0."""
         self.connections -= 1
 
     def stream_opened(self, stream: Drainable) -> None:
-        """A connection a drain must finish: it has a `finish_draining()` method."""
+        """A connection a drain must finish: it has a `finish_draining()` method.
+
+        Added in version 0.2.0."""
         self._streams.add(stream)
 
     def stream_closed(self, stream: Drainable) -> None:
+        """Forgets a connection `stream_opened` registered: it has finished.
+
+        Added in version 0.2.0."""
         self._streams.discard(stream)
 
     async def shutdown(self, timeout: float = 5.0) -> None:

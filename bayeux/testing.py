@@ -34,7 +34,9 @@ T = TypeVar("T")
 
 class ManualClock:
     """A clock for the sans-I/O core (`BayeuxServer(clock=...)`) that moves only when a test
-    moves it: `clock.now += 5`."""
+    moves it: `clock.now += 5`.
+
+    Added in version 0.2.0."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
@@ -48,8 +50,11 @@ class AsgiThread:
     uvicorn or hypercorn (tests; pip install 'bayeux-server[asgi]'): `Endpoint.asgi()` alone,
     with its lifespan events, unless `app` is given (an application mounting it).
 
-    >>> with AsgiThread(Settings(timeout=2000)) as server:
-    ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+    Examples:
+        >>> with AsgiThread(Settings(timeout=2000)) as server:
+        ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+
+    Added in version 0.3.0.
     """
 
     def __init__(
@@ -70,13 +75,16 @@ class AsgiThread:
 
     @property
     def url(self) -> str:
+        """The endpoint's URL, `http://127.0.0.1:PORT/cometd`."""
         return f"http://127.0.0.1:{self.port}/cometd"
 
     @property
     def origin(self) -> str:
+        """The server's origin, for Origin headers."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> AsgiThread:
+        """Starts the host on its thread and waits until it serves; returns self."""
         self.port = free_port()
         run = getattr(self, f"_{self.host}")  # _uvicorn, _hypercorn, _aiohttp
         self._thread = threading.Thread(target=run, name=self.host, daemon=True)
@@ -138,6 +146,7 @@ class AsgiThread:
         return stop
 
     def stop(self) -> None:
+        """Stops the host and joins its thread."""
         self._stop()
         if self._thread is not None:
             self._thread.join(15)
@@ -151,7 +160,9 @@ class AsgiThread:
 
 class AiohttpThread(AsgiThread):
     """An aiohttp application served on 127.0.0.1 at a free port from a background thread:
-    one with nothing but `Endpoint.aiohttp_app()` at /cometd unless `app` is given."""
+    one with nothing but `Endpoint.aiohttp_app()` at /cometd unless `app` is given.
+
+    Added in version 0.3.0."""
 
     def __init__(
         self, settings: Settings | None = None, *, endpoint: Endpoint | None = None, app: Any = None
@@ -187,8 +198,11 @@ class GranianProcess:
     127.0.0.1 at a free port: the ASGI adapter under a host that is not written in Python.
     The settings reach granian's worker through the environment (granian_app below).
 
-    >>> with GranianProcess(Settings(timeout=2000)) as server:
-    ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+    Examples:
+        >>> with GranianProcess(Settings(timeout=2000)) as server:
+        ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+
+    Added in version 0.3.0.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -198,13 +212,16 @@ class GranianProcess:
 
     @property
     def url(self) -> str:
+        """The endpoint's URL, `http://127.0.0.1:PORT/cometd`."""
         return f"http://127.0.0.1:{self.port}/cometd"
 
     @property
     def origin(self) -> str:
+        """The server's origin, for Origin headers."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GranianProcess:
+        """Starts granian and waits until it listens; returns self."""
         self.port = free_port()
         environment = dict(os.environ, BAYEUX_SETTINGS=json.dumps(asdict(self.settings)))
         self.process = subprocess.Popen(
@@ -223,6 +240,7 @@ class GranianProcess:
         return self
 
     def stop(self) -> None:
+        """Stops granian (SIGTERM, then SIGKILL)."""
         if self.process is not None:
             stop_process(self.process)
 
@@ -243,8 +261,11 @@ def granian_app() -> AsgiApp:
 class ServerThread:
     """An Endpoint served on 127.0.0.1 at a free port from a background thread.
 
-    >>> with ServerThread(Settings(timeout=2000)) as server:
-    ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+    Examples:
+        >>> with ServerThread(Settings(timeout=2000)) as server:
+        ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+
+    Added in version 0.1.0.
     """
 
     # What `embedded` is when not given: tests run the same cases over both layers by setting
@@ -284,14 +305,17 @@ class ServerThread:
 
     @property
     def url(self) -> str:
+        """The endpoint's URL, `http://127.0.0.1:PORT/cometd` (https with `ssl_options`)."""
         scheme = "https" if self.ssl_options is not None else "http"
         return f"{scheme}://127.0.0.1:{self.port}{self.path}"
 
     @property
     def origin(self) -> str:
+        """The server's origin, for Origin headers."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerThread:
+        """Starts the server's thread and waits until it listens; returns self."""
         self._thread = threading.Thread(target=self._run, name="bayeux-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -334,11 +358,14 @@ class ServerThread:
         return future.result(10)
 
     def await_(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        """Awaits `fn(*args)` on the server's loop thread and returns its result."""
+        """Awaits `fn(*args)` on the server's loop thread and returns its result.
+
+        Added in version 0.3.0."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result(10)
 
     def stop(self) -> None:
+        """Drains the endpoint, stops the loop and joins the thread."""
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -352,7 +379,9 @@ class ServerThread:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Added in version 0.1.0."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -360,7 +389,9 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    """Waits until `process` listens on 127.0.0.1:`port`; raises if it exits or never does."""
+    """Waits until `process` listens on 127.0.0.1:`port`; raises if it exits or never does.
+
+    Added in version 0.1.0."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -374,7 +405,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> int:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; its exit status."""
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; its exit status.
+
+    Added in version 0.1.0."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -390,7 +423,9 @@ def start_cli(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`python -m bayeux` with `options` on a free loopback port, once it listens: the process
     and its Bayeux URL (http://, whatever the options). `popen` goes to subprocess.Popen (cwd,
-    env, stderr, ...). Stop it with stop_process()."""
+    env, stderr, ...). Stop it with stop_process().
+
+    Added in version 0.1.0."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", log_level, *options],

@@ -1,4 +1,4 @@
-"""Debian's nginx in front of bayeux processes, with the README's site config."""
+"""Debian's nginx in front of bayeux processes, with the site config of docs/operations.md."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ SITE = INTEROP / "nginx" / "bayeux.conf"
 
 def nginx_in_front(bayeux_url: str | list[str], work: Path) -> tuple[subprocess.Popen, str]:
     """nginx on a free loopback port proxying to `bayeux_url` (several: balanced round-robin,
-    nginx's default), with the README's site config."""
+    nginx's default), with the site config of docs/operations.md."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise RuntimeError("nginx is not installed; ./run-tests installs Debian's nginx")

@@ -61,6 +61,6 @@ def test_faye_through_round_robin(cluster: str, transport: str) -> None:
     assert_all_ok(run_node("faye_scenarios.mjs", cluster, transport), 4)
 
 
-def test_the_readme_shows_the_balanced_configuration(tmp_path: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_docs_show_the_balanced_configuration(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
     assert "server 127.0.0.1:8081;" in readme and "server 127.0.0.1:8082;" in readme

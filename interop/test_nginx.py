@@ -1,6 +1,7 @@
-"""Deployment behind Debian's nginx, configured with interop/nginx/bayeux.conf (the file the
-README shows): the CometD JS client passes through it over long-polling and WebSocket, and the
-server sees each client's address from nginx (--xheaders), which clients cannot forge."""
+"""Deployment behind Debian's nginx, configured with interop/nginx/bayeux.conf (the file
+docs/operations.md shows): the CometD JS client passes through it over long-polling and
+WebSocket, and the server sees each client's address from nginx (--xheaders), which clients
+cannot forge."""
 
 from __future__ import annotations
 
@@ -59,6 +60,6 @@ def test_clients_cannot_forge_their_address_through_nginx(tmp_path: Path) -> Non
         assert stop_process(server) == 0
 
 
-def test_readme_shows_the_configuration_the_test_runs() -> None:
-    readme = (INTEROP.parent / "README.md").read_text()
-    assert SITE.read_text() in readme
+def test_the_operations_page_shows_the_configuration_the_test_runs() -> None:
+    page = (INTEROP.parent / "docs" / "operations.md").read_text()
+    assert SITE.read_text() in page

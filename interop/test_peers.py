@@ -6,12 +6,21 @@ peer fails some core rule, named with the reply that broke it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from spec_tests.peers import main
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def test_peer_run_finds_real_differences(tmp_path) -> None:
-    assert main(["--out", str(tmp_path)]) == 0
+    # The table regenerates into (a copy of) the docs page that shows it.
+    page = tmp_path / "conformance.md"
+    page.write_text((ROOT / "docs" / "conformance.md").read_text())
+    assert main(["--out", str(tmp_path), "--page", str(page)]) == 0
+    regenerated = page.read_text()
+    assert (tmp_path / "peers.md").read_text() in regenerated
+    assert "<!-- peers:begin -->" in regenerated and "<!-- peers:end -->" in regenerated
     runs = json.loads((tmp_path / "peers.json").read_text())
     assert set(runs) == {"bayeux", "Faye", "cometd-nodejs-server"}
 

@@ -1,10 +1,10 @@
 """Side-by-side conformance: bayeux, Faye and cometd-nodejs-server under the same suite.
 
-    .venv/bin/python -m spec_tests.peers --readme README.md
+    .venv/bin/python -m spec_tests.peers --page docs/conformance.md
 
 Starts each server on 127.0.0.1 with the same timeouts (the peers at the versions pinned in
 interop/package-lock.json, installed with `npm ci` when missing), runs every rule against each in
-turn, writes reports/peers.md and reports/peers.json, and with --readme replaces the section
+turn, writes reports/peers.md and reports/peers.json, and with --page replaces the section
 between the `<!-- peers:begin -->` and `<!-- peers:end -->` markers.
 """
 
@@ -115,7 +115,7 @@ def markdown(runs: list[tuple[Peer, list[Result]]]) -> str:
         " where the server has one), each server alone on 127.0.0.1. Per cell, the transports"
         " LP / JSONP / WS: ✓ pass, ✗ fail, – not applicable, · transport not offered,"
         " ? could not be checked."
-        " Reproduce with `.venv/bin/python -m spec_tests.peers --readme README.md`.",
+        " Reproduce with `.venv/bin/python -m spec_tests.peers --page docs/conformance.md`.",
         "",
         "| server | profile | " + " | ".join(SHORT[t] for t in TRANSPORTS) + " |",
         "|---|---|" + "---|" * len(TRANSPORTS),
@@ -162,13 +162,13 @@ def markdown(runs: list[tuple[Peer, list[Result]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_readme(readme: Path, table: str) -> None:
-    text = readme.read_text()
+def write_page(page: Path, table: str) -> None:
+    text = page.read_text()
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"{readme} has no {BEGIN} ... {END} section")
+        raise SystemExit(f"{page} has no {BEGIN} ... {END} section")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(head + BEGIN + "\n" + table + END + tail)
+    page.write_text(head + BEGIN + "\n" + table + END + tail)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--readme", type=Path, help="README to update between the markers")
+    parser.add_argument(
+        "--page", type=Path, help="docs page to update between the markers (docs/conformance.md)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports", help="report directory")
     args = parser.parse_args(argv)
     ensure_npm_packages()
@@ -196,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             indent=2,
         )
     )
-    if args.readme:
-        write_readme(args.readme, table)
+    if args.page:
+        write_page(args.page, table)
     print(table)
     return 0
 

@@ -1,5 +1,5 @@
 # Sourced by ./serve and ./run-tests: creates .venv and installs the project into it, again only
-# when pyproject.toml changed. Usage: bootstrap_python "" | "[test]"
+# when pyproject.toml changed. Usage: bootstrap_python "" | "[test,docs]"
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -60,7 +60,9 @@ class Backoff:
 
 
 class Subscription:
-    """One callback on one channel (a name or a wildcard pattern)."""
+    """One callback on one channel (a name or a wildcard pattern).
+
+    Added in version 0.3.0."""
 
     __slots__ = ("channel", "callback")
 
@@ -84,6 +86,8 @@ class Client:
       held connect.
     - `backoff`, `max_backoff`: seconds of the first retry after a failure, and of the longest.
     - `handshake_ext`: an `ext` object for the handshake (credentials, say).
+
+    Added in version 0.3.0.
     """
 
     def __init__(

@@ -7,7 +7,9 @@ from typing import Any
 
 class BayeuxError(Exception):
     """The server refused a message: `error` is the Bayeux error string ("403::Denied"),
-    `reply` the whole reply (None when no reply came)."""
+    `reply` the whole reply (None when no reply came).
+
+    Added in version 0.3.0."""
 
     def __init__(self, error: str, reply: dict[str, Any] | None = None) -> None:
         super().__init__(error)
@@ -23,14 +25,20 @@ class BayeuxError(Exception):
 
 class ClientClosed(BayeuxError):
     """The client is disconnected (by `disconnect()`, or the server advised it not to come back)
-    or was never opened: nothing more can be sent."""
+    or was never opened: nothing more can be sent.
+
+    Added in version 0.3.0."""
 
 
 class QueueFull(BayeuxError):
     """More messages wait to be sent than `max_pending` allows (the server is unreachable or
-    slower than the application publishes)."""
+    slower than the application publishes).
+
+    Added in version 0.3.0."""
 
 
 class TransportError(BayeuxError):
     """A request or a connection failed below Bayeux (HTTP status, socket, frame): what was
-    sent may not have reached the server."""
+    sent may not have reached the server.
+
+    Added in version 0.3.0."""

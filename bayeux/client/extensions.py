@@ -36,12 +36,17 @@ def _ext_field(message: Message, name: str) -> Any:
 
 class ClientExtension:
     """Override what you need. `outgoing` and `incoming` return the message (changed or not),
-    or None to drop it."""
+    or None to drop it.
+
+    Added in version 0.3.0."""
 
     def outgoing(self, message: Message) -> Message | None:
+        """Sees each message before it is sent; returns it (changed or not) or None to drop it."""
         return message
 
     def incoming(self, message: Message) -> Message | None:
+        """Sees each message received, replies and deliveries; returns it (changed or not) or
+        None to drop it."""
         return message
 
     def subscribe_again(self, reply: Message) -> bool:
@@ -52,7 +57,9 @@ class ClientExtension:
 
 class AckExtension(ClientExtension):
     """At-least-once delivery: the next connect tells the server which batch of messages the
-    client received, so a batch whose connect reply was lost is sent again."""
+    client received, so a batch whose connect reply was lost is sent again.
+
+    Added in version 0.3.0."""
 
     def __init__(self) -> None:
         self.enabled = False  # the server agreed in its handshake reply
@@ -80,7 +87,9 @@ class AckExtension(ClientExtension):
 
 class TimesyncExtension(ClientExtension):
     """Estimates the offset of the server's clock from this one's, in milliseconds, from the
-    timesync data of handshake and connect replies. `server_time()` is the server's time now."""
+    timesync data of handshake and connect replies. `server_time()` is the server's time now.
+
+    Added in version 0.3.0."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -120,23 +129,33 @@ def _number(value: object) -> bool:
 
 
 class ReplayStore(Protocol):
-    """Where the replay extension keeps each channel's last replay id (a file, a database)."""
+    """Where the replay extension keeps each channel's last replay id (a file, a database).
 
-    def get(self, channel: str) -> int | None: ...
+    Added in version 0.3.0."""
 
-    def set(self, channel: str, replay_id: int) -> None: ...
+    def get(self, channel: str) -> int | None:
+        """The last replay id seen on `channel`, None when there is none."""
+        ...
+
+    def set(self, channel: str, replay_id: int) -> None:
+        """Keeps `replay_id` as the last one seen on `channel`."""
+        ...
 
 
 class MemoryReplayStore:
-    """Replay ids in this process's memory: kept across reconnects, not across restarts."""
+    """Replay ids in this process's memory: kept across reconnects, not across restarts.
+
+    Added in version 0.3.0."""
 
     def __init__(self, initial: dict[str, int] | None = None) -> None:
         self.ids: dict[str, int] = dict(initial or {})
 
     def get(self, channel: str) -> int | None:
+        """The last replay id seen on `channel`, None when there is none."""
         return self.ids.get(channel)
 
     def set(self, channel: str, replay_id: int) -> None:
+        """Keeps `replay_id` as the last one seen on `channel`."""
         self.ids[channel] = replay_id
 
 
@@ -144,7 +163,9 @@ class ReplayExtension(ClientExtension):
     """Salesforce-style replay. A subscription asks for the events after the channel's last
     replay id in `store` (`default`, NEW_ONLY or ALL_RETAINED, when it has none); each event's
     `data.event.replayId` is stored as it arrives. When the server refuses an id (no longer
-    retained), the subscription is asked again from `fallback` (None: it stays refused)."""
+    retained), the subscription is asked again from `fallback` (None: it stays refused).
+
+    Added in version 0.3.0."""
 
     def __init__(
         self,

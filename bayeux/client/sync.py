@@ -23,7 +23,9 @@ Message = dict[str, Any]
 
 class SyncClient:
     """`Client` with blocking methods; takes the same keyword options. Callbacks given to
-    `subscribe` run on the client's thread: hand work to your own threads from there."""
+    `subscribe` run on the client's thread: hand work to your own threads from there.
+
+    Added in version 0.3.0."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, **options: Any) -> None:
         self.url = url
@@ -70,15 +72,19 @@ class SyncClient:
         return self.client
 
     def subscribe(self, channel: str, callback: Callable[[Message], None]) -> Subscription:
+        """`Client.subscribe`, blocking; `callback` runs on the client's thread."""
         return self._run(self._open_client().subscribe(channel, callback))
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """`Client.unsubscribe`, blocking."""
         self._run(self._open_client().unsubscribe(subscription))
 
     def publish(self, channel: str, data: Any, *, ext: Mapping[str, Any] | None = None) -> Message:
+        """`Client.publish`, blocking: the server's reply (BayeuxError when refused)."""
         return self._run(self._open_client().publish(channel, data, ext=ext))
 
     def remote_call(self, channel: str, data: Any, *, timeout: float = 10.0) -> Any:
+        """`Client.remote_call`, blocking: the service's answer."""
         client = self._open_client()
         return self._run(client.remote_call(channel, data, timeout=timeout), timeout + 1)
 

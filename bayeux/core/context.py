@@ -70,7 +70,9 @@ SAME_SITE = ("Strict", "Lax", "None")
 class ResponseHeaders:
     """Headers and cookies hooks add to the HTTP response carrying their replies, checked as
     they are added (a ValueError names what is wrong): no header the transport owns, nothing
-    that could split the response, at most `MAX_COUNT` lines of `MAX_BYTES` in all."""
+    that could split the response, at most `MAX_COUNT` lines of `MAX_BYTES` in all.
+
+    Added in version 0.3.0."""
 
     MAX_COUNT = 32
     MAX_BYTES = 8192
@@ -147,7 +149,9 @@ class RequestContext:
 
     A view over the transport's parsed request, made for every long-polling request: it only
     keeps that request and reads it when a hook asks (copying its fields into a frozen object
-    cost a long-polling request a few percent more: benchmarks/exchange.py)."""
+    cost a long-polling request a few percent more: benchmarks/exchange.py).
+
+    Added in version 0.3.0."""
 
     __slots__ = ("_source", "_connection_type", "_answered")
 
@@ -174,14 +178,17 @@ class RequestContext:
 
     @property
     def method(self) -> str:
+        """The HTTP method (`GET`, `POST`; `GET` for a WebSocket upgrade)."""
         return self._source.method
 
     @property
     def path(self) -> str:
+        """The request's path, without the query."""
         return self._source.path
 
     @property
     def query(self) -> str:
+        """The query string, undecoded (empty when there is none)."""
         return self._source.query
 
     @property
@@ -197,6 +204,7 @@ class RequestContext:
 
     @property
     def local_address(self) -> str | None:
+        """The server's address the request reached, when the host reports it."""
         return self._source.local_ip
 
     @property
@@ -239,6 +247,7 @@ class RequestContext:
 
     @property
     def host(self) -> str | None:
+        """The Host header, if any."""
         return self.header("host")
 
     def header(self, name: str) -> str | None:
@@ -258,6 +267,7 @@ class RequestContext:
         return cookies_in(self.header_values("cookie"))
 
     def cookie(self, name: str) -> str | None:
+        """The value of the cookie `name`, None when the request has none."""
         return self.cookies.get(name)
 
     def parameters(self, name: str) -> list[str]:
@@ -290,7 +300,9 @@ _current: ContextVar[RequestContext | None] = ContextVar("bayeux_request", defau
 
 
 def current_request() -> RequestContext | None:
-    """The request being handled, for hooks; None outside one."""
+    """The request being handled, for hooks; None outside one.
+
+    Added in version 0.3.0."""
     return _current.get()
 
 

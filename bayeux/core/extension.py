@@ -16,10 +16,17 @@ from .tasks import Decision
 class Extension:
     """Override `incoming` and/or `outgoing`; return False to drop the message. Either may be a
     coroutine (`async def`): the message waits for it, and messages to one session keep their
-    order. A plain method costs no task or await."""
+    order. A plain method costs no task or await.
+
+    Added in version 0.1.0."""
 
     def incoming(self, session: ServerSession | None, message: Message) -> Decision:
+        """Sees each message a client sends before the server handles it: returns it (changed or
+        not), None to drop it (the client is told the message was refused), or an awaitable of
+        either."""
         return True
 
     def outgoing(self, session: ServerSession | None, message: Message) -> Decision:
+        """Sees each message before it goes to `session` (replies and deliveries): returns it
+        (changed or not), None to drop it, or an awaitable of either."""
         return True

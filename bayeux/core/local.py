@@ -23,7 +23,9 @@ MessageCallback = Callable[[Message], Any]
 
 class LocalSession:
     """Create with `await LocalSession.connect(server)`; deliveries reach the callbacks given to
-    `subscribe` on the event loop, never synchronously inside a publish."""
+    `subscribe` on the event loop, never synchronously inside a publish.
+
+    Added in version 0.1.0."""
 
     def __init__(self, server: BayeuxServer, session: ServerSession) -> None:
         self.server = server
@@ -54,13 +56,17 @@ class LocalSession:
 
     @property
     def id(self) -> str:
+        """The session's clientId."""
         return self.session.id
 
     async def subscribe(self, pattern: str, callback: MessageCallback) -> Message:
+        """Subscribes to `pattern` (through the policy and authorizers) and calls
+        `callback(message)` for each message delivered on it; the subscribe reply."""
         self._callbacks.setdefault(pattern, []).append(callback)
         return await self._request({"channel": ch.META_SUBSCRIBE, "subscription": pattern})
 
     async def unsubscribe(self, pattern: str) -> Message:
+        """Unsubscribes from `pattern` and drops its callbacks; the unsubscribe reply."""
         self._callbacks.pop(pattern, None)
         return await self._request({"channel": ch.META_UNSUBSCRIBE, "subscription": pattern})
 
@@ -69,6 +75,7 @@ class LocalSession:
         return await self._request({"channel": channel, "data": data})
 
     async def disconnect(self) -> Message:
+        """Ends the session as a client's /meta/disconnect would; the reply."""
         return await self._request({"channel": ch.META_DISCONNECT})
 
     async def _request(self, message: Message) -> Message:
@@ -81,17 +88,22 @@ class LocalSession:
     is_stream = False
 
     def wake(self) -> None:
+        """Delivers what is queued to the callbacks, on the next turn of the loop (the core calls
+        it)."""
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._dispatch)
 
     def wake_after(self, seconds: float) -> None:
+        """Wakes the session after `seconds` (a lazy message's delay; the core calls it)."""
         asyncio.get_running_loop().call_later(seconds, self.wake)
 
     def displace(self) -> None:
+        """Nothing: a local session has no remote connect to displace."""
         pass  # remote connects are refused for local sessions: nothing can take over
 
     def close(self) -> None:
+        """Drops every callback; the core calls it when the session ends."""
         self._callbacks.clear()
 
     def _dispatch(self) -> None:

@@ -31,12 +31,18 @@ async def resolve(value: MaybeAwaitable[T]) -> T:
 class SecurityPolicy:
     """Override the checks you need; the defaults allow everything, as CometD's do.
 
-    >>> class TokenPolicy(SecurityPolicy):
-    ...     async def can_handshake(self, session, message):
-    ...         return await tokens.valid((message.get("ext") or {}).get("token"))
+    Examples:
+        >>> class TokenPolicy(SecurityPolicy):
+        ...     async def can_handshake(self, session, message):
+        ...         return await tokens.valid((message.get("ext") or {}).get("token"))
+
+    Added in version 0.1.0.
     """
 
     def can_handshake(self, session: ServerSession, message: Message) -> MaybeAwaitable[bool]:
+        """Whether `session` may be created by this handshake `message` (a coroutine function
+        too). The default allows every handshake; refused, the client gets `403::Handshake
+        denied` and advice not to retry."""
         return True
 
     def can_create(
@@ -48,21 +54,34 @@ class SecurityPolicy:
     def can_subscribe(
         self, session: ServerSession, channel: str, message: Message
     ) -> MaybeAwaitable[bool]:
+        """Whether `session` may subscribe to `channel` (a name or pattern). The default allows
+        it; refused, the reply is `403:<channel>:Subscription denied`."""
         return True
 
     def can_publish(
         self, session: ServerSession, channel: str, message: Message
     ) -> MaybeAwaitable[bool]:
+        """Whether `session` may publish `message` on `channel`. The default allows it; refused,
+        the reply is `403:<channel>:Publish denied`."""
         return True
 
 
 class Operation(Enum):
+    """What an authorizer is asked about: creating a channel, subscribing to it, or publishing on
+    it.
+
+    Added in version 0.1.0."""
+
     CREATE = "create"
     SUBSCRIBE = "subscribe"
     PUBLISH = "publish"
 
 
 class Authorization(Enum):
+    """An authorizer's answer: GRANT, DENY, or IGNORE (no opinion: the other authorizers decide).
+
+    Added in version 0.1.0."""
+
     GRANT = "grant"
     DENY = "deny"
     IGNORE = "ignore"  # no opinion: another authorizer decides

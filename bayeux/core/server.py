@@ -67,13 +67,17 @@ log = logging.getLogger("bayeux.server")
 
 class BayeuxServer(EngineBridge):
     """Sessions, subscriptions, the five meta channels of Bayeux 1.0, and the hooks applications
-    use: a security policy, authorizers, listeners, services and extensions."""
+    use: a security policy, authorizers, listeners, services and extensions.
+
+    Added in version 0.1.0."""
 
     # ------------------------------------------------------------------------ registration
 
     @property
     def policy(self) -> SecurityPolicy:
-        """The security policy (given to the constructor, or set here, e.g. by --app)."""
+        """The security policy (given to the constructor, or set here, e.g. by --app).
+
+        Added in version 0.3.0."""
         return self.hooks.policy
 
     @policy.setter
@@ -82,9 +86,14 @@ class BayeuxServer(EngineBridge):
 
     @property
     def extensions(self) -> list[Extension]:
+        """The server's extensions, in the order they run on incoming messages.
+
+        Added in version 0.3.0."""
         return self.hooks.extensions
 
     def add_extension(self, extension: Extension) -> None:
+        """Runs `extension` on every message of every session: incoming ones in the order added,
+        outgoing ones in reverse."""
         self.hooks.extensions.append(extension)
 
     def add_authorizer(self, pattern: str, authorizer: Authorizer) -> None:
@@ -116,6 +125,8 @@ class BayeuxServer(EngineBridge):
         self.hooks.installed()
 
     def on_session_added(self, listener: SessionListener) -> None:
+        """`listener(session, message)` once a handshake has created `session` (`message` is the
+        handshake)."""
         self.hooks.session_added.append(listener)
 
     def on_session_removed(self, listener: RemovalListener) -> None:
@@ -123,9 +134,12 @@ class BayeuxServer(EngineBridge):
         self.hooks.session_removed.append(listener)
 
     def on_subscribed(self, listener: SubscriptionListener) -> None:
+        """`listener(session, channel, message)` once `session` has subscribed to `channel`."""
         self.hooks.subscribed.append(listener)
 
     def on_unsubscribed(self, listener: SubscriptionListener) -> None:
+        """`listener(session, channel, message)` once `session` has unsubscribed from `channel`,
+        or was removed while subscribed (`message` is None then)."""
         self.hooks.unsubscribed.append(listener)
 
     # ----------------------------------------------------------------------------- users
@@ -134,7 +148,9 @@ class BayeuxServer(EngineBridge):
         """`listener(user, online)`: a user's first session in the deployment appeared
         (True), or its last one ended (False: disconnected, expired, kicked, dissociated; with
         --redis also its process's crash, within maxInterval plus a sweep). Told once, on
-        one process. It may be a coroutine."""
+        one process. It may be a coroutine.
+
+        Added in version 0.3.0."""
         self.hooks.presence.append(listener)
 
     async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
@@ -142,7 +158,9 @@ class BayeuxServer(EngineBridge):
         how many. With --redis it goes through the log, as a broadcast does: in order with
         the rest, and through the crash of a process serving one (the ack extension then
         loses nothing); the server's outgoing extensions see it once here, each session's
-        own where it is served."""
+        own where it is served.
+
+        Added in version 0.3.0."""
         check_user(user)
         if not self.engine.shared:
             sessions = self.users.sessions_of(user)
@@ -155,7 +173,9 @@ class BayeuxServer(EngineBridge):
     async def deliver_to_client(self, client_id: str, channel: str, data: Any) -> bool:
         """Sends a message to one session by its clientId, whichever process serves it (with
         --redis through the log, as `deliver_to_user` does); False when there is no engine
-        and this process has no such session."""
+        and this process has no such session.
+
+        Added in version 0.3.0."""
         if not self.engine.shared:
             session = self.sessions.get(client_id)
             if session is None:
@@ -180,7 +200,9 @@ class BayeuxServer(EngineBridge):
 
     async def online_users(self, limit: int = 1000) -> list[str]:
         """At most `limit` users with a session in the deployment (in no particular order);
-        `limit` from 1 to 100,000."""
+        `limit` from 1 to 100,000.
+
+        Added in version 0.3.0."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:
             raise ValueError(f"limit must be an int from 1 to 100000, not {limit!r}")
         if not self.engine.shared:
@@ -217,7 +239,9 @@ class BayeuxServer(EngineBridge):
         poll less often, a dashboard that may be away longer. Its next connect reply advises
         them, its connects are held that long, and it expires maxInterval after its last one;
         with an engine, on whichever process serves it. A security policy may call it from
-        can_handshake, so that the handshake reply already advises them."""
+        can_handshake, so that the handshake reply already advises them.
+
+        Added in version 0.3.0."""
         for name, value in (
             ("timeout", timeout),
             ("interval", interval),
@@ -385,7 +409,9 @@ class BayeuxServer(EngineBridge):
     ) -> str | None:
         """Why a message may not use `session` from where it came, or None: another
         connection than the one it was handshaken on (when required), or another browser
-        (or, untrusted, no browser cookie at all)."""
+        (or, untrusted, no browser cookie at all).
+
+        Added in version 0.3.0."""
         settings = self.settings
         if (
             peer.persistent

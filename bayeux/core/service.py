@@ -18,6 +18,8 @@ class ServiceError(Exception):
     """Raised by a service handler to answer the request unsuccessfully.
 
     `data` travels in the reply for the client's callback, `error` as the Bayeux error string.
+
+    Added in version 0.1.0.
     """
 
     def __init__(self, error: str = "Service failed", data: Any = None) -> None:
@@ -28,6 +30,11 @@ class ServiceError(Exception):
 
 @dataclass(frozen=True)
 class ServiceRequest:
+    """A message published to a service channel, as its handler gets it: the `session` that
+    sent it, the `channel`, the whole `message`, and the HTTP request that carried it.
+
+    Added in version 0.1.0."""
+
     session: ServerSession
     channel: str
     message: Message
@@ -36,6 +43,7 @@ class ServiceRequest:
 
     @property
     def data(self) -> Any:
+        """The request message's `data`."""
         return self.message.get("data")
 
 

@@ -79,7 +79,9 @@ class SessionState(Enum):
 
 
 class Ended(Enum):
-    """Why a session ended."""
+    """Why a session ended.
+
+    Added in version 0.1.0."""
 
     DISCONNECTED = "disconnected"  # the client sent /meta/disconnect
     EXPIRED = "expired"  # no /meta/connect within maxInterval
@@ -99,7 +101,9 @@ def new_client_id() -> str:
 
 @dataclass(slots=True)
 class ConnectHold:
-    """A successful `/meta/connect` whose reply may wait up to `timeout` seconds for messages."""
+    """A successful `/meta/connect` whose reply may wait up to `timeout` seconds for messages.
+
+    Added in version 0.1.0."""
 
     session: ServerSession
     reply: Message
@@ -119,7 +123,9 @@ async def reply_ready(hold: ConnectHold) -> None:
 
 
 class ServerSession:
-    """One client's state on the server. Created by a successful handshake."""
+    """One client's state on the server. Created by a successful handshake.
+
+    Added in version 0.1.0."""
 
     __slots__ = (
         "id",
@@ -228,24 +234,34 @@ class ServerSession:
         return self.ack is not None
 
     def add_extension(self, extension: SessionExtension) -> None:
+        """Runs `extension` on this session's messages only (after the server's extensions on
+        incoming messages, before them on outgoing ones)."""
         self.extensions.append(extension)
 
     def queued_bytes(self) -> int:
-        """Bytes this session holds for its client: its queue and unacknowledged batches."""
+        """Bytes this session holds for its client: its queue and unacknowledged batches.
+
+        Added in version 0.2.0."""
         return self.queue_bytes + (self.ack.pending_bytes if self.ack is not None else 0)
 
     def held_bytes(self) -> int:
-        """Everything its address's budget counts for it beyond its overhead."""
+        """Everything its address's budget counts for it beyond its overhead.
+
+        Added in version 0.3.0."""
         return self.queue_share + self.pending_share + self.subscription_bytes
 
     def subscribed(self, cost: int) -> None:
-        """Counts a subscription's cost (negative when one ends)."""
+        """Counts a subscription's cost (negative when one ends).
+
+        Added in version 0.3.0."""
         self.subscription_bytes += cost
         self.budget.room -= cost
 
     def record_batch(self, deliveries: list[Delivery]) -> int:
         """With the ack extension: numbers the batch going out now and keeps it until the
-        client acknowledges it (it stays counted, as it was in the queue)."""
+        client acknowledges it (it stays counted, as it was in the queue).
+
+        Added in version 0.3.0."""
         assert self.ack is not None
         share = sum(d.share for d in deliveries)
         self.pending_share += share
@@ -263,6 +279,8 @@ class ServerSession:
         return len(resend)
 
     def enqueue(self, delivery: Delivery, lazy_seconds: float | None = None) -> None:
+        """Queues `delivery` for the client and wakes its waiting connection (after
+        `lazy_seconds` for a lazy channel); the core calls it."""
         was_empty = not self.queue or self.lazy_pending
         self.queue.append(delivery)
         # Kept as a running total: summing the shares of what is drained costs more (an
@@ -303,7 +321,9 @@ class ServerSession:
     def take(self, max_bytes: int) -> list[Delivery]:
         """The oldest deliveries whose sizes add up to at most `max_bytes` (at least one),
         leaving the rest queued: what a transport puts in flight while the rest stays bounded
-        here."""
+        here.
+
+        Added in version 0.2.0."""
         if self.queue_bytes <= max_bytes:
             return self.drain()  # the common case: everything fits
         queue = self.queue
@@ -327,12 +347,17 @@ class ServerSession:
         """What a transport may send now outside a connect reply (a stream, a WebSocket
         flush): the oldest deliveries up to `max_bytes` (at least one), taken from the queue;
         none while messages may leave only in connect replies (the ack extension numbers
-        those, so nothing may bypass them)."""
+        those, so nothing may bypass them).
+
+        Added in version 0.3.0."""
         if self.connect_delivery_only or not self.queue:
             return []
         return self.take(max_bytes)
 
     def drop_oldest(self) -> Delivery:
+        """Removes and returns the oldest queued delivery (`--queue-full-policy drop-oldest`).
+
+        Added in version 0.2.0."""
         delivery = self.queue.pop(0)
         self.queue_bytes -= delivery.size
         self.queue_share -= delivery.share
@@ -340,7 +365,9 @@ class ServerSession:
         return delivery
 
     def requeue(self, deliveries: list[Delivery]) -> None:
-        """Puts `deliveries` back at the front of the queue, in order."""
+        """Puts `deliveries` back at the front of the queue, in order.
+
+        Added in version 0.2.0."""
         self.queue[:0] = deliveries
         self.queue_bytes += sum(d.size for d in deliveries)
         share = sum(map(_SHARE, deliveries))
@@ -348,6 +375,10 @@ class ServerSession:
         self.budget.room -= share
 
     def clear(self) -> None:
+        """Drops everything queued and unacknowledged, giving its bytes back to the address's
+        budget.
+
+        Added in version 0.2.0."""
         self.budget.room += self.queue_share + self.pending_share
         self.queue.clear()
         self.queue_share = self.pending_share = 0
@@ -357,11 +388,15 @@ class ServerSession:
 
     @property
     def connected(self) -> bool:
-        """Whether it had its first /meta/connect (which is always answered at once)."""
+        """Whether it had its first /meta/connect (which is always answered at once).
+
+        Added in version 0.3.0."""
         return self._connected
 
     def connected_once(self) -> bool:
-        """A /meta/connect arrived: whether it is the session's first."""
+        """A /meta/connect arrived: whether it is the session's first.
+
+        Added in version 0.3.0."""
         if self.state is SessionState.HANDSHAKEN:
             self.state = SessionState.CONNECTED
             self._connected = True
@@ -370,7 +405,9 @@ class ServerSession:
 
     def end(self, reason: Ended) -> None:
         """The session ended here (or moved to another process): `ended` keeps why, so that
-        its held connect can be answered accordingly; the connection waiting for it is told."""
+        its held connect can be answered accordingly; the connection waiting for it is told.
+
+        Added in version 0.3.0."""
         self.state = SessionState.ENDED
         self.ended = reason
         waiter, self.waiter = self.waiter, None
@@ -386,13 +423,16 @@ class ServerSession:
             previous.displace()
 
     def detach(self, waiter: Waiter) -> None:
+        """Forgets `waiter` if it is the session's waiting connection."""
         if self.waiter is waiter:
             self.waiter = None
 
     @property
     def tag(self) -> str:
         """A short name for logs that does not reveal the clientId (which is the session's only
-        credential): a hash of it, stable for the session's life."""
+        credential): a hash of it, stable for the session's life.
+
+        Added in version 0.2.0."""
         return "s-" + hashlib.blake2b(self.id.encode(), digest_size=5).hexdigest()
 
     def __repr__(self) -> str:

@@ -29,6 +29,13 @@ def _setting(default: T, help: str, *, cli: str | None = None) -> T:
 
 @dataclass
 class Settings:
+    """Every setting of the server, each a field with its default and help text; `python -m
+    bayeux` has one option per field (`max_interval` is `--max-interval`). Durations are in
+    milliseconds; the `*_seconds` properties give them in seconds. Invalid values raise
+    ValueError when the object is made.
+
+    Added in version 0.1.0."""
+
     timeout: int = _setting(
         30000,
         "ms the server holds a /meta/connect when it has nothing to deliver (CometD: timeout)",
@@ -249,42 +256,72 @@ class Settings:
 
     @property
     def timeout_seconds(self) -> float:
+        """`timeout` in seconds.
+
+        Added in version 0.3.0."""
         return self.timeout / 1000
 
     @property
     def interval_seconds(self) -> float:
+        """`interval` in seconds.
+
+        Added in version 0.3.0."""
         return self.interval / 1000
 
     @property
     def max_interval_seconds(self) -> float:
+        """`max_interval` in seconds.
+
+        Added in version 0.3.0."""
         return self.max_interval / 1000
 
     @property
     def max_lazy_timeout_seconds(self) -> float:
+        """`max_lazy_timeout` in seconds.
+
+        Added in version 0.3.0."""
         return self.max_lazy_timeout / 1000
 
     @property
     def handshake_window_seconds(self) -> float:
+        """`handshake_window` in seconds.
+
+        Added in version 0.3.0."""
         return self.handshake_window / 1000
 
     @property
     def idle_timeout_seconds(self) -> float:
+        """`idle_timeout` in seconds.
+
+        Added in version 0.3.0."""
         return self.idle_timeout / 1000
 
     @property
     def body_timeout_seconds(self) -> float:
+        """`body_timeout` in seconds.
+
+        Added in version 0.3.0."""
         return self.body_timeout / 1000
 
     @property
     def ws_ping_interval_seconds(self) -> float:
+        """`ws_ping_interval` in seconds.
+
+        Added in version 0.3.0."""
         return self.ws_ping_interval / 1000
 
     @property
     def replay_retention_seconds(self) -> float:
+        """`replay_retention` in seconds.
+
+        Added in version 0.3.0."""
         return self.replay_retention / 1000
 
     @property
     def sweep_period_seconds(self) -> float:
+        """`sweep_period` in seconds.
+
+        Added in version 0.3.0."""
         return self.sweep_period / 1000
 
     def __post_init__(self) -> None:

@@ -34,7 +34,9 @@ log = logging.getLogger("bayeux.server")
 
 @dataclass(slots=True)
 class Outcome:
-    """What handling one batch produced: replies in request order, and the batch's connect."""
+    """What handling one batch produced: replies in request order, and the batch's connect.
+
+    Added in version 0.1.0."""
 
     replies: list[Message]
     connect: ConnectHold | None = None

@@ -118,7 +118,7 @@ def report(outcomes: list[Outcome], transports: tuple[str, ...]) -> str:
         f"{caught} of {len(outcomes)} mutants caught ({100 * caught // max(1, len(outcomes))}%)"
         f" by the default run over {' and '.join(transports)};"
         f" the longest run took {longest:.0f} s.",
-        "Reproduce with `.venv/bin/python -m spec_tests.mutation --readme README.md`.",
+        "Reproduce with `.venv/bin/python -m spec_tests.mutation --page docs/conformance.md`.",
         "",
         "| mutant | the bug | caught by |",
         "|---|---|---|",
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         help="transports of the runs (default: long-polling and websocket)",
     )
     parser.add_argument("--profile", action="append", choices=list(PROFILES))
-    parser.add_argument("--readme", help="write the table into this file between its markers")
+    parser.add_argument("--page", help="write the table into this docs page between its markers")
     args = parser.parse_args(argv)
     mutants = [m for m in MUTANTS if not args.only or args.only in m.id]
     transports = tuple(args.transport or ("long-polling", "websocket"))
@@ -155,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = asyncio.run(campaign(mutants, transports, profiles, args.jobs))
     text = report(outcomes, transports)
     print("\n" + text)
-    if args.readme:
-        path = Path(args.readme)
-        readme = path.read_text()
+    if args.page:
+        path = Path(args.page)
+        page_text = path.read_text()
         pattern = re.compile(r"(<!-- mutation:begin -->\n).*?(<!-- mutation:end -->)", re.S)
-        if not pattern.search(readme):
+        if not pattern.search(page_text):
             raise SystemExit(f"{path} has no <!-- mutation:begin --> ... end markers")
-        path.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), readme))
+        path.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), page_text))
     return 0 if all(o.caught for o in outcomes) else 1
 
 

@@ -15,6 +15,7 @@ from bayeux.client import (
     BayeuxError,
     Client,
     ClientClosed,
+    ClientExtension,
     QueueFull,
     TimesyncExtension,
 )
@@ -254,3 +255,41 @@ def test_bad_options_are_refused() -> None:
         Client("http://127.0.0.1:1/cometd", transports=["carrier-pigeon"])
     with pytest.raises(ValueError):
         Client("http://127.0.0.1:1/cometd", transports=[])
+
+
+def test_multiple_clients_advice_spaces_the_connects() -> None:
+    """Two sessions of one browser: the second's connects are answered at once with advice
+    `multiple-clients` and an interval, which the client waits between connects."""
+
+    class ConnectCounter(ClientExtension):
+        def __init__(self) -> None:
+            self.advice: list[dict] = []
+
+        def incoming(self, message: dict[str, Any]) -> dict[str, Any] | None:
+            if message.get("channel") == "/meta/connect":
+                self.advice.append(message.get("advice") or {})
+            return message
+
+    settings = Settings(timeout=1500, multi_session_interval=300)
+    with ServerThread(settings) as server:
+
+        async def scenario() -> None:
+            async with Client(server.url, transports=["long-polling"]) as first:
+                assert first._http is not None
+                browser = {c.key: c.value for c in first._http.cookie_jar}
+                assert "BAYEUX_BROWSER" in browser
+                counter = ConnectCounter()
+                second = Client(
+                    server.url, transports=["long-polling"], cookies=browser, extensions=[counter]
+                )
+                got: list[dict] = []
+                async with second:
+                    await second.subscribe("/shared", got.append)
+                    await asyncio.sleep(1.2)
+                    server.call(server.endpoint.server.publish, "/shared", "still delivered")
+                    await until(lambda: len(got) == 1)
+                assert any(a.get("multiple-clients") for a in counter.advice)
+                # One connect per 300 ms interval, not a connect answered at once in a loop.
+                assert 3 <= len(counter.advice) <= 9
+
+        run(scenario)

@@ -48,7 +48,9 @@ class Publisher:
     the log once Redis has it (it is then delivered by every server process), or raises
     ValueError for a message the servers would refuse (a meta or service channel, an invalid
     name, data that is not JSON or over `max_message_size`) and ConnectionError when Redis
-    cannot be reached within `timeout` seconds."""
+    cannot be reached within `timeout` seconds.
+
+    Added in version 0.3.0."""
 
     def __init__(
         self,
@@ -80,6 +82,7 @@ class Publisher:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Closes the connection to Redis."""
         await self._client.aclose()
 
     async def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
@@ -184,7 +187,9 @@ class Publisher:
 
 class SyncPublisher:
     """The same for code without an event loop (a script, a WSGI view, a Celery task): each
-    call blocks until Redis has the message. Its own event loop runs on a daemon thread."""
+    call blocks until Redis has the message. Its own event loop runs on a daemon thread.
+
+    Added in version 0.3.0."""
 
     _counter = itertools.count()
 
@@ -205,15 +210,19 @@ class SyncPublisher:
         self.close()
 
     def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
+        """`Publisher.publish`, blocking: the message's position in the log."""
         return self._call(self._publisher.publish(channel, data, ext=ext))
 
     def deliver_to_client(self, client_id: str, channel: str, data: Any) -> int:
+        """`Publisher.deliver_to_client`, blocking."""
         return self._call(self._publisher.deliver_to_client(client_id, channel, data))
 
     def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
+        """`Publisher.deliver_to_user`, blocking."""
         return self._call(self._publisher.deliver_to_user(user, channel, data))
 
     def close(self) -> None:
+        """Closes the connection to Redis and stops the publisher's thread."""
         if self._loop.is_closed():
             return
         try:
