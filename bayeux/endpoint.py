@@ -90,8 +90,8 @@ class Endpoint:
     ) -> Listener:
         """The standalone server: a TCP listener serving the endpoint at `path` with its own
         HTTP/1.1 and WebSocket connection layer (faster than Tornado's HTTPServer and
-        RequestHandler; docs/performance.md). `listen()` or `add_sockets()` it, and `stop()` it before
-        `shutdown()`. `xheaders` trusts a reverse proxy's X-Real-IP / X-Forwarded-For for the
+        RequestHandler; docs/performance.md). `listen()` or `add_sockets()` it, and `stop()` it
+        before `shutdown()`. `xheaders` trusts a reverse proxy's X-Real-IP / X-Forwarded-For for the
         client's address; `ssl_options` serves https:// and wss://; `extra` maps other paths
         to functions answering them.
 
