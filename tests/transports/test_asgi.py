@@ -185,3 +185,37 @@ def test_in_front_of_sends_its_path_to_the_endpoint_and_the_rest_to_the_app() ->
         assert endpoint.server.shutting_down and len(reached) == 3
 
     asyncio.run(scenario())
+
+
+def test_mounted_under_a_prefix_it_serves_sub_paths_and_event_streams() -> None:
+    """Under a prefix (Starlette's Mount, uvicorn --root-path) the scope carries `root_path`
+    and the whole path: message-type sub-paths and an event stream's clientId still work."""
+
+    async def scenario() -> None:
+        endpoint = Endpoint(Settings(timeout=30000))
+        app = endpoint.asgi()
+        body = json.dumps([handshake_message("long-polling", "eventsource")]).encode()
+        peer = Peer({"type": "http.request", "body": body, "more_body": False})
+        scope = http_scope(path="/app/cometd/handshake", content_type="application/json")
+        scope["root_path"] = "/app"
+        await app(scope, peer.receive, peer.send)
+        (reply,) = peer.body()
+        assert reply["successful"] is True
+        client_id = reply["clientId"]
+        stream = Peer()
+        scope = http_scope(
+            method="GET", path=f"/app/cometd/{client_id}", accept="text/event-stream"
+        )
+        scope["root_path"] = "/app"
+        task = asyncio.ensure_future(app(scope, stream.receive, stream.send))
+        await asyncio.sleep(0.05)
+        assert stream.status() == 200  # the stream opened for that clientId
+        started = next(m for m in stream.sent if m["type"] == "http.response.start")
+        assert (b"content-type", b"text/event-stream") in [
+            (k, v.split(b";")[0]) for k, v in started["headers"]
+        ]
+        stream.incoming.put_nowait({"type": "http.disconnect"})
+        await asyncio.wait_for(task, 2)
+        await endpoint.shutdown(1)
+
+    asyncio.run(scenario())
