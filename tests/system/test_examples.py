@@ -186,11 +186,10 @@ def test_the_python_client_example_runs_and_is_in_the_docs() -> None:
             timeout=30,
         )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
-        "connected over websocket",
-        "published True",
-        "received /demo/hello {'text': 'hi'}",
-    ]
+    first, *rest = done.stdout.splitlines()
+    assert first == "connected over websocket"
+    # The delivery may come before or after the publish reply: the server sends both at once.
+    assert sorted(rest) == ["published True", "received /demo/hello {'text': 'hi'}"]
 
 
 def test_the_readme_snippets_run() -> None:
