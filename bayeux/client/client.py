@@ -250,8 +250,8 @@ class Client:
                 message["ext"] = dict(self.handshake_ext)
             try:
                 reply = await self._request(message, wait_session=False)
-            except TransportError as error:
-                failures.append(f"{name}: {error}")
+            except (TransportError, TimeoutError) as error:
+                failures.append(f"{name}: {str(error) or 'no handshake reply'}")
                 await self._close_transport()
                 continue
             if not reply.get("successful"):
@@ -315,6 +315,15 @@ class Client:
         return float(DEFAULT_ADVICE[name]) / 1000
 
     async def _connect_loop(self) -> None:
+        try:
+            await self._connecting()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug here must close the client, not leave it hanging
+            log.exception("the client's connect loop failed; closing the client")
+            await self._finish(f"connect loop failed: {error!r}")
+
+    async def _connecting(self) -> None:
         first = True
         while self.state != "closed":
             if self.transport is None or self.transport.broken:

@@ -293,3 +293,57 @@ def test_multiple_clients_advice_spaces_the_connects() -> None:
                 assert 3 <= len(counter.advice) <= 9
 
         run(scenario)
+
+
+def test_a_websocket_that_never_answers_falls_back_then_fails_cleanly() -> None:
+    """A server that upgrades WebSockets and answers nothing on them: the handshake times out
+    on WebSocket and goes on to long-polling; with nothing else, open() fails with the reason."""
+    from aiohttp import web
+
+    from bayeux.client import TransportError
+    from bayeux.testing import free_port
+
+    async def scenario() -> None:
+        async def silent(request: web.Request) -> web.StreamResponse:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                socket = web.WebSocketResponse()
+                await socket.prepare(request)
+                async for _ in socket:
+                    pass  # read, never answer
+                return socket
+            raise web.HTTPServiceUnavailable()
+
+        app = web.Application()
+        app.router.add_route("*", "/cometd", silent)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            c = Client(f"http://127.0.0.1:{port}/cometd", request_timeout=0.3)
+            with pytest.raises(TransportError) as failed:
+                await c.open()
+            assert "websocket: no handshake reply" in str(failed.value)
+            assert "long-polling: HTTP 503" in str(failed.value)
+            assert c.state == "closed"
+        finally:
+            await runner.cleanup()
+
+    run(scenario)
+
+
+def test_a_failure_inside_the_connect_loop_closes_the_client(server, monkeypatch) -> None:
+    async def scenario() -> None:
+        c = client(server, "long-polling")
+        await c.open()
+
+        def broken(reply: dict) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(c, "_advise", broken)
+        await until(lambda: c.state == "closed")
+        assert c.closed_reason is not None and "a bug" in c.closed_reason
+        with pytest.raises(ClientClosed):
+            await c.publish("/x", 1)
+
+    run(scenario)
