@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import tornado.httpserver
 import tornado.netutil
@@ -45,7 +45,38 @@ class ManualClock:
         return self.now
 
 
-class AsgiThread:
+class LoopbackHost:
+    """What the test hosts below share: a free port on 127.0.0.1 (known once started), the
+    endpoint's URL at /cometd, and use as a context manager."""
+
+    port = 0
+
+    @property
+    def url(self) -> str:
+        """The endpoint's URL, `http://127.0.0.1:PORT/cometd`."""
+        return f"http://127.0.0.1:{self.port}/cometd"
+
+    @property
+    def origin(self) -> str:
+        """The server's origin, for Origin headers."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        """Starts the host and waits until it serves; returns self."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stops the host."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class AsgiThread(LoopbackHost):
     """An ASGI application served on 127.0.0.1 at a free port from a background thread, by
     uvicorn or hypercorn (tests; pip install 'bayeux-server[asgi]'): `Endpoint.asgi()` alone,
     with its lifespan events, unless `app` is given (an application mounting it).
@@ -73,17 +104,7 @@ class AsgiThread:
         self._started = threading.Event()
         self._stop: Callable[[], object] = lambda: None
 
-    @property
-    def url(self) -> str:
-        """The endpoint's URL, `http://127.0.0.1:PORT/cometd`."""
-        return f"http://127.0.0.1:{self.port}/cometd"
-
-    @property
-    def origin(self) -> str:
-        """The server's origin, for Origin headers."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> AsgiThread:
+    def start(self) -> Self:
         """Starts the host on its thread and waits until it serves; returns self."""
         self.port = free_port()
         run = getattr(self, f"_{self.host}")  # _uvicorn, _hypercorn, _aiohttp
@@ -151,12 +172,6 @@ class AsgiThread:
         if self._thread is not None:
             self._thread.join(15)
 
-    def __enter__(self) -> AsgiThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 class AiohttpThread(AsgiThread):
     """An aiohttp application served on 127.0.0.1 at a free port from a background thread:
@@ -193,7 +208,7 @@ class AiohttpThread(AsgiThread):
         asyncio.run(serve())
 
 
-class GranianProcess:
+class GranianProcess(LoopbackHost):
     """`Endpoint.asgi()` served by granian (a Rust HTTP server with its own process) on
     127.0.0.1 at a free port: the ASGI adapter under a host that is not written in Python.
     The settings reach granian's worker through the environment (granian_app below).
@@ -210,17 +225,7 @@ class GranianProcess:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        """The endpoint's URL, `http://127.0.0.1:PORT/cometd`."""
-        return f"http://127.0.0.1:{self.port}/cometd"
-
-    @property
-    def origin(self) -> str:
-        """The server's origin, for Origin headers."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> GranianProcess:
+    def start(self) -> Self:
         """Starts granian and waits until it listens; returns self."""
         self.port = free_port()
         environment = dict(os.environ, BAYEUX_SETTINGS=json.dumps(asdict(self.settings)))
@@ -243,12 +248,6 @@ class GranianProcess:
         """Stops granian (SIGTERM, then SIGKILL)."""
         if self.process is not None:
             stop_process(self.process)
-
-    def __enter__(self) -> GranianProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def granian_app() -> AsgiApp:
