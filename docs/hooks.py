@@ -88,7 +88,11 @@ def undocumented() -> tuple[list[str], list[str]]:
             unversioned.append(name)
         if not inspect.isclass(obj):
             continue
-        for member, value in vars(obj).items():
+        # Its own members and those it inherits from the package's classes (BayeuxServer
+        # is made of several: core/state.py up to core/server.py).
+        inherited = [k for k in obj.__mro__ if k.__module__.startswith("bayeux")]
+        members = {m: v for k in reversed(inherited) for m, v in vars(k).items()}
+        for member, value in members.items():
             if member.startswith("_"):
                 continue
             function = value.fget if isinstance(value, property) else value

@@ -74,18 +74,26 @@ class Subscription:
 class Client:
     """A Bayeux client. Open it with `await client.open()` or `async with`.
 
-    - `transports`: the connection types to use, in order of preference ("websocket",
-      "long-polling").
-    - `extensions`: ClientExtension objects, applied in order to what is sent and in reverse
-      order to what is received.
-    - `headers`, `cookies`: sent with every request and with the WebSocket upgrade.
-    - `ssl`: an SSLContext (or False to skip verification) for https:// and wss:// URLs.
-    - `msgpack`: ask for the `bayeux-msgpack` subprotocol on WebSocket.
-    - `max_pending`: messages that may wait to be sent (QueueFull beyond it).
-    - `request_timeout`: seconds a request may take, beyond the server's advised timeout for a
-      held connect.
-    - `backoff`, `max_backoff`: seconds of the first retry after a failure, and of the longest.
-    - `handshake_ext`: an `ext` object for the handshake (credentials, say).
+    Args:
+        url: the server's Bayeux URL (`http://`, `https://`; WebSocket URLs are made from it).
+        transports: the connection types to use, in order of preference ("websocket",
+            "long-polling").
+        extensions: ClientExtension objects, applied in order to what is sent and in
+            reverse order to what is received.
+        headers: sent with every request and with the WebSocket upgrade.
+        cookies: sent likewise (the server's own cookies are kept as they come).
+        ssl: an SSLContext for https:// and wss:// URLs, or False to skip verification.
+        msgpack: ask for the `bayeux-msgpack` subprotocol on WebSocket.
+        max_pending: messages that may wait to be sent; `QueueFull` beyond.
+        max_message_size: the largest WebSocket message accepted from the server, in bytes.
+        request_timeout: seconds a request may take, beyond the server's advised timeout
+            for a held connect.
+        backoff: seconds of the first retry after a failure (doubling, with jitter).
+        max_backoff: seconds of the longest wait between retries.
+        handshake_ext: an `ext` object for the handshake (credentials, say).
+
+    Raises:
+        ValueError: for an unknown transport, or none.
 
     Added in version 0.3.0.
     """
@@ -150,7 +158,13 @@ class Client:
         await self.disconnect()
 
     async def open(self) -> None:
-        """Handshakes (raising BayeuxError if the server refuses) and starts connecting."""
+        """Handshakes and starts connecting.
+
+        Raises:
+            BayeuxError: the server refused the handshake (its error, and its reply).
+            TransportError: no transport reached the server (each one's reason).
+            ClientClosed: the client was opened before.
+        """
         if self.state != "new":
             raise ClientClosed("open() is called once per client")
         self._http = aiohttp.ClientSession(
@@ -173,7 +187,8 @@ class Client:
         self._connector = asyncio.ensure_future(self._connect_loop())
 
     async def disconnect(self) -> None:
-        """Tells the server this session ends (best effort) and closes the connections."""
+        """Tells the server this session ends (best effort, within 3 s) and closes the
+        connections. Calling it again does nothing."""
         if self.state == "closed":
             return
         if self.client_id is not None and self.transport is not None:
@@ -523,9 +538,22 @@ class Client:
     # ----------------------------------------------------------------------------- API
 
     async def subscribe(self, channel: str, callback: Callback) -> Subscription:
-        """Calls `callback(message)` (a function or a coroutine function) for each message on
-        `channel` (a name or a pattern such as /chat/*). The server is asked once per channel;
-        a refusal raises BayeuxError."""
+        """Calls `callback(message)` for each message on `channel`. The server is asked once
+        per channel, whatever the number of callbacks.
+
+        Args:
+            channel: a channel name, or a pattern such as `/chat/*` or `/chat/**`.
+            callback: a function or a coroutine function of the message; what it raises is
+                logged and does not stop the others.
+
+        Returns:
+            The subscription, to give to `unsubscribe`.
+
+        Raises:
+            BayeuxError: the server refused the subscription.
+            ClientClosed: the client is closed.
+            QueueFull: too many messages wait to be sent.
+        """
         subscription = Subscription(channel, callback)
         # Listening before the server is asked: replayed messages may come in the same
         # frame as the subscribe reply, right behind it.
@@ -549,7 +577,11 @@ class Client:
         raise BayeuxError(str(reply.get("error") or "subscription refused"), reply)
 
     async def unsubscribe(self, subscription: Subscription) -> None:
-        """Stops `subscription`; the server is told once no callback is left on its channel."""
+        """Stops `subscription`; the server is told once no callback is left on its channel.
+
+        Raises:
+            BayeuxError: the server refused to unsubscribe.
+        """
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
         channel = subscription.channel
@@ -565,8 +597,13 @@ class Client:
         self, channel: str, *, max_queued: int = 1000
     ) -> AsyncGenerator[Message, None]:
         """The messages on `channel`, from the subscription made when the iteration starts
-        until it stops. At most `max_queued` wait unread; beyond that the oldest are dropped
-        (counted in `dropped` on the iterator's log)."""
+        until it stops (then it unsubscribes).
+
+        Args:
+            channel: a channel name or pattern.
+            max_queued: messages that may wait unread; beyond, the oldest are dropped (and
+                logged with a count).
+        """
         queue: asyncio.Queue[Message] = asyncio.Queue(max_queued)
         dropped = 0
 
@@ -589,7 +626,22 @@ class Client:
     async def publish(
         self, channel: str, data: Any, *, ext: Mapping[str, Any] | None = None
     ) -> Message:
-        """Publishes `data` on `channel`; the server's reply. A refusal raises BayeuxError."""
+        """Publishes `data` on `channel`.
+
+        Args:
+            channel: the channel, a name without wildcards.
+            data: any JSON value.
+            ext: an `ext` object for the message.
+
+        Returns:
+            The server's reply (`successful`, `id`, `channel`, ...).
+
+        Raises:
+            BayeuxError: the server refused the message (`error.code`, `error.reply`).
+            TransportError: the message may not have reached the server.
+            ClientClosed: the client is closed.
+            QueueFull: too many messages wait to be sent.
+        """
         message: Message = {"channel": channel, "data": data}
         if ext:
             message["ext"] = dict(ext)
@@ -599,8 +651,23 @@ class Client:
         return reply
 
     async def remote_call(self, channel: str, data: Any, *, timeout: float = 10.0) -> Any:
-        """Calls the service on `channel` (/service/...) and returns the data it answered.
-        A service failure raises BayeuxError, no answer within `timeout` TimeoutError."""
+        """Calls the service on `channel` (CometD's `remoteCall`).
+
+        Args:
+            channel: a `/service/...` channel.
+            data: any JSON value, the request's data.
+            timeout: seconds to wait for the answer.
+
+        Returns:
+            The data the service answered.
+
+        Raises:
+            BayeuxError: the service failed or refused (its error, and the reply with any
+                data it sent).
+            TimeoutError: no answer within `timeout`.
+            ValueError: `channel` is not a service channel.
+            ClientClosed: the client is closed.
+        """
         if not channel.startswith("/service/"):
             raise ValueError("remote calls go to /service/ channels")
         if self.state == "closed":

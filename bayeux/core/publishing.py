@@ -80,7 +80,13 @@ class Publishing(FanOut):
     def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
         sessions of this process it reaches (with an engine, those it will reach when the
-        log hands it back). Message listeners are not called."""
+        log hands it back). Message listeners are not called.
+
+        Raises:
+            ValueError: `channel` is not a valid channel name, or a meta channel.
+            NotRepresentable: `data` cannot be encoded (not JSON, or not in every format
+                the subscribers use).
+        """
         if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot publish to {channel!r}")
         message: Message = {"channel": channel, "data": data}
@@ -118,7 +124,12 @@ class Publishing(FanOut):
             self.stats.dropped["not-encodable"] += 1
 
     def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
-        """Queues a message for one session only, whatever its subscriptions."""
+        """Queues a message for one session only, whatever its subscriptions; the session's
+        own outgoing extensions and the server's see it.
+
+        Raises:
+            ValueError: `channel` is not a valid channel name, or a meta channel.
+        """
         if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot deliver on {channel!r}")
         message = {"channel": channel, "data": data}

@@ -160,6 +160,9 @@ class BayeuxServer(EngineBridge):
         loses nothing); the server's outgoing extensions see it once here, each session's
         own where it is served.
 
+        Raises:
+            ValueError: `user` is not 1 to 256 printable characters.
+
         Added in version 0.3.0."""
         check_user(user)
         if not self.engine.shared:
@@ -199,8 +202,10 @@ class BayeuxServer(EngineBridge):
         return self._encoded(message) if kept else None
 
     async def online_users(self, limit: int = 1000) -> list[str]:
-        """At most `limit` users with a session in the deployment (in no particular order);
-        `limit` from 1 to 100,000.
+        """At most `limit` users with a session in the deployment (in no particular order).
+
+        Raises:
+            ValueError: `limit` is not an int from 1 to 100,000.
 
         Added in version 0.3.0."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:

@@ -181,6 +181,9 @@ class ServerState:
         self.hooks.added(session)
 
     def remove_session(self, session: ServerSession, reason: Ended = Ended.REMOVED) -> None:
+        """Ends `session` at once: its subscriptions and queue go, session listeners are told
+        `reason`, and its client's next request is answered 402 (it may handshake again;
+        `disconnect(session)` tells it to stop instead)."""
         if self.sessions.pop(session.id, None) is None:
             return
         for pattern in list(session.subscriptions):
@@ -205,7 +208,11 @@ class ServerState:
     async def associate(self, user: str, session: ServerSession) -> None:
         """Makes `session` one of `user`'s (an application's own id: a login name, an
         account number), as CometD's Seti does; a policy may call it from can_handshake.
-        A session has one user: associating it again moves it."""
+        A session has one user: associating it again moves it.
+
+        Raises:
+            ValueError: `user` is not 1 to 256 printable characters.
+        """
         check_user(user)
         if session.user == user:
             return
@@ -235,15 +242,21 @@ class ServerState:
             self.presence_changed(user, False)
 
     def presence_changed(self, user: str, online: bool) -> None:
+        """Tells the presence listeners that `user` came online or went offline (once per
+        deployment: the engine decides when there is one)."""
         self.hooks.presence_changed(user, online)
 
     def subscribe(self, session: ServerSession, pattern: str) -> None:
+        """Subscribes `session` to `pattern` from the server side, without asking the policy
+        (the subscription listeners are told)."""
         if self.tree.subscribe(pattern, session):
             session.subscriptions.add(pattern)
             session.subscribed(subscription_cost(pattern))
             self.hooks.subscription_changed(session, pattern, True)
 
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
+        """Unsubscribes `session` from `pattern` from the server side (the subscription
+        listeners are told)."""
         if self.tree.unsubscribe(pattern, session):
             session.subscriptions.discard(pattern)
             session.subscribed(-subscription_cost(pattern))
