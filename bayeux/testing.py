@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from pathlib import Path
@@ -45,9 +46,10 @@ class ManualClock:
         return self.now
 
 
-class LoopbackHost:
+class LoopbackHost(ABC):
     """What the test hosts below share: a free port on 127.0.0.1 (known once started), the
-    endpoint's URL at /cometd, and use as a context manager."""
+    endpoint's URL at /cometd, and use as a context manager. Each host supplies `start` and
+    `stop`."""
 
     port = 0
 
@@ -61,13 +63,13 @@ class LoopbackHost:
         """The server's origin, for Origin headers."""
         return f"http://127.0.0.1:{self.port}"
 
+    @abstractmethod
     def start(self) -> Self:
         """Starts the host and waits until it serves; returns self."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stop(self) -> None:
         """Stops the host."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self.start()

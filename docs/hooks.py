@@ -117,7 +117,7 @@ def options_table() -> str:
     for action in parser._actions:
         if not action.option_strings or action.help in (None, argparse.SUPPRESS):
             continue
-        if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+        if action.dest in ("help", "version"):
             continue
         names = ", ".join(f"`{o}`" for o in action.option_strings if o.startswith("--"))
         if isinstance(action, argparse.BooleanOptionalAction):

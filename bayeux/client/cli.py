@@ -59,7 +59,7 @@ def _pairs(values: list[str], separator: str, what: str) -> dict[str, str]:
     for value in values:
         name, found, rest = value.partition(separator)
         if not found or not name.strip():
-            raise SystemExit(f"bayeux-client: {what} {value!r} is not name{separator}value")
+            raise ValueError(f"bayeux-client: {what} {value!r} is not name{separator}value")
         pairs[name.strip()] = rest.strip()
     return pairs
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         headers = _pairs(args.header, ":", "header")
         cookies = _pairs(args.cookie, "=", "cookie")
-    except SystemExit as error:
+    except ValueError as error:
         print(error, file=sys.stderr)
         return 2
     extensions: list[ClientExtension] = [AckExtension()] if args.ack else []

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from ..core.channel import is_meta, matches
+from ..core.tasks import TaskSet
 from .errors import BayeuxError, ClientClosed, QueueFull, TransportError
 from .extensions import ClientExtension
 from .transports import LongPolling, Transport, WebSocket
@@ -42,8 +43,8 @@ DEFAULT_ADVICE: Message = {"reconnect": "retry", "interval": 0, "timeout": 30000
 
 
 class Backoff:
-    """Exponential backoff with full jitter: attempt n waits a random time up to
-    min(maximum, increment * 2**n) seconds."""
+    """Exponential backoff with jitter: attempt n waits a random time between half of and
+    all of min(maximum, increment * 2**n) seconds."""
 
     def __init__(self, increment: float, maximum: float) -> None:
         self.increment = increment
@@ -116,7 +117,7 @@ class Client:
         handshake_ext: Mapping[str, Any] | None = None,
     ) -> None:
         self.url = url
-        self.transports = [t for t in transports]
+        self.transports = list(transports)
         unknown = [t for t in self.transports if t not in TRANSPORTS]
         if unknown or not self.transports:
             raise ValueError(f"transports must be among {TRANSPORTS}, not {unknown or 'none'}")
@@ -145,7 +146,10 @@ class Client:
         self._subscriptions: list[Subscription] = []
         self._subscribed: set[str] = set()
         self._connector: asyncio.Task[None] | None = None
-        self._sends: set[asyncio.Task[None]] = set()
+        # Batches on their way and coroutine callbacks running (held until done; a failure
+        # is logged).
+        self._flushes = TaskSet("sending a batch", log)
+        self._callbacks = TaskSet("a subscription callback", log)
         self.closed_reason: str | None = None
 
     # ----------------------------------------------------------------------- lifecycle
@@ -444,9 +448,7 @@ class Client:
             asyncio.get_running_loop().call_soon(self._start_flush)
 
     def _start_flush(self) -> None:
-        task = asyncio.ensure_future(self._flush())
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
+        self._flushes.spawn(self._flush())
 
     async def _flush(self) -> None:
         try:
@@ -526,14 +528,7 @@ class Client:
             log.exception("a subscription callback failed on %s", message.get("channel"))
             return
         if result is not None:
-            task = asyncio.ensure_future(result)
-            self._sends.add(task)
-            task.add_done_callback(self._callback_done)
-
-    def _callback_done(self, task: asyncio.Task[None]) -> None:
-        self._sends.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a subscription callback failed", exc_info=task.exception())
+            self._callbacks.spawn(result)
 
     # ----------------------------------------------------------------------------- API
 

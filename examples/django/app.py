@@ -16,7 +16,6 @@ Then:     curl -c jar -X POST 'http://127.0.0.1:8080/login?user=alice'
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import django
 from django.conf import settings
@@ -40,13 +39,8 @@ from django.http import HttpRequest, HttpResponseNotFound, JsonResponse  # noqa:
 from django.urls import path  # noqa: E402
 from django.views.decorators.http import require_POST  # noqa: E402
 
-from bayeux import (  # noqa: E402
-    Endpoint,
-    RequestContext,
-    SecurityPolicy,
-    ServerSession,
-    current_request,
-)
+from bayeux import Endpoint, RequestContext  # noqa: E402
+from examples.user_channels import UserChannels  # noqa: E402
 
 
 def user_of(request: RequestContext | None) -> str | None:
@@ -58,25 +52,8 @@ def user_of(request: RequestContext | None) -> str | None:
     return user if isinstance(user, str) else None
 
 
-class LoggedIn(SecurityPolicy):
-    """A handshake needs a Django login; a user listens to its own channel only."""
-
-    async def can_handshake(self, session: ServerSession, message: dict[str, Any]) -> bool:
-        user = user_of(current_request())
-        if user is None:
-            return False
-        await endpoint.server.associate(user, session)
-        return True
-
-    def can_subscribe(self, session: ServerSession, channel: str, message: dict[str, Any]) -> bool:
-        return channel == f"/user/{session.user}"
-
-    def can_publish(self, session: ServerSession, channel: str, message: dict[str, Any]) -> bool:
-        return False
-
-
 endpoint = Endpoint()
-endpoint.server.policy = LoggedIn()
+endpoint.server.policy = UserChannels(endpoint.server, user_of)
 
 
 @require_POST

@@ -15,11 +15,11 @@ import hashlib
 import hmac
 import os
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, HTTPException, Response
 
-from bayeux import Endpoint, RequestContext, SecurityPolicy, ServerSession, current_request
+from bayeux import Endpoint, RequestContext
+from examples.user_channels import UserChannels
 
 SECRET = os.environ.get("APP_SECRET", "change-me").encode()
 COOKIE = "app_login"
@@ -38,25 +38,8 @@ def user_of(request: RequestContext | None) -> str | None:
     return user if hmac.compare_digest(value, sign(user)) else None
 
 
-class LoggedIn(SecurityPolicy):
-    """A handshake needs the application's login; a user listens to its own channel only."""
-
-    async def can_handshake(self, session: ServerSession, message: dict[str, Any]) -> bool:
-        user = user_of(current_request())
-        if user is None:
-            return False
-        await endpoint.server.associate(user, session)
-        return True
-
-    def can_subscribe(self, session: ServerSession, channel: str, message: dict[str, Any]) -> bool:
-        return channel == f"/user/{session.user}"
-
-    def can_publish(self, session: ServerSession, channel: str, message: dict[str, Any]) -> bool:
-        return False
-
-
 endpoint = Endpoint()
-endpoint.server.policy = LoggedIn()
+endpoint.server.policy = UserChannels(endpoint.server, user_of)
 
 
 @asynccontextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -24,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bayeux import Endpoint, RequestContext, SecurityPolicy, ServerSession, current_request
+from bayeux import Endpoint, RequestContext
+from examples.user_channels import UserChannels
 
 
 def user_of(request: RequestContext | None) -> str | None:
@@ -35,25 +35,8 @@ def user_of(request: RequestContext | None) -> str | None:
     return user if isinstance(user, str) else None
 
 
-class LoggedIn(SecurityPolicy):
-    """A handshake needs the application's login; a user listens to its own channel only."""
-
-    async def can_handshake(self, session: ServerSession, message: dict[str, Any]) -> bool:
-        user = user_of(current_request())
-        if user is None:
-            return False
-        await endpoint.server.associate(user, session)
-        return True
-
-    def can_subscribe(self, session: ServerSession, channel: str, message: dict[str, Any]) -> bool:
-        return channel == f"/user/{session.user}"
-
-    def can_publish(self, session: ServerSession, channel: str, message: dict[str, Any]) -> bool:
-        return False
-
-
 endpoint = Endpoint()
-endpoint.server.policy = LoggedIn()
+endpoint.server.policy = UserChannels(endpoint.server, user_of)
 
 
 async def login(request: Request) -> Response:
