@@ -225,6 +225,10 @@ class BayeuxServer(EngineBridge):
             # Served by another process: it is told, and every process remembers it (a
             # failure is logged: the client then handshakes again at worst).
             self._tasks.spawn(self.engine.end(session.id, self.stop_ms(session)))
+            # The view ends here too, so that nothing more is sent to it (a service's reply
+            # to the kicking call, say), as for a session kicked where it is served; the
+            # serving process tells the listeners.
+            session.end(Ended.KICKED)
             return
         if self.sessions.get(session.id) is not session:
             return

@@ -786,6 +786,30 @@ def kick_service(server: Any, removed: list) -> None:
     server.on_session_removed(lambda session, reason: removed.append((session.id, reason)))
 
 
+def test_a_view_kicked_by_its_own_service_call_gets_no_reply(redis_server) -> None:
+    """A session kicked from a process that only has a view of it (the service runs there):
+    the service's reply is not sent through the log to the process serving it, as it is not
+    sent to a session kicked where it is served. (It used to be, and could reach the held
+    connect before the kick did: a plain reply with retry advice instead of `none`.)"""
+    import redis
+
+    with node(redis_server.url) as a, node(redis_server.url) as b:
+        wait_ready(a, b)
+        a.call(lambda: kick_service(a.endpoint.server, []))
+        b.call(lambda: kick_service(b.endpoint.server, []))
+        kicked = Client(a.url)
+        kicked.connect(a.url)
+        assert kicked.publish(b.url, "/service/kick-me", None)["successful"] is True
+        time.sleep(0.3)  # what b appends reaches Redis in the background
+        store: Any = redis.Redis.from_url(redis_server.url)
+        addressed = [
+            fields
+            for _, fields in store.xrange("bayeux-test:log")
+            if fields.get(b"t") == kicked.id.encode()
+        ]
+        assert addressed == []
+
+
 def test_a_disconnect_on_one_process_stops_the_client_on_every_process(redis_server) -> None:
     """BayeuxServer.disconnect of a session another process serves: that process ends it (its
     listeners see KICKED) and answers its held connect `reconnect: none`; a later connect on
