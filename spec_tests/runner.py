@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from .client import SpecFailure
 from .rules import MAX_WAIT, PROFILES, SPEC, CannotCheck, Context, NotApplicable, Rule, all_rules
-from .wire import TRANSPORTS, SchemaViolation, WireError
+from .wire import TRANSPORTS, SchemaViolation, UrlTooLong, WireError
 
 PASS, FAIL, NOT_APPLICABLE, UNSUPPORTED = "pass", "fail", "n/a", "unsupported"
 # The rule could not be checked within the suite's bounds (the server's settings): the run is
@@ -52,7 +52,7 @@ async def run_rule(rule: Rule, url: str, transport: str, timeout: float = MAX_WA
         return result(NOT_APPLICABLE, str(exc))
     except CannotCheck as exc:
         return result(INCOMPLETE, str(exc))
-    except (SpecFailure, SchemaViolation, WireError) as exc:
+    except (SpecFailure, SchemaViolation, WireError, UrlTooLong) as exc:
         return result(FAIL, f"{type(exc).__name__}: {exc}")
     except TimeoutError:
         return result(FAIL, "rule timed out")

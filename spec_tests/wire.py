@@ -19,6 +19,10 @@ from bayeux.schema import server_message_errors
 
 Message = dict[str, Any]
 TRANSPORTS = ("long-polling", "callback-polling", "websocket")
+# The longest callback-polling URL the suite sends: CometD's JavaScript client keeps its URLs
+# within this (maxURILength), and servers refuse longer request lines (aiohttp and Jetty past
+# 8,190 bytes), so a rule must not need more of a server than CometD's clients do.
+MAX_URL_LENGTH = 2000
 _ids = itertools.count(1)
 _JSONP_RE = re.compile(r"^\s*(?:/\*\*/)?\s*([A-Za-z_$][\w$.]*)\s*\((.*)\)\s*;?\s*$", re.S)
 
@@ -38,6 +42,11 @@ class WireError(AssertionError):
     def __init__(self, text: str, *, status: int | None = None) -> None:
         super().__init__(text)
         self.status = status  # the HTTP status, when that was the problem
+
+
+class UrlTooLong(AssertionError):
+    """A message cannot be sent over callback-polling: alone in its URL, it passes
+    MAX_URL_LENGTH. The suite refuses to send it (as CometD's client does) rather than cut it."""
 
 
 def next_id() -> str:
@@ -150,10 +159,20 @@ class CallbackPolling(Transport):
     name = "callback-polling"
     callback = "bayeuxSpec_cb"
 
+    def url_for(self, query: dict[str, str]) -> str:
+        """The GET URL carrying `query`; raises UrlTooLong past MAX_URL_LENGTH."""
+        url = self.url + "?" + urlencode(query)
+        if len(url) > MAX_URL_LENGTH:
+            raise UrlTooLong(
+                f"a callback-polling URL of {len(url)} characters passes the suite's limit of "
+                f"{MAX_URL_LENGTH} (CometD's maxURILength): {url[:200]}..."
+            )
+        return url
+
     async def get(self, query: dict[str, str]) -> tornado.httpclient.HTTPResponse:
         client = tornado.httpclient.AsyncHTTPClient()
         request = tornado.httpclient.HTTPRequest(
-            self.url + "?" + urlencode(query),
+            self.url_for(query),
             method="GET",
             request_timeout=self.timeout,
             headers=self._cookie_headers(),
@@ -162,8 +181,39 @@ class CallbackPolling(Transport):
         self._keep_cookies(response)
         return response
 
+    def split(self, messages: list[Message]) -> list[list[Message]]:
+        """`messages` cut, in order, into batches whose URLs fit within MAX_URL_LENGTH, each as
+        long as fits: what CometD's CallbackPollingTransport does. Raises UrlTooLong for a
+        message that does not fit alone."""
+        batches: list[list[Message]] = []
+        current: list[Message] = []
+        for message in messages:
+            if self._fits([*current, message]):
+                current.append(message)
+                continue
+            if current:
+                batches.append(current)
+            current = [message]
+            self.url_for(self._query([message]))  # raises: too long even alone
+        if current or not batches:
+            batches.append(current)
+        return batches
+
+    def _query(self, messages: list[Message]) -> dict[str, str]:
+        return {"jsonp": self.callback, "message": json.dumps(messages)}
+
+    def _fits(self, messages: list[Message]) -> bool:
+        return len(self.url + "?" + urlencode(self._query(messages))) <= MAX_URL_LENGTH
+
     async def exchange(self, messages: list[Message]) -> list[Message]:
-        response = await self.get({"jsonp": self.callback, "message": json.dumps(messages)})
+        # One request after another, so that the server sees the messages in their order.
+        received: list[Message] = []
+        for batch in self.split(messages):
+            received += await self._exchange_one(batch)
+        return received
+
+    async def _exchange_one(self, messages: list[Message]) -> list[Message]:
+        response = await self.get(self._query(messages))
         if response.code != 200:
             raise WireError(
                 f"HTTP {response.code}: {(response.body or b'')[:300]!r}", status=response.code
