@@ -8,6 +8,7 @@ from .core.server import BayeuxServer, ConnectHold, Outcome
 from .core.service import ServiceError, ServiceRequest
 from .core.session import Ended, ServerSession
 from .core.settings import Settings
+from .core.users import TooManySessions
 from .endpoint import Endpoint
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ServiceError",
     "ServiceRequest",
     "Settings",
+    "TooManySessions",
     "current_request",
 ]
 __version__ = "0.2.0"

@@ -271,9 +271,11 @@ class Engine(Protocol):
         is nothing to write to. Never fails. For a view (`session.remote`), the process
         serving the session is told too."""
 
-    async def user_joined(self, session: ServerSession, user: str) -> bool:
+    async def user_joined(self, session: ServerSession, user: str, limit: int) -> bool:
         """Records `session` as one of `user`'s in the deployment; True if the user had none
-        (the user comes online)."""
+        (the user comes online). Raises TooManySessions, recording nothing, when the user
+        has `limit` sessions already (-1: no limit): the count and the record are one step,
+        so that processes associating at once cannot pass the limit together."""
 
     async def user_left(self, client_id: str, user: str) -> bool:
         """Forgets a session as `user`'s (the session goes on); True if it was the user's
@@ -357,7 +359,7 @@ class LocalEngine:
     ) -> asyncio.Future[bool] | None:
         return None
 
-    async def user_joined(self, session: ServerSession, user: str) -> bool:
+    async def user_joined(self, session: ServerSession, user: str, limit: int) -> bool:
         raise RuntimeError("a process alone keeps its users itself")
 
     async def user_left(self, client_id: str, user: str) -> bool:

@@ -131,10 +131,15 @@ class Hooks:
             return True  # nothing installed: the common case costs nothing per message
         return await self.allowed(self._checks, operation, channel, session, message)
 
-    async def allowed(self, check: Callable[..., Any], *args: Any) -> bool:
-        """`check(*args)`, awaited if need be; a check that raises denies (and is logged)."""
+    async def allowed(
+        self, check: Callable[..., Any], *args: Any, passing: tuple[type[Exception], ...] = ()
+    ) -> bool:
+        """`check(*args)`, awaited if need be; a check that raises denies (and is logged),
+        except with one of the `passing` exceptions, which it raises for the caller to answer."""
         try:
             return bool(await resolve(check(*args)))
+        except passing:
+            raise
         except Exception:
             log.exception("security policy or authorizer %r failed: denied", check)
             self.stats.errors["policy"] += 1

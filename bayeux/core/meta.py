@@ -29,6 +29,7 @@ from .session import ConnectHold, Ended, ServerSession, Wakeup, new_client_id
 from .settings import EVENTSOURCE
 from .timesync import TimesyncRequest
 from .tree import subscription_cost
+from .users import TooManySessions
 
 BAYEUX_VERSION = "1.0"
 # Why a held connect may be answered with the session's queue.
@@ -83,7 +84,17 @@ class MetaChannels(Publishing):
         request = session.context = current_request()
         if request is not None:
             session.browser = request.browser  # the browser that makes it (None: not one)
-        if not await self.hooks.allowed(self.hooks.policy.can_handshake, session, message):
+        try:
+            permitted = await self.hooks.allowed(
+                self.hooks.policy.can_handshake, session, message, passing=(TooManySessions,)
+            )
+        except TooManySessions:
+            # The policy associated the session with a user who has max_sessions_per_user:
+            # refused, not another session ended; another try would fail alike.
+            self._refused("sessions-per-user")
+            await self._unmade(session)
+            return failure(message, error(403, "", "Too many sessions for this user"), NO_RECONNECT)
+        if not permitted:
             self._refused("policy")
             await self._unmade(session)
             return failure(message, error(403, "", "Handshake denied"), NO_RECONNECT)

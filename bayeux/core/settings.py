@@ -191,6 +191,12 @@ class Settings:
         "live sessions one WebSocket connection may create; more handshakes get"
         " 503::Too many sessions on this connection",
     )
+    max_sessions_per_user: int = _setting(
+        100,
+        "sessions one user (BayeuxServer.associate) may have in the deployment; associating one"
+        " more raises TooManySessions, and a handshake whose policy does gets"
+        " 403::Too many sessions for this user; -1 for no limit",
+    )
     max_handshakes_per_address: int = _setting(
         200,
         "handshakes one client address (an IPv6 /64) may make per --handshake-window; more get"
@@ -375,6 +381,7 @@ class Settings:
             "max_handshakes_per_address",
             "max_address_bytes",
             "max_session_attribute_bytes",
+            "max_sessions_per_user",
         ):
             if getattr(self, name) < -1 or getattr(self, name) == 0:
                 raise ValueError(f"{name} must be -1 (no limit) or positive")

@@ -210,22 +210,39 @@ class ServerState:
         account number), as CometD's Seti does; a policy may call it from can_handshake.
         A session has one user: associating it again moves it.
 
+        A user has at most `max_sessions_per_user` sessions in the deployment: past it the
+        session is refused, not another one ended.
+
         Raises:
             ValueError: `user` is not 1 to 256 printable characters.
+            TooManySessions: `user` already has `max_sessions_per_user` sessions (a ValueError);
+                nothing changed, the session keeps the user it had. From a policy's
+                `can_handshake`, the handshake is refused with
+                `403::Too many sessions for this user`.
         """
         check_user(user)
         if session.user == user:
             return
-        if session.user is not None:
-            await self.dissociate(session)
-        session.user = user
-        # A view (served elsewhere) counts there, not here.
-        first_here = False if session.remote else self.users.add(user, session)
+        limit = self.settings.max_sessions_per_user
         if not self.engine.shared:
+            # Checked and recorded with no await between: concurrent calls cannot both pass.
+            self.users.check_room(user, limit)
+            previous, session.user = session.user, user
+            first_here = self.users.add(user, session)
+            if previous is not None and self.users.discard(previous, session):
+                self.presence_changed(previous, False)
             if first_here:
                 self.presence_changed(user, True)
             return
-        if await self.engine.user_joined(session, user):
+        # The engine counts the deployment's sessions and records this one, or refuses, in one
+        # step; only then does the session leave its previous user.
+        came_online = await self.engine.user_joined(session, user, limit)
+        if session.user is not None:
+            await self.dissociate(session)
+        session.user = user
+        if not session.remote:  # a view (served elsewhere) counts there, not here
+            self.users.add(user, session)
+        if came_online:
             self.presence_changed(user, True)
 
     async def dissociate(self, session: ServerSession) -> None:

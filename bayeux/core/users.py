@@ -14,6 +14,20 @@ from .session import ServerSession
 MAX_USER_ID = 256
 
 
+class TooManySessions(ValueError):
+    """`BayeuxServer.associate` refused: the user already has `limit` sessions in the deployment
+    (`max_sessions_per_user`). Nothing changed: the session keeps the user it had, if any.
+    Raised from a policy's `can_handshake`, it refuses the handshake with
+    `403::Too many sessions for this user`.
+
+    Added in version 0.3.0."""
+
+    def __init__(self, user: str, limit: int) -> None:
+        super().__init__(f"user {user!r} already has {limit} sessions (max_sessions_per_user)")
+        self.user = user
+        self.limit = limit
+
+
 def check_user(user: object) -> str:
     """`user` if it is a valid user id (1 to 256 printable characters), else ValueError."""
     if not isinstance(user, str) or not 0 < len(user) <= MAX_USER_ID or not user.isprintable():
@@ -43,6 +57,15 @@ class Users:
             return False
         del self._sessions[user]
         return True
+
+    def count(self, user: str) -> int:
+        """How many of this process's sessions are `user`'s."""
+        return len(self._sessions.get(user, ()))
+
+    def check_room(self, user: str, limit: int) -> None:
+        """Raises TooManySessions if `user` has `limit` sessions here already (-1: no limit)."""
+        if limit != -1 and self.count(user) >= limit:
+            raise TooManySessions(user, limit)
 
     def sessions_of(self, user: str) -> list[ServerSession]:
         return list(self._sessions.get(user, ()))

@@ -44,6 +44,7 @@ from ...core.engine import (
 )
 from ...core.message import Delivery
 from ...core.session import Ended, ServerSession
+from ...core.users import TooManySessions
 from . import log as entries
 from . import scripts
 from .base import _FAILURES, log
@@ -249,10 +250,12 @@ class RedisEngine(Upkeep):
                 self._client.publish(self.keys.control(owner), verb + client_id.encode())
             )
 
-    async def user_joined(self, session: ServerSession, user: str) -> bool:
+    async def user_joined(self, session: ServerSession, user: str, limit: int) -> bool:
         joined = await self._command(
-            self._scripts["USER_JOIN"](args=[self.keys.prefix, session.id, user])
+            self._scripts["USER_JOIN"](args=[self.keys.prefix, session.id, user, limit])
         )
+        if int(joined) < 0:
+            raise TooManySessions(user, limit)
         return bool(joined)
 
     async def user_left(self, client_id: str, user: str) -> bool:

@@ -5,12 +5,14 @@ process was killed."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from bayeux import Ended, Extension
+from bayeux import Ended, Extension, TooManySessions
 from bayeux.testing import ServerThread, stop_process
 
 from ...helpers.app_hooks import UserFromExt
@@ -172,3 +174,61 @@ def test_a_crash_flips_presence_and_loses_no_user_message_for_an_ack_client(redi
             assert b.await_(lambda: b.endpoint.server.online_users()) == ["erin"]
     finally:
         stop_process(a)
+
+
+def test_max_sessions_per_user_holds_across_the_deployment(redis_server) -> None:
+    with (
+        node(redis_server.url, max_sessions_per_user=3) as a,
+        node(redis_server.url, max_sessions_per_user=3) as b,
+    ):
+        wait_ready(a, b)
+        presence: list = []
+        for n in (a, b):
+            n.call(lambda n=n: install(n, presence))
+        handshake(a.url, "dave")
+        handshake(b.url, "dave")
+        handshake(a.url, "dave")
+        # A fourth, on either process: the policy's associate is refused, and so the handshake.
+        message = {
+            "channel": "/meta/handshake",
+            "version": "1.0",
+            "supportedConnectionTypes": ["long-polling"],
+            "ext": {"user": "dave"},
+        }
+        for url in (a.url, b.url):
+            (reply,) = post_json(url, [message]).json()
+            assert reply["successful"] is False
+            assert reply["error"] == "403::Too many sessions for this user"
+        assert presence == [("dave", True)]
+        assert b.await_(lambda: b.endpoint.server.deliver_to_user("dave", "/inbox", 1)) == 3
+
+        # Processes associating at once do not pass the limit together: the count and the
+        # record are one script.
+        def associate_many(n: ServerThread, user: str) -> list[Any]:
+            server = n.endpoint.server
+
+            async def many() -> list[Any]:
+                sessions = [server.create_session() for _ in range(4)]
+                return await asyncio.gather(
+                    *(server.associate(user, s) for s in sessions), return_exceptions=True
+                )
+
+            return n.await_(many)
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = [
+                o
+                for f in [pool.submit(associate_many, n, "carol") for n in (a, b)]
+                for o in f.result()
+            ]
+        assert sum(o is None for o in outcomes) == 3
+        assert all(isinstance(o, TooManySessions) for o in outcomes if o is not None)
+        assert a.await_(lambda: a.endpoint.server.deliver_to_user("carol", "/inbox", 1)) == 3
+
+        # A refused move leaves the session with its user, in Redis too.
+        erins = b.call(b.endpoint.server.create_session)
+        b.await_(lambda: b.endpoint.server.associate("erin", erins))
+        with pytest.raises(TooManySessions):
+            b.await_(lambda: b.endpoint.server.associate("carol", erins))
+        assert erins.user == "erin"
+        assert a.await_(lambda: a.endpoint.server.deliver_to_user("erin", "/inbox", 1)) == 1
