@@ -42,3 +42,26 @@ class TransportError(BayeuxError):
     sent may not have reached the server.
 
     Added in version 0.3.0."""
+
+
+class ProtocolError(TransportError):
+    """The server answered something that is not a Bayeux reply: not JSON, not of a JSON
+    content type, not an array of message objects, or a field missing or of the wrong type
+    (the message names it). The exchange failed as if the connection had: what was sent may
+    or may not have been handled.
+
+    Added in version 0.3.0."""
+
+
+class ReplyTooLarge(ProtocolError):
+    """A reply over the client's bounds (`max_reply_size` bytes, `max_reply_messages`
+    messages), refused before it was read whole.
+
+    Added in version 0.3.0."""
+
+
+class NotSent(BayeuxError):
+    """The message waited `hold_timeout` seconds for a session (the server was unreachable or
+    kept refusing) and was dropped unsent: the server never saw it, sending it again is safe.
+
+    Added in version 0.3.0."""

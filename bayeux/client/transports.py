@@ -14,12 +14,14 @@ from typing import Any, Protocol
 import aiohttp
 
 from ..core import codec
-from .errors import TransportError
+from . import replies
+from .errors import ProtocolError, ReplyTooLarge, TransportError
 
 log = logging.getLogger("bayeux.client")
 
 Message = dict[str, Any]
 Receive = Callable[[list[Message]], None]
+Closed = Callable[[TransportError | None], None]
 
 MSGPACK_SUBPROTOCOL = "bayeux-msgpack"
 
@@ -41,25 +43,27 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-def _messages(value: Any) -> list[Message]:
-    """A response body's messages: a JSON array of objects (or one object)."""
-    if isinstance(value, dict):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
-        raise TransportError("the server sent something other than Bayeux messages")
-    return value
-
-
 class LongPolling:
-    """One POST a batch: `application/json` bodies, the response's messages received."""
+    """One POST a batch: `application/json` bodies, the response's messages received. The
+    response is refused unless it is 200 with a JSON content type, and read in chunks up to
+    `bounds.max_size` bytes: a larger one fails as soon as it is seen to be larger (its
+    Content-Length, or the chunk that crosses the bound), not once it is all in memory."""
 
     name = "long-polling"
     broken = False
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, receive: Receive) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        url: str,
+        receive: Receive,
+        *,
+        bounds: replies.Bounds = replies.DEFAULT_BOUNDS,
+    ) -> None:
         self.http = http
         self.url = url
         self.receive = receive
+        self.bounds = bounds
 
     async def open(self) -> None:
         pass
@@ -72,16 +76,26 @@ class LongPolling:
                 headers={"Content-Type": "application/json;charset=UTF-8"},
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                body = await response.read()
                 if response.status != 200:
                     raise TransportError(f"HTTP {response.status} from {self.url}")
+                body = await self._body(response)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise TransportError(f"{type(error).__name__}: {error}") from error
-        try:
-            received = _messages(codec.loads(body))
-        except ValueError as error:
-            raise TransportError(f"a response that is not JSON: {error}") from error
-        self.receive(received)
+        self.receive(replies.from_json(body, self.bounds))
+
+    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
+        if "json" not in response.content_type:
+            raise ProtocolError(f"a reply of content type {response.content_type!r}, not JSON")
+        limit = self.bounds.max_size
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            raise ReplyTooLarge(f"a reply declaring {declared} bytes, over max_reply_size {limit}")
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > limit:
+                raise ReplyTooLarge(f"a reply of more than max_reply_size {limit} bytes")
+        return bytes(body)
 
     async def close(self) -> None:
         pass
@@ -99,14 +113,14 @@ class WebSocket:
         receive: Receive,
         *,
         msgpack: bool = True,
-        max_message_size: int = 4 * 1024 * 1024,
-        on_closed: Callable[[], None] = lambda: None,
+        bounds: replies.Bounds = replies.DEFAULT_BOUNDS,
+        on_closed: Closed = lambda error: None,
     ) -> None:
         self.http = http
         self.url = "ws" + url[4:] if url.startswith("http") else url
         self.receive = receive
         self.msgpack = msgpack
-        self.max_message_size = max_message_size
+        self.bounds = bounds
         self.on_closed = on_closed
         self.socket: aiohttp.ClientWebSocketResponse | None = None
         self.reader: asyncio.Task[None] | None = None
@@ -122,7 +136,7 @@ class WebSocket:
             self.socket = await self.http.ws_connect(
                 self.url,
                 protocols=protocols,
-                max_msg_size=self.max_message_size,
+                max_msg_size=self.bounds.max_size,
                 timeout=aiohttp.ClientWSTimeout(ws_close=5),
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
@@ -131,20 +145,23 @@ class WebSocket:
         self.reader = asyncio.ensure_future(self._read(self.socket))
 
     async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        failure: TransportError | None = None
         try:
             async for frame in socket:
                 if frame.type == aiohttp.WSMsgType.TEXT:
-                    value = codec.loads(frame.data)
+                    received = replies.from_json(frame.data, self.bounds)
                 elif frame.type == aiohttp.WSMsgType.BINARY:
-                    value = codec.msgpack_loads(frame.data)
+                    received = replies.from_msgpack(frame.data, self.bounds)
                 else:
+                    failure = _frame_failure(frame, self.bounds.max_size)
                     break  # an error or a close
-                self.receive(_messages(value))
-        except (ValueError, TransportError) as error:
+                self.receive(received)
+        except ProtocolError as error:
+            failure = error
             log.warning("closing a WebSocket that sent %s", error)
-            await socket.close(code=1007)
+            await socket.close(code=1009 if isinstance(error, ReplyTooLarge) else 1007)
         finally:
-            self.on_closed()
+            self.on_closed(failure)
 
     async def send(self, messages: list[Message], *, timeout: float) -> None:
         socket = self.socket
@@ -163,3 +180,16 @@ class WebSocket:
             await self.socket.close()
         if self.reader is not None:
             await asyncio.gather(self.reader, return_exceptions=True)
+
+
+def _frame_failure(frame: aiohttp.WSMessage, limit: int) -> TransportError | None:
+    """Why the reading stopped: a frame over the bound (aiohttp's reader refuses it once its
+    header or its fragments cross `max_msg_size`), another error, or None for a close."""
+    error = frame.data
+    if frame.type == aiohttp.WSMsgType.ERROR and isinstance(error, aiohttp.WebSocketError):
+        if error.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+            return ReplyTooLarge(f"a WebSocket message over max_reply_size {limit} bytes")
+        return ProtocolError(f"a WebSocket error: {error}")
+    if frame.type == aiohttp.WSMsgType.ERROR:
+        return TransportError(f"the WebSocket failed: {error}")
+    return None
