@@ -2,7 +2,15 @@
 own, for scripts). Needs aiohttp: pip install 'bayeux-server[client]'."""
 
 from .client import Client, Subscription
-from .errors import BayeuxError, ClientClosed, QueueFull, TransportError
+from .errors import (
+    BayeuxError,
+    ClientClosed,
+    NotSent,
+    ProtocolError,
+    QueueFull,
+    ReplyTooLarge,
+    TransportError,
+)
 from .extensions import (
     ALL_RETAINED,
     NEW_ONLY,
@@ -13,6 +21,8 @@ from .extensions import (
     ReplayStore,
     TimesyncExtension,
 )
+from .state import TRANSITIONS, State
+from .sync import SyncClient
 
 __all__ = [
     "ALL_RETAINED",
@@ -23,10 +33,16 @@ __all__ = [
     "ClientClosed",
     "ClientExtension",
     "MemoryReplayStore",
+    "NotSent",
+    "ProtocolError",
     "QueueFull",
     "ReplayExtension",
     "ReplayStore",
+    "ReplyTooLarge",
+    "State",
     "Subscription",
+    "SyncClient",
+    "TRANSITIONS",
     "TimesyncExtension",
     "TransportError",
 ]
