@@ -593,8 +593,10 @@ class Client:
         if self.state == State.CONNECTED:
             self._interrupt_connect(State.DISCONNECTED)
         failure = error or TransportError("the WebSocket closed")
-        for future in list(self._waiting.values()):
-            if not future.done():
+        # Only what went out on it: the messages still held are sent on the next session.
+        for message_id in list(self._sent_in):
+            future = self._waiting.get(message_id)
+            if future is not None and not future.done():
                 future.set_exception(failure)
 
     # ------------------------------------------------------------------------- requests

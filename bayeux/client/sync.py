@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any, TypeVar
 
-from .client import Client, Subscription
+from .client import Client, StateCallback, Subscription
+from .state import State
 
 T = TypeVar("T")
 Message = dict[str, Any]
@@ -23,7 +24,8 @@ Message = dict[str, Any]
 
 class SyncClient:
     """`Client` with blocking methods; takes the same keyword options. Callbacks given to
-    `subscribe` run on the client's thread: hand work to your own threads from there.
+    `subscribe` and `on_state` run on the client's thread: hand work to your own threads from
+    there. `timeout` bounds each blocking call, in seconds.
 
     Added in version 0.3.0."""
 
@@ -34,6 +36,19 @@ class SyncClient:
         self.client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._state_callbacks: list[StateCallback] = []
+
+    @property
+    def state(self) -> State:
+        """The client's `State` (NEW before `open()`)."""
+        return self.client.state if self.client is not None else State.NEW
+
+    def on_state(self, callback: StateCallback) -> None:
+        """`Client.on_state`: `callback(old, new)` at each change of state, on the client's
+        thread; given before `open()`, it sees the first handshake too."""
+        self._state_callbacks.append(callback)
+        if self.client is not None:
+            self.client.on_state(callback)
 
     def __enter__(self) -> SyncClient:
         self.open()
@@ -44,6 +59,8 @@ class SyncClient:
 
     def open(self) -> None:
         """Starts the client's thread and handshakes (BayeuxError if refused)."""
+        if self._loop is not None:
+            raise RuntimeError("the client is open already")
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="bayeux-client", daemon=True)
@@ -56,6 +73,8 @@ class SyncClient:
 
     async def _opened(self) -> Client:
         client = Client(self.url, **self.options)
+        for callback in self._state_callbacks:
+            client.on_state(callback)
         await client.open()
         return client
 

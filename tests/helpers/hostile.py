@@ -64,6 +64,7 @@ class HostileServer:
         self.received: collections.Counter[str] = collections.Counter()
         self.port = free_port()
         self._runner: web.AppRunner | None = None
+        self.request: web.Request | None = None  # the one being answered
 
     @property
     def url(self) -> str:
@@ -72,6 +73,7 @@ class HostileServer:
     async def _respond(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._socket(request)
+        self.request = request
         messages = orjson.loads(await request.read())
         for message in messages:
             self.received[message.get("channel")] += 1
@@ -134,3 +136,8 @@ class FixedPortServer(ServerThread):
         await self._stop.wait()
         listener.stop()
         await self.endpoint.shutdown(timeout=2.0)
+
+    def stop(self) -> None:
+        """ServerThread.stop, once: a test stops it mid-way and again in its cleanup."""
+        if self._thread is not None and self._thread.is_alive():
+            super().stop()
