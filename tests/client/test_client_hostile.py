@@ -19,13 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bayeux.client import (
+    TRANSITIONS,
     BayeuxError,
     Client,
+    NotSent,
     ProtocolError,
+    QueueFull,
     ReplyTooLarge,
     State,
     replies,
 )
+from bayeux.client.state import InvalidTransition, StateMachine
 from tests.helpers.hostile import HostileServer, handshake_ok, json_response, ok
 
 Message = dict[str, Any]
@@ -382,3 +386,65 @@ def test_a_handshake_reply_with_any_fields_opens_or_raises_a_bayeux_error(
 
 def test_json_response_helper_is_json() -> None:
     assert json_response([1]).content_type == "application/json"
+
+
+def test_messages_are_held_without_a_session_then_fail_unsent() -> None:
+    """A server that accepts the handshake and then answers nothing but 503: publishes are
+    held (never sent with a session the client is not sure of) and fail with NotSent after
+    hold_timeout; beyond max_pending, QueueFull at once."""
+    handshaken = False
+
+    def answer(messages: list[Message]) -> Any:
+        nonlocal handshaken
+        if messages[0]["channel"] == "/meta/handshake" and not handshaken:
+            handshaken = True
+            return bayeux(messages)
+        return web.Response(status=503)
+
+    async def scenario() -> None:
+        async with HostileServer(answer) as server:
+            client = polling(server.url, hold_timeout=0.5, max_pending=2, backoff=0.1)
+            async with client:
+                await until(lambda: client.state == State.DISCONNECTED)
+                results = await asyncio.gather(
+                    *(client.publish("/held", n) for n in range(3)), return_exceptions=True
+                )
+                assert [type(r) for r in results] == [NotSent, NotSent, QueueFull]
+                assert "no session for 0.5 s" in str(results[0])
+            assert server.received["/held"] == 0
+
+    run(scenario)
+
+
+def test_the_transition_table_is_what_the_client_walks() -> None:
+    machine = StateMachine()
+    assert machine.move(State.HANDSHAKING) == State.NEW
+    assert machine.move(State.HANDSHAKING) is None  # no move, no event
+    with pytest.raises(InvalidTransition):
+        machine.move(State.REHANDSHAKING)  # a session is needed to lose one
+    assert set(TRANSITIONS) == set(State)
+    assert all(State.CLOSED in targets for s, targets in TRANSITIONS.items() if s != State.CLOSED)
+    assert TRANSITIONS[State.CLOSED] == frozenset()
+
+
+def test_a_state_callback_may_be_a_coroutine_and_may_fail(caplog) -> None:
+    async def scenario() -> None:
+        seen: list[State] = []
+
+        async def later(old: State, new: State) -> None:
+            seen.append(new)
+
+        def broken(old: State, new: State) -> None:
+            raise RuntimeError("a bug of the application")
+
+        async with HostileServer(lambda m: bayeux(m, advice={"timeout": 100})) as server:
+            client = polling(server.url)
+            client.on_state(broken)
+            client.on_state(later)
+            async with client:
+                await until(lambda: State.CONNECTED in seen)
+            await until(lambda: State.CLOSED in seen)
+
+    with caplog.at_level(logging.ERROR, logger="bayeux.client"):
+        run(scenario)
+    assert any("a state callback failed" in r.getMessage() for r in caplog.records)
