@@ -493,8 +493,9 @@ class Client:
         """The session was lost (REHANDSHAKING) or a send failed (DISCONNECTED): messages are
         held from now on, and the connect loop acts at once rather than at the end of its
         held connect or its wait."""
-        if self.state in (State.CONNECTED, State.DISCONNECTED) and new != self.state:
-            self._move(new)
+        if self.state not in (State.CONNECTED, State.DISCONNECTED):
+            return  # handshaking again already: its backoff is not to be cut short
+        self._move(new)
         self._interrupt.set()
 
     async def _connect_loop(self) -> None:
