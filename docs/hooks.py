@@ -29,7 +29,6 @@ COMETD = re.compile(r"\s*\(CometD: ([^)]+)\)")
 PUBLIC = {
     "bayeux": None,  # its __all__
     "bayeux.client": None,
-    "bayeux.client.sync": ["SyncClient"],
     "bayeux.publisher": ["Publisher", "SyncPublisher"],
     "bayeux.testing": [
         "ServerThread",
