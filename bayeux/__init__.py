@@ -8,6 +8,7 @@ from .core.server import BayeuxServer, ConnectHold, Outcome
 from .core.service import ServiceError, ServiceRequest
 from .core.session import Ended, ServerSession
 from .core.settings import Settings
+from .core.threads import NotOnLoop
 from .core.users import TooManySessions
 from .endpoint import Endpoint
 
@@ -19,6 +20,7 @@ __all__ = [
     "Endpoint",
     "Extension",
     "LocalSession",
+    "NotOnLoop",
     "Operation",
     "Outcome",
     "RequestContext",

@@ -20,6 +20,7 @@ from .core.engine import Engine
 from .core.server import BayeuxServer
 from .core.settings import Settings
 from .core.tasks import TaskSet
+from .core.threads import LoopOwner, on_loop, on_loop_async
 from .health import health_answer
 from .transports.context import Drainable
 from .transports.http import HttpResponse
@@ -68,6 +69,14 @@ class Endpoint:
         self.connections = 0
         # What a drain must see finished: open WebSockets, EventSource streams, held long-polls.
         self._streams: set[Drainable] = set()
+
+    @property
+    def loop_owner(self) -> LoopOwner:
+        """The loop the endpoint serves on; its methods may be called from any thread (see
+        docs/embedding.md, "Threads").
+
+        Added in version 0.3.0."""
+        return self.server.loop_owner
 
     @property
     def settings(self) -> Settings:
@@ -135,6 +144,7 @@ class Endpoint:
 
         return aiohttp_app(self, lambda: self.shutdown(drain_timeout))
 
+    @on_loop
     def start(self) -> None:
         """Starts sweeping expired sessions on the running IOLoop; called on the first request,
         so embedding needs no extra step."""
@@ -150,8 +160,11 @@ class Endpoint:
         except Exception:  # the sweeper must keep running whatever happens
             log.exception("sweep failed")
 
+    @on_loop
     def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
-        """Publishes `data` to the subscribers of `channel` from the server side."""
+        """Publishes `data` to the subscribers of `channel` from the server side
+        (`BayeuxServer.publish`), from any thread: a call from another thread than the
+        server's loop runs on the loop, and returns once it has."""
         return self.server.publish(channel, data, ext=ext)
 
     def browser_may_hold(self, browser: str | None) -> bool:
@@ -245,6 +258,7 @@ class Endpoint:
         Added in version 0.2.0."""
         self._streams.discard(stream)
 
+    @on_loop_async
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Drains, within `timeout` seconds: refuses new handshakes, answers every held connect
         with advice to come back, closes WebSockets with 1001 once their pending frames are

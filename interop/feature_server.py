@@ -83,8 +83,8 @@ def kick_me(request):
 class LossyExchange(PollingExchange):
     lost = False
 
-    async def _exchange(self, messages: list, connection_type: str) -> bytes | None:
-        body = await super()._exchange(messages, connection_type)
+    async def _exchange(self, messages: list, connection_type: str, cost: int) -> bytes | None:
+        body = await super()._exchange(messages, connection_type, cost)
         client_id = next(
             (m.get("clientId") for m in messages if m.get("channel") == "/meta/connect"), None
         )

@@ -29,6 +29,7 @@ from ..transports.websocket import (
 from ..transports.wsframes import data_frames
 from .deflate import InboundDeflate
 from .holding import Holding
+from .memory import large_input_done
 from .seams import ConnectionHost
 from .stream import TransportStream, retrieve
 
@@ -198,6 +199,7 @@ class WebSocketConnection:
                     )
                     if self.protocol.state is ConnectionState.OPEN:
                         await self.transport.received(message)
+                    large_input_done(len(message))
             elif isinstance(event, Ping | Pong):
                 if not self._control_frame_allowed():
                     return self._fail(CLOSE_POLICY_VIOLATION, "too many control frames")

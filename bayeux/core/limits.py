@@ -20,7 +20,7 @@ class AddressBudget:
     what they buffer (a request's head and body, a WebSocket message arriving in fragments), in
     bytes. Bounded by max_address_bytes (`limit`; -1 for none)."""
 
-    __slots__ = ("key", "limit", "room", "sessions", "connections")
+    __slots__ = ("key", "limit", "room", "sessions", "connections", "waiting")
 
     def __init__(self, key: str, limit: int) -> None:
         self.key = key
@@ -32,6 +32,9 @@ class AddressBudget:
         self.room = limit if limit > 0 else UNLIMITED
         self.sessions = 0
         self.connections = 0
+        # Messages of its batches the server is handling (waiting on hooks, the slow part):
+        # bounded by max_extension_backlog (BatchCharge).
+        self.waiting = 0
 
     @property
     def used(self) -> int:
@@ -108,9 +111,53 @@ class AddressBudgets:
         budget.room += CONNECTION_OVERHEAD + held
         self._forget_if_unused(budget)
 
+    def holds(self, budget: AddressBudget) -> bool:
+        """Whether `budget` is still the one its address is charged to (an address's budget
+        goes once nothing holds it; a new one is made when it comes back)."""
+        return self._budgets.get(budget.key) is budget
+
     def _forget_if_unused(self, budget: AddressBudget) -> None:
-        if budget.sessions <= 0 and budget.connections <= 0 and budget is not UNBOUNDED:
+        if (
+            budget.sessions <= 0
+            and budget.connections <= 0
+            and budget.waiting <= 0
+            and budget is not UNBOUNDED
+        ):
             self._budgets.pop(budget.key, None)
+
+    def charge_batch(self, budget: AddressBudget, cost: int, messages: int, most: int) -> bool:
+        """Charges a batch being handled: its decoded messages' memory (`cost`) to the
+        address's budget, and their number against `most` messages of the address at once
+        (--max-extension-backlog); False, charging nothing, when either would pass its bound.
+        Only a batch that waits on an asynchronous hook is held long enough to matter: one
+        handled without waiting gives its charge back in the same step of the loop."""
+        if budget is UNBOUNDED:
+            return True
+        if 0 <= most < budget.waiting + messages or not budget.take(cost):
+            self._forget_if_unused(budget)
+            return False
+        budget.waiting += messages
+        return True
+
+    def busy(self, address: str | None, size: int, most: int) -> bool:
+        """Whether a batch from `address` that costs `size` bytes would be refused: the address
+        already has `most` messages being handled, or too little room left for it. Asked
+        before reading a large body (so that it is not read at all), and before decoding one
+        (so that a refused batch costs no decoding)."""
+        if address is None:
+            return False
+        budget = self._budgets.get(address_key(address))
+        if budget is None:
+            return False
+        return 0 <= most <= budget.waiting or budget.room < size
+
+    def discharge_batch(self, budget: AddressBudget, cost: int, messages: int) -> None:
+        """Gives back what `charge_batch` charged, once the batch is handled."""
+        if budget is UNBOUNDED:
+            return
+        budget.room += cost
+        budget.waiting -= messages
+        self._forget_if_unused(budget)
 
     def __len__(self) -> int:
         return len(self._budgets)

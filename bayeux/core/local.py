@@ -12,6 +12,7 @@ from . import channel as ch
 from .message import Message
 from .session import ServerSession
 from .tasks import TaskSet
+from .threads import LoopOwner, on_loop_async
 
 if TYPE_CHECKING:
     from .server import BayeuxServer
@@ -38,7 +39,12 @@ class LocalSession:
 
     @classmethod
     async def connect(cls, server: BayeuxServer, **handshake_fields: Any) -> LocalSession:
-        """Handshakes through the security policy, as a remote client would."""
+        """Handshakes through the security policy, as a remote client would; from any thread
+        (awaited on another thread's loop, it runs on the server's)."""
+        return await server.loop_owner.run(lambda: cls._connect(server, handshake_fields))
+
+    @classmethod
+    async def _connect(cls, server: BayeuxServer, handshake_fields: dict[str, Any]) -> LocalSession:
         outcome = await server.handle(
             [
                 {
@@ -55,25 +61,34 @@ class LocalSession:
         return cls(server, server.sessions[reply["clientId"]])
 
     @property
+    def loop_owner(self) -> LoopOwner:
+        """The server's loop: the methods below may be awaited on any thread's loop."""
+        return self.server.loop_owner
+
+    @property
     def id(self) -> str:
         """The session's clientId."""
         return self.session.id
 
+    @on_loop_async
     async def subscribe(self, pattern: str, callback: MessageCallback) -> Message:
         """Subscribes to `pattern` (through the policy and authorizers) and calls
         `callback(message)` for each message delivered on it; the subscribe reply."""
         self._callbacks.setdefault(pattern, []).append(callback)
         return await self._request({"channel": ch.META_SUBSCRIBE, "subscription": pattern})
 
+    @on_loop_async
     async def unsubscribe(self, pattern: str) -> Message:
         """Unsubscribes from `pattern` and drops its callbacks; the unsubscribe reply."""
         self._callbacks.pop(pattern, None)
         return await self._request({"channel": ch.META_UNSUBSCRIBE, "subscription": pattern})
 
+    @on_loop_async
     async def publish(self, channel: str, data: Any) -> Message:
         """Publishes as this session: policy, authorizers and listeners apply."""
         return await self._request({"channel": channel, "data": data})
 
+    @on_loop_async
     async def disconnect(self) -> Message:
         """Ends the session as a client's /meta/disconnect would; the reply."""
         return await self._request({"channel": ch.META_DISCONNECT})

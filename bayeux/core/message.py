@@ -136,6 +136,40 @@ def batch_from(value: Any, max_messages: int) -> list[Message]:
     return messages
 
 
+# What the objects a JSON batch decodes into cost beyond its bytes, by the byte that begins
+# each: a dict (`{`: an empty one is 64 bytes, a small one 184-360), a list (`[`), a value in a
+# container (`,`: an int or float object and its slot), a string's header (`"`, two per
+# string), a dict entry (`:`). Counted with bytes.count, at memchr's speed: an upper bound on
+# what orjson makes, within 1.0-2.1x for the usual shapes and up to 11x for hostile ones (many
+# empty strings or booleans, which decode into shared objects); tests/system/test_memory_bounds.py
+# holds it to tracemalloc's figures.
+_DECODED_COST = ((b"{", 96), (b"[", 64), (b",", 40), (b'"', 24), (b":", 32))
+# msgpack's one-byte containers and scalars decode into objects of up to 72 bytes with their
+# slot: the bound when a decoded frame cannot be measured again as JSON.
+_MSGPACK_WORST = 72
+
+
+def decoded_cost(encoded: bytes | str, value: Any = None) -> int:
+    """What a batch holds in memory once decoded, in bytes: from its JSON text (`encoded`),
+    or, for a binary format, from its decoded `value` measured as JSON (msgpack carries the
+    same values in fewer bytes). Charged to the client's address while the batch waits on
+    asynchronous hooks (`BayeuxServer.handle`)."""
+    if value is not None:
+        try:
+            encoded = codec.dumps(value)
+        except (TypeError, ValueError, OverflowError):  # values JSON cannot carry
+            return len(encoded) * _MSGPACK_WORST
+    # A string holding one character beyond the BMP takes 4 bytes for every character.
+    cost = len(encoded) if encoded.isascii() else 4 * len(encoded)
+    if isinstance(encoded, str):  # a text frame: counted as it is, not copied to bytes
+        for byte, size in _DECODED_COST:
+            cost += encoded.count(byte.decode()) * size
+        return cost
+    for byte, size in _DECODED_COST:
+        cost += encoded.count(byte) * size
+    return cost
+
+
 # What a queued delivery costs beyond its JSON bytes: the Delivery object, its bytes object's
 # header, the timestamp and the queue's slot (tests/system/test_memory_bounds.py measures it with
 # tracemalloc). Queues are bounded by this plus the JSON, so that their bound is their memory.

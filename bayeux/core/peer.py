@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .limits import AddressBudget
 from .session import ServerSession
 
 
@@ -18,6 +19,9 @@ class Peer:
     # A binary format (msgpack) that can carry values JSON cannot: the core checks each message.
     binary: bool = False
     sessions: list[ServerSession] = field(default_factory=list)
+    # Its address's budget, looked up once for the batches of a persistent connection
+    # (BayeuxServer.handle checks it is still current).
+    budget: AddressBudget | None = None
 
     def live_sessions(self) -> int:
         """Sessions this connection created that have not ended (pruning the ended ones)."""

@@ -17,6 +17,7 @@ from .replies import failure
 from .service import ServiceError, ServiceRequest
 from .session import ServerSession
 from .state import Outcome
+from .threads import on_loop
 
 log = logging.getLogger("bayeux.server")
 
@@ -77,6 +78,7 @@ class Publishing(FanOut):
         appended.add_done_callback(settled)
         return appended
 
+    @on_loop
     def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
         sessions of this process it reaches (with an engine, those it will reach when the
@@ -123,6 +125,7 @@ class Publishing(FanOut):
             log.error("an extension made a publish to %s unrepresentable", message["channel"])
             self.stats.dropped["not-encodable"] += 1
 
+    @on_loop
     def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
         """Queues a message for one session only, whatever its subscriptions; the session's
         own outgoing extensions and the server's see it.

@@ -36,6 +36,12 @@ HANDSHAKE_AGAIN = {"reconnect": "handshake", "interval": 0}
 
 # clientIds as new_client_id makes them: anything else is unknown without asking the engine.
 CLIENT_ID = re.compile(r"[0-9a-f]{40}\Z")
+# A batch refused because its address already has as many messages (or bytes) waiting on
+# hooks as it may (BayeuxServer.handle).
+TOO_MANY_WAITING = (
+    error(503, "", "Too many messages waiting"),
+    {"reconnect": "retry", "interval": 1000},
+)
 ENGINE_UNAVAILABLE = (
     error(503, "", "Session store unavailable"),
     {"reconnect": "retry", "interval": 1000},

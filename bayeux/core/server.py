@@ -41,6 +41,7 @@ from .replies import (
     CLIENT_ID,
     ENGINE_UNAVAILABLE,
     MAX_MS,
+    TOO_MANY_WAITING,
     failure,
     field_problem,
     non_json_problem,
@@ -49,6 +50,7 @@ from .replies import (
 from .service import ServiceHandler
 from .session import ConnectHold, Ended, ServerSession, reply_ready
 from .state import Outcome
+from .threads import on_loop, on_loop_async
 from .users import check_user
 
 __all__ = [
@@ -81,6 +83,7 @@ class BayeuxServer(EngineBridge):
         return self.hooks.policy
 
     @policy.setter
+    @on_loop
     def policy(self, policy: SecurityPolicy) -> None:
         self.hooks.policy = policy
 
@@ -91,23 +94,37 @@ class BayeuxServer(EngineBridge):
         Added in version 0.3.0."""
         return self.hooks.extensions
 
+    @on_loop
     def add_extension(self, extension: Extension) -> None:
         """Runs `extension` on every message of every session: incoming ones in the order added,
         outgoing ones in reverse."""
         self.hooks.extensions.append(extension)
 
+    @on_loop
     def add_authorizer(self, pattern: str, authorizer: Authorizer) -> None:
         """Authorizes operations on `pattern` (a channel or a wildcard pattern covering many)."""
         self.hooks.on_channel(pattern).authorizers.append(authorizer)
         self.hooks.installed()
 
+    @on_loop
     def add_message_listener(self, pattern: str, listener: MessageListener) -> None:
-        """Calls `listener(session, channel, message)` for every message published to a channel
-        matching `pattern`, before delivery. It may change the message in place; returning
-        False drops it (the publisher is told). It may be a coroutine."""
+        """Calls `listener(session, channel, message)` for every message a session publishes to
+        a channel matching `pattern`, before delivery: `session` is the publisher, `channel`
+        the channel published to, `message` the publish. It may change the message in place;
+        returning False drops it (the publisher is told `404::Message deleted`). It may be a
+        coroutine function. The server's own `publish` does not call it.
+
+        Examples:
+            >>> def no_shouting(session, channel, message):
+            ...     if str(message["data"]).isupper():
+            ...         print(session.id, "shouted on", channel)
+            ...         return False
+            >>> server.add_message_listener("/chat/**", no_shouting)
+        """
         self.hooks.on_channel(pattern).listeners.append(listener)
         self.hooks.installed()
 
+    @on_loop
     def add_service(self, channel: str, handler: ServiceHandler) -> None:
         """Answers messages published to the service channel `channel` (or a pattern of them):
         `handler(request)` returns (or resolves to) the reply's data, or raises ServiceError.
@@ -118,41 +135,86 @@ class BayeuxServer(EngineBridge):
         self.hooks.on_channel(channel).service = handler
         self.hooks.installed()
 
+    @on_loop
     def set_lazy(self, pattern: str) -> None:
         """Messages on channels matching `pattern` may wait up to `max_lazy_timeout` for
         company before waking a held connect (CometD's lazy channels)."""
         self.hooks.on_channel(pattern).lazy = True
         self.hooks.installed()
 
+    @on_loop
     def on_session_added(self, listener: SessionListener) -> None:
-        """`listener(session, message)` once a handshake has created `session` (`message` is the
-        handshake)."""
+        """Calls `listener(session)` once `session` is created: by a handshake the policy
+        allowed (a client's or a `LocalSession`'s), or by `create_session`. It may be a
+        coroutine function; one that raises is logged.
+
+        Examples:
+            >>> def added(session):
+            ...     print("session added:", session.id)
+            >>> server.on_session_added(added)
+        """
         self.hooks.session_added.append(listener)
 
+    @on_loop
     def on_session_removed(self, listener: RemovalListener) -> None:
-        """`listener(session, ended)`; `ended is Ended.EXPIRED` when it timed out."""
+        """Calls `listener(session, ended)` once `session` has ended: `ended` is why, an
+        `Ended` (`Ended.DISCONNECTED` when its client disconnected, `Ended.EXPIRED` when it
+        timed out, `Ended.KICKED` after `disconnect`...). It may be a coroutine function; one
+        that raises is logged.
+
+        Examples:
+            >>> def removed(session, ended):
+            ...     print("session removed:", session.id, ended.value)
+            >>> server.on_session_removed(removed)
+        """
         self.hooks.session_removed.append(listener)
 
+    @on_loop
     def on_subscribed(self, listener: SubscriptionListener) -> None:
-        """`listener(session, channel, message)` once `session` has subscribed to `channel`."""
+        """Calls `listener(session, channel)` once `session` has subscribed to `channel` (a
+        channel or a wildcard pattern), by a `/meta/subscribe` or the server's `subscribe`.
+        It may be a coroutine function; one that raises is logged.
+
+        Examples:
+            >>> def subscribed(session, channel):
+            ...     print(session.id, "subscribed to", channel)
+            >>> server.on_subscribed(subscribed)
+        """
         self.hooks.subscribed.append(listener)
 
+    @on_loop
     def on_unsubscribed(self, listener: SubscriptionListener) -> None:
-        """`listener(session, channel, message)` once `session` has unsubscribed from `channel`,
-        or was removed while subscribed (`message` is None then)."""
+        """Calls `listener(session, channel)` once `session` has unsubscribed from `channel` (a
+        channel or a wildcard pattern), by a `/meta/unsubscribe` or the server's
+        `unsubscribe`, or has ended while subscribed to it. It may be a coroutine function;
+        one that raises is logged.
+
+        Examples:
+            >>> def unsubscribed(session, channel):
+            ...     print(session.id, "unsubscribed from", channel)
+            >>> server.on_unsubscribed(unsubscribed)
+        """
         self.hooks.unsubscribed.append(listener)
 
     # ----------------------------------------------------------------------------- users
 
+    @on_loop
     def on_presence(self, listener: PresenceListener) -> None:
-        """`listener(user, online)`: a user's first session in the deployment appeared
-        (True), or its last one ended (False: disconnected, expired, kicked, dissociated; with
-        --redis also its process's crash, within maxInterval plus a sweep). Told once, on
-        one process. It may be a coroutine.
+        """Calls `listener(user, online)`: `user` (the id given to `associate`) has its first
+        session in the deployment (`online` is True), or its last one ended (False:
+        disconnected, expired, kicked, dissociated; with --redis also its process's crash,
+        within maxInterval plus a sweep). Told once, on one process. It may be a coroutine
+        function; one that raises is logged.
+
+        Examples:
+            >>> def presence(user, online):
+            ...     print(user, "is", "online" if online else "offline")
+            >>> server.on_presence(presence)
 
         Added in version 0.3.0."""
         self.hooks.presence.append(listener)
 
+    @on_loop_async
     async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
         """Sends a message to every session of `user`, whichever process serves it; returns
         how many. With --redis it goes through the log, as a broadcast does: in order with
@@ -173,6 +235,7 @@ class BayeuxServer(EngineBridge):
         delivery = await self._logged_delivery(channel, data)
         return 0 if delivery is None else await self.engine.deliver_to_user(user, delivery)
 
+    @on_loop_async
     async def deliver_to_client(self, client_id: str, channel: str, data: Any) -> bool:
         """Sends a message to one session by its clientId, whichever process serves it (with
         --redis through the log, as `deliver_to_user` does); False when there is no engine
@@ -201,6 +264,7 @@ class BayeuxServer(EngineBridge):
             kept = await kept
         return self._encoded(message) if kept else None
 
+    @on_loop_async
     async def online_users(self, limit: int = 1000) -> list[str]:
         """At most `limit` users with a session in the deployment (in no particular order).
 
@@ -216,6 +280,7 @@ class BayeuxServer(EngineBridge):
 
     # ------------------------------------------------------------------------ sessions
 
+    @on_loop
     def disconnect(self, session: ServerSession) -> None:
         """Ends `session` and tells its client to stop, as CometD's ServerSession.disconnect()
         does: its held connect, or else its next one within maxInterval, is answered with
@@ -235,6 +300,7 @@ class BayeuxServer(EngineBridge):
         self.stopped(session.id, self.stop_ms(session) / 1000)
         self.remove_session(session, Ended.KICKED)
 
+    @on_loop
     def set_timing(
         self,
         session: ServerSession,
@@ -274,14 +340,34 @@ class BayeuxServer(EngineBridge):
         messages: list[Message],
         peer: Peer | None = None,
         request: RequestContext | None = None,
+        *,
+        cost: int = 0,
     ) -> Outcome:
         """Handles one batch from one connection (`peer`, when the transport knows it) that
-        came with HTTP request `request` (hooks read it with `current_request()`)."""
+        came with HTTP request `request` (hooks read it with `current_request()`).
+
+        `cost` is what the decoded batch holds in memory (`message.decoded_cost`): while it
+        is handled (waiting, perhaps, on asynchronous hooks) it counts against its address's
+        budget (--max-address-bytes), and its messages against --max-extension-backlog; a batch
+        past either is refused whole, each message with 503::Too many messages waiting and
+        advice to retry."""
+        self.loop_owner.bind_running()
+        peer = peer or Peer()
+        budget = None
+        count = len(messages)  # charged as it came (a handshake's batch is cut to one below)
+        if cost and peer.address is not None:
+            budget = peer.budget
+            if budget is None or not self.budgets.holds(budget):
+                budget = peer.budget = self.budgets.of(peer.address)
+            if not self.budgets.charge_batch(
+                budget, cost, count, self.settings.max_extension_backlog
+            ):
+                self.stats.refused["batch-waiting"] += 1
+                return Outcome(replies=[failure(m, *TOO_MANY_WAITING) for m in messages])
         token = entering(request) if request is not None else None
         attributes_before = self.attribute_write
         try:
             outcome = Outcome(replies=[])
-            peer = peer or Peer()
             if len(messages) > 1:
                 handshake = next((m for m in messages if m["channel"] == ch.META_HANDSHAKE), None)
                 if handshake is not None:
@@ -312,6 +398,8 @@ class BayeuxServer(EngineBridge):
         finally:
             if token is not None:
                 leaving(token)
+            if budget is not None:
+                self.budgets.discharge_batch(budget, cost, count)
 
     async def _handle_one(
         self, message: Message, peer: Peer, outcome: Outcome, request: RequestContext | None

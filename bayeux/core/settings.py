@@ -171,7 +171,11 @@ class Settings:
     max_extension_backlog: int = _setting(
         1000,
         "messages of one session (and of the server side's publishes) that may wait behind an"
-        " asynchronous outgoing extension; more are dropped (counted as extension-backlog)",
+        " asynchronous outgoing extension, more being dropped (counted as extension-backlog);"
+        " and messages of one client address that may be handled at once (waiting on"
+        " asynchronous extensions, policy, authorizers, listeners or services: their decoded"
+        " memory counts against --max-address-bytes too), a batch past either getting"
+        " 503::Too many messages waiting with advice to retry",
     )
     max_channel_length: int = _setting(
         1024,

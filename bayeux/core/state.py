@@ -26,6 +26,7 @@ from .session import ConnectHold, Ended, ServerSession, new_client_id
 from .settings import Settings
 from .stats import Stats
 from .tasks import InOrder, TaskSet
+from .threads import LoopOwner, on_loop, on_loop_async
 from .tree import ChannelTree, subscription_cost
 from .users import Users, check_user
 
@@ -59,6 +60,9 @@ class ServerState:
         policy: SecurityPolicy | None = None,
     ) -> None:
         self.settings = settings = settings or Settings()
+        # The loop the server belongs to: calls from other threads cross into it
+        # (core/threads.py).
+        self.loop_owner = LoopOwner()
         self.channels = ch.ChannelLimits(settings.max_channel_length, settings.max_channel_segments)
         self.clock = clock
         self.wall_clock = wall_clock
@@ -161,6 +165,7 @@ class ServerState:
         attributes.on_change = lambda changes: self._attributes_changed(session, changes)
         return session
 
+    @on_loop
     def _attributes_changed(self, session: ServerSession, changes: Changes) -> None:
         if session.local:
             return
@@ -169,6 +174,7 @@ class ServerState:
             # Written in order: a batch's reply waits for the latest (see handle).
             self.attribute_write = written
 
+    @on_loop
     def create_session(self) -> ServerSession:
         """A session created by the server itself (tests, local sessions): no policy check."""
         session = self.new_session(new_client_id())
@@ -180,6 +186,7 @@ class ServerState:
         log.debug("session added", extra={"event": "session-added", "session": session.tag})
         self.hooks.added(session)
 
+    @on_loop
     def remove_session(self, session: ServerSession, reason: Ended = Ended.REMOVED) -> None:
         """Ends `session` at once: its subscriptions and queue go, session listeners are told
         `reason`, and its client's next request is answered 402 (it may handshake again;
@@ -205,6 +212,7 @@ class ServerState:
             self.engine.removed(session, reason)
         self.hooks.removed(session, reason)
 
+    @on_loop_async
     async def associate(self, user: str, session: ServerSession) -> None:
         """Makes `session` one of `user`'s (an application's own id: a login name, an
         account number), as CometD's Seti does; a policy may call it from can_handshake.
@@ -245,6 +253,7 @@ class ServerState:
         if came_online:
             self.presence_changed(user, True)
 
+    @on_loop_async
     async def dissociate(self, session: ServerSession) -> None:
         """Makes `session` no user's (it goes on)."""
         user, session.user = session.user, None
@@ -263,6 +272,7 @@ class ServerState:
         deployment: the engine decides when there is one)."""
         self.hooks.presence_changed(user, online)
 
+    @on_loop
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         """Subscribes `session` to `pattern` from the server side, without asking the policy
         (the subscription listeners are told)."""
@@ -271,6 +281,7 @@ class ServerState:
             session.subscribed(subscription_cost(pattern))
             self.hooks.subscription_changed(session, pattern, True)
 
+    @on_loop
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
         """Unsubscribes `session` from `pattern` from the server side (the subscription
         listeners are told)."""
@@ -279,6 +290,7 @@ class ServerState:
             session.subscribed(-subscription_cost(pattern))
             self.hooks.subscription_changed(session, pattern, False)
 
+    @on_loop
     def sweep(self) -> list[ServerSession]:
         """Removes the sessions whose expiry time has passed; returns them."""
         started = time.perf_counter()
@@ -305,6 +317,7 @@ class ServerState:
                 del self._stopped[client_id]
         return expired
 
+    @on_loop
     def shutdown(self) -> None:
         """Stops accepting handshakes and wakes every held connect, so transports answer them
         with advice to come back after `multi_session_interval`."""

@@ -14,7 +14,7 @@ import time
 from urllib.parse import parse_qs
 
 from ..core import codec
-from ..core.message import Message, ProtocolError, TooManyMessages, batch_from
+from ..core.message import Message, ProtocolError, TooManyMessages, batch_from, decoded_cost
 from ..core.peer import Peer
 from ..core.session import Wakeup, reply_ready
 from .context import Context
@@ -69,8 +69,20 @@ class PollingExchange:
         self.context.start()
         if origin_refused(self.request, self.context):
             return refusal(403, "origin not allowed", self._cors())
-        if declared_length is not None and declared_length > self.context.settings.max_message_size:
+        settings = self.context.settings
+        if declared_length is not None and declared_length > settings.max_message_size:
             return self.too_large()
+        if (
+            declared_length is not None
+            and declared_length > EARLY_CHECKED_BODY
+            and self.context.server.budgets.busy(
+                self.request.remote_ip, 2 * declared_length, settings.max_extension_backlog
+            )
+        ):
+            # Its batch would be refused once read and decoded (BayeuxServer.handle): it is
+            # refused before its body is read (tests/system/test_hook_backlog.py).
+            self.context.server.stats.refused["batch-waiting"] += 1
+            return refusal(503, "too many messages waiting for this address", self._cors())
         return None
 
     def too_large(self) -> HttpResponse:
@@ -110,11 +122,21 @@ class PollingExchange:
         return HttpResponse(204, headers)
 
     async def _long_polling(self) -> HttpResponse | None:
+        raw = self.request.body
+        # The body and what it decodes into, both held while the batch is handled.
+        cost = len(raw) + decoded_cost(raw)
+        if len(raw) > EARLY_CHECKED_BODY and self.context.server.budgets.busy(
+            self.request.remote_ip, cost, self.context.settings.max_extension_backlog
+        ):
+            # Refused before it is decoded: a flood of large batches from a busy address
+            # costs no decoding (and none of the allocator's fragmentation that comes with it).
+            self.context.server.stats.refused["batch-waiting"] += 1
+            return refusal(503, "too many messages waiting for this address", self._cors())
         try:
             messages = messages_from_body(self.request, self.context.settings.max_batch_messages)
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
-        body = await self._exchange(messages, "long-polling")
+        body = await self._exchange(messages, "long-polling", cost)
         if body is None:
             return None
         return HttpResponse(200, self._headers(("Content-Type", JSON_TYPE), *self._cors()), body)
@@ -136,10 +158,14 @@ class PollingExchange:
         if len(callback) > _MAX_CALLBACK or not _CALLBACK_RE.match(callback):
             return refusal(400, "invalid JSONP callback name", self._cors())
         try:
-            messages = decode_batch(raw.encode(), self.context.settings.max_batch_messages)
+            encoded = raw.encode()
+            messages = decode_batch(encoded, self.context.settings.max_batch_messages)
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
-        body = await self._exchange(messages, "callback-polling")
+        # The query's text and its bytes, and what they decode into.
+        body = await self._exchange(
+            messages, "callback-polling", 2 * len(encoded) + decoded_cost(encoded)
+        )
         if body is None:
             return None
         headers = self._headers(
@@ -157,9 +183,12 @@ class PollingExchange:
             out.extend(added.lines)
         return out
 
-    async def _exchange(self, messages: list[Message], connection_type: str) -> bytes | None:
-        """Runs the batch through the core, holding its connect if any. None when the client
-        went away while the connect was held."""
+    async def _exchange(
+        self, messages: list[Message], connection_type: str, cost: int
+    ) -> bytes | None:
+        """Runs the batch through the core, holding its connect if any (`cost`: what the
+        decoded batch holds in memory meanwhile). None when the client went away while the
+        connect was held."""
         context = self.context
         server = context.server
         browser = self._browser_id()
@@ -167,6 +196,7 @@ class PollingExchange:
             messages,
             self.peer or Peer(address=self.request.remote_ip),
             self.request.context(connection_type, answered=True),
+            cost=cost,
         )
         items = [codec.dumps(reply) for reply in outcome.replies]
         hold = outcome.connect
@@ -243,6 +273,11 @@ def messages_from_body(request: HttpRequest, max_messages: int) -> list[Message]
 
 def _too_many(max_messages: int) -> BadRequest:
     return BadRequest(413, f"more than {max_messages} messages in one request")
+
+
+# Bodies above this size are refused before they are read when their address is busy: the
+# check costs a look-up of the address, which small requests do without.
+EARLY_CHECKED_BODY = 64 * 1024
 
 
 def decode_batch(body: bytes, max_messages: int) -> list[Message]:

@@ -22,7 +22,14 @@ from typing import Any, Protocol
 
 from ..core import codec
 from ..core.context import RequestContext
-from ..core.message import Delivery, Message, ProtocolError, TooManyMessages, batch_from
+from ..core.message import (
+    Delivery,
+    Message,
+    ProtocolError,
+    TooManyMessages,
+    batch_from,
+    decoded_cost,
+)
 from ..core.peer import Peer
 from ..core.server import ConnectHold
 from ..core.session import ServerSession, Wakeup, reply_ready
@@ -248,7 +255,10 @@ class BayeuxWebSocket:
             self.sink.close(CLOSE_INVALID_PAYLOAD, f"not Bayeux messages: {exc}"[:120])
             return
         server = self.context.server
-        outcome = await server.handle(messages, self.peer, self.request)
+        # The frame itself is held too while its batch is handled (the connection let go of
+        # its charge once the message was whole).
+        cost = len(frame) + decoded_cost(frame, value if isinstance(frame, bytes) else None)
+        outcome = await server.handle(messages, self.peer, self.request, cost=cost)
         if self._closed:
             return
         items = [self._encode(reply) for reply in outcome.replies]

@@ -11,6 +11,7 @@ Then:     curl -c jar -X POST 'http://127.0.0.1:8080/login?user=alice'
           curl -b jar -H 'Content-Type: application/json' http://127.0.0.1:8080/cometd -d \\
             '[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"]}]'
           curl -X POST 'http://127.0.0.1:8080/notify/alice?text=hello'   # to alice's sessions
+          curl -X POST 'http://127.0.0.1:8080/announce/alice?text=hi'    # the same, a sync view
 """
 
 from __future__ import annotations
@@ -74,6 +75,18 @@ async def notify(request: HttpRequest, user: str) -> JsonResponse | HttpResponse
     return JsonResponse({"reached": reached})
 
 
-urlpatterns = [path("login", login), path("notify/<str:user>", notify)]
+@require_POST
+def announce(request: HttpRequest, user: str) -> JsonResponse:
+    # A sync view runs in a thread of Django's: the endpoint's methods may be called from any
+    # thread (the call runs on the endpoint's loop and returns once it has).
+    reached = endpoint.publish(f"/user/{user}", {"text": request.GET.get("text", "")})
+    return JsonResponse({"reached": reached})
+
+
+urlpatterns = [
+    path("login", login),
+    path("notify/<str:user>", notify),
+    path("announce/<str:user>", announce),
+]
 
 app = endpoint.asgi().in_front_of(get_asgi_application(), "/cometd")

@@ -5,6 +5,7 @@ services read and change the attributes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -70,3 +71,18 @@ class UserFromExt(SecurityPolicy):
 
 def install_users(server: BayeuxServer) -> None:
     server.policy = UserFromExt(server)
+
+
+class SlowLookup(Extension):
+    """An asynchronous incoming extension that looks something up for each publish (a
+    database, say) and takes 0.2 s to: the documented pattern, and what lets batches pile up
+    waiting on it."""
+
+    async def incoming(self, session: ServerSession | None, message: dict[str, Any]) -> bool:
+        if not message["channel"].startswith("/meta/"):
+            await asyncio.sleep(0.2)
+        return True
+
+
+def slow_lookup(server: BayeuxServer) -> None:
+    server.add_extension(SlowLookup())

@@ -24,6 +24,7 @@ from ...core.engine import position_of
 from ...core.message import Delivery, Message
 from ...core.replay import ReplayHistory
 from ...core.settings import Settings
+from ...core.threads import LoopOwner, NotOnLoop, on_loop_async
 from ...core.users import check_user
 from . import scripts
 from .client import redis_client
@@ -74,6 +75,9 @@ class Publisher:
         self._replay: ReplayHistory | None = None
         self._log_length = 100_000
         self._config_read = float("-inf")
+        # Its connections belong to the loop that first uses it: awaited on another
+        # thread's loop, a call runs there (core/threads.py).
+        self.loop_owner = LoopOwner()
 
     async def __aenter__(self) -> Publisher:
         return self
@@ -81,10 +85,12 @@ class Publisher:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @on_loop_async
     async def aclose(self) -> None:
         """Closes the connection to Redis."""
         await self._client.aclose()
 
+    @on_loop_async
     async def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
         """Broadcasts `data` on `channel` to every subscriber of the deployment."""
         message: Message = {"channel": channel, "data": data}
@@ -110,6 +116,7 @@ class Publisher:
             raise ConnectionError(f"redis refused the log entry: {results[0]}")
         return _position(results[0])
 
+    @on_loop_async
     async def deliver_to_client(self, client_id: str, channel: str, data: Any) -> int:
         """Sends `data` on `channel` to one session, whichever process serves it (nothing
         happens if the deployment has no such session)."""
@@ -125,6 +132,7 @@ class Publisher:
         )
         return _position(entry)
 
+    @on_loop_async
     async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
         """Sends `data` on `channel` to every session of `user` (BayeuxServer.associate),
         whichever processes serve them; returns how many sessions."""
@@ -187,7 +195,8 @@ class Publisher:
 
 class SyncPublisher:
     """The same for code without an event loop (a script, a WSGI view, a Celery task): each
-    call blocks until Redis has the message. Its own event loop runs on a daemon thread.
+    call blocks until Redis has the message. Its own event loop runs on a daemon thread; any
+    number of threads may share one (their calls are run on that loop one after another).
 
     Added in version 0.3.0."""
 
@@ -233,7 +242,13 @@ class SyncPublisher:
             self._loop.close()
 
     def _call(self, work: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+        # Any thread may call: each call is one coroutine run on the publisher's own loop.
+        try:
+            running = asyncio.run_coroutine_threadsafe(work, self._loop)
+        except RuntimeError:
+            work.close()
+            raise NotOnLoop("this SyncPublisher is closed: make a new one") from None
+        return running.result()
 
 
 async def _make(redis_url: str, prefix: str, options: dict[str, Any]) -> Publisher:
