@@ -144,11 +144,12 @@ class Endpoint:
 
         return aiohttp_app(self, lambda: self.shutdown(drain_timeout))
 
-    @on_loop
     def start(self) -> None:
-        """Starts sweeping expired sessions on the running IOLoop; called on the first request,
-        so embedding needs no extra step."""
+        """Starts sweeping expired sessions on the running IOLoop; called by the hosts on the
+        first request (on the loop, as every request: the loop it runs on becomes the
+        server's), so embedding needs no extra step."""
         if self._sweeper is None:
+            self.loop_owner.bind_running()
             self._sweeper = tornado.ioloop.PeriodicCallback(self._sweep, self.settings.sweep_period)
             self._sweeper.start()
             if self.engine is not None:

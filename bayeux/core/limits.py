@@ -33,7 +33,7 @@ class AddressBudget:
         self.sessions = 0
         self.connections = 0
         # Messages of its batches the server is handling (waiting on hooks, the slow part):
-        # bounded by max_extension_backlog (BatchCharge).
+        # bounded by max_extension_backlog (AddressBudgets.charge_batch).
         self.waiting = 0
 
     @property
@@ -51,6 +51,10 @@ class AddressBudget:
             return False
         self.room -= size
         return True
+
+
+# Addresses whose keys are remembered at once (AddressBudgets.key_of).
+MAX_REMEMBERED_ADDRESSES = 65536
 
 
 # What an open connection of the standalone server costs before it buffers anything: its
@@ -71,11 +75,23 @@ class AddressBudgets:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._budgets: dict[str, AddressBudget] = {}
+        # Addresses as they come, to their keys: parsing an address with `ipaddress` for
+        # every batch charged was a tenth of a long-polling exchange's instructions
+        # (benchmarks/exchange.py). Bounded: cleared when full.
+        self._keys: dict[str, str] = {}
+
+    def key_of(self, address: str) -> str:
+        key = self._keys.get(address)
+        if key is None:
+            if len(self._keys) >= MAX_REMEMBERED_ADDRESSES:
+                self._keys.clear()
+            key = self._keys[address] = address_key(address)
+        return key
 
     def of(self, address: str | None) -> AddressBudget:
         if address is None:
             return UNBOUNDED
-        key = address_key(address)
+        key = self.key_of(address)
         budget = self._budgets.get(key)
         if budget is None:
             budget = self._budgets[key] = AddressBudget(key, self.limit)
@@ -133,7 +149,9 @@ class AddressBudgets:
         handled without waiting gives its charge back in the same step of the loop."""
         if budget is UNBOUNDED:
             return True
-        if 0 <= most < budget.waiting + messages or not budget.take(cost):
+        # A batch alone may have more messages than `most` (up to --max-batch-messages):
+        # the count bounds what piles up, not what one batch may carry.
+        if (budget.waiting and budget.waiting + messages > most) or not budget.take(cost):
             self._forget_if_unused(budget)
             return False
         budget.waiting += messages
@@ -146,10 +164,10 @@ class AddressBudgets:
         (so that a refused batch costs no decoding)."""
         if address is None:
             return False
-        budget = self._budgets.get(address_key(address))
+        budget = self._budgets.get(self.key_of(address))
         if budget is None:
             return False
-        return 0 <= most <= budget.waiting or budget.room < size
+        return most <= budget.waiting or budget.room < size
 
     def discharge_batch(self, budget: AddressBudget, cost: int, messages: int) -> None:
         """Gives back what `charge_batch` charged, once the batch is handled."""

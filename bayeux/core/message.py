@@ -141,9 +141,14 @@ def batch_from(value: Any, max_messages: int) -> list[Message]:
 # container (`,`: an int or float object and its slot), a string's header (`"`, two per
 # string), a dict entry (`:`). Counted with bytes.count, at memchr's speed: an upper bound on
 # what orjson makes, within 1.0-2.1x for the usual shapes and up to 11x for hostile ones (many
-# empty strings or booleans, which decode into shared objects); tests/system/test_memory_bounds.py
+# empty strings or booleans, which decode into shared objects); tests/system/test_hook_backlog.py
 # holds it to tracemalloc's figures.
 _DECODED_COST = ((b"{", 96), (b"[", 64), (b",", 40), (b'"', 24), (b":", 32))
+# A JSON byte decodes into at most this much: `{}` into a 64-byte dict and its slot, an escaped
+# character into a 4-byte one.
+_MOST_PER_BYTE = 40
+# Batches up to this size are charged that bound rather than scanned.
+SMALL_BATCH = 4096
 # msgpack's one-byte containers and scalars decode into objects of up to 72 bytes with their
 # slot: the bound when a decoded frame cannot be measured again as JSON.
 _MSGPACK_WORST = 72
@@ -155,12 +160,25 @@ def decoded_cost(encoded: bytes | str, value: Any = None) -> int:
     same values in fewer bytes). Charged to the client's address while the batch waits on
     asynchronous hooks (`BayeuxServer.handle`)."""
     if value is not None:
+        if len(encoded) <= SMALL_BATCH:
+            return len(encoded) * _MSGPACK_WORST
         try:
             encoded = codec.dumps(value)
-        except (TypeError, ValueError, OverflowError):  # values JSON cannot carry
-            return len(encoded) * _MSGPACK_WORST
-    # A string holding one character beyond the BMP takes 4 bytes for every character.
-    cost = len(encoded) if encoded.isascii() else 4 * len(encoded)
+        except (TypeError, ValueError, OverflowError):
+            # Values JSON cannot carry: such messages are refused before any hook runs
+            # (replies.non_json_problem), so the batch waits no longer than its checks.
+            return len(encoded) * _MSGPACK_WORST // 8
+    # A string holding one character beyond the BMP takes 4 bytes for every character (it may
+    # come escaped, as \uD83D\uDE00, in ASCII).
+    if len(encoded) <= SMALL_BATCH:
+        # No byte decodes into more than this: a bound that costs no scan, for the small
+        # batches that are nearly all of them (benchmarks/exchange.py).
+        return len(encoded) * _MOST_PER_BYTE
+    if isinstance(encoded, str):
+        wide = not encoded.isascii() or "\\u" in encoded
+    else:
+        wide = not encoded.isascii() or b"\\u" in encoded
+    cost = 4 * len(encoded) if wide else len(encoded)
     if isinstance(encoded, str):  # a text frame: counted as it is, not copied to bytes
         for byte, size in _DECODED_COST:
             cost += encoded.count(byte.decode()) * size

@@ -15,10 +15,10 @@ runs at once, between two of the loop's steps, so it is never half-applied. A co
 awaited on another thread's loop runs on the server's loop (`run_coroutine_threadsafe`) and the
 caller's loop awaits it.
 
-The loop is learnt, not configured: a `LoopOwner` binds to the loop that first handles a batch
-(`BayeuxServer.handle`) or calls a marked method from within a running loop; it moves to a new
-loop once its old one has closed (a test's `asyncio.run`, a restarted application). Before any
-loop runs, a call runs where it is made (setting the server up at import time).
+The loop is learnt, not configured: a `LoopOwner` binds to the loop that first serves the server
+(`BayeuxServer.handle`, `Endpoint.start`); it moves to a new loop once its old one has closed (a
+test's `asyncio.run`, a restarted application). While no running loop serves it (before it
+starts, at import time; after it stopped), a call runs where it is made.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ R = TypeVar("R")
 
 
 class NotOnLoop(RuntimeError):
-    """A call from another thread that cannot reach the server's loop: the loop is closed,
-    or stopped while the call waited.
+    """A call from another thread that could not run on the server's loop: the loop closed
+    or stopped before it ran.
 
     Added in version 0.3.0."""
 
@@ -55,38 +55,34 @@ class LoopOwner:
         self.thread: int | None = None
 
     def bind_running(self) -> None:
-        """Binds to the loop running in the calling thread, if its thread is not already the
-        owner's (called for every batch the transports hand to the server)."""
-        ident = threading.get_ident()
-        if ident != self.thread:
-            self._bind(ident)
-
-    def _bind(self, ident: int) -> None:
+        """Binds to the loop running in the calling thread, unless it is the owner already:
+        called by what serves the server (every batch the transports hand to it,
+        `Endpoint.start`), never by an application's call, so that an application's own loop
+        awaiting a coroutine method from another thread never takes the server over."""
+        current = self.loop
+        if threading.get_ident() == self.thread and current is not None:
+            if not current.is_closed():
+                return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        current = self.loop
         if current is not None and current is not loop and _alive(current):
-            # Another loop on another thread still owns the server: keep it (a transport
-            # never runs on two loops; an application's own loop awaiting a coroutine method
-            # from a thread does not take the server over).
+            # Another loop still serves the server: a transport never runs on two loops.
             return
-        self.loop, self.thread = loop, ident
+        # The first loop, or a new one after the old one closed (a second asyncio.run on
+        # the same thread: a test's, an application restarted in its process).
+        self.loop, self.thread = loop, threading.get_ident()
 
     def elsewhere(self) -> asyncio.AbstractEventLoop | None:
         """The owner's loop when the calling thread is not its thread and the call must
-        cross into it; None when the call may run where it is."""
-        ident = threading.get_ident()
-        thread = self.thread
-        if thread == ident:
+        cross into it; None when the call may run where it is: on the owner's thread, or
+        while no running loop serves the server (before it starts, after it stopped: then
+        nothing else touches the server)."""
+        if threading.get_ident() == self.thread:
             return None
         loop = self.loop
         if loop is None or not _alive(loop):
-            # No loop owns the server yet, or its loop has ended: this thread's running loop,
-            # if any, becomes the owner, and the call runs here.
-            self.loop = self.thread = None
-            self._bind(ident)
             return None
         return loop
 
@@ -111,7 +107,7 @@ class LoopOwner:
             try:
                 return done.result(timeout=1.0)
             except concurrent.futures.TimeoutError:
-                if loop.is_closed() and done.cancel():
+                if not _alive(loop) and done.cancel():
                     raise NotOnLoop(_refusal(loop)) from None
 
     async def run(self, make: Callable[[], Coroutine[Any, Any, R]]) -> R:
@@ -135,8 +131,8 @@ def _alive(loop: asyncio.AbstractEventLoop) -> bool:
 
 def _refusal(loop: asyncio.AbstractEventLoop) -> str:
     return (
-        f"the server's event loop {loop!r} is closed: call the bayeux API while the server"
-        " runs, from any thread (calls from other threads are run on its loop)"
+        f"the server's event loop {loop!r} stopped before the call could run on it: call the"
+        " bayeux API while the server runs (from any thread: calls are run on its loop)"
     )
 
 

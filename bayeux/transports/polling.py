@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_to_bytes
 
 from ..core import codec
 from ..core.message import Message, ProtocolError, TooManyMessages, batch_from, decoded_cost
@@ -123,8 +123,12 @@ class PollingExchange:
 
     async def _long_polling(self) -> HttpResponse | None:
         raw = self.request.body
-        # The body and what it decodes into, both held while the batch is handled.
-        cost = len(raw) + decoded_cost(raw)
+        # The body and what it decodes into, both held while the batch is handled; a form
+        # body (Faye's `message=%5B...`) is costed as the JSON it carries, and its copies.
+        if b"%" in raw:
+            cost = 3 * len(raw) + decoded_cost(unquote_to_bytes(raw))
+        else:
+            cost = len(raw) + decoded_cost(raw)
         if len(raw) > EARLY_CHECKED_BODY and self.context.server.budgets.busy(
             self.request.remote_ip, cost, self.context.settings.max_extension_backlog
         ):

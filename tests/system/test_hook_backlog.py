@@ -213,7 +213,9 @@ def test_slow_hook_attack_from_one_address_stays_within_its_budget(transport: st
             peak = max(peak, _rss(process.pid))
             time.sleep(0.05)
         # An honest client on another address meanwhile.
-        honest = post_json(url, [dict(HANDSHAKE)]).json()[0]["clientId"]
+        shake = _post(port, json.dumps([HANDSHAKE]).encode(), source="127.0.0.2")
+        honest = json.loads(shake.recv(65536).split(b"\r\n\r\n", 1)[1])[0]["clientId"]
+        shake.close()
         started = time.monotonic()
         publish = {"channel": "/honest", "clientId": honest, "data": "hi"}
         sock = _post(port, json.dumps([publish]).encode(), source="127.0.0.2")
@@ -230,3 +232,70 @@ def test_slow_hook_attack_from_one_address_stays_within_its_budget(transport: st
         for sock in sockets:
             sock.close()
         stop_process(process)
+
+
+def test_a_lone_batch_larger_than_the_backlog_is_handled() -> None:
+    """The backlog bounds what piles up: one batch alone may carry up to --max-batch-messages,
+    more than --max-extension-backlog, from an idle address."""
+
+    async def scenario() -> None:
+        server = BayeuxServer(Settings(max_extension_backlog=10, max_batch_messages=1000))
+        peer = Peer(address="10.1.1.1")
+        cid = (await server.handle([dict(HANDSHAKE)], peer)).replies[0]["clientId"]
+        batch = [{"channel": "/a", "clientId": cid, "data": n} for n in range(50)]
+        outcome = await server.handle(batch, peer, cost=decoded_cost(orjson.dumps(batch)))
+        assert all(r["successful"] for r in outcome.replies)
+        assert server.budgets.of("10.1.1.1").waiting == 0
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps([{"channel": "/a", "data": "\U0001f600" + "x" * 100_000}]).encode(),  # \ud83d
+        json.dumps([{"channel": "/a", "data": "\u0100" + "x" * 100_000}]).encode(),
+    ],
+    ids=["escaped-astral", "escaped-latin"],
+)
+def test_escaped_wide_characters_are_costed_as_wide_strings(body: bytes) -> None:
+    import tracemalloc
+
+    assert body.isascii()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        decoded = orjson.loads(body)
+        taken = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert decoded
+    assert decoded_cost(body) >= taken, (decoded_cost(body), taken)
+
+
+def test_a_form_body_is_costed_as_the_json_it_carries() -> None:
+    """Faye's cross-origin transport posts `message=<urlencoded JSON>`: its `%7B`s are
+    charged as the `{`s they decode to. A 0.6 MiB form body decoding into ~4 MiB is refused by
+    a 3 MiB budget, as the same JSON posted as JSON is."""
+    from urllib.parse import quote
+
+    from bayeux.testing import ServerThread
+
+    batch = [{"channel": "/a", "data": [{"k": j} for j in range(60)]}] * 300
+    text = json.dumps(batch)
+    form = ("message=" + quote(text)).encode()
+    with ServerThread(Settings(max_address_bytes=3 * MIB)) as server:
+        server.call(server.endpoint.server.add_extension, Gate())
+        for body, kind in (
+            (form, "application/x-www-form-urlencoded"),
+            (text.encode(), "application/json"),
+        ):
+            from ..helpers.http import request as http_request
+
+            answer = http_request(server.url, "POST", body=body, headers={"Content-Type": kind})
+            # Refused before it is decoded (HTTP 503), or once decoded (a Bayeux 503).
+            if answer.status == 200:
+                assert answer.json()[0]["error"] == "503::Too many messages waiting", kind
+            else:
+                assert answer.status == 503, (kind, answer.status, answer.body)
+                assert answer.body == b"too many messages waiting for this address\n"

@@ -215,7 +215,7 @@ def test_a_call_from_a_thread_after_the_loop_closed_is_refused_clearly() -> None
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
-    with pytest.raises(NotOnLoop, match="is closed"):
+    with pytest.raises(NotOnLoop, match="stopped before the call could run"):
         owner.call(loop, lambda: None)
 
 
@@ -230,6 +230,17 @@ class _Counter:
         return len(self.where)
 
 
+class _Where:
+    """A method marked like the server's, on a given owner: tells where it ran."""
+
+    def __init__(self, owner: LoopOwner) -> None:
+        self.loop_owner = owner
+
+    @on_loop
+    def thread(self) -> str:
+        return threading.current_thread().name
+
+
 def test_without_a_running_loop_a_call_runs_where_it_is_made() -> None:
     counter = _Counter()
     assert counter.touch() == 1
@@ -240,7 +251,7 @@ def test_without_a_running_loop_a_call_runs_where_it_is_made() -> None:
 # transports' own methods (handle, finish_connect, ...) run on the loop already and are not
 # listed: they pay nothing for this.
 APPLICATION_API: dict[type, tuple[str, ...]] = {
-    Endpoint: ("publish", "start", "shutdown"),
+    Endpoint: ("publish", "shutdown"),
     BayeuxServer: (
         "add_extension",
         "add_authorizer",
@@ -340,3 +351,52 @@ def test_a_django_sync_view_publishes_to_a_websocket_session_again_and_again() -
             ws.sock.close()
     finally:
         stop_process(process)
+
+
+def test_a_new_loop_on_the_same_thread_takes_the_server_over() -> None:
+    """A second asyncio.run on the thread that served the server (a test's, an application
+    restarted in its process): the new loop serves it, and calls from other threads cross
+    into the new one, not the closed one."""
+    server = BayeuxServer()
+    ran_on: list[str] = []
+
+    async def serve_once() -> None:
+        await server.handle([{"channel": "/meta/handshake", "version": "1.0"}])
+        loop = asyncio.get_running_loop()
+        assert server.loop_owner.loop is loop
+        probe = _Where(server.loop_owner)
+        worker = threading.Thread(target=lambda: ran_on.append(probe.thread()), name="worker")
+        worker.start()
+        while worker.is_alive():
+            await asyncio.sleep(0.01)
+
+    asyncio.run(serve_once())
+    asyncio.run(serve_once())
+    assert ran_on == [threading.current_thread().name] * 2  # the loop's, not the worker's
+
+
+def test_an_applications_own_loop_awaiting_first_does_not_take_the_server_over() -> None:
+    """An application's loop on another thread awaits a coroutine method before the server
+    serves anything: the call runs there (nothing else touches the server yet) without
+    binding it, and the loop that then serves the server owns it."""
+    bayeux = BayeuxServer()
+    app_loop = asyncio.new_event_loop()
+    app_thread = threading.Thread(target=app_loop.run_forever, name="app-loop")
+    app_thread.start()
+    try:
+        users = asyncio.run_coroutine_threadsafe(bayeux.online_users(), app_loop).result(5)
+        assert users == [] and bayeux.loop_owner.loop is None
+
+        async def serve() -> asyncio.AbstractEventLoop:
+            await bayeux.handle([{"channel": "/meta/handshake", "version": "1.0"}])
+            return asyncio.get_running_loop()
+
+        server_loop = asyncio.new_event_loop()
+        try:
+            assert server_loop.run_until_complete(serve()) is bayeux.loop_owner.loop
+        finally:
+            server_loop.close()
+    finally:
+        app_loop.call_soon_threadsafe(app_loop.stop)
+        app_thread.join(5)
+        app_loop.close()

@@ -183,6 +183,8 @@ class Publisher:
             )
 
     async def _run(self, command: Any) -> Any:
+        # Its connections now belong to this loop: calls from other threads cross into it.
+        self.loop_owner.bind_running()
         try:
             return await asyncio.wait_for(command, self.timeout)
         except (OSError, TimeoutError) as exc:
