@@ -67,6 +67,12 @@ class Hooks:
         self._authorized = False
         self._listened = False
         self._lazy: tuple[str, ...] = ()
+        # Whether a batch may wait on a hook (an extension, authorizer, listener or service
+        # may be a coroutine): only then is it charged to its address while it is handled
+        # (BayeuxServer.handle; a custom policy counts too, read there). Charging every batch
+        # cost 9% more instructions per exchange (benchmarks/exchange.py).
+        self.waits = False
+        self.session_extensions_seen = False
 
     # ------------------------------------------------------------------------ registration
 
@@ -79,11 +85,18 @@ class Hooks:
         return hooks
 
     def installed(self) -> None:
-        """Called after a change to `channels`."""
+        """Called after a change to `channels` or `extensions`."""
         hooks = self.channels.items()
         self._authorized = any(h.authorizers for _, h in hooks)
         self._listened = any(h.listeners for _, h in hooks)
         self._lazy = tuple(p for p, h in hooks if h.lazy)
+        self.waits = (
+            bool(self.extensions)
+            or self._authorized
+            or self._listened
+            or any(h.service is not None for _, h in hooks)
+            or self.session_extensions_seen
+        )
 
     # ---------------------------------------------------------------------- per channel
 

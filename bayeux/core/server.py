@@ -99,6 +99,7 @@ class BayeuxServer(EngineBridge):
         """Runs `extension` on every message of every session: incoming ones in the order added,
         outgoing ones in reverse."""
         self.hooks.extensions.append(extension)
+        self.hooks.installed()
 
     @on_loop
     def add_authorizer(self, pattern: str, authorizer: Authorizer) -> None:
@@ -335,6 +336,16 @@ class BayeuxServer(EngineBridge):
 
     # ----------------------------------------------------------------------------- the batch
 
+    def batches_may_wait(self) -> bool:
+        """Whether a batch may wait while it is handled: on an application's hook (an
+        extension, authorizer, listener, service or custom policy, any of which may be a
+        coroutine) or on the engine's log. Only then is it charged to its address (`handle`),
+        and a large one from a busy address refused before it is read.
+
+        Added in version 0.3.0."""
+        hooks = self.hooks
+        return hooks.waits or type(hooks.policy) is not SecurityPolicy or self.engine.shared
+
     async def handle(
         self,
         messages: list[Message],
@@ -346,12 +357,13 @@ class BayeuxServer(EngineBridge):
         """Handles one batch from one connection (`peer`, when the transport knows it) that
         came with HTTP request `request` (hooks read it with `current_request()`).
 
-        `cost` is what the decoded batch holds in memory (`message.decoded_cost`): while it
-        is handled (waiting, perhaps, on asynchronous hooks) it counts against its address's
-        budget (--max-address-bytes), and its messages against --max-extension-backlog; a batch
-        past either is refused whole, each message with 503::Too many messages waiting and
-        advice to retry."""
-        self.loop_owner.bind_running()
+        `cost` is what the decoded batch holds in memory (`message.decoded_cost`; transports
+        give it when `batches_may_wait()`, else 0): it counts against its address's budget
+        (--max-address-bytes) while the batch is handled, and its messages against
+        --max-extension-backlog; a batch past either is refused whole, each message with
+        503::Too many messages waiting and advice to retry."""
+        if asyncio.get_running_loop() is not self.loop_owner.loop:
+            self.loop_owner.bind_running()
         peer = peer or Peer()
         budget = None
         count = len(messages)  # charged as it came (a handshake's batch is cut to one below)
@@ -448,6 +460,14 @@ class BayeuxServer(EngineBridge):
             self._emit(outcome, session, failure(message, problem))
             return
         if self.hooks.extensions or (session is not None and session.extensions):
+            if (
+                not self.hooks.session_extensions_seen
+                and session is not None
+                and session.extensions
+            ):
+                # From now on batches may wait on a session's extension: charge them.
+                self.hooks.session_extensions_seen = True
+                self.hooks.installed()
             rejected = self.hooks.incoming(session, message)
             if rejected is not None and not isinstance(rejected, dict):
                 rejected = await rejected  # an asynchronous extension

@@ -59,13 +59,12 @@ class LoopOwner:
         called by what serves the server (every batch the transports hand to it,
         `Endpoint.start`), never by an application's call, so that an application's own loop
         awaiting a coroutine method from another thread never takes the server over."""
-        current = self.loop
-        if threading.get_ident() == self.thread and current is not None:
-            if not current.is_closed():
-                return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            return
+        current = self.loop
+        if loop is current:
             return
         if current is not None and current is not loop and _alive(current):
             # Another loop still serves the server: a transport never runs on two loops.

@@ -75,6 +75,7 @@ class PollingExchange:
         if (
             declared_length is not None
             and declared_length > EARLY_CHECKED_BODY
+            and self.context.server.batches_may_wait()
             and self.context.server.budgets.busy(
                 self.request.remote_ip, 2 * declared_length, settings.max_extension_backlog
             )
@@ -123,18 +124,25 @@ class PollingExchange:
 
     async def _long_polling(self) -> HttpResponse | None:
         raw = self.request.body
-        # The body and what it decodes into, both held while the batch is handled; a form
-        # body (Faye's `message=%5B...`) is costed as the JSON it carries, and its copies.
-        if b"%" in raw:
-            cost = 3 * len(raw) + decoded_cost(unquote_to_bytes(raw))
-        else:
-            cost = len(raw) + decoded_cost(raw)
-        if len(raw) > EARLY_CHECKED_BODY and self.context.server.budgets.busy(
-            self.request.remote_ip, cost, self.context.settings.max_extension_backlog
+        server = self.context.server
+        cost = 0
+        if server.batches_may_wait():
+            # The body and what it decodes into, both held while the batch is handled; a form
+            # body (Faye's `message=%5B...`) is costed as the JSON it carries, and its copies.
+            if b"%" in raw:
+                cost = 3 * len(raw) + decoded_cost(unquote_to_bytes(raw))
+            else:
+                cost = len(raw) + decoded_cost(raw)
+        if (
+            cost
+            and len(raw) > EARLY_CHECKED_BODY
+            and server.budgets.busy(
+                self.request.remote_ip, cost, self.context.settings.max_extension_backlog
+            )
         ):
             # Refused before it is decoded: a flood of large batches from a busy address
-            # costs no decoding (and none of the allocator's fragmentation that comes with it).
-            self.context.server.stats.refused["batch-waiting"] += 1
+            # costs no decoding.
+            server.stats.refused["batch-waiting"] += 1
             return refusal(503, "too many messages waiting for this address", self._cors())
         try:
             messages = messages_from_body(self.request, self.context.settings.max_batch_messages)
@@ -167,9 +175,9 @@ class PollingExchange:
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
         # The query's text and its bytes, and what they decode into.
-        body = await self._exchange(
-            messages, "callback-polling", 2 * len(encoded) + decoded_cost(encoded)
-        )
+        waits = self.context.server.batches_may_wait()
+        cost = 2 * len(encoded) + decoded_cost(encoded) if waits else 0
+        body = await self._exchange(messages, "callback-polling", cost)
         if body is None:
             return None
         headers = self._headers(

@@ -257,7 +257,9 @@ class BayeuxWebSocket:
         server = self.context.server
         # The frame itself is held too while its batch is handled (the connection let go of
         # its charge once the message was whole).
-        cost = len(frame) + decoded_cost(frame, value if isinstance(frame, bytes) else None)
+        cost = 0
+        if server.batches_may_wait():
+            cost = len(frame) + decoded_cost(frame, value if isinstance(frame, bytes) else None)
         outcome = await server.handle(messages, self.peer, self.request, cost=cost)
         if self._closed:
             return

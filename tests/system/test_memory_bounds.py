@@ -248,10 +248,7 @@ def _attack(url: str, sessions: int) -> int:
                     [{"channel": "/meta/subscribe", "clientId": cid, "subscription": subscription}],
                 )
             data = {"i": 0, "p": "x" * 1000}
-            published = post_json(url, [{"channel": own, "clientId": cid, "data": data}] * 200)
-            # A batch the address cannot afford to hold while it is handled is refused whole.
-            if published.json()[0].get("error") == "503::Too many messages waiting":
-                refused += 1
+            post_json(url, [{"channel": own, "clientId": cid, "data": data}] * 200)
         except OSError:
             refused += 1
     return refused
