@@ -1,5 +1,6 @@
 """A Bayeux 1.0 (CometD) server on Tornado."""
 
+from .core.annotations import listener, on_start, on_stop, remote_call, service, subscription
 from .core.context import RequestContext, ResponseHeaders, current_request
 from .core.extension import Extension
 from .core.local import LocalSession
@@ -8,6 +9,7 @@ from .core.server import BayeuxServer, ConnectHold, Outcome
 from .core.service import ServiceError, ServiceRequest
 from .core.session import Ended, ServerSession
 from .core.settings import Settings
+from .core.templates import ChannelTemplate
 from .core.threads import NotOnLoop
 from .core.users import TooManySessions
 from .endpoint import Endpoint
@@ -15,6 +17,7 @@ from .endpoint import Endpoint
 __all__ = [
     "Authorization",
     "BayeuxServer",
+    "ChannelTemplate",
     "ConnectHold",
     "Ended",
     "Endpoint",
@@ -32,5 +35,11 @@ __all__ = [
     "Settings",
     "TooManySessions",
     "current_request",
+    "listener",
+    "on_start",
+    "on_stop",
+    "remote_call",
+    "service",
+    "subscription",
 ]
 __version__ = "0.2.0"

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import tornado.ioloop
@@ -17,7 +17,7 @@ from .adapters.asgi import AsgiApp
 from .adapters.routes import answer_rule, transport_rules
 from .connection.listener import ExtraRoutes, Listener
 from .core.engine import Engine
-from .core.server import BayeuxServer
+from .core.server import BayeuxServer, RemovalListener, SessionListener, SubscriptionListener
 from .core.settings import Settings
 from .core.tasks import TaskSet
 from .core.threads import LoopOwner, on_loop, on_loop_async
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     import aiohttp.web
 
 log = logging.getLogger("bayeux.endpoint")
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Endpoint:
@@ -154,6 +157,8 @@ class Endpoint:
             self._sweeper.start()
             if self.engine is not None:
                 self._tasks.spawn(self.engine.start(self.server))
+            # What decorators registered: subscriptions, service objects' start hooks.
+            self._tasks.spawn(self.server.start_services())
 
     def _sweep(self) -> None:
         try:
@@ -167,6 +172,81 @@ class Endpoint:
         (`BayeuxServer.publish`), from any thread: a call from another thread than the
         server's loop runs on the loop, and returns once it has."""
         return self.server.publish(channel, data, ext=ext)
+
+    # The decorators of the server (BayeuxServer.service...), on the endpoint for convenience.
+
+    @on_loop
+    def service(self, channel: str) -> Callable[[F], F]:
+        """`BayeuxServer.service`: a decorator for the service of `channel` (a service
+        channel, pattern or template), called as `function(session, message, **names)`.
+
+        Added in version 0.3.0."""
+        return self.server.service(channel)
+
+    @on_loop
+    def remote_call(self, channel: str) -> Callable[[F], F]:
+        """`BayeuxServer.remote_call`: a decorator for the target of CometD's `remoteCall`,
+        called as `function(session, data, **names)`.
+
+        Added in version 0.3.0."""
+        return self.server.remote_call(channel)
+
+    @on_loop
+    def message_listener(self, channel: str) -> Callable[[F], F]:
+        """`BayeuxServer.listener` (on the endpoint, `listener` is the standalone server): a
+        decorator for a message listener of `channel`, called as
+        `function(session, channel, message, **names)`.
+
+        Added in version 0.3.0."""
+        return self.server.listener(channel)
+
+    @on_loop
+    def subscription(self, channel: str) -> Callable[[F], F]:
+        """`BayeuxServer.subscription`: a decorator for a server-side subscriber of `channel`,
+        called as `function(message, **names)`; the endpoint starts it when it starts.
+
+        Added in version 0.3.0."""
+        return self.server.subscription(channel)
+
+    @on_loop
+    def add_services(self, obj: T) -> T:
+        """`BayeuxServer.add_services`: registers `obj`'s marked methods; its start and stop
+        hooks run when this endpoint starts and shuts down.
+
+        Added in version 0.3.0."""
+        return self.server.add_services(obj)
+
+    @on_loop
+    def on_session_added(self, listener: SessionListener) -> SessionListener:
+        """`BayeuxServer.on_session_added`: calls `listener(session)` once `session` is
+        created; returns `listener` (a decorator: `@endpoint.on_session_added`).
+
+        Added in version 0.3.0."""
+        return self.server.on_session_added(listener)
+
+    @on_loop
+    def on_session_removed(self, listener: RemovalListener) -> RemovalListener:
+        """`BayeuxServer.on_session_removed`: calls `listener(session, ended)` once `session`
+        has ended; returns `listener`.
+
+        Added in version 0.3.0."""
+        return self.server.on_session_removed(listener)
+
+    @on_loop
+    def on_subscribed(self, listener: SubscriptionListener) -> SubscriptionListener:
+        """`BayeuxServer.on_subscribed`: calls `listener(session, channel)` once `session` has
+        subscribed to `channel`; returns `listener`.
+
+        Added in version 0.3.0."""
+        return self.server.on_subscribed(listener)
+
+    @on_loop
+    def on_unsubscribed(self, listener: SubscriptionListener) -> SubscriptionListener:
+        """`BayeuxServer.on_unsubscribed`: calls `listener(session, channel)` once `session`
+        has unsubscribed from `channel`; returns `listener`.
+
+        Added in version 0.3.0."""
+        return self.server.on_unsubscribed(listener)
 
     def browser_may_hold(self, browser: str | None) -> bool:
         """Whether a browser may hold one more long-poll (CometD's maxSessionsPerBrowser)."""
@@ -286,5 +366,6 @@ class Endpoint:
                 len(self._streams),
                 extra={"event": "drain-timeout"},
             )
+        await self.server.stop_services()
         if self.engine is not None:
             await self.engine.stop(max(1.0, deadline - loop.time()))

@@ -18,11 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import channel as ch
 from .bridge import EngineBridge
 from .context import RequestContext, entering, leaving
+from .decorators import (
+    Decorated,
+    ServiceRoutes,
+    check_signature,
+    marked,
+    message_listener,
+    service_call,
+)
 from .engine import EngineUnavailable, ForeignBrowser
 from .extension import Extension
 from .fanout import NotRepresentable
@@ -50,6 +59,7 @@ from .replies import (
 from .service import ServiceHandler
 from .session import ConnectHold, Ended, ServerSession, reply_ready
 from .state import Outcome
+from .templates import ChannelTemplate
 from .threads import on_loop, on_loop_async
 from .users import check_user
 
@@ -65,6 +75,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("bayeux.server")
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class BayeuxServer(EngineBridge):
@@ -144,10 +157,12 @@ class BayeuxServer(EngineBridge):
         self.hooks.installed()
 
     @on_loop
-    def on_session_added(self, listener: SessionListener) -> None:
+    def on_session_added(self, listener: SessionListener) -> SessionListener:
         """Calls `listener(session)` once `session` is created: by a handshake the policy
         allowed (a client's or a `LocalSession`'s), or by `create_session`. It may be a
         coroutine function; one that raises is logged.
+
+        Returns `listener`, so that it may decorate it: `@server.on_session_added`.
 
         Examples:
             >>> def added(session):
@@ -155,13 +170,16 @@ class BayeuxServer(EngineBridge):
             >>> server.on_session_added(added)
         """
         self.hooks.session_added.append(listener)
+        return listener
 
     @on_loop
-    def on_session_removed(self, listener: RemovalListener) -> None:
+    def on_session_removed(self, listener: RemovalListener) -> RemovalListener:
         """Calls `listener(session, ended)` once `session` has ended: `ended` is why, an
         `Ended` (`Ended.DISCONNECTED` when its client disconnected, `Ended.EXPIRED` when it
         timed out, `Ended.KICKED` after `disconnect`...). It may be a coroutine function; one
         that raises is logged.
+
+        Returns `listener`, so that it may decorate it: `@server.on_session_removed`.
 
         Examples:
             >>> def removed(session, ended):
@@ -169,12 +187,15 @@ class BayeuxServer(EngineBridge):
             >>> server.on_session_removed(removed)
         """
         self.hooks.session_removed.append(listener)
+        return listener
 
     @on_loop
-    def on_subscribed(self, listener: SubscriptionListener) -> None:
+    def on_subscribed(self, listener: SubscriptionListener) -> SubscriptionListener:
         """Calls `listener(session, channel)` once `session` has subscribed to `channel` (a
         channel or a wildcard pattern), by a `/meta/subscribe` or the server's `subscribe`.
         It may be a coroutine function; one that raises is logged.
+
+        Returns `listener`, so that it may decorate it: `@server.on_subscribed`.
 
         Examples:
             >>> def subscribed(session, channel):
@@ -182,13 +203,16 @@ class BayeuxServer(EngineBridge):
             >>> server.on_subscribed(subscribed)
         """
         self.hooks.subscribed.append(listener)
+        return listener
 
     @on_loop
-    def on_unsubscribed(self, listener: SubscriptionListener) -> None:
+    def on_unsubscribed(self, listener: SubscriptionListener) -> SubscriptionListener:
         """Calls `listener(session, channel)` once `session` has unsubscribed from `channel` (a
         channel or a wildcard pattern), by a `/meta/unsubscribe` or the server's
         `unsubscribe`, or has ended while subscribed to it. It may be a coroutine function;
         one that raises is logged.
+
+        Returns `listener`, so that it may decorate it: `@server.on_unsubscribed`.
 
         Examples:
             >>> def unsubscribed(session, channel):
@@ -196,16 +220,211 @@ class BayeuxServer(EngineBridge):
             >>> server.on_unsubscribed(unsubscribed)
         """
         self.hooks.unsubscribed.append(listener)
+        return listener
+
+    # ------------------------------------------------------------------------ decorators
+
+    @property
+    def _decorated(self) -> Decorated:
+        """What the decorators registered (core/decorators.py), made on first use."""
+        registry: Decorated | None = self.__dict__.get("_decorated_registry")
+        if registry is None:
+            registry = self.__dict__["_decorated_registry"] = Decorated(self)
+        return registry
+
+    @on_loop
+    def service(self, channel: str) -> Callable[[F], F]:
+        """A decorator: the function answers messages published to `channel`, a service
+        channel, pattern or template (`/service/engines/{engine_id}`), called as
+        `function(session, message, **names)` with each `{name}` of the template as a keyword
+        argument. It returns (or, a coroutine function, resolves to) the reply's data, or
+        raises ServiceError, as `add_service`'s handlers do; the reply goes to the requester.
+        The decorator returns the function.
+
+        Templates that share a pattern (`/service/a/{x}/b` and `/service/a/{x}/c` are both
+        served by `/service/a/**`) are tried in the order registered; a channel none of them
+        matches goes to the pattern's earlier `add_service` handler, or is answered
+        `400:<channel>:Unknown service`.
+
+        Raises:
+            ValueError: `channel` is not a valid service channel, pattern or template.
+            TypeError: (when decorating) the function cannot be called that way: the
+                message names what is missing.
+
+        Examples:
+            >>> @server.service("/service/engines/{engine_id}")
+            ... def engine(session, message, engine_id):
+            ...     return {"engine": engine_id, "asked": message["data"]}
+
+        Added in version 0.3.0."""
+        return self._decorator("service", channel)
+
+    @on_loop
+    def remote_call(self, channel: str) -> Callable[[F], F]:
+        """A decorator for the target of CometD's `remoteCall` on `channel` (a service
+        channel, pattern or template): called as `function(session, data, **names)` with the
+        call's data; its return value (awaited, from a coroutine function) is the reply's
+        data, a ServiceError the failure the caller sees (`400:<channel>:<error>`, with its
+        `data`). Otherwise as `service`.
+
+        Examples:
+            >>> @server.remote_call("/service/price/{symbol}")
+            ... async def price(session, data, symbol):
+            ...     if symbol != "ACME":
+            ...         raise ServiceError("Unknown symbol", {"symbol": symbol})
+            ...     return {"symbol": symbol, "price": 42.0}
+
+        Added in version 0.3.0."""
+        return self._decorator("remote_call", channel)
+
+    @on_loop
+    def listener(self, channel: str) -> Callable[[F], F]:
+        """A decorator: the function is a message listener (`add_message_listener`) of
+        `channel`, a channel, pattern or template (`/chat/{room}`), called as
+        `function(session, channel, message, **names)` for every message a session publishes
+        on a matching channel, before delivery. It may change the message; returning False
+        drops it (the publisher is told `404::Message deleted`). It may be a coroutine
+        function. The decorator returns the function.
+
+        Examples:
+            >>> @server.listener("/chat/{room}")
+            ... def no_shouting(session, channel, message, room):
+            ...     return not str(message["data"]).isupper()
+
+        Added in version 0.3.0."""
+        return self._decorator("listener", channel)
+
+    @on_loop
+    def subscription(self, channel: str) -> Callable[[F], F]:
+        """A decorator: the function is a subscriber living in the server, called as
+        `function(message, **names)` for each message published on a broadcast channel
+        matching `channel` (a channel, pattern or template: `/stock/{symbol}`), by clients
+        or by the server's `publish`, on the event loop, never inside the publish. It may be
+        a coroutine function. Its session (one for all of them, subscribed from the server
+        side, past the policy; session listeners see it, `session.local` True) is made by
+        `start_services`, which the endpoint calls when it starts. The decorator returns the
+        function.
+
+        Examples:
+            >>> @server.subscription("/stock/{symbol}")
+            ... def ticked(message, symbol):
+            ...     print(symbol, message["data"])
+
+        Added in version 0.3.0."""
+        return self._decorator("subscription", channel)
+
+    def _decorator(self, kind: str, channel: str) -> Callable[[F], F]:
+        template = ChannelTemplate(channel)
+        self._check_kind(kind, template)
+
+        def decorate(function: F) -> F:
+            self._register(kind, template, function)
+            return function
+
+        return decorate
+
+    @staticmethod
+    def _check_kind(kind: str, template: ChannelTemplate) -> None:
+        pattern = template.pattern
+        if kind in ("service", "remote_call") and not ch.is_service(pattern):
+            raise ValueError(f"services live on /service/** channels, not {template.template!r}")
+        if kind == "subscription" and not ch.is_broadcast(pattern):
+            raise ValueError(f"subscriptions are to broadcast channels: {template.template!r}")
+        if kind == "listener" and ch.is_meta(pattern):
+            raise ValueError(f"meta channels have no message listeners: {template.template!r}")
+        check_pattern(pattern)
+
+    @on_loop
+    def _register(self, kind: str, template: ChannelTemplate, function: Callable[..., Any]) -> None:
+        check_signature(function, kind, template)
+        registry = self._decorated
+        if kind == "listener":
+            self.add_message_listener(template.pattern, message_listener(template, function))
+        elif kind == "subscription":
+            registry.subscribe(template, function)
+        else:
+            pattern = template.pattern
+            installed = self.hooks.channels.get(pattern)
+            current = installed.service if installed is not None else None
+            routes = registry.routes.get(pattern)
+            if routes is None or current is not routes:
+                routes = registry.routes[pattern] = ServiceRoutes(current)
+                self.add_service(pattern, routes)
+            routes.add(template, service_call(function, data=kind == "remote_call"))
+
+    @on_loop
+    def add_services(self, obj: T) -> T:
+        """Registers the methods of `obj` (or the functions of a module) marked with
+        `bayeux.service`, `bayeux.remote_call`, `bayeux.listener` and `bayeux.subscription`,
+        bound to it, as the decorators of the same names do (each signature checked now); its
+        method marked `bayeux.on_start` is called when the endpoint starts (at once if it
+        has), the one marked `bayeux.on_stop` when it shuts down: CometD's annotated service
+        objects, with `@PostConstruct` and `@PreDestroy`. Either may be a coroutine function.
+        Returns `obj`.
+
+        Raises:
+            TypeError: a marked method cannot be called as its mark says (nothing of `obj`
+                is registered then).
+
+        Examples:
+            >>> class Engines:
+            ...     @bayeux.service("/service/engines/{engine_id}")
+            ...     def engine(self, session, message, engine_id):
+            ...         return {"engine": engine_id}
+            ...
+            ...     @bayeux.on_start
+            ...     async def open(self):
+            ...         print("engines ready")
+            >>> engines = server.add_services(Engines())
+
+        Added in version 0.3.0."""
+        found = list(marked(obj))
+        registrations: list[tuple[str, ChannelTemplate, Callable[..., Any]]] = []
+        start = stop = None
+        for _, function, marks in found:
+            if marks == "start":
+                start = function
+            elif marks == "stop":
+                stop = function
+            else:
+                for kind, template in marks:
+                    self._check_kind(kind, template)
+                    check_signature(function, kind, template)
+                    registrations.append((kind, template, function))
+        for kind, template, function in registrations:
+            self._register(kind, template, function)
+        self._decorated.lifecycle(start, stop)
+        return obj
+
+    @on_loop_async
+    async def start_services(self) -> None:
+        """Starts what the decorators registered: the session of `subscription`s subscribes,
+        and the start hooks of `add_services` objects run (the asynchronous ones awaited).
+        `Endpoint.start` calls it; call it yourself when you drive a `BayeuxServer` without
+        an endpoint. Calling it again does nothing until `stop_services`.
+
+        Added in version 0.3.0."""
+        await self._decorated.start()
+
+    @on_loop_async
+    async def stop_services(self) -> None:
+        """Runs the stop hooks of `add_services` objects (the asynchronous ones awaited), and
+        ends the session of `subscription`s; `Endpoint.shutdown` calls it.
+
+        Added in version 0.3.0."""
+        await self._decorated.stop()
 
     # ----------------------------------------------------------------------------- users
 
     @on_loop
-    def on_presence(self, listener: PresenceListener) -> None:
+    def on_presence(self, listener: PresenceListener) -> PresenceListener:
         """Calls `listener(user, online)`: `user` (the id given to `associate`) has its first
         session in the deployment (`online` is True), or its last one ended (False:
         disconnected, expired, kicked, dissociated; with --redis also its process's crash,
         within maxInterval plus a sweep). Told once, on one process. It may be a coroutine
         function; one that raises is logged.
+
+        Returns `listener`, so that it may decorate it: `@server.on_presence`.
 
         Examples:
             >>> def presence(user, online):
@@ -214,6 +433,7 @@ class BayeuxServer(EngineBridge):
 
         Added in version 0.3.0."""
         self.hooks.presence.append(listener)
+        return listener
 
     @on_loop_async
     async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:

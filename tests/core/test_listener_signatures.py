@@ -21,7 +21,7 @@ from bayeux.core.server import BayeuxServer
 from bayeux.core.settings import Settings
 
 # Each registration method, and how a test registers a listener with it.
-REGISTRATIONS: dict[str, Callable[[BayeuxServer, Callable[..., Any]], None]] = {
+REGISTRATIONS: dict[str, Callable[[BayeuxServer, Callable[..., Any]], object]] = {
     "on_session_added": lambda server, listener: server.on_session_added(listener),
     "on_session_removed": lambda server, listener: server.on_session_removed(listener),
     "on_subscribed": lambda server, listener: server.on_subscribed(listener),
