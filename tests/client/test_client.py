@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from bayeux.client import (
     TimesyncExtension,
 )
 from bayeux.testing import ServerThread
+from tests.helpers.aio import run, until
 
 SETTINGS = Settings(timeout=1500, max_interval=3000, sweep_period=100)
 
@@ -29,17 +29,6 @@ TRANSPORTS = {
     "websocket-msgpack": (["websocket"], "websocket", True),
     "long-polling": (["long-polling"], "long-polling", False),
 }
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]], within: float = 30) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), within))
-
-
-async def until(condition: Callable[[], bool], within: float = 5) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(0.02)
 
 
 class NoPrivate(SecurityPolicy):

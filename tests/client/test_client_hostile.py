@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -30,20 +30,10 @@ from bayeux.client import (
     replies,
 )
 from bayeux.client.state import InvalidTransition, StateMachine
+from tests.helpers.aio import run, until
 from tests.helpers.hostile import HostileServer, handshake_ok, json_response, ok
 
 Message = dict[str, Any]
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]], within: float = 30) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), within))
-
-
-async def until(condition: Callable[[], bool], within: float = 5) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(0.02)
 
 
 def polling(url: str, **options: Any) -> Client:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from bayeux import Endpoint, Settings
 from bayeux.client import BayeuxError, Client, State, SyncClient
 from bayeux.testing import free_port
+from tests.helpers.aio import until
 from tests.helpers.hostile import FixedPortServer
 
 SETTINGS = Settings(timeout=1500, max_interval=3000, sweep_period=100)
@@ -37,13 +36,6 @@ class Recorder:
         endpoint = Endpoint(SETTINGS)
         endpoint.server.add_message_listener("/restart/**", self.listen)
         return FixedPortServer(port, SETTINGS, endpoint=endpoint)
-
-
-async def until(condition: Callable[[], bool], within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "never happened"
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
@@ -91,7 +83,7 @@ def test_a_restarted_server_loses_no_publish_that_was_not_reported(transport: st
             assert accepted >= set(range(50, 60)), outcomes  # the new session is up
             assert (State.REHANDSHAKING, State.CONNECTED) in moves
             # The subscriber's subscription was restored on the new server.
-            await until(lambda: 59 in got)
+            await until(lambda: 59 in got, within=10)
 
     try:
         asyncio.run(asyncio.wait_for(scenario(), 120))
