@@ -102,6 +102,21 @@ def test_a_batch_whose_decoded_size_passes_the_address_budget_is_refused() -> No
     asyncio.run(scenario())
 
 
+def _decoding_takes(body: bytes) -> int:
+    """What orjson allocates decoding `body` and keeps for the result (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        decoded = orjson.loads(body)
+        taken = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    assert decoded
+    return taken
+
+
 @pytest.mark.parametrize(
     "shape",
     [
@@ -127,21 +142,6 @@ def test_a_batch_whose_decoded_size_passes_the_address_budget_is_refused() -> No
         "unicode",
     ],
 )
-def _decoding_takes(body: bytes) -> int:
-    """What orjson allocates decoding `body` and keeps for the result (tracemalloc)."""
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        decoded = orjson.loads(body)
-        taken = tracemalloc.get_traced_memory()[0] - start
-    finally:
-        tracemalloc.stop()
-    assert decoded
-    return taken
-
-
 def test_the_decoded_cost_is_at_least_what_decoding_takes(shape: list[dict[str, Any]]) -> None:
     body = orjson.dumps(shape)
     taken = _decoding_takes(body)
