@@ -317,7 +317,11 @@ class ServerThread:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerThread:
-        """Starts the server's thread and waits until it listens; returns self."""
+        """Starts the server's thread and waits until it listens; returns self. Once: a
+        server already started is returned as it is (`with` on a started one serves it from
+        one loop, not two)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._thread = threading.Thread(target=self._run, name="bayeux-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):

@@ -26,11 +26,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 __all__ = ["LoopOwner", "NotOnLoop", "LoopBound", "on_loop", "on_loop_async"]
+
+log = logging.getLogger("bayeux.threads")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,11 +51,12 @@ class LoopOwner:
 
     Added in version 0.3.0."""
 
-    __slots__ = ("loop", "thread")
+    __slots__ = ("loop", "thread", "warned")
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: int | None = None
+        self.warned = False
 
     def bind_running(self) -> None:
         """Binds to the loop running in the calling thread, unless it is the owner already:
@@ -67,7 +71,17 @@ class LoopOwner:
         if loop is current:
             return
         if current is not None and current is not loop and _alive(current):
-            # Another loop still serves the server: a transport never runs on two loops.
+            # Another loop still serves the server. Two loops serving one server race on
+            # its state (each call from the second crosses into the first, and pays for it):
+            # said once, loudly.
+            if not self.warned:
+                self.warned = True
+                log.warning(
+                    "the bayeux server is served from two running event loops (%r and %r):"
+                    " serve it from one; calls from the second run on the first",
+                    current,
+                    loop,
+                )
             return
         # The first loop, or a new one after the old one closed (a second asyncio.run on
         # the same thread: a test's, an application restarted in its process).

@@ -250,7 +250,7 @@ MUTANTS = [
     Mutant(
         "oversized-body-read",
         "transports/polling.py",
-        "        if declared_length is not None and declared_length > self.context.settings.max_message_size:",
+        "        if declared_length is not None and declared_length > settings.max_message_size:",
         "        if False:",
         "an oversized declared body is read before it is refused",
     ),

@@ -400,3 +400,26 @@ def test_an_applications_own_loop_awaiting_first_does_not_take_the_server_over()
         app_loop.call_soon_threadsafe(app_loop.stop)
         app_thread.join(5)
         app_loop.close()
+
+
+def test_two_loops_serving_one_server_are_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A server served from two running loops (a test helper started twice did this) races on
+    its state: the second loop's calls cross into the first, and a warning says so, once."""
+    bayeux = BayeuxServer()
+    first = asyncio.new_event_loop()
+    thread = threading.Thread(target=first.run_forever, name="first-loop")
+    thread.start()
+    handshake_message = {"channel": "/meta/handshake", "version": "1.0"}
+    try:
+        asyncio.run_coroutine_threadsafe(bayeux.handle([dict(handshake_message)]), first).result(5)
+        assert bayeux.loop_owner.loop is first
+        with caplog.at_level("WARNING", logger="bayeux.threads"):
+            for _ in range(2):
+                asyncio.run(bayeux.handle([dict(handshake_message)]))
+        warnings = [r for r in caplog.records if "two running event loops" in r.getMessage()]
+        assert len(warnings) == 1
+        assert bayeux.loop_owner.loop is first
+    finally:
+        first.call_soon_threadsafe(first.stop)
+        thread.join(5)
+        first.close()
