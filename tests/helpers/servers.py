@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import tornado.websocket
 
 from bayeux import Settings
-from bayeux.testing import ServerThread
+from bayeux.testing import ServerThread, free_port, stop_process, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def handshake_message(*connection_types: str) -> dict[str, Any]:
@@ -48,3 +56,20 @@ async def next_frame(
     frame = await asyncio.wait_for(ws.read_message(), timeout)
     assert frame is not None, "the server closed the WebSocket"
     return frame
+
+
+@contextmanager
+def example_under_uvicorn(app: str) -> Iterator[str]:
+    """An example application (`"examples.django.app:app"`) under uvicorn in a process of its
+    own, on a free loopback port: its base URL, `http://127.0.0.1:PORT`."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(process)

@@ -73,23 +73,11 @@ def test_conformance_report_lists_rules_with_sections_and_failures() -> None:
 def test_the_asgi_examples_let_their_framework_login_decide(framework: str) -> None:
     """FastAPI (a signed cookie of its own), Starlette (SessionMiddleware) and Django (its
     session, the endpoint in front of get_asgi_application()) under uvicorn."""
-    import os
-
-    from bayeux.testing import free_port, stop_process, wait_for_port
-
     from ..helpers.http import post_json, request
     from ..helpers.rawws import RawWebSocket
+    from ..helpers.servers import example_under_uvicorn
 
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", f"examples.{framework}.app:app", "--port", str(port)]
-        + ["--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
-        wait_for_port(port, process)
-        base = f"http://127.0.0.1:{port}"
+    with example_under_uvicorn(f"examples.{framework}.app:app") as base:
         url = base + "/cometd"
         handshake = {
             "channel": "/meta/handshake",
@@ -127,8 +115,6 @@ def test_the_asgi_examples_let_their_framework_login_decide(framework: str) -> N
                 assert socket.read()[0]["successful"] is allowed
             finally:
                 socket.sock.close()
-    finally:
-        stop_process(process)
 
 
 def test_the_aiohttp_example_checks_its_api_key_and_publishes() -> None:

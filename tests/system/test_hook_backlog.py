@@ -7,7 +7,6 @@ took a server from 58 to 485 MiB)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -23,6 +22,7 @@ from bayeux.core.peer import Peer
 from bayeux.testing import start_cli, stop_process
 
 from ..helpers.http import post_json
+from ..helpers.rawws import RawWebSocket, masked_frame
 
 HANDSHAKE = {
     "channel": "/meta/handshake",
@@ -166,22 +166,9 @@ def _post(port: int, body: bytes, source: str = "127.0.0.1") -> socket.socket:
 
 
 def _ws_send(port: int, payload: bytes) -> socket.socket:
-    from bayeux.testing import client_frame
-
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        f"GET /cometd HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    sock.sendall(client_frame(payload))
-    return sock
+    ws = RawWebSocket(f"http://127.0.0.1:{port}/cometd")
+    ws.sock.sendall(masked_frame(payload))
+    return ws.sock
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])

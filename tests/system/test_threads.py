@@ -19,7 +19,7 @@ from bayeux.testing import AsgiThread, ServerThread
 
 from ..helpers.http import handshake, post_json, request
 from ..helpers.rawws import RawWebSocket
-from ..helpers.servers import handshake_message, ws_url
+from ..helpers.servers import example_under_uvicorn, handshake_message, ws_url
 
 
 def _websocket_subscriber(url: str, channel: str) -> tuple[RawWebSocket, str]:
@@ -300,24 +300,7 @@ def test_the_policy_setter_crosses_into_the_loop() -> None:
 def test_a_django_sync_view_publishes_to_a_websocket_session_again_and_again() -> None:
     """examples/django/app.py under uvicorn: its `announce` view is a plain (sync) Django view,
     which Django runs in a thread."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from bayeux.testing import free_port, stop_process, wait_for_port
-
-    root = Path(__file__).parent.parent.parent
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "examples.django.app:app", "--port", str(port)]
-        + ["--log-level", "warning"],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    try:
-        wait_for_port(port, process)
-        base = f"http://127.0.0.1:{port}"
+    with example_under_uvicorn("examples.django.app:app") as base:
         login = request(base + "/login?user=alice", "POST")
         cookie = login.headers["Set-Cookie"].split(";")[0]
         ws = RawWebSocket(base + "/cometd", headers=f"Cookie: {cookie}\r\n")
@@ -349,8 +332,6 @@ def test_a_django_sync_view_publishes_to_a_websocket_session_again_and_again() -
             ]
         finally:
             ws.sock.close()
-    finally:
-        stop_process(process)
 
 
 def test_a_new_loop_on_the_same_thread_takes_the_server_over() -> None:
