@@ -7,10 +7,14 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import MISSING
+from typing import Any
+from urllib.parse import urlsplit
 
 from tornado.netutil import bind_sockets
 
@@ -234,9 +238,14 @@ async def serve(args: argparse.Namespace) -> None:
         await _engine_ready(endpoint, args.redis_ready_wait / 1000)
     # Several workers share the port: the kernel spreads connections among them, to those
     # that have opened it.
-    listener.add_sockets(bind_sockets(args.port, args.host, reuse_port=args.reuse_port))
-    scheme = "https" if tls else "http"
-    log.info("bayeux serving %s://%s:%d%s", scheme, args.host, args.port, args.path)
+    sockets = bind_sockets(args.port, args.host, reuse_port=args.reuse_port)
+    listener.add_sockets(sockets)
+    port = sockets[0].getsockname()[1] if sockets else args.port
+    if args.reuse_port:
+        # One of --workers: the parent's banner says the rest, once.
+        log.info("worker %d serving %s", os.getpid(), served_url(args, port))
+    else:
+        announce(banner(args, endpoint.settings, port, _addresses(sockets)), args.log_format)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -247,6 +256,150 @@ async def serve(args: argparse.Namespace) -> None:
     listener.stop()
     await endpoint.shutdown(args.drain_timeout / 1000)
     log.info("stopped")
+
+
+def served_url(args: argparse.Namespace, port: int) -> str:
+    """The endpoint's URL as the options make it (the port the one bound)."""
+    scheme = "https" if args.certfile else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host or "0.0.0.0"
+    return f"{scheme}://{host}:{port}{args.path}"
+
+
+# The limits the banner names: what bounds what an anonymous client can grow, and the server.
+BANNER_LIMITS = (
+    "max_sessions",
+    "max_connections",
+    "max_sessions_per_user",
+    "max_message_size",
+    "max_batch_messages",
+    "max_queue",
+    "max_queue_bytes",
+    "max_subscriptions",
+    "max_address_bytes",
+    "max_handshakes_per_address",
+)
+
+
+def banner(
+    args: argparse.Namespace, settings: Settings, port: int, listening: list[str]
+) -> dict[str, Any]:
+    """What the server says it is once it serves: its URL, transports, host, engine, workers,
+    main limits and the paths it answers besides the endpoint. Never a secret: a Redis URL's
+    password and query values are masked (`redacted_url`)."""
+    record: dict[str, Any] = {
+        "version": __version__,
+        "url": served_url(args, port),
+        "transports": list(settings.allowed_transports),
+        "host": "standalone",
+        "listening": listening,
+        "engine": redacted_url(args.redis) if args.redis else "memory",
+        "workers": args.workers,
+        "limits": {name: getattr(settings, name) for name in BANNER_LIMITS},
+        "allowed_origins": args.allowed_origins,
+        "tls": bool(args.certfile),
+    }
+    if args.redis:
+        record["redis_prefix"] = args.redis_prefix
+    if args.ca_file:
+        record["client_certificates"] = "required"
+    if args.xheaders:
+        record["xheaders"] = True
+    if args.health_path:
+        record["health_path"] = args.health_path
+    if args.metrics_path:
+        record["metrics_path"] = args.metrics_path
+    if args.app:
+        record["app"] = args.app
+    return record
+
+
+def banner_text(record: dict[str, Any]) -> str:
+    """The banner as lines of text (`--log-format text`)."""
+    engine = record["engine"]
+    if engine == "memory":
+        engine = "memory (sessions live in this process only)"
+    else:
+        engine = f"redis {engine} (key prefix {record['redis_prefix']})"
+    tls = "off"
+    if record["tls"]:
+        tls = "on, client certificates required" if "client_certificates" in record else "on"
+    lines = [
+        f"bayeux {record['version']} serving {record['url']}",
+        f"  transports: {', '.join(record['transports'])}",
+        f"  host: {record['host']} (HTTP/1.1 and WebSocket), listening on"
+        f" {', '.join(record['listening'])}",
+        f"  engine: {engine}",
+        f"  workers: {record['workers']}",
+        "  limits: "
+        + ", ".join(f"{_option(name)} {value}" for name, value in record["limits"].items()),
+        f"  origins allowed: {record['allowed_origins']}",
+        f"  tls: {tls}",
+    ]
+    if record.get("xheaders"):
+        lines.append("  proxy headers: trusted (--xheaders)")
+    for key, label in (("health_path", "health"), ("metrics_path", "metrics"), ("app", "app")):
+        if key in record:
+            lines.append(f"  {label}: {record[key]}")
+    return "\n".join(lines)
+
+
+def announce(record: dict[str, Any], log_format: str) -> None:
+    """Logs the banner: one record, its fields as JSON fields under `--log-format json`."""
+    if log_format == "json":
+        log.info("bayeux serving %s", record["url"], extra={"event": "serving", **record})
+    else:
+        log.info("%s", banner_text(record))
+
+
+# Query parameters of a Redis URL that hold no secret (redis-py's connection options).
+_PLAIN_QUERY = frozenset(
+    {
+        "db",
+        "protocol",
+        "decode_responses",
+        "health_check_interval",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_keepalive",
+        "retry_on_timeout",
+        "max_connections",
+        "ssl_cert_reqs",
+        "ssl_check_hostname",
+    }
+)
+
+
+def redacted_url(url: str) -> str:
+    """`url` fit to be logged: the password of its user part (or the whole user part when it
+    has no colon: redis://SECRET@host) and every query value but plain connection options
+    are replaced by ***, and a fragment is left out."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.partition(":")[0] + "://***"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    out = f"{parts.scheme}://{netloc}{parts.path}"
+    if parts.query:
+        items = []
+        for item in parts.query.split("&"):
+            name, equals, value = item.partition("=")
+            plain = name.lower() in _PLAIN_QUERY
+            items.append(f"{name}{equals}{value if plain else '***'}" if equals else name)
+        out += "?" + "&".join(items)
+    return out
+
+
+def _addresses(sockets: list[socket.socket]) -> list[str]:
+    found = []
+    for sock in sockets:
+        address = sock.getsockname()
+        host, port = address[0], address[1]
+        found.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return found
 
 
 def application_hooks(spec: str) -> Callable[[BayeuxServer], object]:
@@ -312,7 +465,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(problem)  # exits with status 2, as for a malformed option
     configure_logging(args.log_format, args.log_level)
     if args.workers > 1:
-        return run_workers(args.workers, sys.argv[1:] if argv is None else argv)
+        record = banner(
+            args,
+            settings_from(args),
+            args.port,
+            [f"{args.host or '0.0.0.0'}:{args.port} (each worker)"],
+        )
+        return run_workers(
+            args.workers,
+            sys.argv[1:] if argv is None else argv,
+            ready_at=(_local_address(args.host), args.port),
+            on_ready=lambda: announce(record, args.log_format),
+        )
     asyncio.run(serve(args))
     return 0
 
@@ -350,6 +514,15 @@ def _problem(args: argparse.Namespace) -> str | None:
     if args.redis and not _importable("redis"):
         return "--redis needs the redis package: pip install 'bayeux-server[redis]'"
     return None
+
+
+def _local_address(host: str) -> str:
+    """Where this machine reaches a server listening on `host` (every address: loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
 
 
 def _importable(module: str) -> bool:

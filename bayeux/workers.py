@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("bayeux.workers")
 MAX_RESTARTS = 10
@@ -38,7 +40,14 @@ def _worker_argv(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "bayeux", *out, "--reuse-port"]
 
 
-def run_workers(count: int, argv: list[str]) -> int:
+def run_workers(
+    count: int,
+    argv: list[str],
+    ready_at: tuple[str, int] | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Runs `count` workers with the options `argv` until they have all stopped; calls
+    `on_ready()` once, when a worker first accepts connections at `ready_at`."""
     command = _worker_argv(argv)
     workers = [subprocess.Popen(command) for _ in range(count)]
     stopping = False
@@ -55,6 +64,9 @@ def run_workers(count: int, argv: list[str]) -> int:
     restarts: list[float] = []
     log.info("started %d workers", count)
     while True:
+        if on_ready is not None and ready_at is not None and _accepts(ready_at):
+            on_ready()
+            on_ready = None
         running = [w for w in workers if w.poll() is None]
         if stopping and not running:
             break
@@ -74,3 +86,11 @@ def run_workers(count: int, argv: list[str]) -> int:
                 workers[index] = subprocess.Popen(command)
         time.sleep(0.1)
     return max((w.returncode or 0) for w in workers)
+
+
+def _accepts(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=0.05).close()
+    except OSError:
+        return False
+    return True

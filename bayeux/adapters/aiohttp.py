@@ -28,6 +28,7 @@ from ..transports.websocket import (
     BayeuxWebSocket,
     upgrade_context,
 )
+from ..transports.welcome import welcome_page
 from .eager import send_eagerly
 
 # How often a waiting request looks at whether its client is still there.
@@ -79,6 +80,10 @@ class _Handlers:
             return await self._websocket(request, plain)
         if wants_event_stream(plain.method, plain.headers):
             return await self._event_stream(request, plain)
+        if plain.method == "GET":
+            page = welcome_page(plain, self.context.settings)
+            if page is not None:
+                return response_of(page)
         return await self._polling(request, plain)
 
     async def _polling(self, request: web.Request, plain: HttpRequest) -> web.StreamResponse:

@@ -30,6 +30,7 @@ from ..transports.websocket import (
     select_subprotocol,
     upgrade_context,
 )
+from ..transports.welcome import welcome_page
 from .eager import send_eagerly
 
 log = logging.getLogger("bayeux.asgi")
@@ -90,6 +91,11 @@ class AsgiApp:
         if wants_event_stream(request.method, request.headers):
             await self._event_stream(request, receive, send)
             return
+        if request.method == "GET":
+            page = welcome_page(request, self.context.settings)
+            if page is not None:
+                await respond(send, page)
+                return
         exchange = PollingExchange(self.context, request)
         declared = request.headers.get("content-length", "")
         refused = exchange.early_refusal(int(declared) if declared.isdigit() else None)

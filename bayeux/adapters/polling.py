@@ -9,6 +9,7 @@ import tornado.web
 
 from ..transports.context import Context
 from ..transports.polling import PollingExchange
+from ..transports.welcome import welcome_page
 from .requests import redact_for_logs, request_from, send
 
 
@@ -25,6 +26,11 @@ class PollingHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         request = request_from(self.request, handler=self)
         redact_for_logs(self, request)
+        if request.method == "GET":
+            page = welcome_page(request, self.context.settings)
+            if page is not None:
+                send(self, page)
+                return
         self._exchange = exchange = self.exchange_class(self.context, request)
         declared = self.request.headers.get("Content-Length")
         refused = exchange.early_refusal(

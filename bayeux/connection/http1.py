@@ -31,6 +31,7 @@ from ..transports.http import (
     wants_websocket,
 )
 from ..transports.polling import PollingExchange
+from ..transports.welcome import welcome_page
 from .holding import Holding
 from .memory import large_input_done
 from .seams import ConnectionHost
@@ -100,6 +101,7 @@ class _Parsing:
         "exchange",
         "keep_alive",
         "chunks",
+        "page",
     )
 
     def __init__(self) -> None:
@@ -123,6 +125,8 @@ class _Parsing:
         self.exchange: PollingExchange | None = None
         # What a chunked body's size lines declare, read as its bytes arrive.
         self.chunks: DeclaredChunks | None = None
+        # A browser's GET of the endpoint: the page it gets (transports/welcome.py).
+        self.page: HttpResponse | None = None
 
 
 class HttpConnection:
@@ -227,6 +231,10 @@ class HttpConnection:
             return  # answered once complete (an upgrade needs no body)
         if wants_event_stream(request.method, parsing.headers):
             return
+        if request.method == "GET":
+            parsing.page = welcome_page(request, self.context.settings)
+            if parsing.page is not None:
+                return
         exchange = parsing.exchange = PollingExchange(self.context, request, self.peer)
         length = parsing.headers.get("content-length")
         declared = int(length) if length is not None and length.isdigit() else None
@@ -388,6 +396,8 @@ class HttpConnection:
             )
         if wants_event_stream(request.method, request.headers):
             return await self._event_stream(request, keep_alive)
+        if parsing.page is not None:
+            return await self._write(parsing.page, keep_alive, request=request)
         exchange = parsing.exchange
         if exchange is None:  # a WebSocket upgrade the parser did not flag: refused
             return await self._write(
