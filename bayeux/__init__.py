@@ -1,6 +1,7 @@
 """A Bayeux 1.0 (CometD) server on Tornado."""
 
 from .core.annotations import listener, on_start, on_stop, remote_call, service, subscription
+from .core.channels import ServerChannel, Subscribers
 from .core.context import RequestContext, ResponseHeaders, current_request
 from .core.extension import Extension
 from .core.local import LocalSession
@@ -29,10 +30,12 @@ __all__ = [
     "RequestContext",
     "ResponseHeaders",
     "SecurityPolicy",
+    "ServerChannel",
     "ServerSession",
     "ServiceError",
     "ServiceRequest",
     "Settings",
+    "Subscribers",
     "TooManySessions",
     "current_request",
     "listener",

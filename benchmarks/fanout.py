@@ -72,6 +72,8 @@ HEADER = (
 def start(server: str, port: int) -> subprocess.Popen:
     if server == "bayeux-metrics":
         return servers.start("bayeux", port, "--metrics-path", "/metrics")
+    if server == "bayeux-channels":
+        return servers.start("bayeux", port, "--app", "benchmarks.channel_app:install")
     return servers.start(server, port)
 
 
@@ -292,9 +294,10 @@ def main() -> None:
     parser.add_argument(
         "--server",
         action="append",
-        choices=["bayeux", "bayeux-metrics", *servers.SERVERS[1:]],
+        choices=["bayeux", "bayeux-metrics", "bayeux-channels", *servers.SERVERS[1:]],
         help="server(s) to measure; default: bayeux and faye (bayeux-metrics: bayeux with"
-        " --metrics-path, scraped every second)",
+        " --metrics-path, scraped every second; bayeux-channels: with the channel objects and"
+        " decorators of benchmarks/channel_app.py)",
     )
     parser.add_argument(
         "--transport",

@@ -170,6 +170,8 @@ class EngineBridge(MetaChannels):
             if self.tree.subscribe(pattern, session):
                 session.subscriptions.add(pattern)
                 session.subscribed(subscription_cost(pattern))
+                if self.channel_table.watched and self.tree.count(pattern) == 1:
+                    self.channel_table.first_subscriber(pattern)
         for delivery in record.pending:
             self._enqueue(session, delivery)
         for entry in claimed.backlog:
@@ -197,6 +199,8 @@ class EngineBridge(MetaChannels):
             self.users.discard(session.user, session)  # still the user's, elsewhere
         for pattern in session.subscriptions:
             self.tree.unsubscribe(pattern, session)
+            if not self.tree.has(pattern) and self.channel_table.by_name:
+                self.channel_table.last_subscriber_left(pattern)
         # Nothing of it is held here any more (the engine reads its state to hand it over).
         self.budgets.closed(session.budget, session.held_bytes())
         session.budget = UNBOUNDED

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 from . import channel as ch
-from .hooks import MessageListener
+from .channels import MessageListener
 from .message import Message
 from .service import ServiceError, ServiceHandler, ServiceRequest
 from .session import ServerSession, new_client_id

@@ -250,6 +250,10 @@ class Engine(Protocol):
         """Writes a subscribe or unsubscribe (with the replay it asks for) to the log: the
         process serving the session applies it there, in order."""
 
+    async def channel_subscribers(self, channel: str, limit: int) -> tuple[int, list[str]]:
+        """How many sessions of the deployment's clients subscribe to exactly `channel`, and
+        up to `limit` of their clientIds."""
+
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         """Sends a message to one session served elsewhere (through the log)."""
 
@@ -344,6 +348,9 @@ class LocalEngine:
         replay: dict[str, int],
     ) -> None:
         raise RuntimeError("a process alone changes its subscriptions itself")
+
+    async def channel_subscribers(self, channel: str, limit: int) -> tuple[int, list[str]]:
+        raise RuntimeError("a process alone counts its subscribers itself")
 
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         raise RuntimeError("a process alone serves every session itself")

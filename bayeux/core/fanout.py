@@ -60,9 +60,15 @@ class FanOut(ServerState):
         log `position`, only for sessions not already past it (taken over meanwhile)."""
         channel = message["channel"]
         stats = self.stats
-        lazy_seconds = (
-            self.settings.max_lazy_timeout_seconds if self.hooks.is_lazy(channel) else None
-        )
+        table = self.channel_table
+        if delivery.lazy:
+            lazy_seconds: float | None = table.timeout_of(
+                channel, self.settings.max_lazy_timeout_seconds
+            )
+        elif table.lazy:
+            lazy_seconds = table.lazy_seconds(channel, self.settings.max_lazy_timeout_seconds)
+        else:
+            lazy_seconds = None
         count = 0
         recipients = self.tree.match(channel)
         delivery.shared_by(len(recipients))
@@ -168,7 +174,10 @@ class FanOut(ServerState):
                 or delivery.share > session.budget.room  # AddressBudget.over
                 or (max_count > 0 and len(session.queue) >= max_count)
             ):
-                session.enqueue(delivery, lazy_seconds)
+                if self.batched is None:
+                    session.enqueue(delivery, lazy_seconds)
+                else:
+                    self._enqueue_batched(session, delivery, lazy_seconds)
                 return
             policy = self.settings.queue_full_policy
             if policy == "drop-oldest" and session.queue:
@@ -186,6 +195,19 @@ class FanOut(ServerState):
                 return
             self.stats.dropped["drop-newest"] += 1  # drop-newest, or it cannot fit at all
             return
+
+    def _enqueue_batched(
+        self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None
+    ) -> None:
+        """Queues `delivery` while some batch is open: without waking the session's connection
+        when a batch covers it (the batch wakes it when it closes)."""
+        batched = self.batched
+        assert batched is not None
+        if self.batch_depth or session in self.session_batches:
+            session.hold(delivery)
+            batched.add(session)
+        else:
+            session.enqueue(delivery, lazy_seconds)
 
     def _encoded(self, message: Message) -> Delivery:
         """The message encoded now, once for every subscriber, in JSON and in every other format

@@ -1,9 +1,10 @@
 """What an application installs on the server, and the rules for running it.
 
-Per channel pattern, as CometD's ServerChannel holds its own: authorizers, message listeners, a
-service, laziness (`ChannelHooks`). For the whole server: the security policy, extensions, and
-listeners of sessions and subscriptions. A hook that raises costs the message it was given (or
-nothing, for listeners): it is logged and counted, never propagated into the protocol.
+Per channel or channel pattern, the channel objects hold their own (core/channels.py):
+authorizers, message listeners, a service. For the whole server: the security policy,
+extensions, and listeners of sessions and subscriptions. A hook that raises costs the
+message it was given (or nothing, for listeners): it is logged and counted, never
+propagated into the protocol.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import channel as ch
+from .channels import ChannelTable, ServerChannel
 from .extension import Extension
 from .message import Message, error
 from .policy import Authorizer, Operation, SecurityPolicy, authorize, resolve
@@ -30,43 +31,25 @@ log = logging.getLogger("bayeux.server")
 SessionListener = Callable[[ServerSession], Any]
 RemovalListener = Callable[[ServerSession, Ended], Any]
 SubscriptionListener = Callable[[ServerSession, str], Any]
-MessageListener = Callable[[ServerSession | None, str, Message], Any]
 # listener(user, online): a user's first session appeared (True) or its last one ended.
 PresenceListener = Callable[[str, bool], Any]
-
-
-@dataclass(slots=True)
-class ChannelHooks:
-    """What is installed on one channel or channel pattern."""
-
-    authorizers: list[Authorizer] = field(default_factory=list)
-    listeners: list[MessageListener] = field(default_factory=list)
-    service: ServiceHandler | None = None
-    lazy: bool = False
 
 
 class Hooks:
     """The application's hooks, and how each is run."""
 
-    def __init__(
-        self, policy: SecurityPolicy, stats: Stats, subscribed_to: Callable[[str], bool]
-    ) -> None:
+    def __init__(self, policy: SecurityPolicy, stats: Stats, table: ChannelTable) -> None:
         self.policy = policy
         self.stats = stats
-        # Whether some session subscribes to exactly this channel (a channel "exists").
-        self._subscribed_to = subscribed_to
+        # The channel objects, which hold the hooks per channel and pattern.
+        self.table = table
+        self.channels = table.by_name
         self.extensions: list[Extension] = []
-        self.channels: dict[str, ChannelHooks] = {}
         self.session_added: list[SessionListener] = []
         self.session_removed: list[RemovalListener] = []
         self.presence: list[PresenceListener] = []
         self.subscribed: list[SubscriptionListener] = []
         self.unsubscribed: list[SubscriptionListener] = []
-        # Read on every publish: whether any pattern has each kind of hook (most servers have
-        # none), and the lazy patterns.
-        self._authorized = False
-        self._listened = False
-        self._lazy: tuple[str, ...] = ()
         # Whether a batch may wait on a hook (an extension, authorizer, listener or service
         # may be a coroutine): only then is it charged to its address while it is handled
         # (BayeuxServer.handle; a custom policy counts too, read there). Charging every batch
@@ -76,32 +59,23 @@ class Hooks:
 
     # ------------------------------------------------------------------------ registration
 
-    def on_channel(self, pattern: str) -> ChannelHooks:
-        """The hooks of `pattern` (a channel or a wildcard pattern), made on first use."""
+    def on_channel(self, pattern: str) -> ServerChannel:
+        """The object of `pattern` (a channel or a wildcard pattern), made on first use."""
         check_pattern(pattern)
-        hooks = self.channels.get(pattern)
-        if hooks is None:
-            hooks = self.channels[pattern] = ChannelHooks()
-        return hooks
+        return self.table.channel(pattern)
 
     def installed(self) -> None:
-        """Called after a change to `channels` or `extensions`."""
-        hooks = self.channels.items()
-        self._authorized = any(h.authorizers for _, h in hooks)
-        self._listened = any(h.listeners for _, h in hooks)
-        self._lazy = tuple(p for p, h in hooks if h.lazy)
+        """Called after a change to the channels' hooks or to `extensions`."""
+        table = self.table
         self.waits = (
             bool(self.extensions)
-            or self._authorized
-            or self._listened
-            or any(h.service is not None for _, h in hooks)
+            or table.authorized
+            or table.listened
+            or table.served
             or self.session_extensions_seen
         )
 
     # ---------------------------------------------------------------------- per channel
-
-    def is_lazy(self, channel: str) -> bool:
-        return bool(self._lazy) and any(ch.matches(p, channel) for p in self._lazy)
 
     def service_for(self, channel: str) -> ServiceHandler | None:
         """The service answering `channel`: its own, else the first pattern's that matches."""
@@ -118,7 +92,7 @@ class Hooks:
         )
 
     def authorizers_for(self, channel: str) -> list[Authorizer]:
-        if not self._authorized:
+        if not self.table.authorized:
             return []
         return [
             a
@@ -130,17 +104,14 @@ class Hooks:
     def in_use(self, channel: str) -> bool:
         """Whether `channel` exists: subscribed to, listened to or served (else a publish or
         subscribe creates it, which the policy and authorizers may refuse)."""
-        if self._subscribed_to(channel):
-            return True
-        own = self.channels.get(channel)
-        return own is not None and (bool(own.listeners) or own.service is not None)
+        return self.table.tree.has(channel) or self.table.exists(channel)
 
     async def may(
         self, operation: Operation, channel: str, session: ServerSession, message: Message
     ) -> bool:
         """Whether the policy and the authorizers in scope allow `operation` on `channel`. A
         policy or authorizer that raises denies (and is logged)."""
-        if type(self.policy) is SecurityPolicy and not self._authorized:
+        if type(self.policy) is SecurityPolicy and not self.table.authorized:
             return True  # nothing installed: the common case costs nothing per message
         return await self.allowed(self._checks, operation, channel, session, message)
 
@@ -179,7 +150,7 @@ class Hooks:
     ) -> bool:
         """Whether every message listener in scope keeps the message (one that raises drops
         it, and is logged)."""
-        if not self._listened:
+        if not self.table.listened:
             return True
         for pattern, hooks in list(self.channels.items()):
             if not hooks.listeners or not ch.matches(pattern, channel):

@@ -205,7 +205,7 @@ class Delivery:
     would then hold far more memory than the bytes they count. `message` decodes it again for
     the rare paths that need it (in-process sessions, the engine's replay)."""
 
-    __slots__ = ("json", "channel", "size", "share", "born", "position", "_msgpack")
+    __slots__ = ("json", "channel", "size", "share", "born", "position", "lazy", "_msgpack")
 
     def __init__(self, message: Message, encoded: bytes | None = None) -> None:
         # When it was published (monotonic seconds), for the publish-to-write latency.
@@ -225,6 +225,8 @@ class Delivery:
         # an address's budget counts, so that a broadcast held by many sessions of one address
         # is counted about once there, as it is in memory.
         self.share = self.size
+        # Published lazily (`publish(..., lazy=True)`): it may wait like a lazy channel's.
+        self.lazy = False
         self._msgpack: bytes | None = None
 
     def shared_by(self, queues: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 
 from . import channel as ch
@@ -20,6 +21,22 @@ from .state import Outcome
 from .threads import on_loop
 
 log = logging.getLogger("bayeux.server")
+
+
+class _Batch:
+    """`BayeuxServer.batch()`: opens on entry, closes (and sends) on exit."""
+
+    __slots__ = ("_server", "_session")
+
+    def __init__(self, server: Publishing, session: ServerSession | None) -> None:
+        self._server = server
+        self._session = session
+
+    def __enter__(self) -> None:
+        self._server._open_batch(self._session)
+
+    def __exit__(self, *exc: object) -> None:
+        self._server._close_batch(self._session)
 
 
 class Publishing(FanOut):
@@ -39,7 +56,7 @@ class Publishing(FanOut):
             outgoing: Message = {"channel": channel, "data": message["data"]}
             if isinstance(message.get("ext"), dict):
                 outgoing["ext"] = message["ext"]
-            exclude = None if self.settings.broadcast_to_publisher else session
+            exclude = None if self.echoes(session, channel) else session
             kept = self._outgoing_broadcast(outgoing)
             if kept is not True and kept is not False:
                 kept = await kept
@@ -78,69 +95,177 @@ class Publishing(FanOut):
         appended.add_done_callback(settled)
         return appended
 
+    def echoes(self, session: ServerSession, channel: str) -> bool:
+        """Whether a message `session` publishes on `channel` also reaches it: when both its
+        channel and the session allow it, each defaulting to the server's setting (CometD's
+        broadcast-to-publisher rule)."""
+        default = self.settings.broadcast_to_publisher
+        own = session.broadcast_to_publisher
+        if own is not None and not own:
+            return False
+        table = self.channel_table
+        by_channel = table.echoes(channel, default) if table.echo else default
+        return by_channel if own is None or by_channel else False
+
     @on_loop
-    def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        ext: dict[str, Any] | None = None,
+        sender: ServerSession | None = None,
+        lazy: bool = False,
+    ) -> int:
         """Publishes from the server side to every subscriber of `channel`; returns how many
         sessions of this process it reaches (with an engine, those it will reach when the
         log hands it back). Message listeners are not called.
+
+        With `sender`, it is published on that session's behalf: the session does not get it
+        back unless broadcast-to-publisher allows it (server, channel and session settings).
+        With `lazy`, it may wait for company before waking a held connect, as on a lazy
+        channel (up to the channel's lazy timeout, else `--max-lazy-timeout`).
 
         Raises:
             ValueError: `channel` is not a valid channel name, or a meta channel.
             NotRepresentable: `data` cannot be encoded (not JSON, or not in every format
                 the subscribers use).
+
+        Examples:
+            >>> server.publish("/news", {"headline": "Bayeux in Python"})
+            0
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/chat/lobby")
+            >>> server.publish("/chat/lobby", "hi", sender=session)  # not echoed
+            0
+            >>> server.publish("/chat/lobby", "psst", lazy=True)
+            1
         """
         if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot publish to {channel!r}")
         message: Message = {"channel": channel, "data": data}
         if ext is not None:
             message["ext"] = ext
+        exclude = None if sender is None or self.echoes(sender, channel) else sender.id
         order = self._publish_order
         if not order:
             kept = self._outgoing_broadcast(message)
             if kept is True:
-                return self._published(message)
+                return self._published(message, exclude, lazy)
             if kept is False:
                 return 0
-            order.wait(kept, lambda: self._published_later(message))
+            order.wait(kept, lambda: self._published_later(message, exclude, lazy))
         elif not order.run(
-            lambda: self._outgoing_broadcast(message), lambda: self._published_later(message)
+            lambda: self._outgoing_broadcast(message),
+            lambda: self._published_later(message, exclude, lazy),
         ):
             self.stats.dropped["extension-backlog"] += 1
             return 0
         # Decided later, by asynchronous extensions (in order, behind the earlier publishes).
-        return sum(1 for _ in self.tree.match(channel))
+        return sum(1 for s in self.tree.match(channel) if s.id != exclude)
 
-    def _published(self, message: Message) -> int:
+    def _published(self, message: Message, exclude: str | None = None, lazy: bool = False) -> int:
         """Fans out or appends a server-side publish its extensions kept."""
         message, delivery = self._prepare(message)
+        delivery.lazy = lazy
         if not self.engine.shared:
-            return self._deliver_local(message, delivery, None)
-        self._append(message, delivery, None)
-        return sum(1 for _ in self.tree.match(message["channel"]))
+            return self._deliver_local(message, delivery, exclude)
+        self._append(message, delivery, exclude)
+        return sum(1 for s in self.tree.match(message["channel"]) if s.id != exclude)
 
-    def _published_later(self, message: Message) -> None:
+    def _published_later(self, message: Message, exclude: str | None, lazy: bool) -> None:
         try:
-            self._published(message)
+            self._published(message, exclude, lazy)
         except NotRepresentable:
             log.error("an extension made a publish to %s unrepresentable", message["channel"])
             self.stats.dropped["not-encodable"] += 1
 
     @on_loop
-    def deliver(self, session: ServerSession, channel: str, data: Any) -> None:
+    def deliver(
+        self,
+        session: ServerSession,
+        channel: str,
+        data: Any,
+        *,
+        sender: ServerSession | None = None,
+    ) -> None:
         """Queues a message for one session only, whatever its subscriptions; the session's
-        own outgoing extensions and the server's see it.
+        own outgoing extensions and the server's see it. From `sender`: when that is the
+        session itself, a message on a broadcast channel is dropped unless its
+        broadcast-to-publisher allows it (CometD's `ServerSession.deliver`).
 
         Raises:
             ValueError: `channel` is not a valid channel name, or a meta channel.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.deliver(session, "/alerts", {"level": "info"})
+            >>> session.broadcast_to_publisher = False
+            >>> server.deliver(session, "/alerts", "own echo", sender=session)
+            >>> len(session.queue)
+            1
         """
         if not self.channels.valid_name(channel) or ch.is_meta(channel):
             raise ValueError(f"cannot deliver on {channel!r}")
+        if sender is session and ch.is_broadcast(channel) and not self.echoes(session, channel):
+            return
         message = {"channel": channel, "data": data}
         self._after_outgoing(
             session,
             lambda: self.hooks.outgoing(session, message),
             lambda: self._enqueue_for(session, self._encoded(message)),
         )
+
+    def batch(self, session: ServerSession | None = None) -> AbstractContextManager[None]:
+        """A context manager: what is queued while it is open leaves together when it closes,
+        one reply or frame per session (CometD's batches), however long it stays open and
+        whatever awaits inside it. For every session, or for `session` only. Batches nest;
+        one opened on another thread is opened on the server's loop.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/prices/*")
+            >>> with server.batch():
+            ...     for symbol in ("ACME", "INIT"):
+            ...         _ = server.publish(f"/prices/{symbol}", 1.0)
+            >>> [d.channel for d in session.queue]
+            ['/prices/ACME', '/prices/INIT']
+
+        Added in version 0.3.0."""
+        return _Batch(self, session)
+
+    @on_loop
+    def _open_batch(self, session: ServerSession | None) -> None:
+        if self.batched is None:
+            self.batched = set()
+        if session is None:
+            self.batch_depth += 1
+        else:
+            self.session_batches[session] = self.session_batches.get(session, 0) + 1
+
+    @on_loop
+    def _close_batch(self, session: ServerSession | None) -> None:
+        if session is None:
+            self.batch_depth -= 1
+        else:
+            depth = self.session_batches.pop(session) - 1
+            if depth:
+                self.session_batches[session] = depth
+        batched = self.batched
+        assert batched is not None
+        if not self.batch_depth and not self.session_batches:
+            self.batched = None
+            released = batched
+        elif session is not None and not self.batch_depth and session not in self.session_batches:
+            batched.discard(session)
+            released = {session}
+        else:
+            return
+        for held in released:
+            waiter = held.waiter
+            if held.ended is None and held.queue and waiter is not None:
+                held.lazy_pending = False
+                waiter.wake()
 
     def _enqueue_for(self, session: ServerSession, delivery: Delivery) -> None:
         """Queues a message for one session, wherever the deployment serves it."""

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from . import channel as ch
 from .bridge import EngineBridge
+from .channels import ChannelListener, Initializer, MessageListener, ServerChannel, Subscribers
 from .context import RequestContext, entering, leaving
 from .decorators import (
     Decorated,
@@ -36,7 +37,6 @@ from .engine import EngineUnavailable, ForeignBrowser
 from .extension import Extension
 from .fanout import NotRepresentable
 from .hooks import (
-    MessageListener,
     PresenceListener,
     RemovalListener,
     SessionListener,
@@ -116,9 +116,9 @@ class BayeuxServer(EngineBridge):
 
     @on_loop
     def add_authorizer(self, pattern: str, authorizer: Authorizer) -> None:
-        """Authorizes operations on `pattern` (a channel or a wildcard pattern covering many)."""
-        self.hooks.on_channel(pattern).authorizers.append(authorizer)
-        self.hooks.installed()
+        """Authorizes operations on `pattern` (a channel or a wildcard pattern covering many):
+        `server.channel(pattern).add_authorizer(authorizer)`."""
+        self.hooks.on_channel(pattern).add_authorizer(authorizer)
 
     @on_loop
     def add_message_listener(self, pattern: str, listener: MessageListener) -> None:
@@ -135,8 +135,7 @@ class BayeuxServer(EngineBridge):
             ...         return False
             >>> server.add_message_listener("/chat/**", no_shouting)
         """
-        self.hooks.on_channel(pattern).listeners.append(listener)
-        self.hooks.installed()
+        self.hooks.on_channel(pattern).add_listener(listener)
 
     @on_loop
     def add_service(self, channel: str, handler: ServiceHandler) -> None:
@@ -147,14 +146,126 @@ class BayeuxServer(EngineBridge):
         if not ch.is_service(channel):
             raise ValueError(f"services live on /service/** channels, not {channel!r}")
         self.hooks.on_channel(channel).service = handler
-        self.hooks.installed()
+        self.channel_table.changed()
 
     @on_loop
     def set_lazy(self, pattern: str) -> None:
         """Messages on channels matching `pattern` may wait up to `max_lazy_timeout` for
-        company before waking a held connect (CometD's lazy channels)."""
+        company before waking a held connect (CometD's lazy channels):
+        `server.channel(pattern).lazy = True`."""
         self.hooks.on_channel(pattern).lazy = True
-        self.hooks.installed()
+
+    # -------------------------------------------------------------------------- channels
+
+    @on_loop
+    def channel(self, name: str, initializer: Initializer | None = None) -> ServerChannel:
+        """The channel (or wildcard pattern) `name` as an object, made if there is none:
+        `initializer(channel)` and the matching `add_channel_initializer` ones configure it
+        then, and the channel-added listeners are told. The server keeps it until its
+        `remove()`. CometD's `createChannelIfAbsent`.
+
+        Raises:
+            ValueError: `name` is not a channel name or pattern.
+
+        Examples:
+            >>> room = server.channel("/chat/lobby", lambda c: setattr(c, "persistent", True))
+            >>> room.persistent, room is server.channel("/chat/lobby")
+            (True, True)
+
+        Added in version 0.3.0."""
+        check_pattern(name)
+        return self.channel_table.channel(name, initializer)
+
+    @on_loop
+    def find_channel(self, name: str) -> ServerChannel | None:
+        """The object of channel `name` if there is one (asked for, or made for a
+        subscription while initializers or channel listeners are installed); else None.
+
+        Examples:
+            >>> server.find_channel("/never/asked") is None
+            True
+
+        Added in version 0.3.0."""
+        return self.channel_table.get(name)
+
+    @on_loop
+    def add_channel_initializer(self, pattern: str, initializer: Initializer) -> Initializer:
+        """Calls `initializer(channel)` for each channel matching `pattern` when its object is
+        made: when the application asks for it, and when a session first subscribes to it
+        (as CometD's `ConfigurableServerChannel.Initializer`; it is called synchronously).
+        Returns `initializer`.
+
+        Examples:
+            >>> def keep_rooms(channel):
+            ...     channel.persistent = True
+            >>> _ = server.add_channel_initializer("/rooms/*", keep_rooms)
+            >>> server.channel("/rooms/blue").persistent
+            True
+
+        Added in version 0.3.0."""
+        check_pattern(pattern)
+        self.channel_table.add_initializer(pattern, initializer)
+        return initializer
+
+    @on_loop
+    def on_channel_added(self, listener: ChannelListener) -> ChannelListener:
+        """Calls `listener(channel)` when a channel object is made (asked for, or a channel's
+        first subscriber arrived); usable as a decorator. Synchronous. In this process only.
+
+        Examples:
+            >>> @server.on_channel_added
+            ... def added(channel):
+            ...     print("added", channel.name)
+            >>> _ = server.channel("/rooms/green")
+            added /rooms/green
+
+        Added in version 0.3.0."""
+        self.channel_table.added.append(listener)
+        self.channel_table.changed()
+        return listener
+
+    @on_loop
+    def on_channel_removed(self, listener: ChannelListener) -> ChannelListener:
+        """Calls `listener(channel)` when a channel object goes: its `remove()`, or its last
+        subscriber left and nothing keeps it (not asked for, not persistent, no hooks); usable
+        as a decorator. Synchronous. In this process only.
+
+        Examples:
+            >>> @server.on_channel_removed
+            ... def removed(channel):
+            ...     print("removed", channel.name)
+            >>> server.channel("/rooms/red").remove()
+            removed /rooms/red
+
+        Added in version 0.3.0."""
+        self.channel_table.removed.append(listener)
+        self.channel_table.changed()
+        return listener
+
+    @on_loop_async
+    async def deployment_subscribers(self, channel: str, limit: int = 100) -> Subscribers:
+        """Who subscribes to exactly `channel`: across the deployment with an engine (its
+        remote clients, plus this process's server-side sessions), else in this process; at
+        most `limit` clientIds listed. `ServerChannel.deployment_subscribers` calls it.
+
+        Examples:
+            >>> asyncio.run(server.deployment_subscribers("/chat/lobby"))
+            Subscribers(count=0, client_ids=[])
+
+        Added in version 0.3.0."""
+        local = [s for s in self.tree.subscribers(channel) if s.local]
+        found = None
+        if self.engine.shared:
+            try:
+                found = await self.engine.channel_subscribers(channel, limit)
+            except EngineUnavailable:
+                self.stats.errors["engine"] += 1
+        if found is None:
+            ids = [s.id for s in self.tree.subscribers(channel)]
+            return Subscribers(len(ids), ids[:limit])
+        count, remote = found
+        ids = [*remote, *(s.id for s in local)]
+        return Subscribers(count + len(local), ids[:limit])
 
     @on_loop
     def on_session_added(self, listener: SessionListener) -> SessionListener:

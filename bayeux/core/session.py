@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from operator import attrgetter
-from typing import Protocol
+from typing import Any, Protocol
 
 from .ack import AckState
 from .attributes import SessionAttributes
@@ -42,6 +43,21 @@ class Wakeup(Enum):
     GONE = "gone"  # the client closed its connection: the queue waits for the next connect
     STREAMED = "streamed"  # an EventSource stream carries the session's messages
     BROWSER_BUSY = "browser-busy"  # another long-poll of the browser is held: poll instead
+
+
+class SessionHost(Protocol):
+    """What a session asks of its server (BayeuxServer)."""
+
+    def deliver(
+        self,
+        session: ServerSession,
+        channel: str,
+        data: Any,
+        *,
+        sender: ServerSession | None = None,
+    ) -> None: ...
+
+    def batch(self, session: ServerSession | None = None) -> AbstractContextManager[None]: ...
 
 
 class Waiter(Protocol):
@@ -159,6 +175,8 @@ class ServerSession:
         "written",
         "outgoing_order",
         "user",
+        "broadcast_to_publisher",
+        "host",
     )
 
     def __init__(self, client_id: str, deadline: float) -> None:
@@ -226,6 +244,11 @@ class ServerSession:
         self.outgoing_order: InOrder | None = None
         # The application's user behind it (BayeuxServer.associate), if any.
         self.user: str | None = None
+        # Whether its own publishes reach it when it subscribes to their channel; None for
+        # the server's setting (a message echoes only when its channel allows it too).
+        self.broadcast_to_publisher: bool | None = None
+        # The server it belongs to, for `deliver` and `batch`; None for a detached view.
+        self.host: SessionHost | None = None
 
     @property
     def connect_delivery_only(self) -> bool:
@@ -277,6 +300,51 @@ class ServerSession:
         resend = self.ack.acknowledge(batch)
         self.requeue(resend)
         return len(resend)
+
+    def deliver(self, channel: str, data: Any, *, sender: ServerSession | None = None) -> None:
+        """Queues a message for this session only, whatever its subscriptions, as
+        `BayeuxServer.deliver` does; from `sender` (when it is this session, a broadcast
+        channel's message is dropped unless its broadcast-to-publisher allows it).
+
+        Raises:
+            ValueError: `channel` is not a valid channel name, or a meta channel.
+            RuntimeError: the session belongs to no server.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.deliver("/alerts", {"text": "hello"})
+            >>> [d.message["data"] for d in session.queue]
+            [{'text': 'hello'}]
+
+        Added in version 0.3.0."""
+        if self.host is None:
+            raise RuntimeError("this session belongs to no server")
+        self.host.deliver(self, channel, data, sender=sender)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A context manager: the messages queued for this session while it is open leave
+        together when it closes (one reply, one frame), however long it stays open.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> with session.batch():
+            ...     session.deliver("/a", 1)
+            ...     session.deliver("/b", 2)
+            >>> len(session.queue)
+            2
+
+        Added in version 0.3.0."""
+        if self.host is None:
+            raise RuntimeError("this session belongs to no server")
+        return self.host.batch(self)
+
+    def hold(self, delivery: Delivery) -> None:
+        """Queues `delivery` without waking the waiting connection (an open batch wakes it
+        when it closes)."""
+        self.queue.append(delivery)
+        self.queue_share += delivery.share
+        self.queue_bytes += delivery.size
+        self.budget.room -= delivery.share
 
     def enqueue(self, delivery: Delivery, lazy_seconds: float | None = None) -> None:
         """Queues `delivery` for the client and wakes its waiting connection (after

@@ -12,9 +12,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from . import channel as ch
 from .attributes import Changes
+from .channels import ChannelHost, ChannelTable
 from .context import RequestContext
 from .engine import Engine, LocalEngine
 from .hooks import Hooks
@@ -22,7 +24,7 @@ from .limits import UNBOUNDED, AddressBudgets, AddressWindow
 from .message import Message
 from .policy import SecurityPolicy
 from .replay import ReplayHistory
-from .session import ConnectHold, Ended, ServerSession, new_client_id
+from .session import ConnectHold, Ended, ServerSession, SessionHost, new_client_id
 from .settings import Settings
 from .stats import Stats
 from .tasks import InOrder, TaskSet
@@ -70,7 +72,16 @@ class ServerState:
         self.tree: ChannelTree[ServerSession] = ChannelTree()
         self.shutting_down = False
         self.stats = Stats()
-        self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.tree.has)
+        # The channel objects (core/channels.py). The server facade is the host they publish
+        # through: this class alone does not publish, the facade composed on it does.
+        self.channel_table = ChannelTable(cast(ChannelHost, self), lambda: self.hooks.installed())
+        self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.channel_table)
+        # While a batch is open (BayeuxServer.batch): the sessions whose wakeups wait for it
+        # to close; None while none is open (the one thing the fan-out reads of batches).
+        self.batched: set[ServerSession] | None = None
+        # Open server-wide batches, and open batches per session.
+        self.batch_depth = 0
+        self.session_batches: dict[ServerSession, int] = {}
         # The users of this process's sessions (core/users.py).
         self.users = Users()
         # Service calls still running, and messages on their way to sessions served elsewhere.
@@ -160,6 +171,8 @@ class ServerState:
         """A session object (not yet served): its attributes bounded, and written to its
         record as they change."""
         session = ServerSession(client_id, self.expiry())
+        # The facade completes the host protocol (deliver, batch: publishing.py).
+        session.host = cast(SessionHost, self)
         attributes = session.attributes
         attributes.limit = self.settings.max_session_attribute_bytes
         attributes.on_change = lambda changes: self._attributes_changed(session, changes)
@@ -276,18 +289,24 @@ class ServerState:
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         """Subscribes `session` to `pattern` from the server side, without asking the policy
         (the subscription listeners are told)."""
-        if self.tree.subscribe(pattern, session):
+        tree = self.tree
+        if tree.subscribe(pattern, session):
             session.subscriptions.add(pattern)
             session.subscribed(subscription_cost(pattern))
+            if self.channel_table.watched and tree.count(pattern) == 1:
+                self.channel_table.first_subscriber(pattern)
             self.hooks.subscription_changed(session, pattern, True)
 
     @on_loop
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
         """Unsubscribes `session` from `pattern` from the server side (the subscription
         listeners are told)."""
-        if self.tree.unsubscribe(pattern, session):
+        tree = self.tree
+        if tree.unsubscribe(pattern, session):
             session.subscriptions.discard(pattern)
             session.subscribed(-subscription_cost(pattern))
+            if not tree.has(pattern) and self.channel_table.by_name:
+                self.channel_table.last_subscriber_left(pattern)
             self.hooks.subscription_changed(session, pattern, False)
 
     @on_loop

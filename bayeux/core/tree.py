@@ -148,6 +148,10 @@ class ChannelTree(Generic[S]):
         """Whether anyone subscribes to exactly `pattern`."""
         return pattern in self._patterns
 
+    def count(self, pattern: str) -> int:
+        """How many subscribe to exactly `pattern`."""
+        return self._patterns.get(pattern, 0)
+
     def subscribers(self, pattern: str) -> frozenset[S]:
         slot = self._slot(pattern, create=False)
         return frozenset(slot or ())

@@ -224,12 +224,21 @@ class RedisEngine(Upkeep):
                     "1" if subscribed else "0",
                     self.log_length,
                     orjson.dumps(replay) if replay else "",
+                    self.keys.prefix,
                     *patterns,
                 ],
             )
         )
         if written:
             self.appended += 1
+
+    async def channel_subscribers(self, channel: str, limit: int) -> tuple[int, list[str]]:
+        key = self.keys.members(channel)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.scard(key)
+        pipe.srandmember(key, limit)
+        count, members = await self._command(pipe.execute())
+        return int(count), sorted(m.decode() for m in members)
 
     async def deliver_to(self, client_id: str, delivery: Delivery) -> None:
         await self._command(

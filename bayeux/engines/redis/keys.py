@@ -25,6 +25,11 @@ class Keys:
     def subscriptions(self, client_id: str) -> str:
         return f"{self.prefix}subs:{client_id}"
 
+    def members(self, channel: str) -> str:
+        """A set: the clientIds subscribed to exactly `channel` (or pattern), deployment-wide
+        (written by the subscribe, end and reap scripts)."""
+        return f"{self.prefix}members:{channel}"
+
     def owned(self, process: str) -> str:
         return f"{self.prefix}owned:{process}"
 

@@ -33,6 +33,8 @@ def broadcast_fields(
         fields["x"] = exclude
     if delivered:
         fields["d"] = "1"
+    if delivery.lazy:
+        fields["l"] = "1"
     return fields
 
 
@@ -50,9 +52,11 @@ def decode(stream_id: bytes, fields: Fields, me: str, only: str | None = None) -
         message = orjson.loads(encoded)
         exclude = fields.get(b"x")
         delivered = fields.get(b"d") == b"1" and fields.get(b"o") == me.encode()
+        delivery = _delivery(message, encoded, position)
+        delivery.lazy = fields.get(b"l") == b"1"
         return LoggedMessage(
             position,
-            _delivery(message, encoded, position),
+            delivery,
             exclude.decode() if exclude is not None else None,
             delivered,
             message,

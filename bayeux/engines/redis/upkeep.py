@@ -129,6 +129,8 @@ class Upkeep(Handoff):
             pipe.delete(self.keys.subscriptions(client_id))
             if session.subscriptions:
                 pipe.sadd(self.keys.subscriptions(client_id), *session.subscriptions)
+                for pattern in session.subscriptions:
+                    pipe.sadd(self.keys.members(pattern), client_id)
             pipe.sadd(self.keys.owned(self.me), client_id)
         pipe.sadd(self.keys.processes, self.me)
         await self._command(pipe.execute())

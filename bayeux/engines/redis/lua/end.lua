@@ -11,6 +11,9 @@ local owner = redis.call('HGET', KEYS[1], 'owner')
 if not owner then return false end
 if ARGV[3] ~= '' and owner ~= ARGV[3] then return false end
 local user = redis.call('HGET', KEYS[1], 'user')
+for _, pattern in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  redis.call('SREM', ARGV[1] .. 'members:' .. pattern, ARGV[2])
+end
 redis.call('DEL', KEYS[1], KEYS[2])
 if owner ~= '' then redis.call('SREM', ARGV[1] .. 'owned:' .. owner, ARGV[2]) end
 redis.call('ZREM', ARGV[1] .. 'orphans', ARGV[2])

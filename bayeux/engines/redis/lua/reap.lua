@@ -26,6 +26,9 @@ for _, id in ipairs(expired) do
     local record = redis.call('HGETALL', key)
     table.insert(record, 1, id)
     forgotten[#forgotten + 1] = record
+    for _, pattern in ipairs(redis.call('SMEMBERS', prefix .. 'subs:' .. id)) do
+      redis.call('SREM', prefix .. 'members:' .. pattern, id)
+    end
     redis.call('DEL', key, prefix .. 'subs:' .. id)
     local gone = leave_user(prefix, id, user)
     if gone ~= '' then offline[#offline + 1] = gone end

@@ -1,15 +1,18 @@
 -- KEYS: subscriptions, log. ARGV: clientId, subscribed ("1"/"0"), log length, replay (JSON
--- or ""), patterns... Changes the set and writes the change to the log in one step, with
--- only the patterns it changed, so that a process taking the session over can tell the
--- subscriptions at any position by undoing the later entries. Returns the entry's id (false
--- when nothing changed and no replay was asked).
+-- or ""), prefix, patterns... Changes the set and writes the change to the log in one step,
+-- with only the patterns it changed, so that a process taking the session over can tell the
+-- subscriptions at any position by undoing the later entries; each channel's set of members
+-- (its subscribers across the deployment) changes in the same step. Returns the entry's id
+-- (false when nothing changed and no replay was asked).
 local changed = {}
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   local n
   if ARGV[2] == '1' then
     n = redis.call('SADD', KEYS[1], ARGV[i])
+    if n == 1 then redis.call('SADD', ARGV[5] .. 'members:' .. ARGV[i], ARGV[1]) end
   else
     n = redis.call('SREM', KEYS[1], ARGV[i])
+    if n == 1 then redis.call('SREM', ARGV[5] .. 'members:' .. ARGV[i], ARGV[1]) end
   end
   if n == 1 then table.insert(changed, ARGV[i]) end
 end
