@@ -95,3 +95,40 @@ def test_a_lazy_publish_stays_lazy_through_the_log() -> None:
 
 def _bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
+
+
+def test_decorated_subscriptions_see_every_publish_in_every_process(redis_server) -> None:
+    from bayeux import Endpoint, Settings
+    from bayeux.engines.redis import RedisEngine
+    from bayeux.testing import ServerThread
+
+    from ...helpers.redis_nodes import SETTINGS
+
+    seen: dict[str, list[tuple[str, object]]] = {"a": [], "b": []}
+
+    def make(name: str) -> ServerThread:
+        engine = RedisEngine(redis_server.url, "bayeux-test", sync_interval=0.05)
+        endpoint = Endpoint(Settings(**SETTINGS), engine=engine)
+
+        @endpoint.server.subscription("/stock/{symbol}")
+        def tick(message, symbol):
+            seen[name].append((symbol, message["data"]))
+
+        return ServerThread(endpoint=endpoint)
+
+    with make("a") as a, make("b") as b:
+        wait_ready(a, b)
+        watcher = Client(b.url)
+        watcher.subscribe(b.url, "/stock/*")
+        publisher = Client(a.url)
+        for n in range(3):
+            assert publisher.publish(a.url, "/stock/ACME", n)["successful"] is True
+        assert publisher.publish(b.url, "/stock/INIT", 9)["successful"] is True
+        expected = [("ACME", 0), ("ACME", 1), ("ACME", 2), ("INIT", 9)]
+        deadline = time.monotonic() + 5
+        while seen["a"] != expected or seen["b"] != expected:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.02)
+        assert watcher.poll_until([b.url], 4) == [0, 1, 2, 9]
+        # The server-side subscribers count in their own process only.
+        assert counted(a, "/stock/*").count == 2
