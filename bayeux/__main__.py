@@ -261,8 +261,7 @@ async def serve(args: argparse.Namespace) -> None:
 def served_url(args: argparse.Namespace, port: int) -> str:
     """The endpoint's URL as the options make it (the port the one bound)."""
     scheme = "https" if args.certfile else "http"
-    host = f"[{args.host}]" if ":" in args.host else args.host or "0.0.0.0"
-    return f"{scheme}://{host}:{port}{args.path}"
+    return f"{scheme}://{_host_port(args.host, port)}{args.path}"
 
 
 # The limits the banner names: what bounds what an anonymous client can grow, and the server.
@@ -394,12 +393,12 @@ def redacted_url(url: str) -> str:
 
 
 def _addresses(sockets: list[socket.socket]) -> list[str]:
-    found = []
-    for sock in sockets:
-        address = sock.getsockname()
-        host, port = address[0], address[1]
-        found.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return found
+    return [_host_port(sock.getsockname()[0], sock.getsockname()[1]) for sock in sockets]
+
+
+def _host_port(host: str, port: int) -> str:
+    host = host or "0.0.0.0"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def application_hooks(spec: str) -> Callable[[BayeuxServer], object]:
@@ -469,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             args,
             settings_from(args),
             args.port,
-            [f"{args.host or '0.0.0.0'}:{args.port} (each worker)"],
+            [f"{_host_port(args.host, args.port)} (each worker)"],
         )
         return run_workers(
             args.workers,
