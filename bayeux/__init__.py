@@ -4,7 +4,9 @@ from .core.annotations import listener, on_start, on_stop, remote_call, service,
 from .core.channels import ServerChannel, Subscribers
 from .core.context import RequestContext, ResponseHeaders, current_request
 from .core.extension import Extension
+from .core.flow import Conflation, Overflow
 from .core.local import LocalSession
+from .core.message import Delivery
 from .core.policy import Authorization, Operation, SecurityPolicy
 from .core.server import BayeuxServer, ConnectHold, Outcome
 from .core.service import ServiceError, ServiceRequest
@@ -19,7 +21,9 @@ __all__ = [
     "Authorization",
     "BayeuxServer",
     "ChannelTemplate",
+    "Conflation",
     "ConnectHold",
+    "Delivery",
     "Ended",
     "Endpoint",
     "Extension",
@@ -27,6 +31,7 @@ __all__ = [
     "NotOnLoop",
     "Operation",
     "Outcome",
+    "Overflow",
     "RequestContext",
     "ResponseHeaders",
     "SecurityPolicy",

@@ -18,11 +18,12 @@ answers each with one attribute read (benchmarks/fanout.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import channel as ch
+from .flow import Conflation
 from .message import Message
 from .policy import Authorizer
 from .service import ServiceHandler
@@ -101,6 +102,7 @@ class ServerChannel:
         "_broadcast_to_publisher",
         "_table",
         "_kept",
+        "_conflation",
     )
 
     def __init__(self, name: str, table: ChannelTable, *, kept: bool) -> None:
@@ -118,6 +120,7 @@ class ServerChannel:
         self._table = table
         # Made by the application (kept until `remove`), not by a subscription.
         self._kept = kept
+        self._conflation: Conflation | None = None
 
     # ------------------------------------------------------------------------------ kind
 
@@ -218,6 +221,49 @@ class ServerChannel:
     def broadcast_to_publisher(self, value: bool | None) -> None:
         self._broadcast_to_publisher = None if value is None else bool(value)
         self._table.changed()
+
+    @property
+    def conflation(self) -> Conflation | None:
+        """The conflation rule of this channel (or pattern), if any (`conflate`).
+
+        Examples:
+            >>> server.channel("/plain").conflation is None
+            True
+
+        Added in version 0.3.0."""
+        return self._conflation
+
+    def conflate(
+        self, key: Callable[[Message], Hashable] | None, *, backlog: int = 8
+    ) -> Conflation | None:
+        """Conflates what is published here: in a session's queue that holds at least
+        `backlog` messages, a message merges into the queued one with the same
+        `key(message)` (it takes its place): a slow client of a price feed receives the latest
+        value per key, not a backlog, and its queue stays bounded by the number of keys; a
+        client that keeps up loses nothing. `None` turns it off. Returns the rule.
+
+        Examples:
+            >>> prices = server.channel("/prices/*")
+            >>> rule = prices.conflate(key=lambda message: message["channel"], backlog=2)
+            >>> slow = server.create_session()
+            >>> server.subscribe(slow, "/prices/*")
+            >>> for n in range(5):
+            ...     _ = server.publish("/prices/ACME", n)
+            ...     _ = server.publish("/prices/INIT", n)
+            >>> [(d.channel, d.message["data"]) for d in slow.queue]
+            [('/prices/ACME', 4), ('/prices/INIT', 4)]
+
+        Added in version 0.3.0."""
+        if key is None:
+            self._conflation = None
+        else:
+            if not callable(key):
+                raise TypeError(f"a conflation key is a function of the message, not {key!r}")
+            if not isinstance(backlog, int) or backlog < 0:
+                raise ValueError(f"backlog is a count of messages >= 0, not {backlog!r}")
+            self._conflation = Conflation(key, backlog)
+        self._table.changed()
+        return self._conflation
 
     # ----------------------------------------------------------------------------- hooks
 
@@ -380,6 +426,7 @@ class ChannelTable:
         # set their own broadcast-to-publisher; empty tuples when none do.
         self.lazy: tuple[tuple[str, float | None], ...] = ()
         self.echo: tuple[tuple[str, bool], ...] = ()
+        self.conflated: tuple[tuple[str, Conflation], ...] = ()
         self.authorized = False
         self.listened = False
         self.served = False
@@ -399,6 +446,13 @@ class ChannelTable:
                     for c in channels
                     if c.broadcast_to_publisher is not None
                 ),
+                key=lambda item: item[0].endswith("*"),
+            )
+        )
+        # Concrete channels first, as for the echo.
+        self.conflated = tuple(
+            sorted(
+                ((c.name, c.conflation) for c in channels if c.conflation is not None),
                 key=lambda item: item[0].endswith("*"),
             )
         )
@@ -483,6 +537,12 @@ class ChannelTable:
         """How long a message published lazily on `channel` may wait."""
         seconds = self.lazy_seconds(channel, default) if self.lazy else None
         return default if seconds is None else seconds
+
+    def conflation_for(self, channel: str) -> Conflation | None:
+        for pattern, rule in self.conflated:
+            if pattern == channel or ch.matches(pattern, channel):
+                return rule
+        return None
 
     def echoes(self, channel: str, default: bool) -> bool:
         """Whether `channel` lets a message reach its own publisher."""

@@ -5,8 +5,9 @@ within each session's bounds and its address's (benchmarks/fanout.py measures it
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
+from .flow import Overflow
 from .message import Delivery, Message
 from .replay import ReplayHistory, replay_id_of
 from .session import Ended, ServerSession
@@ -69,6 +70,12 @@ class FanOut(ServerState):
             lazy_seconds = table.lazy_seconds(channel, self.settings.max_lazy_timeout_seconds)
         else:
             lazy_seconds = None
+        # Conflated channels (ServerChannel.conflate): the key is taken once per broadcast.
+        key = rule = None
+        if table.conflated:
+            rule = table.conflation_for(channel)
+            if rule is not None:
+                key = rule.key_of(message)
         count = 0
         recipients = self.tree.match(channel)
         delivery.shared_by(len(recipients))
@@ -90,8 +97,11 @@ class FanOut(ServerState):
                     self._enqueue_own(session, own, position, lazy_seconds)
                 elif kept is not False:
                     self._deliver_own(session, own, position, lazy_seconds, kept)
-            else:
+            elif key is None:
                 self._enqueue(session, delivery, lazy_seconds)
+            else:
+                assert rule is not None
+                self._enqueue_conflated(session, delivery, lazy_seconds, key, rule.backlog)
             count += 1
         stats.deliveries += count
         stats.delivery_bytes += count * len(delivery.json)
@@ -159,14 +169,48 @@ class FanOut(ServerState):
             )
         return order
 
+    def _enqueue_conflated(
+        self,
+        session: ServerSession,
+        delivery: Delivery,
+        lazy_seconds: float | None,
+        key: Hashable,
+        backlog: int,
+    ) -> None:
+        """Queues a message of a conflated channel: merged into the queued one with the same
+        key once the session's queue holds `backlog` messages, else queued and noted."""
+        flow = session.flow
+        if flow is not None and flow.queued and not flow.accepts(session, delivery):
+            self.stats.dropped["listener"] += 1
+            return
+        if session.merge(delivery, key, backlog):
+            self.stats.dropped["conflated"] += 1
+            return
+        self._enqueue(session, delivery, lazy_seconds, vetted=True)
+        queue = session.queue
+        if queue and queue[-1] is delivery:
+            session.note(key)
+
     def _enqueue(
-        self, session: ServerSession, delivery: Delivery, lazy_seconds: float | None = None
+        self,
+        session: ServerSession,
+        delivery: Delivery,
+        lazy_seconds: float | None = None,
+        *,
+        vetted: bool = False,
     ) -> None:
         """Queues `delivery` for `session`, or applies the queue-full policy when it would pass
         the session's bounds or its address's. On every delivery's path: the checks are plain
-        reads written inline, the policy's work only when full."""
+        reads written inline, the policy's work only when full; a session's own listeners
+        (core/flow.py) cost one read when it has none."""
+        flow = session.flow
+        if flow is not None and flow.queued and not vetted:
+            if not flow.accepts(session, delivery):
+                self.stats.dropped["listener"] += 1
+                return
         max_bytes = self._max_queue_bytes
         max_count = self._max_queue
+        asked = False
         while True:
             held = session.queue_bytes if session.ack is None else session.queued_bytes()
             if not (
@@ -179,6 +223,14 @@ class FanOut(ServerState):
                 else:
                     self._enqueue_batched(session, delivery, lazy_seconds)
                 return
+            if flow is not None and flow.full and not asked:
+                asked = True  # a listener that made no room gets the policy, not a loop
+                decided = flow.overflow(session, delivery)
+                if decided is Overflow.QUEUE:
+                    continue
+                if decided is Overflow.DROP:
+                    self.stats.dropped["listener"] += 1
+                    return
             policy = self.settings.queue_full_policy
             if policy == "drop-oldest" and session.queue:
                 session.drop_oldest()

@@ -203,7 +203,17 @@ class Delivery:
     refuse what cannot be), and they are all a delivery keeps. The decoded message is not kept:
     a message of many small values costs several times its JSON in Python objects, and queues
     would then hold far more memory than the bytes they count. `message` decodes it again for
-    the rare paths that need it (in-process sessions, the engine's replay)."""
+    the rare paths that need it (in-process sessions, the engine's replay, session listeners).
+
+    Session listeners (`ServerSession.on_queued`, ...) see deliveries: read `channel`, `size`
+    and `message`; never change one, it is shared by every session it was queued for.
+
+    Examples:
+        >>> delivery = Delivery({"channel": "/news", "data": "hi"})
+        >>> delivery.channel, delivery.json, delivery.message["data"]
+        ('/news', b'{"channel":"/news","data":"hi"}', 'hi')
+
+    Added in version 0.3.0."""
 
     __slots__ = ("json", "channel", "size", "share", "born", "position", "lazy", "_msgpack")
 
@@ -244,6 +254,7 @@ class Delivery:
 
     @property
     def msgpack(self) -> bytes:
+        """The message encoded as msgpack (for the msgpack WebSocket format), made once."""
         if self._msgpack is None:
             self._msgpack = codec.msgpack_dumps(self.message)
         return self._msgpack

@@ -213,6 +213,9 @@ class MetaChannels(Publishing):
         session = hold.session
         session.held = hold
         session.deadline = self.expiry(hold.timeout, session)
+        flow = session.flow
+        if flow is not None and flow.held and hold.timeout > 0:
+            flow.tell(flow.held, session)
         return hold
 
     def finish_connect(
@@ -228,6 +231,9 @@ class MetaChannels(Publishing):
         extension; adjusts the advice when the session ended, or with multiple-clients when
         another connection of the same session or browser holds the connect budget."""
         session = hold.session
+        flow = session.flow
+        if flow is not None and flow.released and hold.timeout > 0:
+            flow.tell(flow.released, session)
         multiple_clients = why is Wakeup.DISPLACED or why is Wakeup.BROWSER_BUSY
         deliver = why in _DELIVERING or (why is Wakeup.STREAMED and session.connect_delivery_only)
         reply = hold.reply

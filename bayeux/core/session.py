@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -15,6 +15,14 @@ from typing import Any, Protocol
 from .ack import AckState
 from .attributes import SessionAttributes
 from .context import RequestContext
+from .flow import (
+    DequeueListener,
+    QueuedListener,
+    QueueFullListener,
+    RemovedListener,
+    SessionEventListener,
+    SessionFlow,
+)
 from .limits import UNBOUNDED, AddressBudget
 from .message import Delivery, Message
 from .tasks import Decision, InOrder
@@ -177,6 +185,7 @@ class ServerSession:
         "user",
         "broadcast_to_publisher",
         "host",
+        "flow",
     )
 
     def __init__(self, client_id: str, deadline: float) -> None:
@@ -249,6 +258,8 @@ class ServerSession:
         self.broadcast_to_publisher: bool | None = None
         # The server it belongs to, for `deliver` and `batch`; None for a detached view.
         self.host: SessionHost | None = None
+        # Its own listeners and conflation index (core/flow.py), made when first needed.
+        self.flow: SessionFlow | None = None
 
     @property
     def connect_delivery_only(self) -> bool:
@@ -338,6 +349,161 @@ class ServerSession:
             raise RuntimeError("this session belongs to no server")
         return self.host.batch(self)
 
+    def _flow(self) -> SessionFlow:
+        flow = self.flow
+        if flow is None:
+            flow = self.flow = SessionFlow()
+        return flow
+
+    def on_queued(self, listener: QueuedListener) -> QueuedListener:
+        """Calls `listener(session, delivery)` before each message is queued for this session
+        (`delivery.channel`, `delivery.message`); returning False drops it. Synchronous: it
+        runs inside every broadcast that reaches the session (CometD's `QueueListener`).
+        Returns `listener`.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> @session.on_queued
+            ... def no_debug(session, delivery):
+            ...     return not delivery.channel.startswith("/debug/")
+            >>> session.deliver("/debug/x", 1)
+            >>> session.deliver("/news", 2)
+            >>> [d.channel for d in session.queue]
+            ['/news']
+
+        Added in version 0.3.0."""
+        self._flow().queued.append(listener)
+        return listener
+
+    def on_queue_full(self, listener: QueueFullListener) -> QueueFullListener:
+        """Calls `listener(session, delivery)` when `delivery` would pass the session's queue
+        bounds (CometD's `MaxQueueListener`). It returns `Overflow.QUEUE` after making room
+        (`drop_oldest()`, `replace()`), `Overflow.DROP` to drop `delivery`, or
+        `Overflow.POLICY` (or None) for the server's `--queue-full-policy`. Synchronous.
+        Returns `listener`.
+
+        Examples:
+            >>> from bayeux import Overflow
+            >>> session = server.create_session()
+            >>> @session.on_queue_full
+            ... def keep_alerts(session, delivery):
+            ...     if delivery.channel == "/alerts":
+            ...         session.drop_oldest()
+            ...         return Overflow.QUEUE
+            ...     return Overflow.DROP
+
+        Added in version 0.3.0."""
+        self._flow().full.append(listener)
+        return listener
+
+    def on_dequeue(self, listener: DequeueListener) -> DequeueListener:
+        """Calls `listener(session, deliveries)` with each batch about to be sent to the client
+        (a connect reply, a WebSocket frame); it returns the deliveries to send (some of them,
+        in any order: conflate, drop) or None to send them all (CometD's `DeQueueListener`).
+        What it leaves out is gone, and still counts as handed out (the ack extension numbers
+        what is sent; with `--redis` the session's log position moves past it). Synchronous.
+        Returns `listener`.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> @session.on_dequeue
+            ... def latest_only(session, deliveries):
+            ...     latest = {d.channel: d for d in deliveries}
+            ...     return list(latest.values())
+            >>> for price in (1, 2, 3):
+            ...     session.deliver("/price", price)
+            >>> [d.message["data"] for d in session.drain()]
+            [3]
+
+        Added in version 0.3.0."""
+        self._flow().dequeue.append(listener)
+        return listener
+
+    def on_held(self, listener: SessionEventListener) -> SessionEventListener:
+        """Calls `listener(session)` when a /meta/connect of this session is held (CometD's
+        `HeartBeatListener`); it may be a coroutine function. Returns `listener`.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> _ = session.on_held(lambda session: print("held"))
+
+        Added in version 0.3.0."""
+        self._flow().held.append(listener)
+        return listener
+
+    def on_released(self, listener: SessionEventListener) -> SessionEventListener:
+        """Calls `listener(session)` when the held /meta/connect of this session is answered;
+        it may be a coroutine function. Returns `listener`.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> _ = session.on_released(lambda session: print("released"))
+
+        Added in version 0.3.0."""
+        self._flow().released.append(listener)
+        return listener
+
+    def on_removed(self, listener: RemovedListener) -> RemovedListener:
+        """Calls `listener(session, reason)` when this session ends here (`reason` is an
+        `Ended`: disconnected, expired, removed, kicked, queue-full, or moved to another
+        process); it may be a coroutine function. Returns `listener`.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> _ = session.on_removed(lambda session, reason: print("ended:", reason.value))
+            >>> server.remove_session(session)
+            ended: removed
+
+        Added in version 0.3.0."""
+        self._flow().removed.append(listener)
+        return listener
+
+    def replace(self, old: Delivery, new: Delivery) -> bool:
+        """Puts `new` in the place of the queued `old` (a queue-full listener merging a
+        message into a queued one); False when `old` is not queued.
+
+        Added in version 0.3.0."""
+        try:
+            at = self.queue.index(old)
+        except ValueError:
+            return False
+        self._swap(at, new)
+        return True
+
+    def _swap(self, at: int, new: Delivery) -> None:
+        old = self.queue[at]
+        self.queue[at] = new
+        self.queue_bytes += new.size - old.size
+        self.queue_share += new.share - old.share
+        self.budget.room -= new.share - old.share
+
+    def merge(self, delivery: Delivery, key: Hashable, backlog: int) -> bool:
+        """Conflation: puts `delivery` in the place of the queued message with the same `key`
+        when the queue holds at least `backlog` messages; False when it did not (the caller
+        queues it, then notes its place with `note`)."""
+        flow = self.flow
+        index = flow.index if flow is not None else None
+        if index is None or len(self.queue) < backlog:
+            return False
+        at = index.get(key)
+        if at is None:
+            return False
+        self._swap(at, delivery)
+        return True
+
+    def note(self, key: Hashable) -> None:
+        """The message just appended has conflation `key`."""
+        flow = self._flow()
+        if flow.index is None:
+            flow.index = {}
+        flow.index[key] = len(self.queue) - 1
+
+    def _reshaped(self) -> None:
+        # The queue changed other than by appending: the conflation places are stale.
+        flow = self.flow
+        if flow is not None:
+            flow.index = None
+
     def hold(self, delivery: Delivery) -> None:
         """Queues `delivery` without waking the waiting connection (an open batch wakes it
         when it closes)."""
@@ -375,6 +541,11 @@ class ServerSession:
         self.queue_bytes = 0
         self.lazy_pending = False
         self._handed_out(items)
+        flow = self.flow
+        if flow is not None:
+            flow.index = None
+            if flow.dequeue:
+                return flow.dequeued(self, items)
         return items
 
     def _handed_out(self, items: list[Delivery]) -> None:
@@ -409,6 +580,11 @@ class ServerSession:
         if not queue:
             self.lazy_pending = False
         self._handed_out(taken)
+        flow = self.flow
+        if flow is not None:
+            flow.index = None
+            if flow.dequeue:
+                return flow.dequeued(self, taken)
         return taken
 
     def sendable(self, max_bytes: int) -> list[Delivery]:
@@ -427,6 +603,7 @@ class ServerSession:
 
         Added in version 0.2.0."""
         delivery = self.queue.pop(0)
+        self._reshaped()
         self.queue_bytes -= delivery.size
         self.queue_share -= delivery.share
         self.budget.room += delivery.share
@@ -437,6 +614,7 @@ class ServerSession:
 
         Added in version 0.2.0."""
         self.queue[:0] = deliveries
+        self._reshaped()
         self.queue_bytes += sum(d.size for d in deliveries)
         share = sum(map(_SHARE, deliveries))
         self.queue_share += share
@@ -449,6 +627,7 @@ class ServerSession:
         Added in version 0.2.0."""
         self.budget.room += self.queue_share + self.pending_share
         self.queue.clear()
+        self._reshaped()
         self.queue_share = self.pending_share = 0
         self.queue_bytes = 0
         if self.ack is not None:
@@ -481,6 +660,9 @@ class ServerSession:
         waiter, self.waiter = self.waiter, None
         if waiter is not None:
             waiter.close()
+        flow = self.flow
+        if flow is not None and flow.removed:
+            flow.tell(flow.removed, self, reason)
 
     def attach(self, waiter: Waiter) -> None:
         """Makes `waiter` the connection that receives this session's messages, displacing any

@@ -1,0 +1,144 @@
+"""Flow control per session, as CometD's session listeners give it: what to do with a slow
+client's queue is the application's policy, not only a server-wide switch.
+
+A session gets a `SessionFlow` the first time a listener is installed on it or a conflated
+message is queued for it; the fan-out reads one attribute (`session.flow`) per delivery to learn
+there is none (benchmarks/fanout.py). Listeners on the delivery path (queued, queue full,
+dequeue) are synchronous: they run inside a broadcast, once per session it reaches. Listeners of
+events (connect held, released, session removed) may be coroutine functions: they run as tasks.
+
+Conflation (`ServerChannel.conflate`) merges, in a session's queue, a message into the queued one
+with the same key once the queue holds at least a backlog: a slow reader of a price feed gets the
+latest value per key while its queue stays bounded by the number of keys, and a reader that keeps
+up loses nothing (benchmarks/conflation.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from .message import Delivery, Message
+from .tasks import TaskSet
+
+if TYPE_CHECKING:
+    from .session import Ended, ServerSession
+
+log = logging.getLogger("bayeux.server")
+_event_tasks = TaskSet("a session listener", log)
+
+
+class Overflow(Enum):
+    """What a queue-full listener decided (`ServerSession.on_queue_full`).
+
+    Added in version 0.3.0."""
+
+    QUEUE = "queue"  # the listener made room (drop_oldest, replace): queue the message now
+    DROP = "drop"  # drop this message
+    POLICY = "policy"  # apply the server's --queue-full-policy, as without a listener
+
+
+QueuedListener = Callable[["ServerSession", Delivery], Any]
+QueueFullListener = Callable[["ServerSession", Delivery], "Overflow | None"]
+DequeueListener = Callable[["ServerSession", list[Delivery]], "list[Delivery] | None"]
+SessionEventListener = Callable[["ServerSession"], Any]
+RemovedListener = Callable[["ServerSession", "Ended"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflation:
+    """A channel's conflation rule: messages with the same `key(message)` merge in a session's
+    queue once it holds at least `backlog` messages.
+
+    Added in version 0.3.0."""
+
+    key: Callable[[Message], Hashable]
+    backlog: int = 8
+
+    def key_of(self, message: Message) -> Hashable | None:
+        """The message's key; None (not conflated) when the key function fails or the key
+        cannot be hashed (logged: a bad key costs the merge, never the message)."""
+        try:
+            key = self.key(message)
+            hash(key)
+        except Exception:
+            log.exception("conflation key %r failed on %s", self.key, message.get("channel"))
+            return None
+        return key
+
+
+class SessionFlow:
+    """One session's listeners and conflation index."""
+
+    __slots__ = ("queued", "full", "dequeue", "held", "released", "removed", "index")
+
+    def __init__(self) -> None:
+        self.queued: list[QueuedListener] = []
+        self.full: list[QueueFullListener] = []
+        self.dequeue: list[DequeueListener] = []
+        self.held: list[SessionEventListener] = []
+        self.released: list[SessionEventListener] = []
+        self.removed: list[RemovedListener] = []
+        # Conflation keys of the messages appended since the queue last changed otherwise
+        # (drained, taken, requeued), with their places: merging replaces in place.
+        self.index: dict[Hashable, int] | None = None
+
+    # ------------------------------------------------------------ on the delivery path
+
+    def accepts(self, session: ServerSession, delivery: Delivery) -> bool:
+        """Whether every queued listener lets `delivery` into the queue (one that raises
+        vetoes it, logged)."""
+        for listener in self.queued:
+            try:
+                if listener(session, delivery) is False:
+                    return False
+            except Exception:
+                log.exception("queued listener %r failed; message dropped", listener)
+                return False
+        return True
+
+    def overflow(self, session: ServerSession, delivery: Delivery) -> Overflow:
+        """What the queue-full listeners decide for `delivery` (the first that decides)."""
+        for listener in self.full:
+            try:
+                decided = listener(session, delivery)
+            except Exception:
+                log.exception("queue-full listener %r failed", listener)
+                continue
+            if isinstance(decided, Overflow) and decided is not Overflow.POLICY:
+                return decided
+        return Overflow.POLICY
+
+    def dequeued(self, session: ServerSession, deliveries: list[Delivery]) -> list[Delivery]:
+        """The batch about to leave after the dequeue listeners: each may return a new list
+        of some of its deliveries (conflate, drop), or None to keep it as it is. What is not
+        one of them is ignored (logged): a listener cannot add messages here."""
+        for listener in self.dequeue:
+            try:
+                kept = listener(session, list(deliveries))
+            except Exception:
+                log.exception("dequeue listener %r failed; batch kept", listener)
+                continue
+            if kept is None:
+                continue
+            allowed = {id(d) for d in deliveries}
+            if not isinstance(kept, list) or any(id(d) not in allowed for d in kept):
+                log.error("dequeue listener %r returned what was not in its batch", listener)
+                continue
+            deliveries = kept
+        return deliveries
+
+    # ----------------------------------------------------------------------- events
+
+    def tell(self, listeners: list[Callable[..., Any]], *args: Any) -> None:
+        for listener in list(listeners):
+            try:
+                result = listener(*args)
+                if asyncio.iscoroutine(result):
+                    _event_tasks.spawn(result)
+            except Exception:
+                log.exception("session listener %r failed", listener)
