@@ -43,3 +43,17 @@ def test_the_server_api_pages_channel_example_runs() -> None:
     block = re.search(r"```python\n(.*?)```", section, re.S)
     assert block is not None
     exec(compile(block.group(1), "docs/server-api.md channels", "exec"), {})
+
+
+def flow_blocks() -> list[str]:
+    page = (PAGE.parent / "server-api.md").read_text()
+    section = page[page.index("## Flow control per session") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_flow_control_examples_run() -> None:
+    blocks = flow_blocks()
+    assert len(blocks) == 2
+    for index, block in enumerate(blocks):
+        exec(compile(block, f"docs/server-api.md flow control {index + 1}", "exec"), {})
