@@ -26,7 +26,6 @@ from .bridge import EngineBridge
 from .channels import ChannelListener, Initializer, MessageListener, ServerChannel, Subscribers
 from .context import RequestContext, entering, leaving
 from .decorators import (
-    Decorated,
     ServiceRoutes,
     check_signature,
     marked,
@@ -335,14 +334,6 @@ class BayeuxServer(EngineBridge):
 
     # ------------------------------------------------------------------------ decorators
 
-    @property
-    def _decorated(self) -> Decorated:
-        """What the decorators registered (core/decorators.py), made on first use."""
-        registry: Decorated | None = self.__dict__.get("_decorated_registry")
-        if registry is None:
-            registry = self.__dict__["_decorated_registry"] = Decorated(self)
-        return registry
-
     @on_loop
     def service(self, channel: str) -> Callable[[F], F]:
         """A decorator: the function answers messages published to `channel`, a service
@@ -448,7 +439,7 @@ class BayeuxServer(EngineBridge):
     @on_loop
     def _register(self, kind: str, template: ChannelTemplate, function: Callable[..., Any]) -> None:
         check_signature(function, kind, template)
-        registry = self._decorated
+        registry = self.decorated
         if kind == "listener":
             self.add_message_listener(template.pattern, message_listener(template, function))
         elif kind == "subscription":
@@ -504,7 +495,7 @@ class BayeuxServer(EngineBridge):
                     registrations.append((kind, template, function))
         for kind, template, function in registrations:
             self._register(kind, template, function)
-        self._decorated.lifecycle(start, stop)
+        self.decorated.lifecycle(start, stop)
         return obj
 
     @on_loop_async
@@ -515,7 +506,7 @@ class BayeuxServer(EngineBridge):
         an endpoint. Calling it again does nothing until `stop_services`.
 
         Added in version 0.3.0."""
-        await self._decorated.start()
+        await self.decorated.start()
 
     @on_loop_async
     async def stop_services(self) -> None:
@@ -523,7 +514,7 @@ class BayeuxServer(EngineBridge):
         ends the session of `subscription`s; `Endpoint.shutdown` calls it.
 
         Added in version 0.3.0."""
-        await self._decorated.stop()
+        await self.decorated.stop()
 
     # ----------------------------------------------------------------------------- users
 

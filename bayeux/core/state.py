@@ -18,6 +18,7 @@ from . import channel as ch
 from .attributes import Changes
 from .channels import ChannelHost, ChannelTable
 from .context import RequestContext
+from .decorators import Decorated, ServicesHost
 from .engine import Engine, LocalEngine
 from .hooks import Hooks
 from .limits import UNBOUNDED, AddressBudgets, AddressWindow
@@ -76,6 +77,8 @@ class ServerState:
         # through: this class alone does not publish, the facade composed on it does.
         self.channel_table = ChannelTable(cast(ChannelHost, self), lambda: self.hooks.installed())
         self.hooks = Hooks(policy or SecurityPolicy(), self.stats, self.channel_table)
+        # What the decorators registered (core/decorators.py); the facade is its host.
+        self.decorated = Decorated(cast(ServicesHost, self))
         # While a batch is open (BayeuxServer.batch): the sessions whose wakeups wait for it
         # to close; None while none is open (the one thing the fan-out reads of batches).
         self.batched: set[ServerSession] | None = None
