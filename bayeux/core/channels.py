@@ -28,6 +28,7 @@ from .message import Message
 from .policy import Authorizer
 from .service import ServiceHandler
 from .session import ServerSession
+from .threads import LoopOwner, on_loop, on_loop_async
 from .tree import ChannelTree
 
 log = logging.getLogger("bayeux.server")
@@ -54,6 +55,9 @@ class Subscribers:
 
 class ChannelHost(Protocol):
     """What a channel asks of the server it belongs to."""
+
+    @property
+    def loop_owner(self) -> LoopOwner: ...
 
     @property
     def tree(self) -> ChannelTree[ServerSession]: ...
@@ -122,6 +126,11 @@ class ServerChannel:
         self._kept = kept
         self._conflation: Conflation | None = None
 
+    @property
+    def loop_owner(self) -> LoopOwner:
+        """The server's loop: changes made from another thread are made on it."""
+        return self._table.host.loop_owner
+
     # ------------------------------------------------------------------------------ kind
 
     @property
@@ -162,6 +171,7 @@ class ServerChannel:
         return self._lazy
 
     @lazy.setter
+    @on_loop
     def lazy(self, lazy: bool) -> None:
         self._lazy = bool(lazy)
         self._table.changed()
@@ -181,6 +191,7 @@ class ServerChannel:
         return self._lazy_timeout
 
     @lazy_timeout.setter
+    @on_loop
     def lazy_timeout(self, seconds: float | None) -> None:
         if seconds is not None and not (0 <= seconds <= 3600):
             raise ValueError(f"a lazy timeout is 0 to 3600 seconds, not {seconds!r}")
@@ -202,6 +213,7 @@ class ServerChannel:
         return self._persistent
 
     @persistent.setter
+    @on_loop
     def persistent(self, persistent: bool) -> None:
         self._persistent = bool(persistent)
 
@@ -218,6 +230,7 @@ class ServerChannel:
         return self._broadcast_to_publisher
 
     @broadcast_to_publisher.setter
+    @on_loop
     def broadcast_to_publisher(self, value: bool | None) -> None:
         self._broadcast_to_publisher = None if value is None else bool(value)
         self._table.changed()
@@ -233,6 +246,7 @@ class ServerChannel:
         Added in version 0.3.0."""
         return self._conflation
 
+    @on_loop
     def conflate(
         self, key: Callable[[Message], Hashable] | None, *, backlog: int = 8
     ) -> Conflation | None:
@@ -267,6 +281,7 @@ class ServerChannel:
 
     # ----------------------------------------------------------------------------- hooks
 
+    @on_loop
     def add_listener(self, listener: MessageListener) -> MessageListener:
         """Calls `listener(session, channel, message)` for each message a session publishes
         here (or, on a pattern, to a channel it matches), before delivery; it may change the
@@ -282,6 +297,7 @@ class ServerChannel:
         self._table.changed()
         return listener
 
+    @on_loop
     def remove_listener(self, listener: MessageListener) -> None:
         """Stops calling `listener` (nothing happens if it was not added).
 
@@ -294,6 +310,7 @@ class ServerChannel:
             self.listeners.remove(listener)
             self._table.changed()
 
+    @on_loop
     def add_authorizer(self, authorizer: Authorizer) -> Authorizer:
         """Asks `authorizer` about every create, subscribe and publish on this channel (or on
         the channels this pattern matches); returns it.
@@ -309,6 +326,7 @@ class ServerChannel:
         self._table.changed()
         return authorizer
 
+    @on_loop
     def remove_authorizer(self, authorizer: Authorizer) -> None:
         """Stops asking `authorizer` (nothing happens if it was not added).
 
@@ -335,6 +353,7 @@ class ServerChannel:
         Added in version 0.3.0."""
         return self._table.tree.count(self.name)
 
+    @on_loop
     def subscribers(self, limit: int = 100) -> list[ServerSession]:
         """Up to `limit` (at most 10,000) of the sessions of this process subscribed to
         exactly this channel.
@@ -352,6 +371,7 @@ class ServerChannel:
             found.append(session)
         return found
 
+    @on_loop_async
     async def deployment_subscribers(self, limit: int = 100) -> Subscribers:
         """Who subscribes to exactly this channel across the deployment: with `--redis`, every
         process's clients (and this process's server-side sessions); alone, this process's.
@@ -391,6 +411,7 @@ class ServerChannel:
         Added in version 0.3.0."""
         return self._table.host.publish(self.name, data, ext=ext, sender=sender, lazy=lazy)
 
+    @on_loop
     def remove(self) -> None:
         """Removes the channel: its subscribers are unsubscribed, its hooks, settings and
         attributes forgotten, and the channel-removed listeners told.

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bayeux import BayeuxServer, Endpoint, LocalSession, Settings
+from bayeux import BayeuxServer, Endpoint, LocalSession, ServerChannel, Settings
 from bayeux.core.threads import LoopOwner, NotOnLoop, on_loop, thread_safe
 from bayeux.testing import AsgiThread, ServerThread
 
@@ -189,6 +189,26 @@ def test_registration_from_a_thread_applies_whole_on_the_loop() -> None:
             bayeux.add_service("/not-a-service", lambda request: None)
 
 
+def test_channels_are_configured_on_the_loop_from_another_thread() -> None:
+    with ServerThread(Settings(timeout=5000)) as server:
+        bayeux = server.endpoint.server
+        ran_on: list[str] = []
+        channel = bayeux.channel(
+            "/t/room", lambda c: ran_on.append(threading.current_thread().name)
+        )
+        channel.lazy_timeout = 0.1
+        channel.broadcast_to_publisher = False
+        channel.add_listener(lambda s, c, m: ran_on.append(threading.current_thread().name))
+        client_id = handshake(server.url)
+        message = {"channel": "/t/room", "clientId": client_id, "data": 1}
+        assert post_json(server.url, [message]).json()[0]["successful"] is True
+        assert ran_on == ["bayeux-server", "bayeux-server"]
+        assert server.call(lambda: bayeux.channel_table.lazy) == (("/t/room", 0.1),)
+        with bayeux.batch():  # opened and closed on the loop
+            assert server.call(lambda: bayeux.batch_depth) == 1
+        assert server.call(lambda: bayeux.batched) is None
+
+
 def test_an_exception_crosses_back_to_the_calling_thread() -> None:
     with ServerThread() as server:
         with pytest.raises(ValueError, match="cannot publish to '/meta/x'"):
@@ -278,8 +298,26 @@ APPLICATION_API: dict[type, tuple[str, ...]] = {
         "unsubscribe",
         "sweep",
         "shutdown",
+        "channel",
+        "find_channel",
+        "add_channel_initializer",
+        "on_channel_added",
+        "on_channel_removed",
+        "deployment_subscribers",
+        "_open_batch",
+        "_close_batch",
     ),
     LocalSession: ("subscribe", "unsubscribe", "publish", "disconnect"),
+    ServerChannel: (
+        "conflate",
+        "add_listener",
+        "remove_listener",
+        "add_authorizer",
+        "remove_authorizer",
+        "subscribers",
+        "deployment_subscribers",
+        "remove",
+    ),
 }
 
 
@@ -292,8 +330,17 @@ def test_each_application_method_crosses_into_the_loop(owner: type, name: str) -
     assert thread_safe(method)
 
 
-def test_the_policy_setter_crosses_into_the_loop() -> None:
-    prop = BayeuxServer.policy
+@pytest.mark.parametrize(
+    "prop",
+    [
+        BayeuxServer.policy,
+        ServerChannel.lazy,
+        ServerChannel.lazy_timeout,
+        ServerChannel.persistent,
+        ServerChannel.broadcast_to_publisher,
+    ],
+)
+def test_setters_cross_into_the_loop(prop: property) -> None:
     assert isinstance(prop, property) and thread_safe(prop.fset)
 
 
