@@ -446,6 +446,9 @@ class ChannelTable:
         # Read on every publish: the lazy channels with their timeouts, and the channels that
         # set their own broadcast-to-publisher; empty tuples when none do.
         self.lazy: tuple[tuple[str, float | None], ...] = ()
+        # The channels with their own lazy timeout (lazy or not: a message published lazily
+        # there waits that long).
+        self.timeouts: tuple[tuple[str, float], ...] = ()
         self.echo: tuple[tuple[str, bool], ...] = ()
         self.conflated: tuple[tuple[str, Conflation], ...] = ()
         self.authorized = False
@@ -458,7 +461,12 @@ class ChannelTable:
 
     def changed(self) -> None:
         channels = list(self.by_name.values())
-        self.lazy = tuple((c.name, c.lazy_timeout) for c in channels if c.lazy)
+        # Concrete channels first: their own settings come before a pattern's.
+        concrete_first = sorted(channels, key=lambda c: c.name.endswith("*"))
+        self.lazy = tuple((c.name, c.lazy_timeout) for c in concrete_first if c.lazy)
+        self.timeouts = tuple(
+            (c.name, c.lazy_timeout) for c in concrete_first if c.lazy_timeout is not None
+        )
         # Concrete channels first: their own setting comes before a pattern's.
         self.echo = tuple(
             sorted(
@@ -555,9 +563,12 @@ class ChannelTable:
         return None
 
     def timeout_of(self, channel: str, default: float) -> float:
-        """How long a message published lazily on `channel` may wait."""
-        seconds = self.lazy_seconds(channel, default) if self.lazy else None
-        return default if seconds is None else seconds
+        """How long a message published lazily on `channel` may wait: the first lazy timeout
+        set on it or a pattern matching it (the concrete channel's first), else `default`."""
+        for pattern, seconds in self.timeouts:
+            if pattern == channel or ch.matches(pattern, channel):
+                return seconds
+        return default
 
     def conflation_for(self, channel: str) -> Conflation | None:
         for pattern, rule in self.conflated:

@@ -124,8 +124,8 @@ class BayeuxServer(EngineBridge):
         """Calls `listener(session, channel, message)` for every message a session publishes to
         a channel matching `pattern`, before delivery: `session` is the publisher, `channel`
         the channel published to, `message` the publish. It may change the message in place;
-        returning False drops it (the publisher is told `404::Message deleted`). It may be a
-        coroutine function. The server's own `publish` does not call it.
+        returning False drops it (the publisher is told `404:<channel>:Message deleted`). It
+        may be a coroutine function. The server's own `publish` does not call it.
 
         Examples:
             >>> def no_shouting(session, channel, message):
@@ -385,7 +385,7 @@ class BayeuxServer(EngineBridge):
         `channel`, a channel, pattern or template (`/chat/{room}`), called as
         `function(session, channel, message, **names)` for every message a session publishes
         on a matching channel, before delivery. It may change the message; returning False
-        drops it (the publisher is told `404::Message deleted`). It may be a coroutine
+        drops it (the publisher is told `404:<channel>:Message deleted`). It may be a coroutine
         function. The decorator returns the function.
 
         Examples:

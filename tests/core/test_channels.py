@@ -206,6 +206,29 @@ def test_a_channels_own_lazy_timeout_is_used_and_a_patterns_applies_to_its_chann
     assert plain.events == [("wake", None)]
 
 
+def test_a_concrete_channels_timeout_comes_first_whatever_the_order_made() -> None:
+    server = BayeuxServer(Settings(max_lazy_timeout=3000))
+    server.channel("/ticks/*").lazy = True  # the pattern first
+    server.channel("/ticks/fast").lazy_timeout = 0.2
+    _, fast = watched(server, "/ticks/fast")
+    server.publish("/ticks/fast", 1)
+    assert fast.events == [("wake_after", 0.2)]
+
+
+def test_a_lazy_publish_waits_the_channels_own_timeout_even_if_not_lazy() -> None:
+    server = BayeuxServer(Settings(max_lazy_timeout=3000))
+    quick = server.channel("/quick")
+    quick.lazy_timeout = 0.3
+    quick.lazy = False
+    _, waiter = watched(server, "/quick")
+    server.publish("/quick", "prompt")
+    quick.publish("later", lazy=True)
+    assert waiter.events == [("wake", None)]
+    _, other = watched(server, "/quick")
+    quick.publish("later", lazy=True)
+    assert other.events == [("wake_after", 0.3)]
+
+
 def test_a_message_published_lazily_waits_like_a_lazy_channels() -> None:
     server = BayeuxServer(Settings(max_lazy_timeout=1500))
     server.channel("/quick").lazy_timeout = 0.05
