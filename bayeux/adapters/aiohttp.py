@@ -29,7 +29,7 @@ from ..transports.websocket import (
     upgrade_context,
 )
 from ..transports.welcome import welcome_page
-from .eager import send_eagerly
+from .eager import Finished, send_eagerly, start
 
 # How often a waiting request looks at whether its client is still there.
 _GONE_CHECK_SECONDS = 1.0
@@ -100,11 +100,16 @@ class _Handlers:
                 return response_of(exchange.too_large())  # read no further
             chunks.append(chunk)
         plain.body = b"".join(chunks)
-        gone = on_disconnect(request, exchange.connection_lost)
-        try:
-            response = await exchange.respond()
-        finally:
-            gone.cancel()
+        started = start(exchange.respond())
+        if isinstance(started, Finished):
+            # Answered without waiting: no task watching for the client's disconnect.
+            response = started.value
+        else:
+            gone = on_disconnect(request, exchange.connection_lost)
+            try:
+                response = await started.finish()
+            finally:
+                gone.cancel()
         if response is None:
             return web.Response(status=499)  # nobody reads it: the client is gone
         return response_of(response)

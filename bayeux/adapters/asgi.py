@@ -31,7 +31,7 @@ from ..transports.websocket import (
     upgrade_context,
 )
 from ..transports.welcome import welcome_page
-from .eager import send_eagerly
+from .eager import Finished, send_eagerly, start
 
 log = logging.getLogger("bayeux.asgi")
 
@@ -109,7 +109,14 @@ class AsgiApp:
             await respond(send, exchange.too_large())
             return
         request.body = body
-        responding = asyncio.ensure_future(exchange.respond())
+        started = start(exchange.respond())
+        if isinstance(started, Finished):
+            # Answered without waiting (a publish, a connect answered at once): no task, no
+            # watch on the client's disconnect.
+            if started.value is not None:
+                await respond(send, started.value)
+            return
+        responding = asyncio.ensure_future(started.finish())
         gone = asyncio.ensure_future(disconnected(receive))
         try:
             await asyncio.wait({responding, gone}, return_when=asyncio.FIRST_COMPLETED)

@@ -79,3 +79,37 @@ def test_a_failing_send_gives_a_failed_future_not_an_exception() -> None:
             await written
 
     asyncio.run(scenario())
+
+
+def test_start_returns_what_finished_at_once_and_finishes_what_waits() -> None:
+    from bayeux.adapters.eager import Finished, start
+
+    async def at_once() -> str:
+        return "answered"
+
+    async def waits(future: asyncio.Future[str]) -> str:
+        return "held, then " + await future
+
+    async def main() -> None:
+        finished = start(at_once())
+        assert isinstance(finished, Finished) and finished.value == "answered"
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        started = start(waits(future))
+        assert not isinstance(started, Finished)
+        task = asyncio.ensure_future(started.finish())
+        await asyncio.sleep(0)
+        assert not task.done()
+        future.set_result("released")
+        assert await task == "held, then released"
+
+    asyncio.run(main())
+
+
+def test_start_raises_what_the_first_step_raised() -> None:
+    from bayeux.adapters.eager import start
+
+    async def fails() -> None:
+        raise ValueError("bad batch")
+
+    with pytest.raises(ValueError, match="bad batch"):
+        start(fails())
