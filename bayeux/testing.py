@@ -37,6 +37,18 @@ class ManualClock:
     """A clock for the sans-I/O core (`BayeuxServer(clock=...)`) that moves only when a test
     moves it: `clock.now += 5`.
 
+    Examples:
+        >>> import asyncio
+        >>> from bayeux.testing import ManualClock
+        >>> clock = ManualClock()
+        >>> server = BayeuxServer(Settings(max_interval=5000), clock=clock)
+        >>> handshake = {"channel": "/meta/handshake", "version": "1.0",
+        ...              "supportedConnectionTypes": ["long-polling"]}
+        >>> outcome = asyncio.run(server.handle([handshake]))
+        >>> clock.now += 60  # a minute without a connect, in no time
+        >>> [session.id for session in server.sweep()] == [outcome.replies[0]["clientId"]]
+        True
+
     Added in version 0.2.0."""
 
     def __init__(self, now: float = 1000.0) -> None:
@@ -55,12 +67,26 @@ class LoopbackHost(ABC):
 
     @property
     def url(self) -> str:
-        """The endpoint's URL, `http://127.0.0.1:PORT/cometd`."""
+        """The endpoint's URL, `http://127.0.0.1:PORT/cometd`.
+
+        Examples:
+            >>> from bayeux.testing import AsgiThread
+            >>> with AsgiThread() as running:
+            ...     running.url
+            'http://127.0.0.1:.../cometd'
+        """
         return f"http://127.0.0.1:{self.port}/cometd"
 
     @property
     def origin(self) -> str:
-        """The server's origin, for Origin headers."""
+        """The server's origin, for Origin headers.
+
+        Examples:
+            >>> from bayeux.testing import AsgiThread
+            >>> with AsgiThread() as running:
+            ...     running.origin
+            'http://127.0.0.1:...'
+        """
         return f"http://127.0.0.1:{self.port}"
 
     @abstractmethod
@@ -84,8 +110,12 @@ class AsgiThread(LoopbackHost):
     with its lifespan events, unless `app` is given (an application mounting it).
 
     Examples:
-        >>> with AsgiThread(Settings(timeout=2000)) as server:
-        ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import AsgiThread
+        >>> with AsgiThread(Settings(timeout=2000), host="hypercorn") as running:
+        ...     with SyncClient(running.url) as client:
+        ...         client.publish("/chat/room", "hello")["successful"]
+        True
 
     Added in version 0.3.0.
     """
@@ -107,7 +137,15 @@ class AsgiThread(LoopbackHost):
         self._stop: Callable[[], object] = lambda: None
 
     def start(self) -> Self:
-        """Starts the host on its thread and waits until it serves; returns self."""
+        """Starts the host on its thread and waits until it serves; returns self.
+
+        Examples:
+            >>> from bayeux.testing import AsgiThread
+            >>> running = AsgiThread().start()  # or: with AsgiThread() as running
+            >>> running.port > 0
+            True
+            >>> running.stop()
+        """
         self.port = free_port()
         run = getattr(self, f"_{self.host}")  # _uvicorn, _hypercorn, _aiohttp
         self._thread = threading.Thread(target=run, name=self.host, daemon=True)
@@ -169,7 +207,15 @@ class AsgiThread(LoopbackHost):
         return stop
 
     def stop(self) -> None:
-        """Stops the host and joins its thread."""
+        """Stops the host and joins its thread.
+
+        Examples:
+            >>> from bayeux.testing import AsgiThread
+            >>> running = AsgiThread().start()
+            >>> running.stop()
+            >>> running.endpoint.health()  # drained by the application's shutdown
+            ('draining', False)
+        """
         self._stop()
         if self._thread is not None:
             self._thread.join(15)
@@ -178,6 +224,13 @@ class AsgiThread(LoopbackHost):
 class AiohttpThread(AsgiThread):
     """An aiohttp application served on 127.0.0.1 at a free port from a background thread:
     one with nothing but `Endpoint.aiohttp_app()` at /cometd unless `app` is given.
+
+    Examples:
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import AiohttpThread
+        >>> with AiohttpThread() as running, SyncClient(running.url) as client:
+        ...     client.publish("/chat/room", "hello")["successful"]
+        True
 
     Added in version 0.3.0."""
 
@@ -217,8 +270,12 @@ class GranianProcess(LoopbackHost):
     The settings reach granian's worker through the environment (granian_app below).
 
     Examples:
-        >>> with GranianProcess(Settings(timeout=2000)) as server:
-        ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import GranianProcess
+        >>> with GranianProcess(Settings(timeout=2000)) as running:
+        ...     with SyncClient(running.url) as client:
+        ...         client.publish("/chat/room", "hello")["successful"]
+        True
 
     Added in version 0.3.0.
     """
@@ -229,7 +286,15 @@ class GranianProcess(LoopbackHost):
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        """Starts granian and waits until it listens; returns self."""
+        """Starts granian and waits until it listens; returns self.
+
+        Examples:
+            >>> from bayeux.testing import GranianProcess
+            >>> running = GranianProcess().start()
+            >>> running.process.poll() is None  # running
+            True
+            >>> running.stop()
+        """
         self.port = free_port()
         environment = dict(os.environ, BAYEUX_SETTINGS=json.dumps(asdict(self.settings)))
         self.process = subprocess.Popen(
@@ -248,7 +313,15 @@ class GranianProcess(LoopbackHost):
         return self
 
     def stop(self) -> None:
-        """Stops granian (SIGTERM, then SIGKILL)."""
+        """Stops granian (SIGTERM, then SIGKILL).
+
+        Examples:
+            >>> from bayeux.testing import GranianProcess
+            >>> running = GranianProcess().start()
+            >>> running.stop()
+            >>> running.process.poll() is not None  # exited
+            True
+        """
         if self.process is not None:
             stop_process(self.process)
 
@@ -264,8 +337,12 @@ class ServerThread:
     """An Endpoint served on 127.0.0.1 at a free port from a background thread.
 
     Examples:
-        >>> with ServerThread(Settings(timeout=2000)) as server:
-        ...     print(server.url)      # http://127.0.0.1:PORT/cometd
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> with ServerThread(Settings(timeout=2000)) as running:
+        ...     with SyncClient(running.url) as client:
+        ...         client.publish("/chat/room", "hello")["successful"]
+        True
 
     Added in version 0.1.0.
     """
@@ -307,19 +384,41 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """The endpoint's URL, `http://127.0.0.1:PORT/cometd` (https with `ssl_options`)."""
+        """The endpoint's URL, `http://127.0.0.1:PORT/cometd` (https with `ssl_options`).
+
+        Examples:
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread(path="/bayeux") as running:
+            ...     running.url
+            'http://127.0.0.1:.../bayeux'
+        """
         scheme = "https" if self.ssl_options is not None else "http"
         return f"{scheme}://127.0.0.1:{self.port}{self.path}"
 
     @property
     def origin(self) -> str:
-        """The server's origin, for Origin headers."""
+        """The server's origin, for Origin headers.
+
+        Examples:
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running:
+            ...     running.origin
+            'http://127.0.0.1:...'
+        """
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerThread:
         """Starts the server's thread and waits until it listens; returns self. Once: a
         server already started is returned as it is (`with` on a started one serves it from
-        one loop, not two)."""
+        one loop, not two).
+
+        Examples:
+            >>> from bayeux.testing import ServerThread
+            >>> running = ServerThread().start()
+            >>> running.start() is running  # once
+            True
+            >>> running.stop()
+        """
         if self._thread is not None and self._thread.is_alive():
             return self
         self._thread = threading.Thread(target=self._run, name="bayeux-server", daemon=True)
@@ -350,7 +449,14 @@ class ServerThread:
         await self.endpoint.shutdown(timeout=2.0)
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Runs `fn(*args)` on the server's loop thread and returns its result."""
+        """Runs `fn(*args)` on the server's loop thread and returns its result.
+
+        Examples:
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running:
+            ...     running.call(len, running.endpoint.server.sessions)
+            0
+        """
         assert self._loop is not None
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
@@ -366,12 +472,27 @@ class ServerThread:
     def await_(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Awaits `fn(*args)` on the server's loop thread and returns its result.
 
+        Examples:
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running:
+            ...     server = running.endpoint.server
+            ...     running.await_(server.deliver_to_user, "alice", "/inbox", "hi")  # no session
+            0
+
         Added in version 0.3.0."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result(10)
 
     def stop(self) -> None:
-        """Drains the endpoint, stops the loop and joins the thread."""
+        """Drains the endpoint, stops the loop and joins the thread.
+
+        Examples:
+            >>> from bayeux.testing import ServerThread
+            >>> running = ServerThread().start()
+            >>> running.stop()
+            >>> running.endpoint.health()
+            ('draining', False)
+        """
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -387,6 +508,11 @@ class ServerThread:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now.
 
+    Examples:
+        >>> from bayeux.testing import free_port
+        >>> 0 < free_port() < 65536
+        True
+
     Added in version 0.1.0."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -396,6 +522,16 @@ def free_port() -> int:
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
     """Waits until `process` listens on 127.0.0.1:`port`; raises if it exits or never does.
+
+    Examples:
+        >>> import subprocess, sys
+        >>> from bayeux.testing import free_port, stop_process, wait_for_port
+        >>> port = free_port()
+        >>> command = [sys.executable, "-m", "bayeux", "--port", str(port)]
+        >>> process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        >>> wait_for_port(port, process)  # returns once it listens
+        >>> stop_process(process)
+        0
 
     Added in version 0.1.0."""
     deadline = time.monotonic() + timeout
@@ -412,6 +548,14 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> int:
     """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds; its exit status.
+
+    Examples:
+        >>> from bayeux.testing import start_cli, stop_process
+        >>> process, url = start_cli()
+        >>> stop_process(process)  # drained and exited
+        0
+        >>> stop_process(process)  # already exited: its status again
+        0
 
     Added in version 0.1.0."""
     if process.poll() is None:
@@ -430,6 +574,16 @@ def start_cli(
     """`python -m bayeux` with `options` on a free loopback port, once it listens: the process
     and its Bayeux URL (http://, whatever the options). `popen` goes to subprocess.Popen (cwd,
     env, stderr, ...). Stop it with stop_process().
+
+    Examples:
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import start_cli, stop_process
+        >>> process, url = start_cli("--timeout", "20000")
+        >>> with SyncClient(url) as client:
+        ...     client.publish("/chat/room", "hello")["successful"]
+        True
+        >>> stop_process(process)
+        0
 
     Added in version 0.1.0."""
     port = free_port()

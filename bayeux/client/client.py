@@ -88,6 +88,19 @@ def _is_lost_session(reply: Message) -> bool:
 class Subscription:
     """One callback on one channel (a name or a wildcard pattern).
 
+    Examples:
+        >>> import asyncio
+        >>> from bayeux.client import Client
+        >>> from bayeux.testing import ServerThread
+        >>> async def main(url):
+        ...     async with Client(url) as client:
+        ...         subscription = await client.subscribe("/chat/*", print)
+        ...         print(subscription.channel, subscription.callback is print)
+        ...         await client.unsubscribe(subscription)
+        >>> with ServerThread() as running:
+        ...     asyncio.run(main(running.url))
+        /chat/* True
+
     Added in version 0.3.0."""
 
     __slots__ = ("channel", "callback")
@@ -131,6 +144,20 @@ class Client:
 
     Raises:
         ValueError: for an unknown transport, or none.
+
+    Examples:
+        >>> import asyncio
+        >>> from bayeux.client import Client
+        >>> from bayeux.testing import ServerThread
+        >>> async def chat(url):
+        ...     async with Client(url) as client:
+        ...         received = asyncio.Queue()
+        ...         await client.subscribe("/chat/room", received.put_nowait)
+        ...         await client.publish("/chat/room", {"text": "hello"})
+        ...         return (await received.get())["data"]
+        >>> with ServerThread() as running:
+        ...     asyncio.run(chat(running.url))
+        {'text': 'hello'}
 
     Added in version 0.3.0.
     """
@@ -212,7 +239,24 @@ class Client:
     @property
     def state(self) -> State:
         """Where the client is (`State`: NEW, HANDSHAKING, CONNECTED, DISCONNECTED,
-        REHANDSHAKING, CLOSED)."""
+        REHANDSHAKING, CLOSED).
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> async def states(url):
+            ...     client = Client(url)
+            ...     print(client.state)
+            ...     async with client:
+            ...         print(client.state)
+            ...     print(client.state)
+            >>> with ServerThread() as running:
+            ...     asyncio.run(states(running.url))
+            new
+            connected
+            closed
+        """
         return self._machine.state
 
     def _in(self, *states: State) -> bool:
@@ -224,7 +268,23 @@ class Client:
         """Calls `callback(old, new)` at each change of `state`: a function or a coroutine
         function, run on the client's loop; what it raises is logged. CONNECTED after
         REHANDSHAKING is a new session (subscriptions restored, messages of the old one
-        that were not delivered are lost unless an extension replays them)."""
+        that were not delivered are lost unless an extension replays them).
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> async def main(url):
+            ...     client = Client(url)
+            ...     client.on_state(lambda old, new: print(old.name, "->", new.name))
+            ...     async with client:
+            ...         pass
+            >>> with ServerThread() as running:
+            ...     asyncio.run(main(running.url))
+            NEW -> HANDSHAKING
+            HANDSHAKING -> CONNECTED
+            CONNECTED -> CLOSED
+        """
         self._state_callbacks.append(callback)
 
     def _move(self, new: State) -> None:
@@ -262,6 +322,19 @@ class Client:
             ProtocolError: the server's handshake reply is not a valid one (the field named).
             TransportError: no transport reached the server (each one's reason).
             ClientClosed: the client was opened before.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> async def main(url):
+            ...     client = Client(url, transports=["long-polling"])
+            ...     await client.open()  # or: async with Client(url) as client
+            ...     print(client.transport.name, client.client_id is not None)
+            ...     await client.disconnect()
+            >>> with ServerThread() as running:
+            ...     asyncio.run(main(running.url))
+            long-polling True
         """
         if self.state != State.NEW:
             raise ClientClosed("open() is called once per client")
@@ -290,7 +363,22 @@ class Client:
 
     async def disconnect(self) -> None:
         """Tells the server this session ends (best effort, within 3 s) and closes the
-        connections. Calling it again does nothing."""
+        connections. Calling it again does nothing.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> async def main(url):
+            ...     client = Client(url)
+            ...     await client.open()
+            ...     await client.disconnect()
+            ...     await client.disconnect()  # nothing more
+            ...     return client.state
+            >>> with ServerThread() as running:
+            ...     asyncio.run(main(running.url))
+            <State.CLOSED: 'closed'>
+        """
         if self.client_id is not None and self.transport is not None and self.state != "closed":
             message = {"channel": "/meta/disconnect", "clientId": self.client_id}
             try:
@@ -785,6 +873,21 @@ class Client:
             BayeuxError: the server refused the subscription.
             ClientClosed: the client is closed.
             QueueFull: too many messages wait to be sent.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> async def main(url):
+            ...     async with Client(url) as client:
+            ...         received = asyncio.Queue()
+            ...         await client.subscribe("/chat/**", received.put_nowait)
+            ...         await client.publish("/chat/rooms/lobby", "hello")
+            ...         message = await received.get()
+            ...         return message["channel"], message["data"]
+            >>> with ServerThread() as running:
+            ...     asyncio.run(main(running.url))
+            ('/chat/rooms/lobby', 'hello')
         """
         subscription = Subscription(channel, callback)
         # Listening before the server is asked: replayed messages may come in the same
@@ -819,6 +922,23 @@ class Client:
 
         Raises:
             BayeuxError: the server refused to unsubscribe.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> @server.on_unsubscribed
+            ... def left(session, channel):
+            ...     print("the server saw it leave", channel)
+            >>> async def main(url):
+            ...     async with Client(url) as client:
+            ...         subscription = await client.subscribe("/chat/room", print)
+            ...         await client.unsubscribe(subscription)  # its last callback there
+            ...         print("unsubscribed")
+            >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+            ...     asyncio.run(main(running.url))
+            the server saw it leave /chat/room
+            unsubscribed
         """
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
@@ -843,6 +963,22 @@ class Client:
             channel: a channel name or pattern.
             max_queued: messages that may wait unread; beyond, the oldest are dropped (and
                 logged with a count).
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> async def main(url):
+            ...     async with Client(url) as client:
+            ...         news = client.messages("/news")
+            ...         first = asyncio.ensure_future(anext(news))
+            ...         await asyncio.sleep(0)  # one turn of the loop: it subscribes
+            ...         await client.publish("/news", "hello")
+            ...         print((await first)["data"])
+            ...         await news.aclose()  # unsubscribes
+            >>> with ServerThread() as running:
+            ...     asyncio.run(main(running.url))
+            hello
         """
         queue: asyncio.Queue[Message] = asyncio.Queue(max_queued)
         dropped = 0
@@ -888,6 +1024,18 @@ class Client:
             TimeoutError: it was sent and no reply came.
             ClientClosed: the client is closed.
             QueueFull: too many messages wait to be sent.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> async def main(url):
+            ...     async with Client(url) as client:
+            ...         reply = await client.publish("/chat/room", {"text": "hello"})
+            ...         return reply["successful"]
+            >>> with ServerThread() as running:
+            ...     asyncio.run(main(running.url))
+            True
         """
 
         def make() -> Message:
@@ -918,6 +1066,20 @@ class Client:
             TimeoutError: no answer within `timeout`.
             ValueError: `channel` is not a service channel.
             ClientClosed: the client is closed.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.client import Client
+            >>> from bayeux.testing import ServerThread
+            >>> @server.remote_call("/service/add")
+            ... def add(session, data):
+            ...     return sum(data)
+            >>> async def main(url):
+            ...     async with Client(url) as client:
+            ...         return await client.remote_call("/service/add", [1, 2, 3])
+            >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+            ...     asyncio.run(main(running.url))
+            6
         """
         if not channel.startswith("/service/"):
             raise ValueError("remote calls go to /service/ channels")

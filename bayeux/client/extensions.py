@@ -38,26 +38,83 @@ class ClientExtension:
     """Override what you need. `outgoing` and `incoming` return the message (changed or not),
     or None to drop it.
 
+    Examples:
+        >>> from bayeux.client import ClientExtension, SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> class Token(ClientExtension):  # credentials in the handshake
+        ...     def outgoing(self, message):
+        ...         if message["channel"] == "/meta/handshake":
+        ...             message["ext"] = {"token": "s3cret"}
+        ...         return message
+        >>> class TokenPolicy(SecurityPolicy):
+        ...     def can_handshake(self, session, message):
+        ...         return message.get("ext") == {"token": "s3cret"}
+        >>> server.policy = TokenPolicy()
+        >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+        ...     with SyncClient(running.url, extensions=[Token()]) as client:
+        ...         print(client.state)
+        connected
+
     Added in version 0.3.0."""
 
     def outgoing(self, message: Message) -> Message | None:
-        """Sees each message before it is sent; returns it (changed or not) or None to drop it."""
+        """Sees each message before it is sent; returns it (changed or not) or None to drop it.
+
+        Examples:
+            >>> from bayeux.client import ClientExtension
+            >>> class Signed(ClientExtension):
+            ...     def outgoing(self, message):
+            ...         if "data" in message:
+            ...             message.setdefault("ext", {})["signed"] = "app-1"
+            ...         return message
+            >>> Signed().outgoing({"channel": "/chat/room", "data": "hello"})
+            {'channel': '/chat/room', 'data': 'hello', 'ext': {'signed': 'app-1'}}
+        """
         return message
 
     def incoming(self, message: Message) -> Message | None:
         """Sees each message received, replies and deliveries; returns it (changed or not) or
-        None to drop it."""
+        None to drop it.
+
+        Examples:
+            >>> from bayeux.client import ClientExtension
+            >>> class NoEcho(ClientExtension):  # drops deliveries of what this client sent
+            ...     def incoming(self, message):
+            ...         data = message.get("data")
+            ...         mine = isinstance(data, dict) and data.get("by") == "me"
+            ...         return None if mine else message
+            >>> print(NoEcho().incoming({"channel": "/chat/room", "data": {"by": "me"}}))
+            None
+        """
         return message
 
     def subscribe_again(self, reply: Message) -> bool:
         """Whether a refused subscription should be asked once more (after this extension
-        changed what the next attempt sends)."""
+        changed what the next attempt sends).
+
+        Examples:
+            >>> from bayeux.client import ReplayExtension
+            >>> replay = ReplayExtension()  # asks again from NEW_ONLY when an id is refused
+            >>> refused = {"channel": "/meta/subscribe", "subscription": "/news",
+            ...            "successful": False, "error": "400::replayId 7 is not retained"}
+            >>> replay.subscribe_again(refused), replay.subscribe_again(refused)
+            (True, False)
+        """
         return False
 
 
 class AckExtension(ClientExtension):
     """At-least-once delivery: the next connect tells the server which batch of messages the
     client received, so a batch whose connect reply was lost is sent again.
+
+    Examples:
+        >>> from bayeux.client import AckExtension, SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> ack = AckExtension()
+        >>> with ServerThread(Settings(ack_extension=True)) as running:
+        ...     with SyncClient(running.url, extensions=[ack]):
+        ...         print(ack.enabled)  # the server offered it in its handshake reply
+        True
 
     Added in version 0.3.0."""
 
@@ -88,6 +145,15 @@ class AckExtension(ClientExtension):
 class TimesyncExtension(ClientExtension):
     """Estimates the offset of the server's clock from this one's, in milliseconds, from the
     timesync data of handshake and connect replies. `server_time()` is the server's time now.
+
+    Examples:
+        >>> from bayeux.client import SyncClient, TimesyncExtension
+        >>> from bayeux.testing import ServerThread
+        >>> timesync = TimesyncExtension()
+        >>> with ServerThread(Settings(timesync_extension=True)) as running:
+        ...     with SyncClient(running.url, extensions=[timesync]):
+        ...         abs(timesync.offset) < 1000  # ms; the server's clock is this machine's
+        True
 
     Added in version 0.3.0."""
 
@@ -120,7 +186,17 @@ class TimesyncExtension(ClientExtension):
         return message
 
     def server_time(self) -> float:
-        """The server's clock now, in milliseconds since the epoch."""
+        """The server's clock now, in milliseconds since the epoch.
+
+        Examples:
+            >>> from bayeux.client import TimesyncExtension
+            >>> timesync = TimesyncExtension(clock=lambda: 1000.0)  # seconds, as time.time
+            >>> reply = {"channel": "/meta/connect",  # sent at 999.9 s, answered at once
+            ...          "ext": {"timesync": {"tc": 999_900, "ts": 1_000_950, "p": 0}}}
+            >>> _ = timesync.incoming(reply)
+            >>> timesync.lag, timesync.offset, timesync.server_time()
+            (50.0, 1000.0, 1001000.0)
+        """
         return self._now_ms() + self.offset
 
 
@@ -131,19 +207,61 @@ def _number(value: object) -> bool:
 class ReplayStore(Protocol):
     """Where the replay extension keeps each channel's last replay id (a file, a database).
 
+    Examples:
+        >>> import json, pathlib, tempfile
+        >>> from bayeux.client import ReplayExtension
+        >>> class FileStore:  # kept across restarts
+        ...     def __init__(self, path):
+        ...         self.path = pathlib.Path(path)
+        ...     def get(self, channel):
+        ...         ids = json.loads(self.path.read_text()) if self.path.exists() else {}
+        ...         return ids.get(channel)
+        ...     def set(self, channel, replay_id):
+        ...         ids = json.loads(self.path.read_text()) if self.path.exists() else {}
+        ...         self.path.write_text(json.dumps({**ids, channel: replay_id}))
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     store = FileStore(pathlib.Path(directory) / "replay.json")
+        ...     store.set("/news", 42)
+        ...     replay = ReplayExtension(store)
+        ...     replay.outgoing({"channel": "/meta/subscribe", "subscription": "/news"})["ext"]
+        {'replay': {'/news': 42}}
+
     Added in version 0.3.0."""
 
     def get(self, channel: str) -> int | None:
-        """The last replay id seen on `channel`, None when there is none."""
+        """The last replay id seen on `channel`, None when there is none.
+
+        Examples:
+            >>> from bayeux.client import MemoryReplayStore
+            >>> store = MemoryReplayStore({"/news": 42})  # a ReplayStore
+            >>> store.get("/news"), store.get("/sports")
+            (42, None)
+        """
         ...
 
     def set(self, channel: str, replay_id: int) -> None:
-        """Keeps `replay_id` as the last one seen on `channel`."""
+        """Keeps `replay_id` as the last one seen on `channel`.
+
+        Examples:
+            >>> from bayeux.client import MemoryReplayStore
+            >>> store = MemoryReplayStore()  # a ReplayStore
+            >>> store.set("/news", 43)
+            >>> store.get("/news")
+            43
+        """
         ...
 
 
 class MemoryReplayStore:
     """Replay ids in this process's memory: kept across reconnects, not across restarts.
+
+    Examples:
+        >>> from bayeux.client import MemoryReplayStore, ReplayExtension
+        >>> store = MemoryReplayStore({"/news": 42})
+        >>> replay = ReplayExtension(store)
+        >>> _ = replay.incoming({"channel": "/news", "data": {"event": {"replayId": 43}}})
+        >>> store.ids
+        {'/news': 43}
 
     Added in version 0.3.0."""
 
@@ -151,11 +269,25 @@ class MemoryReplayStore:
         self.ids: dict[str, int] = dict(initial or {})
 
     def get(self, channel: str) -> int | None:
-        """The last replay id seen on `channel`, None when there is none."""
+        """The last replay id seen on `channel`, None when there is none.
+
+        Examples:
+            >>> from bayeux.client import MemoryReplayStore
+            >>> MemoryReplayStore({"/news": 42}).get("/news")
+            42
+        """
         return self.ids.get(channel)
 
     def set(self, channel: str, replay_id: int) -> None:
-        """Keeps `replay_id` as the last one seen on `channel`."""
+        """Keeps `replay_id` as the last one seen on `channel`.
+
+        Examples:
+            >>> from bayeux.client import MemoryReplayStore
+            >>> store = MemoryReplayStore()
+            >>> store.set("/news", 43)
+            >>> store.ids
+            {'/news': 43}
+        """
         self.ids[channel] = replay_id
 
 
@@ -164,6 +296,21 @@ class ReplayExtension(ClientExtension):
     replay id in `store` (`default`, NEW_ONLY or ALL_RETAINED, when it has none); each event's
     `data.event.replayId` is stored as it arrives. When the server refuses an id (no longer
     retained), the subscription is asked again from `fallback` (None: it stays refused).
+
+    Examples:
+        The store keeps each event's id: subscribed again (on a new session, or with the
+        same store after a restart), /news resumes after it.
+
+        >>> from bayeux.client import ReplayExtension, SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> replay = ReplayExtension()  # NEW_ONLY: the first time, what comes from now on
+        >>> with ServerThread(Settings(replay_channels=("/news",))) as running:
+        ...     with SyncClient(running.url, extensions=[replay]) as client:
+        ...         news = client.messages("/news", timeout=5)
+        ...         reply = client.publish("/news", "hello")
+        ...         data = next(news)["data"]
+        >>> data["payload"], data["event"]["replayId"] == replay.store.get("/news")
+        ('hello', True)
 
     Added in version 0.3.0."""
 

@@ -33,6 +33,16 @@ class State(StrEnum):
       new handshake, then every subscription again; messages are held meanwhile.
     - CLOSED: for good (`disconnect()`, advice `reconnect: none`, a refused handshake).
 
+    Examples:
+        >>> from bayeux.client import TRANSITIONS, State, SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> with ServerThread() as running, SyncClient(running.url) as client:
+        ...     client.state is State.CONNECTED, client.state == "connected"
+        (True, True)
+        >>> sorted(TRANSITIONS[State.CONNECTED])
+        [<State.CLOSED: 'closed'>, <State.DISCONNECTED: 'disconnected'>,
+         <State.REHANDSHAKING: 'rehandshaking'>]
+
     Added in version 0.3.0."""
 
     NEW = "new"

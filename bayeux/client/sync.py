@@ -27,6 +27,15 @@ class SyncClient:
     `subscribe` and `on_state` run on the client's thread: hand work to your own threads from
     there. `timeout` bounds each blocking call, in seconds.
 
+    Examples:
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> with ServerThread() as running, SyncClient(running.url, timeout=10) as client:
+        ...     room = client.messages("/chat/room", timeout=5)
+        ...     reply = client.publish("/chat/room", {"text": "hello"})
+        ...     next(room)["data"]
+        {'text': 'hello'}
+
     Added in version 0.3.0."""
 
     def __init__(self, url: str, *, timeout: float = 30.0, **options: Any) -> None:
@@ -40,12 +49,37 @@ class SyncClient:
 
     @property
     def state(self) -> State:
-        """The client's `State` (NEW before `open()`)."""
+        """The client's `State` (NEW before `open()`).
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running:
+            ...     client = SyncClient(running.url)
+            ...     print(client.state)
+            ...     with client:
+            ...         print(client.state)
+            new
+            connected
+        """
         return self.client.state if self.client is not None else State.NEW
 
     def on_state(self, callback: StateCallback) -> None:
         """`Client.on_state`: `callback(old, new)` at each change of state, on the client's
-        thread; given before `open()`, it sees the first handshake too."""
+        thread; given before `open()`, it sees the first handshake too.
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running:
+            ...     client = SyncClient(running.url)
+            ...     client.on_state(lambda old, new: print(old.name, "->", new.name))
+            ...     with client:
+            ...         pass
+            NEW -> HANDSHAKING
+            HANDSHAKING -> CONNECTED
+            CONNECTED -> CLOSED
+        """
         self._state_callbacks.append(callback)
         if self.client is not None:
             self.client.on_state(callback)
@@ -58,7 +92,18 @@ class SyncClient:
         self.disconnect()
 
     def open(self) -> None:
-        """Starts the client's thread and handshakes (BayeuxError if refused)."""
+        """Starts the client's thread and handshakes (BayeuxError if refused).
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running:
+            ...     client = SyncClient(running.url)
+            ...     client.open()  # or: with SyncClient(url) as client
+            ...     print(client.state)
+            ...     client.disconnect()
+            connected
+        """
         if self._loop is not None:
             raise RuntimeError("the client is open already")
         loop = asyncio.new_event_loop()
@@ -91,19 +136,63 @@ class SyncClient:
         return self.client
 
     def subscribe(self, channel: str, callback: Callable[[Message], None]) -> Subscription:
-        """`Client.subscribe`, blocking; `callback` runs on the client's thread."""
+        """`Client.subscribe`, blocking: calls `callback(message)` for each message on
+        `channel` (a name or pattern), on the client's thread.
+
+        Examples:
+            >>> import queue
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> received = queue.Queue()
+            >>> with ServerThread() as running, SyncClient(running.url) as client:
+            ...     subscription = client.subscribe("/chat/*", received.put)
+            ...     reply = client.publish("/chat/lobby", "hello")
+            ...     received.get(timeout=5)["data"]
+            'hello'
+        """
         return self._run(self._open_client().subscribe(channel, callback))
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        """`Client.unsubscribe`, blocking."""
+        """`Client.unsubscribe`, blocking.
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> @server.on_unsubscribed
+            ... def left(session, channel):
+            ...     print("the server saw it leave", channel)
+            >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+            ...     with SyncClient(running.url) as client:
+            ...         subscription = client.subscribe("/chat/lobby", print)
+            ...         client.unsubscribe(subscription)
+            the server saw it leave /chat/lobby
+        """
         self._run(self._open_client().unsubscribe(subscription))
 
     def publish(self, channel: str, data: Any, *, ext: Mapping[str, Any] | None = None) -> Message:
-        """`Client.publish`, blocking: the server's reply (BayeuxError when refused)."""
+        """`Client.publish`, blocking: the server's reply (BayeuxError when refused).
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running, SyncClient(running.url) as client:
+            ...     client.publish("/chat/lobby", {"text": "hello"})["successful"]
+            True
+        """
         return self._run(self._open_client().publish(channel, data, ext=ext))
 
     def remote_call(self, channel: str, data: Any, *, timeout: float = 10.0) -> Any:
-        """`Client.remote_call`, blocking: the service's answer."""
+        """`Client.remote_call`, blocking: the service's answer.
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> server.add_service("/service/time", lambda request: {"now": "12:00"})
+            >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+            ...     with SyncClient(running.url) as client:
+            ...         client.remote_call("/service/time", None, timeout=5)
+            {'now': '12:00'}
+        """
         client = self._open_client()
         return self._run(client.remote_call(channel, data, timeout=timeout), timeout + 1)
 
@@ -112,7 +201,19 @@ class SyncClient:
     ) -> Generator[Message, None, None]:
         """The messages on `channel` from the subscription made by this call; the iteration
         stops once `timeout` seconds pass without one (None: never), and then unsubscribes.
-        At most `max_queued` wait unread (the oldest are dropped beyond)."""
+        At most `max_queued` wait unread (the oldest are dropped beyond).
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> from itertools import islice
+            >>> with ServerThread() as running, SyncClient(running.url) as client:
+            ...     news = client.messages("/news", timeout=5)  # subscribed now
+            ...     for n in range(3):
+            ...         reply = client.publish("/news", n)
+            ...     [message["data"] for message in islice(news, 3)]
+            [0, 1, 2]
+        """
         waiting: queue.Queue[Message] = queue.Queue(max_queued)
 
         def put(message: Message) -> None:
@@ -136,7 +237,18 @@ class SyncClient:
                 self.unsubscribe(subscription)
 
     def disconnect(self) -> None:
-        """Disconnects and stops the client's thread."""
+        """Disconnects and stops the client's thread.
+
+        Examples:
+            >>> from bayeux.client import SyncClient
+            >>> from bayeux.testing import ServerThread
+            >>> with ServerThread() as running:
+            ...     client = SyncClient(running.url)
+            ...     client.open()
+            ...     client.disconnect()
+            ...     print(client.state)
+            closed
+        """
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return

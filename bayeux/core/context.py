@@ -72,6 +72,17 @@ class ResponseHeaders:
     they are added (a ValueError names what is wrong): no header the transport owns, nothing
     that could split the response, at most `MAX_COUNT` lines of `MAX_BYTES` in all.
 
+    Examples:
+        A hook reaches the response of its request as `current_request().response`
+        (`RequestContext.response`); here, one on its own:
+
+        >>> headers = ResponseHeaders(https=True)
+        >>> headers.add("X-Served-By", "bayeux")
+        >>> headers.set_cookie("app_login", "alice", max_age=3600)
+        >>> headers.lines
+        [('X-Served-By', 'bayeux'),
+         ('Set-Cookie', 'app_login=alice; Path=/; Max-Age=3600; Secure; HttpOnly; SameSite=Lax')]
+
     Added in version 0.3.0."""
 
     MAX_COUNT = 32
@@ -85,7 +96,16 @@ class ResponseHeaders:
         self._https = https
 
     def add(self, name: str, value: str) -> None:
-        """Adds header `name: value` (several lines of one name are kept)."""
+        """Adds header `name: value` (several lines of one name are kept).
+
+        Examples:
+            >>> headers = ResponseHeaders(https=False)
+            >>> headers.add("X-Request-Id", "42")
+            >>> headers.add("Content-Length", "0")
+            Traceback (most recent call last):
+            ...
+            ValueError: the transport sets Content-Length
+        """
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise ValueError(f"not a header name: {name!r}")
         if name.lower() in _RESERVED:
@@ -114,7 +134,14 @@ class ResponseHeaders:
         partitioned: bool = False,
     ) -> None:
         """Adds a Set-Cookie header. `secure` None: Secure when the request came over HTTPS
-        (or a trusted proxy says so, with --xheaders); `max_age` 0 removes the cookie."""
+        (or a trusted proxy says so, with --xheaders); `max_age` 0 removes the cookie.
+
+        Examples:
+            >>> headers = ResponseHeaders(https=False)
+            >>> headers.set_cookie("app_login", "", max_age=0)  # logs out
+            >>> headers.lines
+            [('Set-Cookie', 'app_login=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax')]
+        """
         if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise ValueError(f"not a cookie name: {name!r}")
         if not isinstance(value, str) or not _COOKIE_VALUE.fullmatch(value):
@@ -151,6 +178,28 @@ class RequestContext:
     keeps that request and reads it when a hook asks (copying its fields into a frozen object
     cost a long-polling request a few percent more: benchmarks/exchange.py).
 
+    Examples:
+        A hook gets the request it runs for from `current_request()`. The examples of the
+        members read `request`, what this handshake policy kept:
+
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> class Keep(SecurityPolicy):
+        ...     def can_handshake(self, session, message):
+        ...         global request
+        ...         request = current_request()
+        ...         return True
+        >>> server.policy = Keep()
+        >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+        ...     with SyncClient(
+        ...         running.url + "?room=lobby",
+        ...         transports=["long-polling"],
+        ...         headers={"X-App": "demo"},
+        ...         cookies={"app_login": "alice"},
+        ...     ):
+        ...         print(request)
+        RequestContext(POST /cometd, long-polling)
+
     Added in version 0.3.0."""
 
     __slots__ = ("_source", "_connection_type", "_answered")
@@ -168,7 +217,25 @@ class RequestContext:
     def response(self) -> ResponseHeaders | None:
         """Headers and cookies to add to this request's HTTP response, with long-polling and
         callback-polling; None when the response already went out (a WebSocket, an
-        EventSource stream) or there is none."""
+        EventSource stream) or there is none.
+
+        Examples:
+            >>> import json
+            >>> from urllib.request import Request, urlopen
+            >>> from bayeux.testing import ServerThread
+            >>> class LogIn(SecurityPolicy):
+            ...     def can_handshake(self, session, message):
+            ...         current_request().response.set_cookie("app_login", "alice")
+            ...         return True
+            >>> server.policy = LogIn()
+            >>> handshake = json.dumps([{"channel": "/meta/handshake", "version": "1.0",
+            ...                          "supportedConnectionTypes": ["long-polling"]}]).encode()
+            >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+            ...     sent = Request(running.url, handshake, {"Content-Type": "application/json"})
+            ...     with urlopen(sent) as answer:  # a long-polling handshake, by hand
+            ...         answer.headers.get_all("Set-Cookie")[-1]
+            'app_login=alice; Path=/; HttpOnly; SameSite=Lax'
+        """
         if not self._answered:
             return None
         source = self._source
@@ -178,60 +245,115 @@ class RequestContext:
 
     @property
     def method(self) -> str:
-        """The HTTP method (`GET`, `POST`; `GET` for a WebSocket upgrade)."""
+        """The HTTP method (`GET`, `POST`; `GET` for a WebSocket upgrade).
+
+        Examples:
+            >>> request.method
+            'POST'
+        """
         return self._source.method
 
     @property
     def path(self) -> str:
-        """The request's path, without the query."""
+        """The request's path, without the query.
+
+        Examples:
+            >>> request.path
+            '/cometd'
+        """
         return self._source.path
 
     @property
     def query(self) -> str:
-        """The query string, undecoded (empty when there is none)."""
+        """The query string, undecoded (empty when there is none).
+
+        Examples:
+            >>> request.query
+            'room=lobby'
+        """
         return self._source.query
 
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
-        """Every header line, (lower-case name, value), in the order received."""
+        """Every header line, (lower-case name, value), in the order received.
+
+        Examples:
+            >>> request.headers[:2]
+            (('host', '127.0.0.1:...'), ('x-app', 'demo'))
+        """
         source = self._source
         return source.header_lines or tuple(source.headers.items())
 
     @property
     def remote_address(self) -> str | None:
-        """The client's address (the one a trusted proxy names, with --xheaders)."""
+        """The client's address (the one a trusted proxy names, with --xheaders).
+
+        Examples:
+            >>> request.remote_address
+            '127.0.0.1'
+        """
         return self._source.remote_ip
 
     @property
     def local_address(self) -> str | None:
-        """The server's address the request reached, when the host reports it."""
+        """The server's address the request reached, when the host reports it.
+
+        Examples:
+            >>> request.local_address
+            '127.0.0.1'
+        """
         return self._source.local_ip
 
     @property
     def scheme(self) -> str:
-        """ "https" over TLS (or as a trusted proxy says, with --xheaders), else "http"."""
+        """ "https" over TLS (or as a trusted proxy says, with --xheaders), else "http".
+
+        Examples:
+            >>> request.scheme
+            'http'
+        """
         return self._source.scheme
 
     @property
     def connection_type(self) -> str:
-        """ "long-polling", "callback-polling", "websocket" or "eventsource"."""
+        """ "long-polling", "callback-polling", "websocket" or "eventsource".
+
+        Examples:
+            >>> request.connection_type
+            'long-polling'
+        """
         return self._connection_type
 
     @property
     def browser(self) -> str | None:
         """The browser the request came from: its browser cookie (--browser-cookie), or the
-        one its response gives it (`browser_sent` False then); None without browser cookies."""
+        one its response gives it (`browser_sent` False then); None without browser cookies.
+
+        Examples:
+            >>> len(request.browser), request.browser_sent  # its first request: no cookie yet
+            (32, False)
+        """
         return self._source.browser
 
     @property
     def browser_sent(self) -> bool:
-        """Whether the request carried its browser cookie."""
+        """Whether the request carried its browser cookie.
+
+        Examples:
+            >>> request.browser_sent  # the client's first request: it had none yet
+            False
+        """
         return self._source.browser_sent
 
     @property
     def client_certificate(self) -> Mapping[str, Any] | None:
         """The client's TLS certificate when the server asks for one (--ca-file), as
-        ssl.SSLSocket.getpeercert() gives it."""
+        ssl.SSLSocket.getpeercert() gives it.
+
+        Examples:
+            >>> print(request.client_certificate)  # plain HTTP: none
+            None
+        """
         return self._source.client_certificate
 
     @property
@@ -239,7 +361,12 @@ class RequestContext:
         """Embedded in Tornado: the RequestHandler or WebSocketHandler serving the request, so
         that the application's own get_current_user() and secure cookies work. Under ASGI: the
         request's scope, with what the host's middleware put there (scope["session"],
-        scope["user"])."""
+        scope["user"]).
+
+        Examples:
+            >>> print(request.handler)  # the standalone server has neither
+            None
+        """
         return self._source.handler
 
     def __repr__(self) -> str:
@@ -247,35 +374,74 @@ class RequestContext:
 
     @property
     def host(self) -> str | None:
-        """The Host header, if any."""
+        """The Host header, if any.
+
+        Examples:
+            >>> request.host
+            '127.0.0.1:...'
+        """
         return self.header("host")
 
     def header(self, name: str) -> str | None:
-        """The first value of header `name` (any case), or None."""
+        """The first value of header `name` (any case), or None.
+
+        Examples:
+            >>> request.header("X-App")
+            'demo'
+            >>> print(request.header("Authorization"))
+            None
+        """
         wanted = name.lower()
         return next((value for key, value in self.headers if key == wanted), None)
 
     def header_values(self, name: str) -> list[str]:
-        """Every value of header `name`, one per line it was sent on."""
+        """Every value of header `name`, one per line it was sent on.
+
+        Examples:
+            >>> request.header_values("x-app")
+            ['demo']
+        """
         wanted = name.lower()
         return [value for key, value in self.headers if key == wanted]
 
     @property
     def cookies(self) -> dict[str, str]:
         """The request's cookies; for a name sent twice, the first (the most specific path,
-        RFC 6265 5.4)."""
+        RFC 6265 5.4).
+
+        Examples:
+            >>> request.cookies
+            {'app_login': 'alice'}
+        """
         return cookies_in(self.header_values("cookie"))
 
     def cookie(self, name: str) -> str | None:
-        """The value of the cookie `name`, None when the request has none."""
+        """The value of the cookie `name`, None when the request has none.
+
+        Examples:
+            >>> request.cookie("app_login")
+            'alice'
+        """
         return self.cookies.get(name)
 
     def parameters(self, name: str) -> list[str]:
-        """Every value of query parameter `name`."""
+        """Every value of query parameter `name`.
+
+        Examples:
+            >>> request.parameters("room")
+            ['lobby']
+        """
         return parse_qs(self.query, keep_blank_values=True).get(name, [])
 
     def parameter(self, name: str) -> str | None:
-        """The last value of query parameter `name`."""
+        """The last value of query parameter `name`.
+
+        Examples:
+            >>> request.parameter("room")
+            'lobby'
+            >>> print(request.parameter("page"))
+            None
+        """
         values = self.parameters(name)
         return values[-1] if values else None
 
@@ -301,6 +467,21 @@ _current: ContextVar[RequestContext | None] = ContextVar("bayeux_request", defau
 
 def current_request() -> RequestContext | None:
     """The request being handled, for hooks; None outside one.
+
+    Examples:
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> class AppOnly(SecurityPolicy):
+        ...     def can_handshake(self, session, message):
+        ...         request = current_request()
+        ...         return request is not None and request.header("X-App") == "demo"
+        >>> server.policy = AppOnly()
+        >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+        ...     with SyncClient(running.url, headers={"X-App": "demo"}) as client:
+        ...         print(client.state)
+        connected
+        >>> print(current_request())  # outside a hook
+        None
 
     Added in version 0.3.0."""
     return _current.get()

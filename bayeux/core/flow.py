@@ -35,6 +35,21 @@ _event_tasks = TaskSet("a session listener", log)
 class Overflow(Enum):
     """What a queue-full listener decided (`ServerSession.on_queue_full`).
 
+    Examples:
+        >>> server = BayeuxServer(Settings(max_queue=1))
+        >>> session = server.create_session()
+        >>> server.subscribe(session, "/feed/**")
+        >>> @session.on_queue_full
+        ... def alerts_first(session, delivery):
+        ...     if delivery.channel == "/feed/alerts":
+        ...         session.drop_oldest()  # make room, then queue it
+        ...         return Overflow.QUEUE
+        ...     return Overflow.DROP  # or Overflow.POLICY: --queue-full-policy
+        >>> for channel in ("/feed/prices", "/feed/prices", "/feed/alerts"):
+        ...     reached = server.publish(channel, "tick")
+        >>> [delivery.channel for delivery in session.drain()]
+        ['/feed/alerts']
+
     Added in version 0.3.0."""
 
     QUEUE = "queue"  # the listener made room (drop_oldest, replace): queue the message now
@@ -54,6 +69,17 @@ class Conflation:
     """A channel's conflation rule: messages with the same `key(message)` merge in a session's
     queue once it holds at least `backlog` messages.
 
+    Examples:
+        >>> rule = server.channel("/prices/*").conflate(key=lambda m: m["channel"], backlog=2)
+        >>> rule.backlog
+        2
+        >>> slow = server.create_session()  # a reader that does not keep up
+        >>> server.subscribe(slow, "/prices/*")
+        >>> for tick in range(100):
+        ...     reached = server.publish("/prices/ACME", tick)
+        >>> len(slow.queue), slow.queue[-1].message["data"]
+        (2, 99)
+
     Added in version 0.3.0."""
 
     key: Callable[[Message], Hashable]
@@ -61,7 +87,13 @@ class Conflation:
 
     def key_of(self, message: Message) -> Hashable | None:
         """The message's key; None (not conflated) when the key function fails or the key
-        cannot be hashed (logged: a bad key costs the merge, never the message)."""
+        cannot be hashed (logged: a bad key costs the merge, never the message).
+
+        Examples:
+            >>> rule = Conflation(key=lambda message: message["data"]["symbol"])
+            >>> rule.key_of({"channel": "/prices", "data": {"symbol": "ACME", "price": 42}})
+            'ACME'
+        """
         try:
             key = self.key(message)
             hash(key)

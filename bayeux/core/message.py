@@ -242,26 +242,56 @@ class Delivery:
     def shared_by(self, queues: int) -> None:
         """The delivery is about to be queued for `queues` sessions at once (a fan-out). Its
         share is set once, before it is first queued: the sessions holding it give back what
-        they were charged."""
+        they were charged.
+
+        Examples:
+            >>> delivery = Delivery({"channel": "/news", "data": "x" * 1000})
+            >>> delivery.shared_by(10)  # about to be queued for ten sessions
+            >>> delivery.share < delivery.size // 5
+            True
+        """
         if queues > 1 and self.share == self.size:
             self.share = self.size // queues + QUEUE_SLOT
 
     @property
     def message(self) -> Message:
-        """The message, decoded again from its JSON (a new dict at each call)."""
+        """The message, decoded again from its JSON (a new dict at each call).
+
+        Examples:
+            >>> delivery = Delivery({"channel": "/news", "data": {"text": "hi"}})
+            >>> delivery.message
+            {'channel': '/news', 'data': {'text': 'hi'}}
+            >>> delivery.message is delivery.message
+            False
+        """
         decoded: Message = codec.loads(self.json)
         return decoded
 
     @property
     def msgpack(self) -> bytes:
-        """The message encoded as msgpack (for the msgpack WebSocket format), made once."""
+        """The message encoded as msgpack (for the msgpack WebSocket format), made once.
+
+        Examples:
+            >>> import msgpack
+            >>> delivery = Delivery({"channel": "/news", "data": 1})
+            >>> msgpack.unpackb(delivery.msgpack), delivery.msgpack is delivery.msgpack
+            ({'channel': '/news', 'data': 1}, True)
+        """
         if self._msgpack is None:
             self._msgpack = codec.msgpack_dumps(self.message)
         return self._msgpack
 
     def pack_msgpack(self, message: Message) -> None:
         """Encodes `message` (the one this delivery was made from) as msgpack now, so that a
-        value msgpack cannot carry is found before the delivery is queued."""
+        value msgpack cannot carry is found before the delivery is queued.
+
+        Examples:
+            >>> message = {"channel": "/news", "data": [1, 2]}
+            >>> delivery = Delivery(message)
+            >>> delivery.pack_msgpack(message)  # raises for what msgpack cannot carry
+            >>> delivery.msgpack == Delivery(message).msgpack
+            True
+        """
         self._msgpack = codec.msgpack_dumps(message)
 
     def __repr__(self) -> str:

@@ -34,6 +34,15 @@ class Settings:
     milliseconds; the `*_seconds` properties give them in seconds. Invalid values raise
     ValueError when the object is made.
 
+    Examples:
+        >>> settings = Settings(timeout=20000, max_queue=1000)
+        >>> settings.timeout_seconds, settings.max_interval
+        (20.0, 10000)
+        >>> Settings(max_queue=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_queue must be -1 (no limit) or positive
+
     Added in version 0.1.0."""
 
     timeout: int = _setting(
@@ -268,12 +277,20 @@ class Settings:
     def timeout_seconds(self) -> float:
         """`timeout` in seconds.
 
+        Examples:
+            >>> Settings(timeout=20_000).timeout_seconds
+            20.0
+
         Added in version 0.3.0."""
         return self.timeout / 1000
 
     @property
     def interval_seconds(self) -> float:
         """`interval` in seconds.
+
+        Examples:
+            >>> Settings(interval=500).interval_seconds
+            0.5
 
         Added in version 0.3.0."""
         return self.interval / 1000
@@ -282,12 +299,20 @@ class Settings:
     def max_interval_seconds(self) -> float:
         """`max_interval` in seconds.
 
+        Examples:
+            >>> Settings(max_interval=15_000).max_interval_seconds
+            15.0
+
         Added in version 0.3.0."""
         return self.max_interval / 1000
 
     @property
     def max_lazy_timeout_seconds(self) -> float:
         """`max_lazy_timeout` in seconds.
+
+        Examples:
+            >>> Settings(max_lazy_timeout=2000).max_lazy_timeout_seconds
+            2.0
 
         Added in version 0.3.0."""
         return self.max_lazy_timeout / 1000
@@ -296,12 +321,20 @@ class Settings:
     def handshake_window_seconds(self) -> float:
         """`handshake_window` in seconds.
 
+        Examples:
+            >>> Settings(handshake_window=60_000).handshake_window_seconds
+            60.0
+
         Added in version 0.3.0."""
         return self.handshake_window / 1000
 
     @property
     def idle_timeout_seconds(self) -> float:
         """`idle_timeout` in seconds.
+
+        Examples:
+            >>> Settings(idle_timeout=75_000).idle_timeout_seconds
+            75.0
 
         Added in version 0.3.0."""
         return self.idle_timeout / 1000
@@ -310,12 +343,20 @@ class Settings:
     def body_timeout_seconds(self) -> float:
         """`body_timeout` in seconds.
 
+        Examples:
+            >>> Settings(body_timeout=5000).body_timeout_seconds
+            5.0
+
         Added in version 0.3.0."""
         return self.body_timeout / 1000
 
     @property
     def ws_ping_interval_seconds(self) -> float:
         """`ws_ping_interval` in seconds.
+
+        Examples:
+            >>> Settings(ws_ping_interval=10_000).ws_ping_interval_seconds
+            10.0
 
         Added in version 0.3.0."""
         return self.ws_ping_interval / 1000
@@ -324,12 +365,20 @@ class Settings:
     def replay_retention_seconds(self) -> float:
         """`replay_retention` in seconds.
 
+        Examples:
+            >>> Settings(replay_retention=3_600_000).replay_retention_seconds
+            3600.0
+
         Added in version 0.3.0."""
         return self.replay_retention / 1000
 
     @property
     def sweep_period_seconds(self) -> float:
         """`sweep_period` in seconds.
+
+        Examples:
+            >>> Settings(sweep_period=250).sweep_period_seconds
+            0.25
 
         Added in version 0.3.0."""
         return self.sweep_period / 1000

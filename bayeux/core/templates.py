@@ -107,6 +107,13 @@ class ChannelTemplate:
         """Whether `pattern` matches exactly the template's channels (then `match` never
         returns None for a channel the pattern matches).
 
+        Examples:
+            >>> ChannelTemplate("/chat/{room}").precise
+            True
+            >>> template = ChannelTemplate("/chat/{room}/typing")
+            >>> template.pattern, template.precise  # /chat/** matches /chat/x/y/z too
+            ('/chat/**', False)
+
         Added in version 0.3.0."""
         segments = self._segments
         if None not in segments:
@@ -115,6 +122,13 @@ class ChannelTemplate:
 
     def match(self, channel: str) -> dict[str, str] | None:
         """The names bound by `channel` (a concrete channel), or None if it does not match.
+
+        Examples:
+            >>> template = ChannelTemplate("/stock/{market}/{symbol}")
+            >>> template.match("/stock/nyse/ACME")
+            {'market': 'nyse', 'symbol': 'ACME'}
+            >>> print(template.match("/stock/nyse"))
+            None
 
         Added in version 0.3.0."""
         parts = channel[1:].split("/") if channel.startswith("/") else None

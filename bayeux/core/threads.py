@@ -43,6 +43,15 @@ class NotOnLoop(RuntimeError):
     """A call from another thread that could not run on the server's loop: the loop closed
     or stopped before it ran.
 
+    Examples:
+        >>> from bayeux.publisher import SyncPublisher
+        >>> publisher = SyncPublisher("redis://127.0.0.1:6379/0")  # connects when it publishes
+        >>> publisher.close()  # its loop is gone
+        >>> publisher.publish("/news", "too late")
+        Traceback (most recent call last):
+        ...
+        bayeux.core.threads.NotOnLoop: this SyncPublisher is closed: make a new one
+
     Added in version 0.3.0."""
 
 

@@ -20,6 +20,21 @@ class TooManySessions(ValueError):
     Raised from a policy's `can_handshake`, it refuses the handshake with
     `403::Too many sessions for this user`.
 
+    Examples:
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.testing import ServerThread
+        >>> class Alice(SecurityPolicy):  # every session is alice's, one at a time
+        ...     async def can_handshake(self, session, message):
+        ...         await server.associate("alice", session)  # raises TooManySessions
+        ...         return True
+        >>> server = BayeuxServer(Settings(max_sessions_per_user=1), policy=Alice())
+        >>> with ServerThread(endpoint=Endpoint(server=server)) as running:
+        ...     with SyncClient(running.url):  # alice's first tab
+        ...         SyncClient(running.url).open()  # and her second
+        Traceback (most recent call last):
+        ...
+        bayeux.client.errors.BayeuxError: 403::Too many sessions for this user
+
     Added in version 0.3.0."""
 
     def __init__(self, user: str, limit: int) -> None:

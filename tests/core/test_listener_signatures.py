@@ -1,7 +1,9 @@
 """The listener registration methods document how their listeners are called: a listener
 written to a docstring's `listener(a, b)` is called with exactly those arguments, and each
-docstring's example runs and is called. (A listener that takes the wrong arguments raises a
-TypeError the server only logs: without this test, wrong documentation goes unnoticed.)"""
+docstring's example runs and is called; the Endpoint's registrations, which hand the listener
+to the server's, document the same call. (A listener that takes the wrong arguments raises a
+TypeError the server only logs: without this test, wrong documentation goes unnoticed.)
+tests/system/test_docstring_examples.py runs every docstring's examples under doctest."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import pytest
 from bayeux.core.peer import Peer
 from bayeux.core.server import BayeuxServer
 from bayeux.core.settings import Settings
+from bayeux.endpoint import Endpoint
 
 # Each registration method, and how a test registers a listener with it.
 REGISTRATIONS: dict[str, Callable[[BayeuxServer, Callable[..., Any]], object]] = {
@@ -32,19 +35,27 @@ REGISTRATIONS: dict[str, Callable[[BayeuxServer, Callable[..., Any]], object]] =
     ),
 }
 
+# The endpoint's registrations of the same listeners (they hand them to its server's).
+ENDPOINT_REGISTRATIONS: dict[str, Callable[[Endpoint, Callable[..., Any]], object]] = {
+    "on_session_added": lambda endpoint, listener: endpoint.on_session_added(listener),
+    "on_session_removed": lambda endpoint, listener: endpoint.on_session_removed(listener),
+    "on_subscribed": lambda endpoint, listener: endpoint.on_subscribed(listener),
+    "on_unsubscribed": lambda endpoint, listener: endpoint.on_unsubscribed(listener),
+}
+
 DOCUMENTED_CALL = re.compile(r"`listener\(([^)]*)\)`")
 
 
-def docstring(name: str) -> str:
-    doc = inspect.getdoc(getattr(BayeuxServer, name))
-    assert doc, f"BayeuxServer.{name} has no docstring"
+def docstring(name: str, owner: type = BayeuxServer) -> str:
+    doc = inspect.getdoc(getattr(owner, name))
+    assert doc, f"{owner.__name__}.{name} has no docstring"
     return doc
 
 
-def documented_arguments(name: str) -> list[str]:
-    """The arguments of the first `listener(...)` the docstring of `name` shows."""
-    found = DOCUMENTED_CALL.search(docstring(name))
-    assert found, f"BayeuxServer.{name}'s docstring does not say how the listener is called"
+def documented_arguments(name: str, owner: type = BayeuxServer) -> list[str]:
+    """The arguments of the first `listener(...)` the docstring of `owner.name` shows."""
+    found = DOCUMENTED_CALL.search(docstring(name, owner))
+    assert found, f"{owner.__name__}.{name}'s docstring does not say how the listener is called"
     return [argument.strip() for argument in found.group(1).split(",") if argument.strip()]
 
 
@@ -117,6 +128,26 @@ def test_a_listener_written_to_the_docstring_is_called_as_documented(
     assert all(len(call) == len(arguments) for call in calls)
 
 
+@pytest.mark.parametrize("name", sorted(ENDPOINT_REGISTRATIONS))
+def test_the_endpoint_documents_the_same_call(name: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A listener written to the Endpoint's docstring, registered on the endpoint, is called
+    as documented; and that is the call the server's own docstring documents."""
+    arguments = documented_arguments(name, Endpoint)
+    assert arguments == documented_arguments(name), name
+    calls: list[tuple[Any, ...]] = []
+
+    async def scenario() -> None:
+        endpoint = Endpoint(Settings(timeout=20000, max_interval=5000))
+        ENDPOINT_REGISTRATIONS[name](endpoint, recorder(arguments, calls))
+        await every_event(endpoint.server)
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(scenario())
+    assert not failures(caplog), f"listener({', '.join(arguments)}) of Endpoint.{name} failed"
+    assert calls, f"the listener of Endpoint.{name} was never called"
+    assert all(len(call) == len(arguments) for call in calls)
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRATIONS))
 def test_the_docstring_example_runs(
     name: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
@@ -148,3 +179,7 @@ def test_the_type_aliases_agree_with_the_docstrings() -> None:
         hint = typing.get_type_hints(getattr(BayeuxServer, name))["listener"]
         parameters, _ = typing.get_args(hint)
         assert len(parameters) == len(documented_arguments(name)), (name, hint)
+    for name in ENDPOINT_REGISTRATIONS:
+        hint = typing.get_type_hints(getattr(Endpoint, name))["listener"]
+        parameters, _ = typing.get_args(hint)
+        assert len(parameters) == len(documented_arguments(name, Endpoint)), (name, hint)

@@ -51,6 +51,23 @@ class Publisher:
     name, data that is not JSON or over `max_message_size`) and ConnectionError when Redis
     cannot be reached within `timeout` seconds.
 
+    Examples:
+        >>> import asyncio
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.engines.redis import RedisEngine
+        >>> from bayeux.publisher import Publisher
+        >>> from bayeux.testing import ServerThread
+        >>> async def announce():  # a worker of the application, with no server in it
+        ...     async with Publisher(redis_url) as publisher:  # "redis://127.0.0.1:6379/0"
+        ...         await publisher.publish("/news", {"text": "hello"})
+        >>> endpoint = Endpoint(engine=RedisEngine(redis_url))  # a server of the deployment
+        >>> with ServerThread(endpoint=endpoint) as running, SyncClient(running.url) as client:
+        ...     following = running.await_(endpoint.engine.ready.wait)  # the log, from now on
+        ...     news = client.messages("/news", timeout=5)
+        ...     asyncio.run(announce())
+        ...     next(news)["data"]
+        {'text': 'hello'}
+
     Added in version 0.3.0."""
 
     def __init__(
@@ -87,12 +104,38 @@ class Publisher:
 
     @on_loop_async
     async def aclose(self) -> None:
-        """Closes the connection to Redis."""
+        """Closes the connection to Redis.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.publisher import Publisher
+            >>> async def once():
+            ...     publisher = Publisher(redis_url)
+            ...     try:
+            ...         return await publisher.publish("/news", "hello") > 0
+            ...     finally:
+            ...         await publisher.aclose()  # what `async with` does
+            >>> asyncio.run(once())
+            True
+        """
         await self._client.aclose()
 
     @on_loop_async
     async def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
-        """Broadcasts `data` on `channel` to every subscriber of the deployment."""
+        """Broadcasts `data` on `channel` to every subscriber of the deployment; returns its
+        position in the log.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.publisher import Publisher
+            >>> async def announce():
+            ...     async with Publisher(redis_url) as publisher:
+            ...         first = await publisher.publish("/news", {"text": "hello"})
+            ...         second = await publisher.publish("/news", {"text": "again"})
+            ...         return second > first
+            >>> asyncio.run(announce())
+            True
+        """
         message: Message = {"channel": channel, "data": data}
         if ext is not None:
             message["ext"] = ext
@@ -119,7 +162,17 @@ class Publisher:
     @on_loop_async
     async def deliver_to_client(self, client_id: str, channel: str, data: Any) -> int:
         """Sends `data` on `channel` to one session, whichever process serves it (nothing
-        happens if the deployment has no such session)."""
+        happens if the deployment has no such session); returns its position in the log.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.publisher import Publisher
+            >>> async def direct(client_id):
+            ...     async with Publisher(redis_url) as publisher:
+            ...         return await publisher.deliver_to_client(client_id, "/direct", "hi")
+            >>> asyncio.run(direct("a-client-id-from-your-records")) > 0
+            True
+        """
         self._check(channel)
         delivery = self._encoded({"channel": channel, "data": data})
         entry = await self._run(
@@ -135,7 +188,17 @@ class Publisher:
     @on_loop_async
     async def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
         """Sends `data` on `channel` to every session of `user` (BayeuxServer.associate),
-        whichever processes serve them; returns how many sessions."""
+        whichever processes serve them; returns how many sessions.
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.publisher import Publisher
+            >>> async def notify(user):
+            ...     async with Publisher(redis_url) as publisher:
+            ...         return await publisher.deliver_to_user(user, "/inbox", {"unread": 3})
+            >>> asyncio.run(notify("alice"))  # she has no session right now
+            0
+        """
         check_user(user)
         self._check(channel)
         await self._read_config()
@@ -200,6 +263,20 @@ class SyncPublisher:
     call blocks until Redis has the message. Its own event loop runs on a daemon thread; any
     number of threads may share one (their calls are run on that loop one after another).
 
+    Examples:
+        >>> from bayeux.client import SyncClient
+        >>> from bayeux.engines.redis import RedisEngine
+        >>> from bayeux.publisher import SyncPublisher
+        >>> from bayeux.testing import ServerThread
+        >>> endpoint = Endpoint(engine=RedisEngine(redis_url))  # a server of the deployment
+        >>> with ServerThread(endpoint=endpoint) as running, SyncClient(running.url) as client:
+        ...     following = running.await_(endpoint.engine.ready.wait)  # the log, from now on
+        ...     news = client.messages("/news", timeout=5)
+        ...     with SyncPublisher(redis_url) as publisher:  # in a script, a view, a task
+        ...         position = publisher.publish("/news", {"text": "hello"})
+        ...     next(news)["data"]
+        {'text': 'hello'}
+
     Added in version 0.3.0."""
 
     _counter = itertools.count()
@@ -221,19 +298,48 @@ class SyncPublisher:
         self.close()
 
     def publish(self, channel: str, data: Any, *, ext: dict[str, Any] | None = None) -> int:
-        """`Publisher.publish`, blocking: the message's position in the log."""
+        """`Publisher.publish`, blocking: the message's position in the log.
+
+        Examples:
+            >>> from bayeux.publisher import SyncPublisher
+            >>> with SyncPublisher(redis_url) as publisher:
+            ...     publisher.publish("/news", {"text": "hello"}) > 0
+            True
+        """
         return self._call(self._publisher.publish(channel, data, ext=ext))
 
     def deliver_to_client(self, client_id: str, channel: str, data: Any) -> int:
-        """`Publisher.deliver_to_client`, blocking."""
+        """`Publisher.deliver_to_client`, blocking.
+
+        Examples:
+            >>> from bayeux.publisher import SyncPublisher
+            >>> with SyncPublisher(redis_url) as publisher:
+            ...     publisher.deliver_to_client("a-client-id", "/direct", "hi") > 0
+            True
+        """
         return self._call(self._publisher.deliver_to_client(client_id, channel, data))
 
     def deliver_to_user(self, user: str, channel: str, data: Any) -> int:
-        """`Publisher.deliver_to_user`, blocking."""
+        """`Publisher.deliver_to_user`, blocking.
+
+        Examples:
+            >>> from bayeux.publisher import SyncPublisher
+            >>> with SyncPublisher(redis_url) as publisher:
+            ...     publisher.deliver_to_user("alice", "/inbox", {"unread": 3})  # no session
+            0
+        """
         return self._call(self._publisher.deliver_to_user(user, channel, data))
 
     def close(self) -> None:
-        """Closes the connection to Redis and stops the publisher's thread."""
+        """Closes the connection to Redis and stops the publisher's thread.
+
+        Examples:
+            >>> from bayeux.publisher import SyncPublisher
+            >>> publisher = SyncPublisher(redis_url)
+            >>> position = publisher.publish("/news", "hello")
+            >>> publisher.close()  # what `with` does
+            >>> publisher.close()  # once is enough
+        """
         if self._loop.is_closed():
             return
         try:
