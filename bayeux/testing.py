@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
@@ -286,7 +288,7 @@ class GranianProcess(LoopbackHost):
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        """Starts granian and waits until it listens; returns self.
+        """Starts granian and waits until it answers HTTP (its worker serves); returns self.
 
         Examples:
             >>> from bayeux.testing import GranianProcess
@@ -304,16 +306,21 @@ class GranianProcess(LoopbackHost):
                 "bayeux.testing:granian_app",
             ],
             env=environment,
+            # A group of its own: stop() reaches granian's workers too.
+            start_new_session=True,
         )
         try:
             wait_for_port(self.port, self.process)
+            # granian listens before its worker has imported the application: a stop in
+            # between leaves the worker running on its own.
+            _wait_for_answer(self.url, self.process)
         except RuntimeError:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stops granian (SIGTERM, then SIGKILL).
+        """Stops granian and its workers (SIGTERM, then SIGKILL).
 
         Examples:
             >>> from bayeux.testing import GranianProcess
@@ -323,7 +330,9 @@ class GranianProcess(LoopbackHost):
             True
         """
         if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGTERM)
             stop_process(self.process)
+            _signal_group(self.process.pid, signal.SIGKILL)  # a worker that outlived it
 
 
 def granian_app() -> AsgiApp:
@@ -544,6 +553,31 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"server did not listen on {port}")
+
+
+def _wait_for_answer(url: str, process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Waits until `url` gets an HTTP answer (any status) from `process`'s server; raises if
+    the process exits or it never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # an answer
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not answer at {url}")
+
+
+def _signal_group(group: int, signal_number: int) -> None:
+    """Sends `signal_number` to every process of process group `group`, if any is left."""
+    try:
+        os.killpg(group, signal_number)
+    except ProcessLookupError:
+        pass
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> int:
