@@ -10,7 +10,8 @@ Each docstring's examples run in a fresh namespace: what the module defining the
 handshake policy saw, as RequestContext's docstring describes it) and, for the Publisher's,
 `redis_url` (a redis-server of their own). Anything else they use, they import. An example that
 needs a server to talk to starts one with `bayeux.testing.ServerThread` (on 127.0.0.1; no other
-network, and no sleeping).
+network, and no sleeping). An example fails if it logs an error, or leaves a thread or a
+process running.
 The server's listener registrations are checked the same way by
 tests/core/test_listener_signatures.py.
 """
@@ -21,6 +22,7 @@ import doctest
 import importlib
 import inspect
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -31,7 +33,7 @@ import pytest
 
 import bayeux
 from bayeux.client import SyncClient
-from bayeux.testing import ServerThread
+from bayeux.testing import ServerThread, child_pids
 
 from ..helpers.public_api import ROOT, PublicName, public_names
 from ..helpers.redisproc import RedisServer
@@ -163,6 +165,7 @@ def test_the_example_runs_as_shown(
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     report: list[str] = []
     threads = set(threading.enumerate())
+    children = set(child_pids(os.getpid()))
     with caplog.at_level(logging.ERROR):
         result = runner.run(test, out=report.append)
     assert result.attempted > 0
@@ -172,6 +175,8 @@ def test_the_example_runs_as_shown(
     assert not errors, f"the example of {name.name} logged errors: {errors}"
     left = [t for t in set(threading.enumerate()) - threads if t.is_alive()]
     assert not left, f"the example of {name.name} left threads running: {left}"
+    processes = set(child_pids(os.getpid())) - children
+    assert not processes, f"the example of {name.name} left processes running: {processes}"
 
 
 # ------------------------------------------------------------------------------ signatures
