@@ -107,9 +107,10 @@ class ServerChannel:
         "_table",
         "_kept",
         "_conflation",
+        "_order",
     )
 
-    def __init__(self, name: str, table: ChannelTable, *, kept: bool) -> None:
+    def __init__(self, name: str, table: ChannelTable, *, kept: bool, order: int = 0) -> None:
         self.name = name
         # Run in the order added (add_authorizer, add_listener); read by the server's hooks.
         self.authorizers: list[Authorizer] = []
@@ -125,6 +126,8 @@ class ServerChannel:
         # Made by the application (kept until `remove`), not by a subscription.
         self._kept = kept
         self._conflation: Conflation | None = None
+        # When it was made, among the server's channels: hooks run in that order.
+        self._order = order
 
     @property
     def loop_owner(self) -> LoopOwner:
@@ -174,7 +177,7 @@ class ServerChannel:
     @on_loop
     def lazy(self, lazy: bool) -> None:
         self._lazy = bool(lazy)
-        self._table.changed()
+        self._table.changed(self)
 
     @property
     def lazy_timeout(self) -> float | None:
@@ -198,7 +201,7 @@ class ServerChannel:
         self._lazy_timeout = seconds
         if seconds is not None:
             self._lazy = True
-        self._table.changed()
+        self._table.changed(self)
 
     @property
     def persistent(self) -> bool:
@@ -233,7 +236,7 @@ class ServerChannel:
     @on_loop
     def broadcast_to_publisher(self, value: bool | None) -> None:
         self._broadcast_to_publisher = None if value is None else bool(value)
-        self._table.changed()
+        self._table.changed(self)
 
     @property
     def conflation(self) -> Conflation | None:
@@ -276,7 +279,7 @@ class ServerChannel:
             if not isinstance(backlog, int) or backlog < 0:
                 raise ValueError(f"backlog is a count of messages >= 0, not {backlog!r}")
             self._conflation = Conflation(key, backlog)
-        self._table.changed()
+        self._table.changed(self)
         return self._conflation
 
     # ----------------------------------------------------------------------------- hooks
@@ -293,8 +296,10 @@ class ServerChannel:
             ...     return "shout" not in str(message["data"])
 
         Added in version 0.3.0."""
-        self.listeners.append(listener)
-        self._table.changed()
+        # A new list, never changed in place: a message inside an asynchronous listener goes
+        # on through the list it started with.
+        self.listeners = [*self.listeners, listener]
+        self._table.changed(self)
         return listener
 
     @on_loop
@@ -307,8 +312,8 @@ class ServerChannel:
 
         Added in version 0.3.0."""
         if listener in self.listeners:
-            self.listeners.remove(listener)
-            self._table.changed()
+            self.listeners = [other for other in self.listeners if other is not listener]
+            self._table.changed(self)
 
     @on_loop
     def add_authorizer(self, authorizer: Authorizer) -> Authorizer:
@@ -322,8 +327,8 @@ class ServerChannel:
             >>> _ = server.channel("/members/**").add_authorizer(members_only)
 
         Added in version 0.3.0."""
-        self.authorizers.append(authorizer)
-        self._table.changed()
+        self.authorizers = [*self.authorizers, authorizer]
+        self._table.changed(self)
         return authorizer
 
     @on_loop
@@ -337,8 +342,8 @@ class ServerChannel:
 
         Added in version 0.3.0."""
         if authorizer in self.authorizers:
-            self.authorizers.remove(authorizer)
-            self._table.changed()
+            self.authorizers = [other for other in self.authorizers if other is not authorizer]
+            self._table.changed(self)
 
     # ------------------------------------------------------------------------ subscribers
 
@@ -424,13 +429,25 @@ class ServerChannel:
         Added in version 0.3.0."""
         self._table.remove(self)
 
+    def _cleared(self) -> None:
+        """Forgotten by the server: its hooks, flags and rule go with it."""
+        self.authorizers, self.listeners, self.service = [], [], None
+        self._lazy, self._lazy_timeout, self._broadcast_to_publisher = False, None, None
+        self._conflation = None
+
     def __repr__(self) -> str:
         return f"<ServerChannel {self.name}>"
 
 
 class ChannelTable:
     """The server's channel objects by name, their initializers and channel listeners, and
-    what the publish path reads of them."""
+    what the publish path reads of them.
+
+    What a publish reads is kept per kind as an exact-name dictionary and a tuple of the
+    wildcard objects that set it: a lookup costs one dictionary read plus the configured
+    patterns, whatever the number of channels subscribed to, and a change to one channel
+    updates only its own entries (a client subscribing to thousands of channels while an
+    initializer is installed costs a constant each: tests/core/test_channels_hostile.py)."""
 
     def __init__(self, host: ChannelHost, changed: Callable[[], None]) -> None:
         self.host = host
@@ -438,58 +455,103 @@ class ChannelTable:
         self.initializers: list[tuple[str, Initializer]] = []
         self.added: list[ChannelListener] = []
         self.removed: list[ChannelListener] = []
-        # Told after any change of hooks or flags (the server recomputes what may wait).
+        # Told after a change of hooks (the server recomputes whether batches may wait).
         self._changed = changed
         # Whether a subscription to a new channel must make its object (an initializer or a
         # channel listener wants to see it).
         self.watched = False
-        # Read on every publish: the lazy channels with their timeouts, and the channels that
-        # set their own broadcast-to-publisher; empty tuples when none do.
-        self.lazy: tuple[tuple[str, float | None], ...] = ()
-        # The channels with their own lazy timeout (lazy or not: a message published lazily
-        # there waits that long).
-        self.timeouts: tuple[tuple[str, float], ...] = ()
-        self.echo: tuple[tuple[str, bool], ...] = ()
-        self.conflated: tuple[tuple[str, Conflation], ...] = ()
+        # Wildcard objects that hold a hook, a flag or a rule, in the order they were made.
+        self._patterns: dict[str, ServerChannel] = {}
+        # Per kind: the concrete channels that set it, and the configured patterns that do.
+        self._lazy: dict[str, float | None] = {}
+        self._timeouts: dict[str, float] = {}
+        self._echo: dict[str, bool] = {}
+        self._conflation: dict[str, Conflation] = {}
+        self._lazy_patterns: tuple[tuple[str, float | None], ...] = ()
+        self._timeout_patterns: tuple[tuple[str, float], ...] = ()
+        self._echo_patterns: tuple[tuple[str, bool], ...] = ()
+        self._conflation_patterns: tuple[tuple[str, Conflation], ...] = ()
+        # The channels (and patterns) with each kind of hook.
+        self._authorized: set[str] = set()
+        self._listened: set[str] = set()
+        self._served: set[str] = set()
+        # Read on every publish: whether anything sets each kind at all (most servers: no).
+        self.lazy = False
+        self.echo = False
+        self.conflated = False
         self.authorized = False
         self.listened = False
         self.served = False
+        self._made = 0
 
     @property
     def tree(self) -> ChannelTree[ServerSession]:
         return self.host.tree
 
-    def changed(self) -> None:
-        channels = list(self.by_name.values())
-        # Concrete channels first: their own settings come before a pattern's.
-        concrete_first = sorted(channels, key=lambda c: c.name.endswith("*"))
-        self.lazy = tuple((c.name, c.lazy_timeout) for c in concrete_first if c.lazy)
-        self.timeouts = tuple(
-            (c.name, c.lazy_timeout) for c in concrete_first if c.lazy_timeout is not None
-        )
-        # Concrete channels first: their own setting comes before a pattern's.
-        self.echo = tuple(
-            sorted(
-                (
-                    (c.name, c.broadcast_to_publisher)
-                    for c in channels
-                    if c.broadcast_to_publisher is not None
-                ),
-                key=lambda item: item[0].endswith("*"),
+    def changed(self, channel: ServerChannel) -> None:
+        """`channel`'s hooks, flags or rule changed: its entries are updated (removed, for an
+        object the server no longer holds)."""
+        name = channel.name
+        if self.by_name.get(name) is not channel:
+            channel = ServerChannel(name, self, kept=False)  # nothing set: entries go
+        if name.endswith("*"):
+            if _configured(channel):
+                self._patterns[name] = self.by_name[name]
+            else:
+                self._patterns.pop(name, None)
+            patterns = sorted(self._patterns.values(), key=_made_order)
+            self._lazy_patterns = tuple((c.name, c.lazy_timeout) for c in patterns if c.lazy)
+            self._timeout_patterns = tuple(
+                (c.name, c.lazy_timeout) for c in patterns if c.lazy_timeout is not None
             )
-        )
-        # Concrete channels first, as for the echo.
-        self.conflated = tuple(
-            sorted(
-                ((c.name, c.conflation) for c in channels if c.conflation is not None),
-                key=lambda item: item[0].endswith("*"),
+            self._echo_patterns = tuple(
+                (c.name, c.broadcast_to_publisher)
+                for c in patterns
+                if c.broadcast_to_publisher is not None
             )
-        )
-        self.authorized = any(c.authorizers for c in channels)
-        self.listened = any(c.listeners for c in channels)
-        self.served = any(c.service is not None for c in channels)
+            self._conflation_patterns = tuple(
+                (c.name, c.conflation) for c in patterns if c.conflation is not None
+            )
+        else:
+            _set(self._lazy, name, channel.lazy_timeout if channel.lazy else _ABSENT)
+            _set(
+                self._timeouts,
+                name,
+                _ABSENT if channel.lazy_timeout is None else channel.lazy_timeout,
+            )
+            _set(
+                self._echo,
+                name,
+                _ABSENT
+                if channel.broadcast_to_publisher is None
+                else channel.broadcast_to_publisher,
+            )
+            _set(
+                self._conflation,
+                name,
+                _ABSENT if channel.conflation is None else channel.conflation,
+            )
+        for names, present in (
+            (self._authorized, bool(channel.authorizers)),
+            (self._listened, bool(channel.listeners)),
+            (self._served, channel.service is not None),
+        ):
+            if present:
+                names.add(name)
+            else:
+                names.discard(name)
+        self.lazy = bool(self._lazy or self._lazy_patterns)
+        self.echo = bool(self._echo or self._echo_patterns)
+        self.conflated = bool(self._conflation or self._conflation_patterns)
+        hooked = (self.authorized, self.listened, self.served)
+        self.authorized = bool(self._authorized)
+        self.listened = bool(self._listened)
+        self.served = bool(self._served)
+        if hooked != (self.authorized, self.listened, self.served):
+            self._changed()
+
+    def watchers_changed(self) -> None:
         self.watched = bool(self.initializers or self.added or self.removed)
-        self._changed()
 
     # -------------------------------------------------------------------------- objects
 
@@ -506,20 +568,24 @@ class ChannelTable:
             if kept:
                 found._kept = True
             return found
-        made = self.by_name[name] = ServerChannel(name, self, kept=kept)
-        for pattern, init in self.initializers:
-            if ch.matches(pattern, name) or pattern == name:
-                self._call(init, made)
+        self._made += 1
+        made = self.by_name[name] = ServerChannel(name, self, kept=kept, order=self._made)
+        if not name.endswith("*"):
+            # Initializers configure concrete channels only: run on a pattern's object (a
+            # client may subscribe to `/rooms/*`), a per-channel hook would apply to every
+            # channel the pattern covers.
+            for pattern, init in self.initializers:
+                if pattern == name or ch.matches(pattern, name):
+                    self._call(init, made)
         if initializer is not None:
             self._call(initializer, made)
-        self.changed()
         for listener in self.added:
             self._call(listener, made)
         return made
 
     def add_initializer(self, pattern: str, initializer: Initializer) -> None:
         self.initializers.append((pattern, initializer))
-        self.changed()
+        self.watchers_changed()
 
     def channels(self) -> Iterator[ServerChannel]:
         return iter(list(self.by_name.values()))
@@ -543,13 +609,16 @@ class ChannelTable:
     def remove(self, channel: ServerChannel) -> None:
         if self.by_name.get(channel.name) is not channel:
             return
+        channel._kept = True  # its subscribers leaving must not forget it first
         for session in list(self.tree.subscribers(channel.name)):
             self.host.unsubscribe(session, channel.name)
         self._forget(channel)
 
     def _forget(self, channel: ServerChannel) -> None:
-        del self.by_name[channel.name]
-        self.changed()
+        if self.by_name.pop(channel.name, None) is not channel:
+            return
+        channel._cleared()
+        self.changed(channel)
         for listener in self.removed:
             self._call(listener, channel)
 
@@ -557,31 +626,62 @@ class ChannelTable:
 
     def lazy_seconds(self, channel: str, default: float) -> float | None:
         """How long a message on `channel` may wait as lazy; None when it is not lazy."""
-        for pattern, seconds in self.lazy:
-            if pattern == channel or ch.matches(pattern, channel):
+        own = self._lazy.get(channel, _ABSENT)
+        if own is not _ABSENT:
+            return default if own is None else own
+        for pattern, seconds in self._lazy_patterns:
+            if ch.matches(pattern, channel):
                 return default if seconds is None else seconds
         return None
 
     def timeout_of(self, channel: str, default: float) -> float:
-        """How long a message published lazily on `channel` may wait: the first lazy timeout
-        set on it or a pattern matching it (the concrete channel's first), else `default`."""
-        for pattern, seconds in self.timeouts:
-            if pattern == channel or ch.matches(pattern, channel):
+        """How long a message published lazily on `channel` may wait: its own lazy timeout,
+        else the first pattern's that matches it, else `default`."""
+        own = self._timeouts.get(channel)
+        if own is not None:
+            return own
+        for pattern, seconds in self._timeout_patterns:
+            if ch.matches(pattern, channel):
                 return seconds
         return default
 
     def conflation_for(self, channel: str) -> Conflation | None:
-        for pattern, rule in self.conflated:
-            if pattern == channel or ch.matches(pattern, channel):
+        own = self._conflation.get(channel)
+        if own is not None:
+            return own
+        for pattern, rule in self._conflation_patterns:
+            if ch.matches(pattern, channel):
                 return rule
         return None
 
     def echoes(self, channel: str, default: bool) -> bool:
         """Whether `channel` lets a message reach its own publisher."""
-        for pattern, echo in self.echo:
-            if pattern == channel or ch.matches(pattern, channel):
+        own = self._echo.get(channel)
+        if own is not None:
+            return own
+        for pattern, echo in self._echo_patterns:
+            if ch.matches(pattern, channel):
                 return echo
         return default
+
+    def hooked(self, channel: str, kind: str) -> list[ServerChannel]:
+        """The objects whose `kind` of hook ("authorizers", "listeners", "service") applies
+        to `channel`: its own and the patterns' matching it, in the order they were made."""
+        names = {
+            "authorizers": self._authorized,
+            "listeners": self._listened,
+            "service": self._served,
+        }[kind]
+        found = []
+        own = self.by_name.get(channel) if channel in names else None
+        if own is not None:
+            found.append(own)
+        for pattern in self._patterns.values():
+            if pattern is not own and pattern.name in names and ch.matches(pattern.name, channel):
+                found.append(pattern)
+        if len(found) > 1:
+            found.sort(key=_made_order)
+        return found
 
     def exists(self, name: str) -> bool:
         """Whether `name` exists without subscribers: persistent, listened to or served (else
@@ -603,3 +703,30 @@ class ChannelTable:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+
+# A dictionary entry that is not there (None is a value: "lazy, with the server's timeout").
+_ABSENT: Any = object()
+
+
+def _set(table: dict[str, Any], name: str, value: Any) -> None:
+    if value is _ABSENT:
+        table.pop(name, None)
+    else:
+        table[name] = value
+
+
+def _made_order(channel: ServerChannel) -> int:
+    return channel._order
+
+
+def _configured(channel: ServerChannel) -> bool:
+    return bool(
+        channel.lazy
+        or channel.lazy_timeout is not None
+        or channel.broadcast_to_publisher is not None
+        or channel.conflation is not None
+        or channel.authorizers
+        or channel.listeners
+        or channel.service is not None
+    )

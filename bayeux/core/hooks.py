@@ -79,27 +79,19 @@ class Hooks:
 
     def service_for(self, channel: str) -> ServiceHandler | None:
         """The service answering `channel`: its own, else the first pattern's that matches."""
+        if not self.table.served:
+            return None
         own = self.channels.get(channel)
         if own is not None and own.service is not None:
             return own.service
-        return next(
-            (
-                h.service
-                for p, h in self.channels.items()
-                if h.service is not None and ch.matches(p, channel)
-            ),
-            None,
-        )
+        found = self.table.hooked(channel, "service")
+        return found[0].service if found else None
 
     def authorizers_for(self, channel: str) -> list[Authorizer]:
         if not self.table.authorized:
             return []
-        return [
-            a
-            for pattern, hooks in self.channels.items()
-            if ch.matches(pattern, channel) or pattern == channel
-            for a in hooks.authorizers
-        ]
+        hooked = self.table.hooked(channel, "authorizers")
+        return [authorizer for hooks in hooked for authorizer in hooks.authorizers]
 
     def in_use(self, channel: str) -> bool:
         """Whether `channel` exists: subscribed to, listened to or served (else a publish or
@@ -152,15 +144,13 @@ class Hooks:
         it, and is logged)."""
         if not self.table.listened:
             return True
-        for pattern, hooks in list(self.channels.items()):
-            if not hooks.listeners or not ch.matches(pattern, channel):
-                continue
+        for hooks in self.table.hooked(channel, "listeners"):
             for listener in hooks.listeners:
                 try:
                     if await resolve(listener(session, channel, message)) is False:
                         return False
                 except Exception:
-                    log.exception("message listener on %s failed; message dropped", pattern)
+                    log.exception("message listener on %s failed; message dropped", hooks.name)
                     return False
         return True
 

@@ -24,19 +24,25 @@ log = logging.getLogger("bayeux.server")
 
 
 class _Batch:
-    """`BayeuxServer.batch()`: opens on entry, closes (and sends) on exit."""
+    """`BayeuxServer.batch()`: opens on entry, closes (and sends) on exit; once."""
 
-    __slots__ = ("_server", "_session")
+    __slots__ = ("_server", "_session", "_state")
 
     def __init__(self, server: Publishing, session: ServerSession | None) -> None:
         self._server = server
         self._session = session
+        self._state = "new"
 
     def __enter__(self) -> None:
+        if self._state != "new":
+            raise RuntimeError("a batch is entered once: call batch() again for another")
         self._server._open_batch(self._session)
+        self._state = "open"
 
     def __exit__(self, *exc: object) -> None:
-        self._server._close_batch(self._session)
+        if self._state == "open":
+            self._state = "closed"
+            self._server._close_batch(self._session)
 
 
 class Publishing(FanOut):
@@ -245,22 +251,29 @@ class Publishing(FanOut):
 
     @on_loop
     def _close_batch(self, session: ServerSession | None) -> None:
+        batched = self.batched
         if session is None:
+            if not self.batch_depth:
+                raise RuntimeError("no server batch is open")
             self.batch_depth -= 1
         else:
-            depth = self.session_batches.pop(session) - 1
-            if depth:
-                self.session_batches[session] = depth
-        batched = self.batched
+            depth = self.session_batches.get(session, 0)
+            if not depth:
+                raise RuntimeError(f"no batch of session {session.tag} is open")
+            if depth > 1:
+                self.session_batches[session] = depth - 1
+            else:
+                del self.session_batches[session]
         assert batched is not None
-        if not self.batch_depth and not self.session_batches:
+        if self.batch_depth:
+            return  # a server batch still holds every session
+        if not self.session_batches:
             self.batched = None
             released = batched
-        elif session is not None and not self.batch_depth and session not in self.session_batches:
-            batched.discard(session)
-            released = {session}
         else:
-            return
+            # Wake every session no open batch covers any more.
+            released = {held for held in batched if held not in self.session_batches}
+            batched.difference_update(released)
         for held in released:
             waiter = held.waiter
             if held.ended is None and held.queue and waiter is not None:

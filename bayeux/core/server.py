@@ -144,8 +144,9 @@ class BayeuxServer(EngineBridge):
         check_pattern(channel)
         if not ch.is_service(channel):
             raise ValueError(f"services live on /service/** channels, not {channel!r}")
-        self.hooks.on_channel(channel).service = handler
-        self.channel_table.changed()
+        served = self.hooks.on_channel(channel)
+        served.service = handler
+        self.channel_table.changed(served)
 
     @on_loop
     def set_lazy(self, pattern: str) -> None:
@@ -189,17 +190,21 @@ class BayeuxServer(EngineBridge):
 
     @on_loop
     def add_channel_initializer(self, pattern: str, initializer: Initializer) -> Initializer:
-        """Calls `initializer(channel)` for each channel matching `pattern` when its object is
-        made: when the application asks for it, and when a session first subscribes to it
-        (as CometD's `ConfigurableServerChannel.Initializer`; it is called synchronously).
+        """Calls `initializer(channel)` for each concrete channel matching `pattern` when its
+        object is made: when the application asks for it, and when a session first subscribes
+        to it (as CometD's `ConfigurableServerChannel.Initializer`; it is called
+        synchronously). Never for a wildcard object (a client may subscribe to `/rooms/*`:
+        hooks meant for one room would cover them all); configure patterns with
+        `server.channel("/rooms/*")`. Mind `persistent`: a channel kept after its last
+        subscriber leaves stays for good, and clients choose the names they subscribe to.
         Returns `initializer`.
 
         Examples:
-            >>> def keep_rooms(channel):
-            ...     channel.persistent = True
-            >>> _ = server.add_channel_initializer("/rooms/*", keep_rooms)
-            >>> server.channel("/rooms/blue").persistent
-            True
+            >>> def lazy_rooms(channel):
+            ...     channel.lazy_timeout = 0.5
+            >>> _ = server.add_channel_initializer("/rooms/*", lazy_rooms)
+            >>> server.channel("/rooms/blue").lazy_timeout
+            0.5
 
         Added in version 0.3.0."""
         check_pattern(pattern)
@@ -220,7 +225,7 @@ class BayeuxServer(EngineBridge):
 
         Added in version 0.3.0."""
         self.channel_table.added.append(listener)
-        self.channel_table.changed()
+        self.channel_table.watchers_changed()
         return listener
 
     @on_loop
@@ -238,7 +243,7 @@ class BayeuxServer(EngineBridge):
 
         Added in version 0.3.0."""
         self.channel_table.removed.append(listener)
-        self.channel_table.changed()
+        self.channel_table.watchers_changed()
         return listener
 
     @on_loop_async

@@ -11,36 +11,7 @@ import pytest
 from bayeux import Authorization, BayeuxServer, Settings
 from bayeux.core.session import ServerSession
 
-from ..helpers.core import client, one, run
-
-
-class Recorder:
-    """A Waiter that records how the core wakes it."""
-
-    is_stream = False
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, float | None]] = []
-
-    def wake(self) -> None:
-        self.events.append(("wake", None))
-
-    def wake_after(self, seconds: float) -> None:
-        self.events.append(("wake_after", seconds))
-
-    def displace(self) -> None:
-        self.events.append(("displace", None))
-
-    def close(self) -> None:
-        self.events.append(("close", None))
-
-
-def watched(server: BayeuxServer, pattern: str) -> tuple[ServerSession, Recorder]:
-    session = server.create_session()
-    server.subscribe(session, pattern)
-    waiter = Recorder()
-    session.attach(waiter)
-    return session, waiter
+from ..helpers.core import client, one, run, watched
 
 
 def channels(session: ServerSession) -> list[str]:

@@ -3,8 +3,7 @@
 spend through them, batches left open or misused, hooks changed while messages are in
 flight, calls from other threads, and lazy messages on every transport.
 
-The tests marked xfail(strict=True) are bugs found in review: each says what happens and
-passes (so fails the suite, being strict) once it is fixed."""
+Each test here was a bug found in review (fixed since)."""
 
 from __future__ import annotations
 
@@ -20,43 +19,12 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from bayeux import Authorization, BayeuxServer, Endpoint, ServerChannel, Settings
-from bayeux.core.session import ServerSession
 from bayeux.core.threads import thread_safe
 from bayeux.testing import ServerThread
 
-from ..helpers.core import client, one, run
+from ..helpers.core import client, one, run, watched
 from ..helpers.http import handshake, post_json, request
 from ..helpers.rawws import RawWebSocket
-
-
-class Recorder:
-    """A Waiter that records how the core wakes it."""
-
-    is_stream = False
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, float | None]] = []
-
-    def wake(self) -> None:
-        self.events.append(("wake", None))
-
-    def wake_after(self, seconds: float) -> None:
-        self.events.append(("wake_after", seconds))
-
-    def displace(self) -> None:
-        self.events.append(("displace", None))
-
-    def close(self) -> None:
-        self.events.append(("close", None))
-
-
-def watched(server: BayeuxServer, pattern: str) -> tuple[ServerSession, Recorder]:
-    session = server.create_session()
-    server.subscribe(session, pattern)
-    waiter = Recorder()
-    session.attach(waiter)
-    return session, waiter
-
 
 # ------------------------------------------------------------ what subscriptions leave
 
@@ -101,7 +69,7 @@ def test_thousands_of_sessions_leave_no_channel_objects_however_they_go() -> Non
     assert server.find_channel("/lobby") is lobby and lobby.subscriber_count == 0
     assert sorted(removed) == sorted(added[1:])  # every object made for a subscription went
     table = server.channel_table
-    assert (table.lazy, table.echo, table.authorized, table.listened) == ((), (), False, False)
+    assert (table.lazy, table.echo, table.authorized, table.listened) == (False,) * 4
 
 
 def test_an_initializer_that_keeps_channels_keeps_one_for_each_a_client_ever_named() -> None:
@@ -120,11 +88,6 @@ def test_an_initializer_that_keeps_channels_keeps_one_for_each_a_client_ever_nam
     assert len(server.channel_table.by_name) == 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channels.py ChannelTable.remove: its unsubscribes already forget an object made by "
-    "a subscription (last_subscriber_left), then _forget deletes it again: KeyError",
-)
 def test_removing_a_channel_made_by_a_subscription() -> None:
     server = BayeuxServer()
     removed: list[str] = []
@@ -139,12 +102,6 @@ def test_removing_a_channel_made_by_a_subscription() -> None:
     assert all(not s.subscriptions for s in sessions)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channels.py ChannelTable.channel runs a pattern's initializers for a wildcard "
-    "object a client's subscription made (ch.matches('/rooms/*', '/rooms/*') is true): the "
-    "hooks they install then apply to every room, and the object, having hooks, stays",
-)
 def test_a_hostile_wildcard_subscription_does_not_lock_everyone_out_of_the_rooms() -> None:
     async def main() -> None:
         server = BayeuxServer()
@@ -194,11 +151,6 @@ def _fastest(rounds: int, work: Callable[[], float]) -> float:
     return min(work() for _ in range(rounds))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channels.py ChannelTable.changed walks (and sorts) every object each time one is "
-    "made or forgotten: subscribing to N new channels costs O(N^2) while watched",
-)
 def test_a_subscription_costs_the_same_however_many_channels_exist() -> None:
     def per_subscription(server: BayeuxServer) -> float:
         session = server.create_session()
@@ -218,12 +170,6 @@ def test_a_subscription_costs_the_same_however_many_channels_exist() -> None:
     assert large < 4 * small, f"{small * 1e6:.0f} us a subscription, {large * 1e6:.0f} us"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hooks.py Hooks.authorizers_for (and notify_message_listeners, service_for) walk "
-    "every channel object, now including each one a subscription made: with any authorizer "
-    "installed, every publish and subscribe costs O(channels clients subscribed to)",
-)
 def test_a_publish_costs_the_same_however_many_channels_clients_subscribed_to() -> None:
     def per_publish(server: BayeuxServer) -> float:
         async def main() -> float:
@@ -248,12 +194,6 @@ def test_a_publish_costs_the_same_however_many_channels_clients_subscribed_to() 
 # ------------------------------------------------------------------------- batches
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publishing.py _close_batch: a server batch closing while some session's batch is "
-    "open returns without waking the sessions it held; their next messages do not wake them "
-    "either (their queue is not empty), so they wait for that other session's batch",
-)
 def test_a_server_batch_wakes_its_sessions_while_another_sessions_batch_is_open() -> None:
     server = BayeuxServer()
     busy, _ = watched(server, "/a")
@@ -269,12 +209,6 @@ def test_a_server_batch_wakes_its_sessions_while_another_sessions_batch_is_open(
         busy_batch.__exit__(None, None, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publishing.py _close_batch: a close without an open batch takes batch_depth below "
-    "zero (then fails its assert); from the next batch on, batched is never reset and every "
-    "delivery to every session is held, waking nobody, for the server's life",
-)
 def test_closing_a_batch_twice_does_not_stop_the_server_waking_anyone() -> None:
     server = BayeuxServer()
     _, waiter = watched(server, "/a")
@@ -346,12 +280,6 @@ def test_a_batch_from_another_thread_holds_messages_until_it_closes_never_past_a
 # --------------------------------------------------------- hooks changed in flight
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hooks.py notify_message_listeners iterates the live listeners list across awaits; "
-    "channels.py remove_listener mutates it in place: removing a listener while a message "
-    "waits in it skips the next one (here the moderator), and the message goes out",
-)
 def test_removing_a_listener_while_a_message_waits_in_it_does_not_skip_the_next() -> None:
     async def main() -> None:
         server = BayeuxServer()

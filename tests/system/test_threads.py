@@ -203,7 +203,7 @@ def test_channels_are_configured_on_the_loop_from_another_thread() -> None:
         message = {"channel": "/t/room", "clientId": client_id, "data": 1}
         assert post_json(server.url, [message]).json()[0]["successful"] is True
         assert ran_on == ["bayeux-server", "bayeux-server"]
-        assert server.call(lambda: bayeux.channel_table.lazy) == (("/t/room", 0.1),)
+        assert server.call(lambda: bayeux.channel_table.lazy_seconds("/t/room", 5.0)) == 0.1
         with bayeux.batch():  # opened and closed on the loop
             assert server.call(lambda: bayeux.batch_depth) == 1
         assert server.call(lambda: bayeux.batched) is None
