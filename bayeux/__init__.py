@@ -3,7 +3,17 @@
 from .core.annotations import listener, on_start, on_stop, remote_call, service, subscription
 from .core.channels import ServerChannel, Subscribers
 from .core.context import RequestContext, ResponseHeaders, current_request
+from .core.ext import Activity, ActivityExtension, BinaryExtension, TimestampExtension
 from .core.extension import Extension
+from .core.filters import (
+    DataFilter,
+    DataFilterListener,
+    DataRefused,
+    NoMarkup,
+    NormalizeText,
+    NoScripts,
+    RegexFilter,
+)
 from .core.flow import Conflation, Overflow
 from .core.local import LocalSession
 from .core.message import Delivery
@@ -18,20 +28,30 @@ from .core.users import TooManySessions
 from .endpoint import Endpoint
 
 __all__ = [
+    "Activity",
+    "ActivityExtension",
     "Authorization",
     "BayeuxServer",
+    "BinaryExtension",
     "ChannelTemplate",
     "Conflation",
     "ConnectHold",
+    "DataFilter",
+    "DataFilterListener",
+    "DataRefused",
     "Delivery",
     "Ended",
     "Endpoint",
     "Extension",
     "LocalSession",
+    "NoMarkup",
+    "NoScripts",
+    "NormalizeText",
     "NotOnLoop",
     "Operation",
     "Outcome",
     "Overflow",
+    "RegexFilter",
     "RequestContext",
     "ResponseHeaders",
     "SecurityPolicy",
@@ -41,6 +61,7 @@ __all__ = [
     "ServiceRequest",
     "Settings",
     "Subscribers",
+    "TimestampExtension",
     "TooManySessions",
     "current_request",
     "listener",

@@ -1,6 +1,7 @@
 """A Bayeux client for Python services: `Client` (asyncio) and `SyncClient` (a thread of its
 own, for scripts). Needs aiohttp: pip install 'bayeux-server[client]'."""
 
+from .binary import BinaryExtension
 from .client import Client, Subscription
 from .errors import (
     BayeuxError,
@@ -29,6 +30,7 @@ __all__ = [
     "NEW_ONLY",
     "AckExtension",
     "BayeuxError",
+    "BinaryExtension",
     "Client",
     "ClientClosed",
     "ClientExtension",

@@ -16,6 +16,7 @@ WEBSOCKET = "websocket"
 CROSS_ORIGIN_LONG_POLLING = "cross-origin-long-polling"
 EVENTSOURCE = "eventsource"
 QUEUE_FULL_POLICIES = ("disconnect", "drop-oldest", "drop-newest")
+ACTIVITY_MODES = ("client", "client-server")
 ALL_TRANSPORTS = (WEBSOCKET, LONG_POLLING, CALLBACK_POLLING, CROSS_ORIGIN_LONG_POLLING, EVENTSOURCE)
 
 T = TypeVar("T")
@@ -222,6 +223,33 @@ class Settings:
     )
     timesync_extension: bool = _setting(
         True, "answer the timesync extension's ext.timesync on meta messages"
+    )
+    timestamp_extension: bool = _setting(
+        False,
+        "stamp every message the server sends with a timestamp field, in the server's time zone"
+        " (CometD: TimestampExtension)",
+    )
+    binary_extension: bool = _setting(
+        False,
+        "decode the binary data CometD's BinaryExtension sends (Z85 text in data.data, with"
+        " ext.binary) into bytes for the server's hooks, and send bytes the server publishes"
+        " the same way (CometD: BinaryExtension)",
+    )
+    max_binary_bytes: int = _setting(
+        1024 * 1024,
+        "bytes one message's binary data may decode to under --binary-extension; a larger one,"
+        " or one that is not Z85, gets 404:<channel>:Message deleted",
+    )
+    activity_max_inactivity: int = _setting(
+        0,
+        "ms a session may be idle before it is disconnected (told reconnect: none) at its next"
+        " /meta/connect; what counts as idle is --activity-mode; 0 for never (CometD:"
+        " ActivityExtension)",
+    )
+    activity_mode: str = _setting(
+        "client",
+        "what --activity-max-inactivity counts as activity: 'client' (what the client sends"
+        " besides /meta/connect) or 'client-server' (that, and what the server sends it)",
     )
     ws_compression: bool = _setting(
         True,
@@ -444,6 +472,12 @@ class Settings:
             raise ValueError("ws_ping_interval must be >= 0")
         if self.max_lazy_timeout < 0:
             raise ValueError("max_lazy_timeout must be >= 0")
+        if self.activity_max_inactivity < 0:
+            raise ValueError("activity_max_inactivity must be >= 0 (0: never)")
+        if self.activity_mode not in ACTIVITY_MODES:
+            raise ValueError(f"activity_mode must be one of {', '.join(ACTIVITY_MODES)}")
+        if self.max_binary_bytes <= 0:
+            raise ValueError("max_binary_bytes must be > 0")
         known = set(ALL_TRANSPORTS)
         self.allowed_transports = tuple(self.allowed_transports)
         unknown = set(self.allowed_transports) - known
