@@ -44,7 +44,7 @@ class EngineBridge(MetaChannels):
                     if replay is not None:
                         self._keep_replay(replay, message, entry.position)
                     if not entry.delivered:
-                        self._fan_out(message, entry.delivery, entry.exclude, entry.position)
+                        self._fan_out(message, entry.delivery, entry.sender, entry.position)
                 else:
                     served = self.sessions.get(entry.client_id)
                     if served is not None:
@@ -60,7 +60,7 @@ class EngineBridge(MetaChannels):
         if type(entry) is LoggedMessage:
             if (
                 not entry.delivered
-                and entry.exclude != session.id
+                and (entry.sender != session.id or self.echoes(session, entry.delivery.channel))
                 and any(ch.matches(p, entry.delivery.channel) for p in session.subscriptions)
             ):
                 self._enqueue(session, entry.delivery)
@@ -213,6 +213,7 @@ def _restore(session: ServerSession, record: SessionRecord) -> None:
     """What a session's record keeps of it beyond its delivery state: its own timing, the
     browser it is bound to, and its attributes."""
     session.timeout, session.interval, session.max_interval = record.timing
+    session.restore_echo(record.echo)
     session.browser = record.browser or None
     session.user = record.user or None
     session.attributes.apply(record.attributes)

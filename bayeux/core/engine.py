@@ -67,6 +67,9 @@ class SessionRecord:
     # Its own timeout, interval and maxInterval in ms (BayeuxServer.set_timing); None each
     # for the server's.
     timing: tuple[int | None, int | None, int | None] = (None, None, None)
+    # Its own broadcast-to-publisher (ServerSession.broadcast_to_publisher); None for the
+    # server's.
+    echo: bool | None = None
     # The user behind it (ServerSession.user); "" for none.
     user: str = ""
     # Its attributes (ServerSession.attributes), encoded as JSON.
@@ -81,7 +84,9 @@ class LoggedMessage:
 
     position: int
     delivery: Delivery
-    exclude: str | None  # the publisher's clientId when it must not get its own message
+    # The publisher's clientId (None for the server side): the process serving it decides
+    # whether it gets its own message (broadcast-to-publisher).
+    sender: str | None
     # Already delivered where it was published, while the log could not be reached: in this
     # process (or, for a session taken over, in the process that served it).
     delivered: bool = False
@@ -214,7 +219,7 @@ class Engine(Protocol):
     def stats(self) -> EngineStats:
         """The engine's counters now."""
 
-    def append(self, delivery: Delivery, exclude: str | None) -> asyncio.Future[bool]:
+    def append(self, delivery: Delivery, sender: str | None) -> asyncio.Future[bool]:
         """Queues a broadcast for the log (those of one loop turn go in one round trip). The
         future is True once it is there (it comes back through `apply_log` in every process,
         this one included), False when the log cannot be reached: the caller delivers it
@@ -294,7 +299,8 @@ class Engine(Protocol):
         """At most `limit` users with a session in the deployment."""
 
     def timing_changed(self, session: ServerSession) -> None:
-        """A session's own timing changed (BayeuxServer.set_timing): every process that serves
+        """A session's own timing or broadcast-to-publisher changed (BayeuxServer.set_timing,
+        ServerSession.broadcast_to_publisher): every process that serves
         it from now on uses it. Never fails (written later if the store is away)."""
 
 
@@ -323,7 +329,7 @@ class LocalEngine:
     def stats(self) -> EngineStats:
         return EngineStats()
 
-    def append(self, delivery: Delivery, exclude: str | None) -> asyncio.Future[bool]:
+    def append(self, delivery: Delivery, sender: str | None) -> asyncio.Future[bool]:
         raise RuntimeError("a process alone delivers its broadcasts itself")
 
     async def created(self, session: ServerSession) -> None:

@@ -41,12 +41,35 @@ class FanOut(ServerState):
             return True
         return self.hooks.run_outgoing(self.hooks.extensions, None, message)
 
-    def _deliver_local(self, message: Message, delivery: Delivery, exclude: str | None) -> int:
+    def echoes(self, session: ServerSession, channel: str) -> bool:
+        """Whether a message `session` publishes on `channel` also reaches it: when both its
+        channel and the session allow it, each defaulting to the server's setting (CometD's
+        broadcast-to-publisher rule). Decided by the process serving the session, where its
+        own setting is (with an engine, the log carries the publisher's clientId).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.echoes(session, "/chat/lobby")
+            True
+            >>> session.broadcast_to_publisher = False
+            >>> server.echoes(session, "/chat/lobby")
+            False
+
+        Added in version 0.3.0."""
+        default = self.settings.broadcast_to_publisher
+        own = session.broadcast_to_publisher
+        if own is not None and not own:
+            return False
+        table = self.channel_table
+        by_channel = table.echoes(channel, default) if table.echo else default
+        return by_channel if own is None or by_channel else False
+
+    def _deliver_local(self, message: Message, delivery: Delivery, sender: str | None) -> int:
         """Queues a prepared broadcast for the subscribers of this process."""
         replay = self.replay
         if replay is not None:
             self._keep_replay(replay, message)
-        return self._fan_out(message, delivery, exclude, 0)
+        return self._fan_out(message, delivery, sender, 0)
 
     def _keep_replay(self, replay: ReplayHistory, message: Message, position: int = 0) -> None:
         if replay.covers(message["channel"]):
@@ -55,9 +78,10 @@ class FanOut(ServerState):
                 replay.keep(message, replay_id, position=position)
 
     def _fan_out(
-        self, message: Message, delivery: Delivery, exclude: str | None, position: int
+        self, message: Message, delivery: Delivery, sender: str | None, position: int
     ) -> int:
-        """Queues `delivery` for every local subscriber of its channel but `exclude`; with a
+        """Queues `delivery` for every local subscriber of its channel (its `sender` only when
+        broadcast-to-publisher allows it); with a
         log `position`, only for sessions not already past it (taken over meanwhile)."""
         channel = message["channel"]
         stats = self.stats
@@ -80,7 +104,7 @@ class FanOut(ServerState):
         recipients = self.tree.match(channel)
         delivery.shared_by(len(recipients))
         for session in recipients:
-            if session.id == exclude:
+            if session.id == sender and not self.echoes(session, channel):
                 continue
             if position:
                 if session.position >= position:

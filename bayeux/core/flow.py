@@ -20,13 +20,10 @@ import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 from .message import Delivery, Message
 from .tasks import TaskSet
-
-if TYPE_CHECKING:
-    from .session import Ended, ServerSession
 
 log = logging.getLogger("bayeux.server")
 _event_tasks = TaskSet("a session listener", log)
@@ -57,11 +54,10 @@ class Overflow(Enum):
     POLICY = "policy"  # apply the server's --queue-full-policy, as without a listener
 
 
-QueuedListener = Callable[["ServerSession", Delivery], Any]
-QueueFullListener = Callable[["ServerSession", Delivery], "Overflow | None"]
-DequeueListener = Callable[["ServerSession", list[Delivery]], "list[Delivery] | None"]
-SessionEventListener = Callable[["ServerSession"], Any]
-RemovedListener = Callable[["ServerSession", "Ended"], Any]
+# The session type (core/session.py's ServerSession, which holds a SessionFlow: this module
+# does not import it), and why a session ended (its Ended).
+S = TypeVar("S")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,25 +99,25 @@ class Conflation:
         return key
 
 
-class SessionFlow:
+class SessionFlow(Generic[S, R]):
     """One session's listeners and conflation index."""
 
     __slots__ = ("queued", "full", "dequeue", "held", "released", "removed", "index")
 
     def __init__(self) -> None:
-        self.queued: list[QueuedListener] = []
-        self.full: list[QueueFullListener] = []
-        self.dequeue: list[DequeueListener] = []
-        self.held: list[SessionEventListener] = []
-        self.released: list[SessionEventListener] = []
-        self.removed: list[RemovedListener] = []
+        self.queued: list[Callable[[S, Delivery], Any]] = []
+        self.full: list[Callable[[S, Delivery], Overflow | None]] = []
+        self.dequeue: list[Callable[[S, list[Delivery]], list[Delivery] | None]] = []
+        self.held: list[Callable[[S], Any]] = []
+        self.released: list[Callable[[S], Any]] = []
+        self.removed: list[Callable[[S, R], Any]] = []
         # Conflation keys of the messages appended since the queue last changed otherwise
         # (drained, taken, requeued), with their places: merging replaces in place.
         self.index: dict[Hashable, int] | None = None
 
     # ------------------------------------------------------------ on the delivery path
 
-    def accepts(self, session: ServerSession, delivery: Delivery) -> bool:
+    def accepts(self, session: S, delivery: Delivery) -> bool:
         """Whether every queued listener lets `delivery` into the queue (one that raises
         vetoes it, logged)."""
         for listener in self.queued:
@@ -133,7 +129,7 @@ class SessionFlow:
                 return False
         return True
 
-    def overflow(self, session: ServerSession, delivery: Delivery) -> Overflow:
+    def overflow(self, session: S, delivery: Delivery) -> Overflow:
         """What the queue-full listeners decide for `delivery` (the first that decides)."""
         for listener in self.full:
             try:
@@ -145,7 +141,7 @@ class SessionFlow:
                 return decided
         return Overflow.POLICY
 
-    def dequeued(self, session: ServerSession, deliveries: list[Delivery]) -> list[Delivery]:
+    def dequeued(self, session: S, deliveries: list[Delivery]) -> list[Delivery]:
         """The batch about to leave after the dequeue listeners: each may return a new list
         of some of its deliveries (conflate, drop), or None to keep it as it is. What is not
         one of them is ignored (logged): a listener cannot add messages here."""

@@ -373,9 +373,9 @@ class MetaChannels(Publishing):
     ) -> None:
         for pattern in patterns:
             if subscribe:
-                self.subscribe(session, pattern)
+                self._subscribe_here(session, pattern)
             else:
-                self.unsubscribe(session, pattern)
+                self._unsubscribe_here(session, pattern)
         # Queued now, in the same step as the subscription: no live event can come between
         # the last replayed one and the first live one, nor be both.
         for events in replays:

@@ -62,13 +62,12 @@ class Publishing(FanOut):
             outgoing: Message = {"channel": channel, "data": message["data"]}
             if isinstance(message.get("ext"), dict):
                 outgoing["ext"] = message["ext"]
-            exclude = None if self.echoes(session, channel) else session
             kept = self._outgoing_broadcast(outgoing)
             if kept is not True and kept is not False:
                 kept = await kept
             try:
                 if kept:
-                    self._broadcast(outgoing, exclude, outcome)
+                    self._broadcast(outgoing, session, outcome)
             except NotRepresentable:
                 return failure(message, error(400, "data", "Not representable as JSON"))
         else:
@@ -78,40 +77,28 @@ class Publishing(FanOut):
         reply["successful"] = True
         return reply
 
-    def _broadcast(self, message: Message, exclude: ServerSession | None, outcome: Outcome) -> None:
+    def _broadcast(self, message: Message, sender: ServerSession, outcome: Outcome) -> None:
         """Queues a client's broadcast for every subscriber: through the engine's log when
         there is one (the batch's replies wait until the log has it: nothing acknowledged is
         lost; the batch's broadcasts go in one round trip), locally when there is none or it
         cannot be reached."""
         message, delivery = self._prepare(message)
         if not self.engine.shared:
-            self._deliver_local(message, delivery, exclude.id if exclude else None)
+            self._deliver_local(message, delivery, sender.id)
             return
-        outcome.appends.append(self._append(message, delivery, exclude.id if exclude else None))
+        outcome.appends.append(self._append(message, delivery, sender.id))
 
     def _append(
-        self, message: Message, delivery: Delivery, exclude: str | None
+        self, message: Message, delivery: Delivery, sender: str | None
     ) -> asyncio.Future[bool]:
-        appended = self.engine.append(delivery, exclude)
+        appended = self.engine.append(delivery, sender)
 
         def settled(future: asyncio.Future[bool]) -> None:
             if future.cancelled() or not future.result():
-                self._deliver_local(message, delivery, exclude)
+                self._deliver_local(message, delivery, sender)
 
         appended.add_done_callback(settled)
         return appended
-
-    def echoes(self, session: ServerSession, channel: str) -> bool:
-        """Whether a message `session` publishes on `channel` also reaches it: when both its
-        channel and the session allow it, each defaulting to the server's setting (CometD's
-        broadcast-to-publisher rule)."""
-        default = self.settings.broadcast_to_publisher
-        own = session.broadcast_to_publisher
-        if own is not None and not own:
-            return False
-        table = self.channel_table
-        by_channel = table.echoes(channel, default) if table.echo else default
-        return by_channel if own is None or by_channel else False
 
     @on_loop
     def publish(
@@ -152,36 +139,43 @@ class Publishing(FanOut):
         message: Message = {"channel": channel, "data": data}
         if ext is not None:
             message["ext"] = ext
-        exclude = None if sender is None or self.echoes(sender, channel) else sender.id
+        sender_id = None if sender is None else sender.id
         order = self._publish_order
         if not order:
             kept = self._outgoing_broadcast(message)
             if kept is True:
-                return self._published(message, exclude, lazy)
+                return self._published(message, sender_id, lazy)
             if kept is False:
                 return 0
-            order.wait(kept, lambda: self._published_later(message, exclude, lazy))
+            order.wait(kept, lambda: self._published_later(message, sender_id, lazy))
         elif not order.run(
             lambda: self._outgoing_broadcast(message),
-            lambda: self._published_later(message, exclude, lazy),
+            lambda: self._published_later(message, sender_id, lazy),
         ):
             self.stats.dropped["extension-backlog"] += 1
             return 0
         # Decided later, by asynchronous extensions (in order, behind the earlier publishes).
-        return sum(1 for s in self.tree.match(channel) if s.id != exclude)
+        return self._reached(channel, sender)
 
-    def _published(self, message: Message, exclude: str | None = None, lazy: bool = False) -> int:
+    def _reached(self, channel: str, sender: ServerSession | None) -> int:
+        """How many sessions of this process a publish on `channel` from `sender` reaches."""
+        recipients = self.tree.match(channel)
+        if sender is not None and sender in recipients and not self.echoes(sender, channel):
+            return len(recipients) - 1
+        return len(recipients)
+
+    def _published(self, message: Message, sender: str | None = None, lazy: bool = False) -> int:
         """Fans out or appends a server-side publish its extensions kept."""
         message, delivery = self._prepare(message)
         delivery.lazy = lazy
         if not self.engine.shared:
-            return self._deliver_local(message, delivery, exclude)
-        self._append(message, delivery, exclude)
-        return sum(1 for s in self.tree.match(message["channel"]) if s.id != exclude)
+            return self._deliver_local(message, delivery, sender)
+        self._append(message, delivery, sender)
+        return self._reached(message["channel"], self.sessions.get(sender) if sender else None)
 
-    def _published_later(self, message: Message, exclude: str | None, lazy: bool) -> None:
+    def _published_later(self, message: Message, sender: str | None, lazy: bool) -> None:
         try:
-            self._published(message, exclude, lazy)
+            self._published(message, sender, lazy)
         except NotRepresentable:
             log.error("an extension made a publish to %s unrepresentable", message["channel"])
             self.stats.dropped["not-encodable"] += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -15,14 +15,7 @@ from typing import Any, Protocol
 from .ack import AckState
 from .attributes import SessionAttributes
 from .context import RequestContext
-from .flow import (
-    DequeueListener,
-    QueuedListener,
-    QueueFullListener,
-    RemovedListener,
-    SessionEventListener,
-    SessionFlow,
-)
+from .flow import Overflow, SessionFlow
 from .limits import UNBOUNDED, AddressBudget
 from .message import Delivery, Message
 from .tasks import Decision, InOrder
@@ -53,6 +46,13 @@ class Wakeup(Enum):
     BROWSER_BUSY = "browser-busy"  # another long-poll of the browser is held: poll instead
 
 
+QueuedListener = Callable[["ServerSession", Delivery], Any]
+QueueFullListener = Callable[["ServerSession", Delivery], Overflow | None]
+DequeueListener = Callable[["ServerSession", list[Delivery]], list[Delivery] | None]
+SessionEventListener = Callable[["ServerSession"], Any]
+RemovedListener = Callable[["ServerSession", "Ended"], Any]
+
+
 class SessionHost(Protocol):
     """What a session asks of its server (BayeuxServer)."""
 
@@ -66,6 +66,8 @@ class SessionHost(Protocol):
     ) -> None: ...
 
     def batch(self, session: ServerSession | None = None) -> AbstractContextManager[None]: ...
+
+    def own_settings_changed(self, session: ServerSession) -> None: ...
 
 
 class Waiter(Protocol):
@@ -183,7 +185,7 @@ class ServerSession:
         "written",
         "outgoing_order",
         "user",
-        "broadcast_to_publisher",
+        "_echo",
         "host",
         "flow",
     )
@@ -253,13 +255,12 @@ class ServerSession:
         self.outgoing_order: InOrder | None = None
         # The application's user behind it (BayeuxServer.associate), if any.
         self.user: str | None = None
-        # Whether its own publishes reach it when it subscribes to their channel; None for
-        # the server's setting (a message echoes only when its channel allows it too).
-        self.broadcast_to_publisher: bool | None = None
+        # Whether its own publishes reach it (broadcast_to_publisher); None: the server's.
+        self._echo: bool | None = None
         # The server it belongs to, for `deliver` and `batch`; None for a detached view.
         self.host: SessionHost | None = None
         # Its own listeners and conflation index (core/flow.py), made when first needed.
-        self.flow: SessionFlow | None = None
+        self.flow: SessionFlow[ServerSession, Ended] | None = None
 
     @property
     def connect_delivery_only(self) -> bool:
@@ -349,7 +350,36 @@ class ServerSession:
             raise RuntimeError("this session belongs to no server")
         return self.host.batch(self)
 
-    def _flow(self) -> SessionFlow:
+    @property
+    def broadcast_to_publisher(self) -> bool | None:
+        """Whether this session's own publishes reach it when it subscribes to their channel;
+        None (the default) for the server's `--broadcast-to-publisher`. A message echoes only
+        when its channel allows it too (CometD's rule). With an engine it is kept in the
+        session's record: the process serving the session decides, wherever it moves; set
+        it where the session is served (a session-added listener, a policy's
+        `can_handshake`).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.broadcast_to_publisher = False
+            >>> server.echoes(session, "/chat/lobby")
+            False
+
+        Added in version 0.3.0."""
+        return self._echo
+
+    @broadcast_to_publisher.setter
+    def broadcast_to_publisher(self, value: bool | None) -> None:
+        self._echo = None if value is None else bool(value)
+        if self.host is not None:
+            self.host.own_settings_changed(self)
+
+    def restore_echo(self, value: bool | None) -> None:
+        """Its broadcast-to-publisher as its record kept it (taken over from another
+        process): set without writing the record again."""
+        self._echo = value
+
+    def _flow(self) -> SessionFlow[ServerSession, Ended]:
         flow = self.flow
         if flow is None:
             flow = self.flow = SessionFlow()

@@ -182,6 +182,13 @@ class ServerState:
         return session
 
     @on_loop
+    def own_settings_changed(self, session: ServerSession) -> None:
+        """`session`'s own settings changed (ServerSession.broadcast_to_publisher): with an
+        engine, its record keeps them."""
+        if self.sessions.get(session.id) is session and not session.local:
+            self.engine.timing_changed(session)
+
+    @on_loop
     def _attributes_changed(self, session: ServerSession, changes: Changes) -> None:
         if session.local:
             return
@@ -210,7 +217,7 @@ class ServerState:
         if self.sessions.pop(session.id, None) is None:
             return
         for pattern in list(session.subscriptions):
-            self.unsubscribe(session, pattern)
+            self._unsubscribe_here(session, pattern)  # the engine forgets the whole record
         session.clear()
         self.budgets.closed(session.budget, session.held_bytes())
         session.budget = UNBOUNDED
@@ -291,26 +298,57 @@ class ServerState:
     @on_loop
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         """Subscribes `session` to `pattern` from the server side, without asking the policy
-        (the subscription listeners are told)."""
-        tree = self.tree
-        if tree.subscribe(pattern, session):
-            session.subscriptions.add(pattern)
-            session.subscribed(subscription_cost(pattern))
-            if self.channel_table.watched and tree.count(pattern) == 1:
-                self.channel_table.first_subscriber(pattern)
-            self.hooks.subscription_changed(session, pattern, True)
+        (the subscription listeners are told); with an engine, the session's record too."""
+        if self._subscribe_here(session, pattern):
+            self._record_subscription(session, pattern, True)
 
     @on_loop
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
         """Unsubscribes `session` from `pattern` from the server side (the subscription
-        listeners are told)."""
+        listeners are told); with an engine, the session's record too."""
+        if self._unsubscribe_here(session, pattern):
+            self._record_subscription(session, pattern, False)
+
+    def _subscribe_here(self, session: ServerSession, pattern: str) -> bool:
+        """Subscribes `session` in this process; False when it already was."""
         tree = self.tree
-        if tree.unsubscribe(pattern, session):
-            session.subscriptions.discard(pattern)
-            session.subscribed(-subscription_cost(pattern))
-            if not tree.has(pattern) and self.channel_table.by_name:
-                self.channel_table.last_subscriber_left(pattern)
-            self.hooks.subscription_changed(session, pattern, False)
+        if not tree.subscribe(pattern, session):
+            return False
+        session.subscriptions.add(pattern)
+        session.subscribed(subscription_cost(pattern))
+        if self.channel_table.watched and tree.count(pattern) == 1:
+            self.channel_table.first_subscriber(pattern)
+        self.hooks.subscription_changed(session, pattern, True)
+        return True
+
+    def _unsubscribe_here(self, session: ServerSession, pattern: str) -> bool:
+        """Unsubscribes `session` in this process; False when it was not."""
+        tree = self.tree
+        if not tree.unsubscribe(pattern, session):
+            return False
+        session.subscriptions.discard(pattern)
+        session.subscribed(-subscription_cost(pattern))
+        if not tree.has(pattern) and self.channel_table.by_name:
+            self.channel_table.last_subscriber_left(pattern)
+        self.hooks.subscription_changed(session, pattern, False)
+        return True
+
+    def _record_subscription(self, session: ServerSession, pattern: str, subscribed: bool) -> None:
+        """Writes a server-side subscription change to the session's record (and the log), so
+        that the deployment counts it and a process taking the session over has it. Written
+        in the background: the change is made here already; a failure is logged and counted
+        (the record is written again when the engine is back)."""
+        if not self.engine.shared or session.local or session.remote:
+            return
+        self._tasks.spawn(
+            self.engine.subscriptions_changed(session, [pattern], subscribed, {}),
+            self._recorded,
+        )
+
+    def _recorded(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("a server-side subscription change was not recorded: %s", task.exception())
+            self.stats.errors["engine"] += 1
 
     @on_loop
     def sweep(self) -> list[ServerSession]:

@@ -144,17 +144,17 @@ class RedisEngine(Upkeep):
                     await self._tell(new_owner.decode(), f"released {session.id}")
         await self._client.delete(self.keys.alive(self.me))
 
-    def append(self, delivery: Delivery, exclude: str | None) -> asyncio.Future[bool]:
+    def append(self, delivery: Delivery, sender: str | None) -> asyncio.Future[bool]:
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if not self.available:
             done.set_result(False)
         else:
-            fields = entries.broadcast_fields(delivery, exclude, self.me, False)
+            fields = entries.broadcast_fields(delivery, sender, self.me, False)
             self._queue(fields, delivery, done)
 
         def settled(future: asyncio.Future[bool]) -> None:
             if not future.result():
-                self._keep_for_later(delivery, exclude)
+                self._keep_for_later(delivery, sender)
 
         done.add_done_callback(settled)
         return done
@@ -218,7 +218,11 @@ class RedisEngine(Upkeep):
     ) -> None:
         written = await self._command(
             self._scripts["SUBSCRIBE"](
-                keys=[self.keys.subscriptions(session.id), self.keys.log],
+                keys=[
+                    self.keys.subscriptions(session.id),
+                    self.keys.log,
+                    self.keys.session(session.id),
+                ],
                 args=[
                     session.id,
                     "1" if subscribed else "0",

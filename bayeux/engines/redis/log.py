@@ -26,11 +26,11 @@ Fields = dict[bytes, bytes]
 
 
 def broadcast_fields(
-    delivery: Delivery, exclude: str | None, origin: str, delivered: bool
+    delivery: Delivery, sender: str | None, origin: str, delivered: bool
 ) -> dict[str, bytes | str]:
     fields: dict[str, bytes | str] = {"m": delivery.json, "o": origin}
-    if exclude is not None:
-        fields["x"] = exclude
+    if sender is not None:
+        fields["x"] = sender
     if delivered:
         fields["d"] = "1"
     if delivery.lazy:
@@ -50,14 +50,14 @@ def decode(stream_id: bytes, fields: Fields, me: str, only: str | None = None) -
     target = fields.get(b"t")
     if encoded is not None and target is None:
         message = orjson.loads(encoded)
-        exclude = fields.get(b"x")
+        sender = fields.get(b"x")
         delivered = fields.get(b"d") == b"1" and fields.get(b"o") == me.encode()
         delivery = _delivery(message, encoded, position)
         delivery.lazy = fields.get(b"l") == b"1"
         return LoggedMessage(
             position,
             delivery,
-            exclude.decode() if exclude is not None else None,
+            sender.decode() if sender is not None else None,
             delivered,
             message,
         )

@@ -79,18 +79,33 @@ def pending_of(session: ServerSession) -> bytes:
 
 
 def timing_field(session: ServerSession) -> str:
-    """A session's own timeout, interval and maxInterval as the record keeps them: "t,i,m",
-    each empty for the server's setting."""
+    """A session's own settings as the record keeps them: "t,i,m,e" for its timeout,
+    interval and maxInterval (each empty for the server's setting) and its
+    broadcast-to-publisher ("1", "0", or empty for the server's)."""
     values = (session.timeout, session.interval, session.max_interval)
-    return ",".join("" if value is None else str(value) for value in values)
+    echo = session.broadcast_to_publisher
+    return ",".join(
+        [
+            *("" if value is None else str(value) for value in values),
+            "" if echo is None else str(int(echo)),
+        ]
+    )
 
 
 def timing_of(field: bytes) -> tuple[int | None, int | None, int | None]:
     parts = field.decode("ascii", "replace").split(",")
-    if len(parts) != 3:
+    if len(parts) not in (3, 4):
         return None, None, None
-    values = [int(p) if p.isdigit() else None for p in parts]
+    values = [int(p) if p.isdigit() else None for p in parts[:3]]
     return values[0], values[1], values[2]
+
+
+def echo_of(field: bytes) -> bool | None:
+    """The broadcast-to-publisher of a timing field (None: the server's, or an older record)."""
+    parts = field.split(b",")
+    if len(parts) != 4 or parts[3] not in (b"0", b"1"):
+        return None
+    return parts[3] == b"1"
 
 
 def attributes_message(client_id: str, changes: Changes) -> str:
@@ -130,6 +145,7 @@ def record_of(client_id: str, flat: list[bytes]) -> SessionRecord:
         pending=[Delivery(m) for m in orjson.loads(fields.get(b"pending", b"[]"))],
         address=fields.get(b"addr", b"").decode("utf-8", "replace"),
         timing=timing_of(fields.get(b"timing", b"")),
+        echo=echo_of(fields.get(b"timing", b"")),
         browser=fields.get(b"browser", b"").decode("ascii", "replace"),
         user=fields.get(b"user", b"").decode("utf-8", "replace"),
         attributes={

@@ -35,6 +35,7 @@ NAMES = (
     "END",
     "REAP",
     "SUBSCRIBE",
+    "RESUBSCRIBE",
     "APPEND",
     "TIMING",
     "ATTRIBUTES",

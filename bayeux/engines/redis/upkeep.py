@@ -126,11 +126,11 @@ class Upkeep(Handoff):
             if session is None:
                 continue
             pipe.hset(self.keys.session(client_id), mapping=self._record_fields(session))
-            pipe.delete(self.keys.subscriptions(client_id))
-            if session.subscriptions:
-                pipe.sadd(self.keys.subscriptions(client_id), *session.subscriptions)
-                for pattern in session.subscriptions:
-                    pipe.sadd(self.keys.members(pattern), client_id)
+            await self._scripts["RESUBSCRIBE"](  # queued in the pipeline
+                keys=[self.keys.subscriptions(client_id)],
+                args=[self.keys.prefix, client_id, *session.subscriptions],
+                client=pipe,
+            )
             pipe.sadd(self.keys.owned(self.me), client_id)
         pipe.sadd(self.keys.processes, self.me)
         await self._command(pipe.execute())

@@ -94,10 +94,10 @@ class LogWriter(EngineBase):
             # clock is behind): the event is delivered everywhere, only not kept in Redis.
             log.warning("redis kept %d replay events fewer: %s", len(failed), failed[0])
 
-    def _keep_for_later(self, delivery: Delivery, exclude: str | None) -> None:
+    def _keep_for_later(self, delivery: Delivery, sender: str | None) -> None:
         """A broadcast delivered here while the log is away: written to it when it is back,
         marked so that this process does not deliver it twice."""
-        fields = entries.broadcast_fields(delivery, exclude, self.me, True)
+        fields = entries.broadcast_fields(delivery, sender, self.me, True)
         self._outbox.append((fields, delivery))
         self._outbox_size += len(delivery.json)
         while self._outbox_size > self.outbox_bytes and self._outbox:

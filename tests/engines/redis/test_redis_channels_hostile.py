@@ -3,8 +3,8 @@ channel (subscribe.lua, end.lua, reap.lua, upkeep._recreate) must not keep clien
 sessions that left, however they left; broadcast-to-publisher must not depend on which
 process a publish reaches; a lazy message stays lazy, and arrives, through the log.
 
-The tests marked xfail(strict=True) are bugs found in review: each says what happens and
-passes (so fails the suite, being strict) once it is fixed."""
+The test marked xfail(strict=True) is a known limit, said in its reason; the others were bugs
+found in review (fixed since)."""
 
 from __future__ import annotations
 
@@ -179,9 +179,10 @@ def test_thousands_of_sessions_leave_no_members_however_they_go(redis_server) ->
 
 @pytest.mark.xfail(
     strict=True,
-    reason="upkeep.py _recreate deletes subs:<id> and adds the session's current "
-    "subscriptions to their members sets, but never removes it from the members sets of "
-    "what it unsubscribed from while Redis was away: those keep it for good",
+    reason="a pause longer than the process's alive key: Redis takes the process for dead and "
+    "orphans its sessions; back, the process lets them go (upkeep._save 'lost') with what "
+    "changed while Redis was away unwritten, so the record still has the unsubscribed "
+    "channel until the orphan is reaped or claimed (docs/scaling.md, known limits)",
 )
 def test_an_unsubscribe_while_redis_is_away_leaves_no_member_behind(redis_server) -> None:
     url = redis_server.url
@@ -224,12 +225,6 @@ class Gate:
         return Authorization.GRANT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="subscribe.lua adds to subs:<id> and members:<channel> without checking the "
-    "session still exists: a subscribe that another process checked before the session "
-    "ended elsewhere leaves both keys for good (nothing ever removes them)",
-)
 def test_a_subscribe_racing_a_disconnect_elsewhere_leaves_nothing(redis_server) -> None:
     url = redis_server.url
     with node(url) as a, node(url) as b:
@@ -250,12 +245,6 @@ def test_a_subscribe_racing_a_disconnect_elsewhere_leaves_nothing(redis_server) 
         assert members(url, "/gated") == set() and counted(a, "/gated") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channels.py ChannelTable.remove unsubscribes through state.unsubscribe, which "
-    "changes this process's tree only: subs:<id> and members:<channel> keep the session, "
-    "the deployment still counts it, and a takeover subscribes it again",
-)
 def test_removing_a_channel_removes_its_subscribers_from_the_deployment(redis_server) -> None:
     url = redis_server.url
     with node(url) as a, node(url) as b:
@@ -308,12 +297,6 @@ def test_the_servers_and_a_channels_setting_hold_whichever_process_gets_the_publ
         assert sorted(got["publisher"]) == ["through a", "through b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publishing.py echoes() is decided by the process the publish reaches, from its "
-    "view of the session; ServerSession.broadcast_to_publisher is not in the session's "
-    "record, so a publish through another process (or after a takeover) echoes",
-)
 def test_a_sessions_own_setting_holds_whichever_process_gets_the_publish(redis_server) -> None:
     url = redis_server.url
     with node(url) as a, node(url) as b:
@@ -328,12 +311,6 @@ def test_a_sessions_own_setting_holds_whichever_process_gets_the_publish(redis_s
         assert _echoes(a, b, "/chat") == {"publisher": []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an initializer's broadcast_to_publisher is on the object the subscription made in "
-    "the subscriber's process only; the process a publish reaches decides (publishing.py "
-    "echoes()) with no object for the channel, so the server's default: it echoes",
-)
 def test_an_initializers_setting_holds_whichever_process_gets_the_publish(redis_server) -> None:
     url = redis_server.url
     with node(url) as a, node(url) as b:

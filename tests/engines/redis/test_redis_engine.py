@@ -709,7 +709,7 @@ def test_a_sessions_own_timing_follows_it_to_another_process(redis_server) -> No
 
         store: Any = redis.Redis.from_url(redis_server.url)
         deadline = time.monotonic() + 5
-        while store.hget(f"bayeux-test:session:{client.id}", "timing") != b"700,10,4000":
+        while store.hget(f"bayeux-test:session:{client.id}", "timing") != b"700,10,4000,":
             assert time.monotonic() < deadline, "the session's timing never reached its record"
             time.sleep(0.02)
         reply = client.connect(b.url, timeout=None)  # taken over by b

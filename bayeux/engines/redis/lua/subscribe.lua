@@ -1,9 +1,11 @@
--- KEYS: subscriptions, log. ARGV: clientId, subscribed ("1"/"0"), log length, replay (JSON
+-- KEYS: subscriptions, log, session. ARGV: clientId, subscribed ("1"/"0"), log length, replay (JSON
 -- or ""), prefix, patterns... Changes the set and writes the change to the log in one step,
 -- with only the patterns it changed, so that a process taking the session over can tell the
 -- subscriptions at any position by undoing the later entries; each channel's set of members
--- (its subscribers across the deployment) changes in the same step. Returns the entry's id
--- (false when nothing changed and no replay was asked).
+-- (its subscribers across the deployment) changes in the same step. Nothing is written for a
+-- session that has ended (its record is gone): its sets would stay for good. Returns the
+-- entry's id (false when nothing changed, no replay was asked, or the session is gone).
+if redis.call('EXISTS', KEYS[3]) == 0 then return false end
 local changed = {}
 for i = 6, #ARGV do
   local n
