@@ -39,7 +39,7 @@ class FanOut(ServerState):
         no session), or an awaitable of that."""
         if not self.hooks.extensions:
             return True
-        return self.hooks.run_outgoing(self.hooks.extensions, None, message)
+        return self.hooks.run_outgoing(self.hooks.outgoing_extensions, None, message)
 
     def echoes(self, session: ServerSession, channel: str) -> bool:
         """Whether a message `session` publishes on `channel` also reaches it: when both its
@@ -113,7 +113,7 @@ class FanOut(ServerState):
             if session.extensions:
                 own = copy_message(message)
                 kept = (
-                    self.hooks.run_outgoing(session.extensions, session, own)
+                    self.hooks.run_outgoing(session.extensions[::-1], session, own)
                     if session.outgoing_order is None
                     else None
                 )
@@ -150,7 +150,9 @@ class FanOut(ServerState):
             self._in_order(session).wait(kept, act)
         else:
             self._after_outgoing(
-                session, lambda: self.hooks.run_outgoing(session.extensions, session, own), act
+                session,
+                lambda: self.hooks.run_outgoing(session.extensions[::-1], session, own),
+                act,
             )
 
     def _enqueue_own(

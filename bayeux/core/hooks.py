@@ -45,6 +45,8 @@ class Hooks:
         self.table = table
         self.channels = table.by_name
         self.extensions: list[Extension] = []
+        # The same, in the order they see outgoing messages: the reverse (CometD's order).
+        self.outgoing_extensions: list[Extension] = []
         self.session_added: list[SessionListener] = []
         self.session_removed: list[RemovalListener] = []
         self.presence: list[PresenceListener] = []
@@ -67,6 +69,7 @@ class Hooks:
     def installed(self) -> None:
         """Called after a change to the channels' hooks or to `extensions`."""
         table = self.table
+        self.outgoing_extensions = self.extensions[::-1]
         self.waits = (
             bool(self.extensions)
             or table.authorized
@@ -258,9 +261,12 @@ class Hooks:
     ) -> Sequence[SessionExtension]:
         own = session.extensions if session is not None else []
         if not own:
-            return self.extensions
-        # CometD's order: server extensions first on the way in, session extensions first out.
-        return [*own, *self.extensions] if outgoing else [*self.extensions, *own]
+            return self.outgoing_extensions if outgoing else self.extensions
+        # CometD's order: server extensions first on the way in, in the order added; on the
+        # way out session extensions first, each list in reverse.
+        if outgoing:
+            return [*own[::-1], *self.outgoing_extensions]
+        return [*self.extensions, *own]
 
     # ------------------------------------------------------------------------- listeners
 

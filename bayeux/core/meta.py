@@ -238,16 +238,20 @@ class MetaChannels(Publishing):
         deliver = why in _DELIVERING or (why is Wakeup.STREAMED and session.connect_delivery_only)
         reply = hold.reply
         ended = session.ended
-        if ended is Ended.MOVED:
-            # Another process serves the session now: the client's next connect goes there.
-            reply["advice"] = {"reconnect": "retry", "interval": 0}
-            return [], reply
         if ended is not None:
-            stop = ended is Ended.DISCONNECTED or ended is Ended.KICKED
-            reply["advice"] = {"reconnect": "none" if stop else "handshake", "interval": 0}
-            if not stop:
-                reply["successful"] = False
-                reply["error"] = error(402, "", "Unknown client")
+            if ended is Ended.MOVED:
+                # Another process serves the session now: its next connect goes there.
+                reply["advice"] = {"reconnect": "retry", "interval": 0}
+            else:
+                stop = ended is Ended.DISCONNECTED or ended is Ended.KICKED
+                reply["advice"] = {"reconnect": "none" if stop else "handshake", "interval": 0}
+                if not stop:
+                    reply["successful"] = False
+                    reply["error"] = error(402, "", "Unknown client")
+            # Outgoing extensions see it too (a timestamp on every message sent).
+            kept = self.hooks.outgoing(session, reply)
+            if kept is not True and kept is not False:
+                hold.pending = kept
             return [], reply
         interval = reply["advice"].get("interval", self.timing(session)[1])
         if multiple_clients:

@@ -20,6 +20,7 @@ from .channels import ChannelHost, ChannelTable
 from .context import RequestContext
 from .decorators import Decorated, ServicesHost
 from .engine import Engine, LocalEngine
+from .ext import ExtensionHost, install_configured
 from .hooks import Hooks
 from .limits import UNBOUNDED, AddressBudgets, AddressWindow
 from .message import Message
@@ -122,6 +123,8 @@ class ServerState:
         self.attribute_write: asyncio.Future[bool] | None = None
         # The server side's publishes waiting for asynchronous outgoing extensions, in order.
         self._publish_order = InOrder(self._tasks, settings.max_extension_backlog)
+        # The extensions the settings turn on (core/ext/), ahead of the application's.
+        install_configured(cast(ExtensionHost, self))
 
     def browser_allowed(self, request: RequestContext | None) -> str | None:
         """Whose sessions `request` may use: None for any (no HTTP request, or no browser

@@ -327,3 +327,45 @@ def test_local_session_subscribes_and_publishes() -> None:
         assert local.id in server.sessions
 
     run(scenario())
+
+
+def test_outgoing_extensions_run_in_reverse_and_session_ones_first() -> None:
+    """CometD's order (and add_extension's docstring): incoming in the order added, outgoing
+    in reverse; a session's own extensions after the server's in, before them out."""
+    from bayeux import Extension
+
+    seen: list[str] = []
+
+    class Named(Extension):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def incoming(self, session, message):
+            seen.append(f"in {self.name}")
+            return True
+
+        def outgoing(self, session, message):
+            if message.get("channel") == "/news":
+                seen.append(f"out {self.name}")
+            return True
+
+    async def main() -> None:
+        server = BayeuxServer()
+        server.add_extension(Named("A"))
+        server.add_extension(Named("B"))
+        cid = await client(server)
+        session = server.sessions[cid]
+        session.add_extension(Named("s1"))
+        session.add_extension(Named("s2"))
+        seen.clear()
+        await one(server, channel="/news", clientId=cid, data=1)
+        assert seen[:4] == ["in A", "in B", "in s1", "in s2"]
+        seen.clear()
+        server.deliver(session, "/news", 2)
+        assert seen == ["out s2", "out s1", "out B", "out A"]
+        seen.clear()
+        server.subscribe(session, "/news")
+        server.publish("/news", 3)  # the server's see a broadcast once, then the session's
+        assert seen == ["out B", "out A", "out s2", "out s1"]
+
+    run(main())
