@@ -383,6 +383,7 @@ class ServerChannel:
         At most `limit` (at most 10,000) clientIds are listed.
 
         Examples:
+            >>> import asyncio
             >>> asyncio.run(server.channel("/nobody/here").deployment_subscribers())
             Subscribers(count=0, client_ids=[])
 

@@ -37,6 +37,11 @@ class ForeignBrowser(Exception):
     over would move it away from its own client for nothing)."""
 
 
+class RecordMissing(Exception):
+    """A change to a session's record that has none: ended elsewhere meanwhile, or made (or
+    lost) while the engine could not be reached."""
+
+
 class EngineUnavailable(Exception):
     """The engine cannot be reached now: the request gets a Bayeux error with retry advice."""
 
@@ -253,7 +258,8 @@ class Engine(Protocol):
         replay: dict[str, int],
     ) -> None:
         """Writes a subscribe or unsubscribe (with the replay it asks for) to the log: the
-        process serving the session applies it there, in order."""
+        process serving the session applies it there, in order. Raises RecordMissing when
+        the session has no record (nothing is written then)."""
 
     async def channel_subscribers(self, channel: str, limit: int) -> tuple[int, list[str]]:
         """How many sessions of the deployment's clients subscribe to exactly `channel`, and

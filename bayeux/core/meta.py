@@ -10,7 +10,7 @@ from typing import Any, cast
 from . import channel as ch
 from .ack import AckState
 from .context import current_request
-from .engine import EngineUnavailable
+from .engine import EngineUnavailable, RecordMissing
 from .limits import SESSION_OVERHEAD
 from .message import Delivery, Message, error, ext_of, reply_to
 from .peer import Peer
@@ -351,6 +351,12 @@ class MetaChannels(Publishing):
                     reply["advice"] = ENGINE_UNAVAILABLE[1]
                     return reply
                 # Served here: applied here, and recorded when the engine is back.
+                self._change_subscriptions(session, recorded, subscribe, replays)
+            except RecordMissing:
+                if session.remote:  # it ended elsewhere meanwhile
+                    return unknown_client(message)
+                # Served here, made while Redis was away or lost by it: applied here; the
+                # record is written again (with its subscriptions) by the engine's upkeep.
                 self._change_subscriptions(session, recorded, subscribe, replays)
         else:
             self._change_subscriptions(session, recorded, subscribe, replays)

@@ -129,7 +129,10 @@ class Publishing(FanOut):
             0
             >>> session = server.create_session()
             >>> server.subscribe(session, "/chat/lobby")
-            >>> server.publish("/chat/lobby", "hi", sender=session)  # not echoed
+            >>> server.publish("/chat/lobby", "hi", sender=session)  # echoed by default
+            1
+            >>> session.broadcast_to_publisher = False
+            >>> server.publish("/chat/lobby", "hi", sender=session)
             0
             >>> server.publish("/chat/lobby", "psst", lazy=True)
             1

@@ -253,6 +253,7 @@ class BayeuxServer(EngineBridge):
         most `limit` clientIds listed. `ServerChannel.deployment_subscribers` calls it.
 
         Examples:
+            >>> import asyncio
             >>> asyncio.run(server.deployment_subscribers("/chat/lobby"))
             Subscribers(count=0, client_ids=[])
 
@@ -282,7 +283,7 @@ class BayeuxServer(EngineBridge):
         Examples:
             >>> def added(session):
             ...     print("session added:", session.id)
-            >>> server.on_session_added(added)
+            >>> _ = server.on_session_added(added)
         """
         self.hooks.session_added.append(listener)
         return listener
@@ -299,7 +300,7 @@ class BayeuxServer(EngineBridge):
         Examples:
             >>> def removed(session, ended):
             ...     print("session removed:", session.id, ended.value)
-            >>> server.on_session_removed(removed)
+            >>> _ = server.on_session_removed(removed)
         """
         self.hooks.session_removed.append(listener)
         return listener
@@ -315,7 +316,7 @@ class BayeuxServer(EngineBridge):
         Examples:
             >>> def subscribed(session, channel):
             ...     print(session.id, "subscribed to", channel)
-            >>> server.on_subscribed(subscribed)
+            >>> _ = server.on_subscribed(subscribed)
         """
         self.hooks.subscribed.append(listener)
         return listener
@@ -332,7 +333,7 @@ class BayeuxServer(EngineBridge):
         Examples:
             >>> def unsubscribed(session, channel):
             ...     print(session.id, "unsubscribed from", channel)
-            >>> server.on_unsubscribed(unsubscribed)
+            >>> _ = server.on_unsubscribed(unsubscribed)
         """
         self.hooks.unsubscribed.append(listener)
         return listener
@@ -536,7 +537,7 @@ class BayeuxServer(EngineBridge):
         Examples:
             >>> def presence(user, online):
             ...     print(user, "is", "online" if online else "offline")
-            >>> server.on_presence(presence)
+            >>> _ = server.on_presence(presence)
 
         Added in version 0.3.0."""
         self.hooks.presence.append(listener)

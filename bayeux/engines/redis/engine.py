@@ -39,6 +39,7 @@ from ...core.engine import (
     EngineHost,
     EngineUnavailable,
     LocalEngine,
+    RecordMissing,
     SessionRecord,
     position_of,
 )
@@ -233,6 +234,8 @@ class RedisEngine(Upkeep):
                 ],
             )
         )
+        if written == 0:
+            raise RecordMissing(session.id)
         if written:
             self.appended += 1
 

@@ -5,7 +5,7 @@
 -- (its subscribers across the deployment) changes in the same step. Nothing is written for a
 -- session that has ended (its record is gone): its sets would stay for good. Returns the
 -- entry's id (false when nothing changed, no replay was asked, or the session is gone).
-if redis.call('EXISTS', KEYS[3]) == 0 then return false end
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 local changed = {}
 for i = 6, #ARGV do
   local n
