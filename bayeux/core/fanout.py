@@ -99,7 +99,7 @@ class FanOut(ServerState):
         if table.conflated:
             rule = table.conflation_for(channel)
             if rule is not None:
-                key = rule.key_of(message)
+                key = delivery.key = rule.key_of(message)
         count = 0
         recipients = self.tree.match(channel)
         delivery.shared_by(len(recipients))
@@ -213,9 +213,10 @@ class FanOut(ServerState):
             self.stats.dropped["conflated"] += 1
             return
         self._enqueue(session, delivery, lazy_seconds, vetted=True)
-        queue = session.queue
-        if queue and queue[-1] is delivery:
-            session.note(key)
+        if session.flow is not None:
+            queue = session.queue
+            if queue and queue[-1] is delivery:
+                session.note(key)
 
     def _enqueue(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from . import codec
@@ -215,7 +216,17 @@ class Delivery:
 
     Added in version 0.3.0."""
 
-    __slots__ = ("json", "channel", "size", "share", "born", "position", "lazy", "_msgpack")
+    __slots__ = (
+        "json",
+        "channel",
+        "size",
+        "share",
+        "born",
+        "position",
+        "lazy",
+        "key",
+        "_msgpack",
+    )
 
     def __init__(self, message: Message, encoded: bytes | None = None) -> None:
         # When it was published (monotonic seconds), for the publish-to-write latency.
@@ -237,6 +248,8 @@ class Delivery:
         self.share = self.size
         # Published lazily (`publish(..., lazy=True)`): it may wait like a lazy channel's.
         self.lazy = False
+        # Its conflation key on a conflated channel (ServerChannel.conflate), else None.
+        self.key: Hashable | None = None
         self._msgpack: bytes | None = None
 
     def shared_by(self, queues: int) -> None:

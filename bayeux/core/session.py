@@ -510,11 +510,16 @@ class ServerSession:
     def merge(self, delivery: Delivery, key: Hashable, backlog: int) -> bool:
         """Conflation: puts `delivery` in the place of the queued message with the same `key`
         when the queue holds at least `backlog` messages; False when it did not (the caller
-        queues it, then notes its place with `note`)."""
-        flow = self.flow
-        index = flow.index if flow is not None else None
-        if index is None or len(self.queue) < backlog:
+        queues it, then `note`s it). The places of the keys are found once the queue reaches
+        the backlog, and kept while messages are only appended: a session that keeps up
+        never pays for them (benchmarks/flow_cost.py)."""
+        queue = self.queue
+        if len(queue) < backlog:
             return False
+        flow = self._flow()
+        index = flow.index
+        if index is None:
+            index = flow.index = {d.key: at for at, d in enumerate(queue) if d.key is not None}
         at = index.get(key)
         if at is None:
             return False
@@ -522,11 +527,10 @@ class ServerSession:
         return True
 
     def note(self, key: Hashable) -> None:
-        """The message just appended has conflation `key`."""
-        flow = self._flow()
-        if flow.index is None:
-            flow.index = {}
-        flow.index[key] = len(self.queue) - 1
+        """The message just appended has conflation `key` (kept once places are known)."""
+        flow = self.flow
+        if flow is not None and flow.index is not None:
+            flow.index[key] = len(self.queue) - 1
 
     def _reshaped(self) -> None:
         # The queue changed other than by appending: the conflation places are stale.
