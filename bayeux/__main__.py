@@ -27,6 +27,9 @@ from .workers import run_workers
 
 log = logging.getLogger("bayeux")
 
+# Where --admin-token is read from when the option is not given.
+ADMIN_TOKEN_VARIABLE = "BAYEUX_ADMIN_TOKEN"
+
 
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -148,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
         " when --redis is set), 503 while draining; off by default",
     )
     parser.add_argument(
+        "--admin-path",
+        metavar="PATH",
+        help="serve the admin page (sessions, channels, rates; disconnect a session, publish a"
+        " test message; the whole deployment with --redis) at this path, behind --admin-token;"
+        " off by default",
+    )
+    parser.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help=f"the admin page's token, 16 to 256 printable characters; default: the"
+        f" {ADMIN_TOKEN_VARIABLE} environment variable (which, unlike an option, other users"
+        " of the machine cannot read); --admin-path needs one",
+    )
+    parser.add_argument(
         "--drain-timeout",
         type=int,
         default=5000,
@@ -226,14 +243,25 @@ async def serve(args: argparse.Namespace) -> None:
     if args.app:
         application_hooks(args.app)(endpoint.server)
     tls = tls_context(args.certfile, args.keyfile, args.ca_file) if args.certfile else None
+    if args.admin_path:
+        endpoint.admin(admin_token(args))
+    extra, workers_metrics = {}, None
+    if args.reuse_port and args.metrics_path and engine is not None:
+        # One of --workers: a scrape answers for every worker of the port.
+        workers_metrics = _workers_metrics(endpoint)
+        extra[args.metrics_path] = workers_metrics.answer
     listener = endpoint.listener(
         args.path,
         health_path=args.health_path,
-        metrics_path=args.metrics_path,
+        metrics_path=None if workers_metrics is not None else args.metrics_path,
         xheaders=args.xheaders,
         ssl_options=tls,
+        extra=extra,
+        admin_path=args.admin_path,
     )
     endpoint.start()
+    if workers_metrics is not None:
+        workers_metrics.deployment.start()
     if engine is not None:
         await _engine_ready(endpoint, args.redis_ready_wait / 1000)
     # Several workers share the port: the kernel spreads connections among them, to those
@@ -255,7 +283,25 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("shutting down: releasing held connects", extra={"event": "drain"})
     listener.stop()
     await endpoint.shutdown(args.drain_timeout / 1000)
+    if workers_metrics is not None:
+        await workers_metrics.deployment.stop()
     log.info("stopped")
+
+
+def admin_token(args: argparse.Namespace) -> str | None:
+    """--admin-token, or else the environment variable's value."""
+    token: str | None = args.admin_token or os.environ.get(ADMIN_TOKEN_VARIABLE) or None
+    return token
+
+
+def _workers_metrics(endpoint: Endpoint) -> Any:
+    from .admin.deployment import deployment_of
+    from .admin.metrics import WorkerMetrics
+
+    deployment = deployment_of(endpoint)
+    # The workers of one --workers, on this host: one scrape target.
+    deployment.group = f"{socket.gethostname()}:{os.getppid()}"
+    return WorkerMetrics(endpoint, deployment)
 
 
 def served_url(args: argparse.Namespace, port: int) -> str:
@@ -307,6 +353,8 @@ def banner(
         record["health_path"] = args.health_path
     if args.metrics_path:
         record["metrics_path"] = args.metrics_path
+    if args.admin_path:
+        record["admin_path"] = args.admin_path
     if args.app:
         record["app"] = args.app
     return record
@@ -336,7 +384,12 @@ def banner_text(record: dict[str, Any]) -> str:
     ]
     if record.get("xheaders"):
         lines.append("  proxy headers: trusted (--xheaders)")
-    for key, label in (("health_path", "health"), ("metrics_path", "metrics"), ("app", "app")):
+    for key, label in (
+        ("health_path", "health"),
+        ("metrics_path", "metrics"),
+        ("admin_path", "admin"),
+        ("app", "app"),
+    ):
         if key in record:
             lines.append(f"  {label}: {record[key]}")
     return "\n".join(lines)
@@ -500,6 +553,9 @@ def _problem(args: argparse.Namespace) -> str | None:
             tls_context(args.certfile, args.keyfile, args.ca_file)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             return f"TLS: {exc}"
+    problem = _admin_problem(args)
+    if problem is not None:
+        return problem
     if args.metrics_path and not _importable("prometheus_client"):
         return "--metrics-path needs prometheus-client: pip install 'bayeux-server[metrics]'"
     if args.workers < 1 or (args.workers > 1 and not args.redis):
@@ -512,6 +568,39 @@ def _problem(args: argparse.Namespace) -> str | None:
         return "--redis-log-retention must be above --max-interval"
     if args.redis and not _importable("redis"):
         return "--redis needs the redis package: pip install 'bayeux-server[redis]'"
+    return None
+
+
+def _admin_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the admin page's options. A token is always needed: listening on
+    loopback only says nothing of who reaches the port (a proxy on the same host forwards
+    the world to it, and every local user and container can connect)."""
+    if args.admin_token and not args.admin_path:
+        return "--admin-token needs --admin-path"
+    if not args.admin_path:
+        return None
+    from .admin.auth import check_token
+    from .admin.site import check_path
+
+    try:
+        path = check_path(args.admin_path)
+    except ValueError as exc:
+        return f"--admin-path: {exc}"
+    endpoint = args.path.rstrip("/")
+    if path == endpoint or path.startswith(endpoint + "/") or not endpoint:
+        return "--admin-path must be outside --path"
+    if path in (args.health_path, args.metrics_path):
+        return "--admin-path must differ from --health-path and --metrics-path"
+    token = admin_token(args)
+    if token is None:
+        return (
+            f"--admin-path needs a token: --admin-token or the {ADMIN_TOKEN_VARIABLE}"
+            " environment variable"
+        )
+    try:
+        check_token(token)
+    except ValueError as exc:
+        return f"--admin-token: {exc}"
     return None
 
 

@@ -28,6 +28,8 @@ from .transports.http import HttpResponse
 if TYPE_CHECKING:
     import aiohttp.web
 
+    from .admin import Admin, AdminAuthorizer
+
 log = logging.getLogger("bayeux.endpoint")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,6 +79,8 @@ class Endpoint:
         self.connections = 0
         # What a drain must see finished: open WebSockets, EventSource streams, held long-polls.
         self._streams: set[Drainable] = set()
+        # The admin page, once asked for (`admin`).
+        self._admin: Admin | None = None
 
     @property
     def loop_owner(self) -> LoopOwner:
@@ -133,13 +137,14 @@ class Endpoint:
         xheaders: bool = False,
         ssl_options: ssl.SSLContext | None = None,
         extra: ExtraRoutes | None = None,
+        admin_path: str | None = None,
     ) -> Listener:
         """The standalone server: a TCP listener serving the endpoint at `path` with its own
         HTTP/1.1 and WebSocket connection layer (faster than Tornado's HTTPServer and
         RequestHandler; docs/performance.md). `listen()` or `add_sockets()` it, and `stop()` it
         before `shutdown()`. `xheaders` trusts a reverse proxy's X-Real-IP / X-Forwarded-For for the
         client's address; `ssl_options` serves https:// and wss://; `extra` maps other paths
-        to functions answering them.
+        to functions answering them; `admin_path` serves the admin page there (`admin()`).
 
         Examples:
             >>> import asyncio
@@ -163,7 +168,11 @@ class Endpoint:
         if metrics_path:
             answer = self.metrics_answer()
             extra[metrics_path] = lambda request: answer()
-        return Listener(self, path, extra=extra, xheaders=xheaders, ssl_options=ssl_options)
+        # The admin page, below `admin_path` (`admin()` first gives it its token).
+        sites = {admin_path: self.admin().at(admin_path)} if admin_path else None
+        return Listener(
+            self, path, extra=extra, xheaders=xheaders, ssl_options=ssl_options, sites=sites
+        )
 
     def asgi(self, drain_timeout: float = 5.0) -> AsgiApp:
         """The endpoint as an ASGI 3 application (adapters/asgi.py): run it under uvicorn or
@@ -253,6 +262,8 @@ class Endpoint:
                 self._tasks.spawn(self.engine.start(self.server))
             # What decorators registered: subscriptions, service objects' start hooks.
             self._tasks.spawn(self.server.start_services())
+            if self._admin is not None:
+                self._admin.start()
 
     def _sweep(self) -> None:
         try:
@@ -576,6 +587,43 @@ class Endpoint:
         registry = registry_for(self)
         return lambda: metrics_answer(registry)
 
+    @on_loop
+    def admin(self, token: str | None = None, *, authorize: AdminAuthorizer | None = None) -> Admin:
+        """The endpoint's admin page (bayeux.admin.Admin; docs/admin.md): made by the first
+        call, behind `token` and/or the application's `authorize(request)` (a function of
+        the request context returning True to let it in; it may be a coroutine function);
+        later calls return it as it is. Serve it with `listener(admin_path=...)`, or mount
+        it: `admin.routes(path)` (Tornado), `admin.asgi(path)`, `admin.aiohttp_mount(app,
+        path)`.
+
+        Raises:
+            ValueError: the first call gives neither a token nor `authorize`, or a token
+                that is not 16 to 256 printable ASCII characters without spaces.
+
+        Examples:
+            >>> import json
+            >>> from urllib.request import Request, urlopen
+            >>> from bayeux.testing import ServerThread
+            >>> endpoint = Endpoint()
+            >>> admin = endpoint.admin("a-long-random-admin-token")
+            >>> endpoint.admin() is admin
+            True
+            >>> routes = admin.routes("/admin")  # the page beside the endpoint, in Tornado
+            >>> with ServerThread(endpoint=endpoint, extra_routes=routes) as running:
+            ...     asked = Request(running.origin + "/admin/api/overview",
+            ...                     headers={"Authorization": "Bearer a-long-random-admin-token"})
+            ...     json.load(urlopen(asked))["sessions"]
+            0
+
+        Added in version 0.3.0."""
+        if self._admin is None:
+            from .admin import Admin
+
+            self._admin = Admin(self, token=token, authorize=authorize)
+            if self._sweeper is not None:  # already serving
+                self._admin.start()
+        return self._admin
+
     def metrics_route(self, path: str = "/metrics") -> tornado.routing.Rule:
         """A route serving this endpoint's Prometheus metrics at `path`.
 
@@ -688,5 +736,7 @@ class Endpoint:
                 extra={"event": "drain-timeout"},
             )
         await self.server.stop_services()
+        if self._admin is not None:
+            await self._admin.stop()
         if self.engine is not None:
             await self.engine.stop(max(1.0, deadline - loop.time()))

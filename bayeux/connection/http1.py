@@ -390,7 +390,7 @@ class HttpConnection:
             return False
         listener = self.listener
         if not listener.serves(request.path):
-            extra = listener.extra_response(request)
+            extra = await listener.extra_response(request)
             return await self._write(
                 extra, keep_alive, head=request.method == "HEAD", request=request
             )

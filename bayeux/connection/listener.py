@@ -10,7 +10,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import tornado.ioloop
@@ -26,12 +26,17 @@ from .stream import ReadBuffer, TransportStream
 
 log = logging.getLogger("bayeux.listener")
 
-# Other resources served on the same port (health, metrics): exact path -> answer.
-ExtraRoutes = dict[str, Callable[[HttpRequest], HttpResponse]]
+# Other resources served on the same port (health, metrics): exact path -> answer, or an
+# awaitable of it (an answer gathered from the other processes of a deployment).
+ExtraRoutes = dict[str, Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]]
+# Sites served below a path (the admin page): path -> answer to any method at that path or
+# below it.
+Sites = dict[str, Callable[[HttpRequest], Awaitable[HttpResponse]]]
 
 
 class Listener:
-    """Serves the Bayeux endpoint at `path` (and every sub-path) and `extra` routes.
+    """Serves the Bayeux endpoint at `path` (and every sub-path), `extra` routes and `sites`
+    (which may not sit at or below the endpoint's path).
 
     `xheaders` trusts X-Real-IP / X-Forwarded-For from a reverse proxy for the client's address
     (used by the per-address limits); only turn it on behind a proxy that sets them.
@@ -45,6 +50,7 @@ class Listener:
         extra: ExtraRoutes | None = None,
         xheaders: bool = False,
         ssl_options: ssl.SSLContext | None = None,
+        sites: Sites | None = None,
     ) -> None:
         settings = context.settings
         # A client pipelining past its answers is cut off here rather than buffered.
@@ -58,6 +64,10 @@ class Listener:
         self.context = context
         self.prefix = path.rstrip("/")
         self.extra = dict(extra or {})
+        self.sites = {site.rstrip("/"): answer for site, answer in (sites or {}).items()}
+        for site in self.sites:
+            if not site.startswith("/") or self.serves(site) or self.serves(site + "/"):
+                raise ValueError(f"a site's path must start with '/', outside {path}: {site!r}")
         self.xheaders = xheaders
         self.connections: set[Connection] = set()
         # Connections handed over to another kind (an upgrade's WebSocket), running.
@@ -75,13 +85,20 @@ class Listener:
             path == prefix or path.startswith(prefix + "/") or (not prefix and path == "/")
         ) and path not in self.extra
 
-    def extra_response(self, request: HttpRequest) -> HttpResponse:
-        handler = self.extra.get(request.path)
+    async def extra_response(self, request: HttpRequest) -> HttpResponse:
+        path = request.path
+        handler = self.extra.get(path)
         if handler is None:
+            for site, answer in self.sites.items():
+                if path == site or path.startswith(site + "/"):
+                    return await answer(request)
             return refusal(404, "not found")
         if request.method not in ("GET", "HEAD"):
             return refusal(405, "method not allowed")
-        return handler(request)
+        response = handler(request)
+        if not isinstance(response, HttpResponse):
+            response = await response
+        return response
 
     def client_address(self, headers: dict[str, str], peer_ip: str | None) -> str | None:
         return forwarded_address(headers, peer_ip) if self.xheaders else peer_ip

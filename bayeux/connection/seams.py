@@ -35,8 +35,9 @@ class ConnectionHost(Protocol):
     def serves(self, path: str) -> bool:
         """Whether `path` is the endpoint's (else an extra route may answer it)."""
 
-    def extra_response(self, request: HttpRequest) -> HttpResponse:
-        """The answer to a request outside the endpoint's path (health, metrics, 404)."""
+    async def extra_response(self, request: HttpRequest) -> HttpResponse:
+        """The answer to a request outside the endpoint's path (health, metrics, a site
+        such as the admin page, 404)."""
 
     def client_address(self, headers: dict[str, str], peer_ip: str | None) -> str | None:
         """The client's address: the peer's, or the one a trusted proxy names."""
