@@ -35,7 +35,20 @@ class EngineBridge(MetaChannels):
 
     def apply_log(self, entries: list[LogEntry]) -> None:
         """Applies what the engine's log hands back, in log order: broadcasts for the local
-        subscribers, and subscription changes and messages for sessions served here."""
+        subscribers, and subscription changes and messages for sessions served here.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/news")
+            >>> server.apply_log([
+            ...     LoggedMessage(7, Delivery({"channel": "/news", "data": "hi"}), sender=None),
+            ...     LoggedSubscription(8, session.id, ["/chat/*"], subscribed=True),
+            ... ])
+            >>> [delivery.message["data"] for delivery in session.queue]
+            ['hi']
+            >>> sorted(session.subscriptions)
+            ['/chat/*', '/news']
+        """
         replay = self.replay
         for entry in entries:
             try:
@@ -117,7 +130,19 @@ class EngineBridge(MetaChannels):
     ) -> ServerSession | None:
         """Makes this process serve a session of the deployment (from the process serving it,
         which lets go of it); None when there is no such session. A session bound to another
-        browser than `request`'s stays where it is (ForeignBrowser)."""
+        browser than `request`'s stays where it is (ForeignBrowser).
+
+        Examples:
+            >>> import asyncio
+            >>> from bayeux.core.engine import LocalEngine
+            >>> class Deployment(LocalEngine):  # another process served the session
+            ...     async def claim(self, client_id, acknowledged, browser=None):
+            ...         return Claimed(SessionRecord(client_id, ["/news"], position=0), [])
+            >>> server.engine = Deployment()
+            >>> session = asyncio.run(server.take_over("ab" * 20))
+            >>> server.sessions[session.id] is session, session.subscriptions
+            (True, {'/news'})
+        """
         if not CLIENT_ID.match(client_id):
             return None
         acknowledged = ext_of(message).get("ack") if message is not None else None
@@ -182,7 +207,15 @@ class EngineBridge(MetaChannels):
 
     def expired_elsewhere(self, record: SessionRecord) -> None:
         """A session of a process that died, never taken over, expired: its removal listeners
-        are told here (once for the deployment), with a view of it as its record had it."""
+        are told here (once for the deployment), with a view of it as its record had it.
+
+        Examples:
+            >>> @server.on_session_removed
+            ... def removed(session, ended):
+            ...     print(session.user, ended.value)
+            >>> server.expired_elsewhere(SessionRecord("ab" * 20, [], position=0, user="alice"))
+            alice expired
+        """
         session = self.new_session(record.client_id)
         session.remote = True
         _restore(session, record)
@@ -191,7 +224,16 @@ class EngineBridge(MetaChannels):
 
     def let_go(self, client_id: str) -> ServerSession | None:
         """Stops serving a session another process takes over: its held connect is answered
-        (the client's next one goes there), nothing is queued or delivered here any more."""
+        (the client's next one goes there), nothing is queued or delivered here any more.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/news")
+            >>> server.let_go(session.id) is session, session.ended
+            (True, <Ended.MOVED: 'moved'>)
+            >>> server.publish("/news", "hi"), session.id in server.sessions
+            (0, False)
+        """
         session = self.sessions.pop(client_id, None)
         if session is None:
             return None

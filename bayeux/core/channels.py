@@ -47,6 +47,14 @@ class Subscribers:
     """Who subscribes to a channel across the deployment: how many, and some of their
     clientIds (at most the limit asked).
 
+    Examples:
+        >>> import asyncio
+        >>> session = server.create_session()
+        >>> server.subscribe(session, "/chat/lobby")
+        >>> found = asyncio.run(server.deployment_subscribers("/chat/lobby"))
+        >>> found.count, found.client_ids == [session.id]
+        (1, True)
+
     Added in version 0.3.0."""
 
     count: int
@@ -131,7 +139,12 @@ class ServerChannel:
 
     @property
     def loop_owner(self) -> LoopOwner:
-        """The server's loop: changes made from another thread are made on it."""
+        """The server's loop: changes made from another thread are made on it.
+
+        Examples:
+            >>> server.channel("/news").loop_owner is server.loop_owner
+            True
+        """
         return self._table.host.loop_owner
 
     # ------------------------------------------------------------------------------ kind

@@ -26,6 +26,17 @@ class LocalSession:
     """Create with `await LocalSession.connect(server)`; deliveries reach the callbacks given to
     `subscribe` on the event loop, never synchronously inside a publish.
 
+    Examples:
+        >>> async def main():
+        ...     local = await LocalSession.connect(server)
+        ...     inbox = asyncio.Queue()
+        ...     await local.subscribe("/chat/*", inbox.put_nowait)
+        ...     await local.publish("/chat/lobby", "hello")
+        ...     print((await inbox.get())["data"])
+        ...     await local.disconnect()
+        >>> asyncio.run(main())
+        hello
+
     Added in version 0.1.0."""
 
     def __init__(self, server: BayeuxServer, session: ServerSession) -> None:
@@ -40,7 +51,16 @@ class LocalSession:
     @classmethod
     async def connect(cls, server: BayeuxServer, **handshake_fields: Any) -> LocalSession:
         """Handshakes through the security policy, as a remote client would; from any thread
-        (awaited on another thread's loop, it runs on the server's)."""
+        (awaited on another thread's loop, it runs on the server's).
+
+        Raises:
+            PermissionError: the handshake was refused (by the policy, say).
+
+        Examples:
+            >>> local = asyncio.run(LocalSession.connect(server, ext={"token": "s3cret"}))
+            >>> server.sessions[local.id] is local.session, local.session.local
+            (True, True)
+        """
         return await server.loop_owner.run(lambda: cls._connect(server, handshake_fields))
 
     @classmethod
@@ -62,35 +82,89 @@ class LocalSession:
 
     @property
     def loop_owner(self) -> LoopOwner:
-        """The server's loop: the methods below may be awaited on any thread's loop."""
+        """The server's loop: the methods below may be awaited on any thread's loop.
+
+        Examples:
+            >>> local = asyncio.run(LocalSession.connect(server))
+            >>> local.loop_owner is server.loop_owner
+            True
+        """
         return self.server.loop_owner
 
     @property
     def id(self) -> str:
-        """The session's clientId."""
+        """The session's clientId.
+
+        Examples:
+            >>> local = asyncio.run(LocalSession.connect(server))
+            >>> local.id == local.session.id, local.id in server.sessions
+            (True, True)
+        """
         return self.session.id
 
     @on_loop_async
     async def subscribe(self, pattern: str, callback: MessageCallback) -> Message:
         """Subscribes to `pattern` (through the policy and authorizers) and calls
-        `callback(message)` for each message delivered on it; the subscribe reply."""
+        `callback(message)` for each message delivered on it; the subscribe reply.
+
+        Examples:
+            >>> async def main():
+            ...     local = await LocalSession.connect(server)
+            ...     reply = await local.subscribe("/news", print)
+            ...     print(reply["successful"], reply["subscription"])
+            >>> asyncio.run(main())
+            True /news
+        """
         self._callbacks.setdefault(pattern, []).append(callback)
         return await self._request({"channel": ch.META_SUBSCRIBE, "subscription": pattern})
 
     @on_loop_async
     async def unsubscribe(self, pattern: str) -> Message:
-        """Unsubscribes from `pattern` and drops its callbacks; the unsubscribe reply."""
+        """Unsubscribes from `pattern` and drops its callbacks; the unsubscribe reply.
+
+        Examples:
+            >>> async def main():
+            ...     local = await LocalSession.connect(server)
+            ...     await local.subscribe("/news", print)
+            ...     reply = await local.unsubscribe("/news")
+            ...     print(reply["successful"], server.publish("/news", "unheard"))
+            >>> asyncio.run(main())
+            True 0
+        """
         self._callbacks.pop(pattern, None)
         return await self._request({"channel": ch.META_UNSUBSCRIBE, "subscription": pattern})
 
     @on_loop_async
     async def publish(self, channel: str, data: Any) -> Message:
-        """Publishes as this session: policy, authorizers and listeners apply."""
+        """Publishes as this session: policy, authorizers and listeners apply; the publish
+        reply.
+
+        Examples:
+            >>> def no_spam(session, channel, message):
+            ...     return message["data"] != "spam"
+            >>> server.add_message_listener("/chat/**", no_spam)
+            >>> async def main():
+            ...     local = await LocalSession.connect(server)
+            ...     print((await local.publish("/chat/lobby", "hi"))["successful"])
+            ...     print((await local.publish("/chat/lobby", "spam"))["error"])
+            >>> asyncio.run(main())
+            True
+            404:/chat/lobby:Message deleted
+        """
         return await self._request({"channel": channel, "data": data})
 
     @on_loop_async
     async def disconnect(self) -> Message:
-        """Ends the session as a client's /meta/disconnect would; the reply."""
+        """Ends the session as a client's /meta/disconnect would; the reply.
+
+        Examples:
+            >>> async def main():
+            ...     local = await LocalSession.connect(server)
+            ...     reply = await local.disconnect()
+            ...     print(reply["successful"], local.id in server.sessions, local.session.ended)
+            >>> asyncio.run(main())
+            True False Ended.DISCONNECTED
+        """
         return await self._request({"channel": ch.META_DISCONNECT})
 
     async def _request(self, message: Message) -> Message:
@@ -104,21 +178,67 @@ class LocalSession:
 
     def wake(self) -> None:
         """Delivers what is queued to the callbacks, on the next turn of the loop (the core calls
-        it)."""
+        it).
+
+        Examples:
+            >>> async def main():
+            ...     local = await LocalSession.connect(server)
+            ...     await local.subscribe("/news", lambda message: print("got", message["data"]))
+            ...     server.publish("/news", "hi")  # queues it and wakes the session
+            ...     print("published")
+            ...     await asyncio.sleep(0)  # the loop's next turn
+            >>> asyncio.run(main())
+            published
+            got hi
+        """
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._dispatch)
 
     def wake_after(self, seconds: float) -> None:
-        """Wakes the session after `seconds` (a lazy message's delay; the core calls it)."""
+        """Wakes the session after `seconds` (a lazy message's delay; the core calls it).
+
+        Examples:
+            >>> server.channel("/prices").lazy_timeout = 0.01
+            >>> async def main():
+            ...     local = await LocalSession.connect(server)
+            ...     inbox = asyncio.Queue()
+            ...     await local.subscribe("/prices", inbox.put_nowait)
+            ...     server.publish("/prices", 42, lazy=True)  # may wait 0.01 s for company
+            ...     print(inbox.empty(), (await inbox.get())["data"])
+            >>> asyncio.run(main())
+            True 42
+        """
         asyncio.get_running_loop().call_later(seconds, self.wake)
 
     def displace(self) -> None:
-        """Nothing: a local session has no remote connect to displace."""
+        """Nothing: a local session has no remote connect to displace.
+
+        Examples:
+            >>> local = asyncio.run(LocalSession.connect(server))
+            >>> connect = {"channel": "/meta/connect", "clientId": local.id,
+            ...            "connectionType": "long-polling"}
+            >>> asyncio.run(server.handle([connect])).replies[0]["error"]  # none may take over
+            '402::Unknown client'
+            >>> local.displace()
+            >>> local.session.waiter is local
+            True
+        """
         pass  # remote connects are refused for local sessions: nothing can take over
 
     def close(self) -> None:
-        """Drops every callback; the core calls it when the session ends."""
+        """Drops every callback; the core calls it when the session ends.
+
+        Examples:
+            >>> async def main():
+            ...     local = await LocalSession.connect(server)
+            ...     await local.subscribe("/news", print)
+            ...     local.close()
+            ...     print(server.publish("/news", "unheard"))  # queued for it, no callback
+            ...     await asyncio.sleep(0)
+            >>> asyncio.run(main())
+            1
+        """
         self._callbacks.clear()
 
     def _dispatch(self) -> None:

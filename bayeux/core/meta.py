@@ -229,7 +229,27 @@ class MetaChannels(Publishing):
         EventSource stream carries it (unless messages may leave only in connect replies:
         the ack extension). Restarts the session's expiry clock; numbers the batch for the ack
         extension; adjusts the advice when the session ended, or with multiple-clients when
-        another connection of the same session or browser holds the connect budget."""
+        another connection of the same session or browser holds the connect budget.
+
+        Examples:
+            >>> import asyncio
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/news")
+            >>> def connect():
+            ...     return {"channel": "/meta/connect", "clientId": session.id,
+            ...             "connectionType": "long-polling"}
+            >>> hold = asyncio.run(server.handle([connect()])).connect
+            >>> server.publish("/news", "hi")
+            1
+            >>> deliveries, reply = server.finish_connect(hold)
+            >>> [delivery.message["data"] for delivery in deliveries], reply["successful"]
+            (['hi'], True)
+            >>> hold = asyncio.run(server.handle([connect()])).connect
+            >>> server.publish("/news", "later")
+            1
+            >>> server.finish_connect(hold, Wakeup.GONE)[0], len(session.queue)  # kept
+            ([], 1)
+        """
         session = hold.session
         flow = session.flow
         if flow is not None and flow.released and hold.timeout > 0:

@@ -83,6 +83,18 @@ class BayeuxServer(EngineBridge):
     """Sessions, subscriptions, the five meta channels of Bayeux 1.0, and the hooks applications
     use: a security policy, authorizers, listeners, services and extensions.
 
+    An application gets one from its `Endpoint` (`endpoint.server`) or gives it one
+    (`Endpoint(server=...)`); transports hand it batches (`handle`).
+
+    Examples:
+        >>> server = BayeuxServer(Settings(timeout=20000), policy=SecurityPolicy())
+        >>> session = server.create_session()  # a client's comes from its handshake
+        >>> server.subscribe(session, "/chat/lobby")
+        >>> server.publish("/chat/lobby", "hello")
+        1
+        >>> [delivery.message["data"] for delivery in session.drain()]
+        ['hello']
+
     Added in version 0.1.0."""
 
     # ------------------------------------------------------------------------ registration
@@ -90,6 +102,16 @@ class BayeuxServer(EngineBridge):
     @property
     def policy(self) -> SecurityPolicy:
         """The security policy (given to the constructor, or set here, e.g. by --app).
+
+        Examples:
+            >>> class Closed(SecurityPolicy):
+            ...     def can_handshake(self, session, message):
+            ...         return False
+            >>> server.policy = Closed()
+            >>> asyncio.run(LocalSession.connect(server))
+            Traceback (most recent call last):
+            ...
+            PermissionError: local session refused: 403::Handshake denied
 
         Added in version 0.3.0."""
         return self.hooks.policy
@@ -103,20 +125,48 @@ class BayeuxServer(EngineBridge):
     def extensions(self) -> list[Extension]:
         """The server's extensions, in the order they run on incoming messages.
 
+        Examples:
+            >>> server.add_extension(TimestampExtension())
+            >>> [type(extension).__name__ for extension in server.extensions]
+            ['TimestampExtension']
+
         Added in version 0.3.0."""
         return self.hooks.extensions
 
     @on_loop
     def add_extension(self, extension: Extension) -> None:
         """Runs `extension` on every message of every session: incoming ones in the order added,
-        outgoing ones in reverse."""
+        outgoing ones in reverse.
+
+        Examples:
+            >>> class Region(Extension):
+            ...     def outgoing(self, session, message):
+            ...         message.setdefault("ext", {})["region"] = "eu-1"
+            ...         return True
+            >>> server.add_extension(Region())
+            >>> session = server.create_session()
+            >>> session.deliver("/alerts", "hi")
+            >>> session.queue[0].message
+            {'channel': '/alerts', 'data': 'hi', 'ext': {'region': 'eu-1'}}
+        """
         self.hooks.extensions.append(extension)
         self.hooks.installed()
 
     @on_loop
     def add_authorizer(self, pattern: str, authorizer: Authorizer) -> None:
         """Authorizes operations on `pattern` (a channel or a wildcard pattern covering many):
-        `server.channel(pattern).add_authorizer(authorizer)`."""
+        `server.channel(pattern).add_authorizer(authorizer)`.
+
+        Examples:
+            >>> def read_only(operation, channel, session, message):
+            ...     if operation is Operation.PUBLISH:
+            ...         return Authorization.DENY
+            ...     return Authorization.GRANT
+            >>> server.add_authorizer("/news/**", read_only)
+            >>> reader = asyncio.run(LocalSession.connect(server))
+            >>> asyncio.run(reader.publish("/news/today", "fake news"))["error"]
+            '403:/news/today:Publish denied'
+        """
         self.hooks.on_channel(pattern).add_authorizer(authorizer)
 
     @on_loop
@@ -140,7 +190,16 @@ class BayeuxServer(EngineBridge):
     def add_service(self, channel: str, handler: ServiceHandler) -> None:
         """Answers messages published to the service channel `channel` (or a pattern of them):
         `handler(request)` returns (or resolves to) the reply's data, or raises ServiceError.
-        The reply goes to the requesting session only, with the request's id."""
+        The reply goes to the requesting session only, with the request's id.
+
+        Examples:
+            >>> server.add_service("/service/echo", lambda request: request.data)
+            >>> session = server.create_session()
+            >>> call = {"channel": "/service/echo", "clientId": session.id, "id": "7", "data": "hi"}
+            >>> outcome = asyncio.run(server.handle([call]))
+            >>> outcome.replies[0]["successful"], session.queue[0].message
+            (True, {'channel': '/service/echo', 'id': '7', 'successful': True, 'data': 'hi'})
+        """
         check_pattern(channel)
         if not ch.is_service(channel):
             raise ValueError(f"services live on /service/** channels, not {channel!r}")
@@ -152,7 +211,22 @@ class BayeuxServer(EngineBridge):
     def set_lazy(self, pattern: str) -> None:
         """Messages on channels matching `pattern` may wait up to `max_lazy_timeout` for
         company before waking a held connect (CometD's lazy channels):
-        `server.channel(pattern).lazy = True`."""
+        `server.channel(pattern).lazy = True`.
+
+        Examples:
+            >>> server.set_lazy("/prices/**")
+            >>> server.channel("/prices/**").lazy
+            True
+            >>> class Poll:  # what a transport attaches to a session
+            ...     def wake_after(self, seconds):
+            ...         print("wake up in", seconds, "s")
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/prices/ACME")
+            >>> session.attach(Poll())
+            >>> server.publish("/prices/ACME", 42.0)
+            wake up in 5.0 s
+            1
+        """
         self.hooks.on_channel(pattern).lazy = True
 
     # -------------------------------------------------------------------------- channels
@@ -281,9 +355,11 @@ class BayeuxServer(EngineBridge):
         Returns `listener`, so that it may decorate it: `@server.on_session_added`.
 
         Examples:
-            >>> def added(session):
+            >>> @server.on_session_added
+            ... def added(session):
             ...     print("session added:", session.id)
-            >>> _ = server.on_session_added(added)
+            >>> session = server.create_session()
+            session added: ...
         """
         self.hooks.session_added.append(listener)
         return listener
@@ -298,9 +374,11 @@ class BayeuxServer(EngineBridge):
         Returns `listener`, so that it may decorate it: `@server.on_session_removed`.
 
         Examples:
-            >>> def removed(session, ended):
+            >>> @server.on_session_removed
+            ... def removed(session, ended):
             ...     print("session removed:", session.id, ended.value)
-            >>> _ = server.on_session_removed(removed)
+            >>> server.remove_session(server.create_session())
+            session removed: ... removed
         """
         self.hooks.session_removed.append(listener)
         return listener
@@ -314,9 +392,11 @@ class BayeuxServer(EngineBridge):
         Returns `listener`, so that it may decorate it: `@server.on_subscribed`.
 
         Examples:
-            >>> def subscribed(session, channel):
-            ...     print(session.id, "subscribed to", channel)
-            >>> _ = server.on_subscribed(subscribed)
+            >>> @server.on_subscribed
+            ... def subscribed(session, channel):
+            ...     print("subscribed to", channel)
+            >>> server.subscribe(server.create_session(), "/chat/lobby")
+            subscribed to /chat/lobby
         """
         self.hooks.subscribed.append(listener)
         return listener
@@ -331,9 +411,13 @@ class BayeuxServer(EngineBridge):
         Returns `listener`, so that it may decorate it: `@server.on_unsubscribed`.
 
         Examples:
-            >>> def unsubscribed(session, channel):
-            ...     print(session.id, "unsubscribed from", channel)
-            >>> _ = server.on_unsubscribed(unsubscribed)
+            >>> @server.on_unsubscribed
+            ... def unsubscribed(session, channel):
+            ...     print("unsubscribed from", channel)
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/chat/lobby")
+            >>> server.remove_session(session)  # ended while subscribed
+            unsubscribed from /chat/lobby
         """
         self.hooks.unsubscribed.append(listener)
         return listener
@@ -511,6 +595,18 @@ class BayeuxServer(EngineBridge):
         `Endpoint.start` calls it; call it yourself when you drive a `BayeuxServer` without
         an endpoint. Calling it again does nothing until `stop_services`.
 
+        Examples:
+            >>> @server.subscription("/stock/{symbol}")
+            ... def ticked(message, symbol):
+            ...     print(symbol, message["data"])
+            >>> async def main():
+            ...     await server.start_services()
+            ...     server.publish("/stock/ACME", 42.0)
+            ...     await asyncio.sleep(0)  # subscriptions are called on the loop's next turn
+            ...     await server.stop_services()
+            >>> asyncio.run(main())
+            ACME 42.0
+
         Added in version 0.3.0."""
         await self.decorated.start()
 
@@ -518,6 +614,21 @@ class BayeuxServer(EngineBridge):
     async def stop_services(self) -> None:
         """Runs the stop hooks of `add_services` objects (the asynchronous ones awaited), and
         ends the session of `subscription`s; `Endpoint.shutdown` calls it.
+
+        Examples:
+            >>> class Feed:
+            ...     @bayeux.on_start
+            ...     def open(self):
+            ...         print("feed open")
+            ...
+            ...     @bayeux.on_stop
+            ...     async def close(self):
+            ...         print("feed closed")
+            >>> feed = server.add_services(Feed())
+            >>> asyncio.run(server.start_services())
+            feed open
+            >>> asyncio.run(server.stop_services())
+            feed closed
 
         Added in version 0.3.0."""
         await self.decorated.stop()
@@ -535,9 +646,9 @@ class BayeuxServer(EngineBridge):
         Returns `listener`, so that it may decorate it: `@server.on_presence`.
 
         Examples:
-            >>> def presence(user, online):
+            >>> @server.on_presence
+            ... def presence(user, online):
             ...     print(user, "is", "online" if online else "offline")
-            >>> _ = server.on_presence(presence)
 
         Added in version 0.3.0."""
         self.hooks.presence.append(listener)
@@ -554,6 +665,15 @@ class BayeuxServer(EngineBridge):
         Raises:
             ValueError: `user` is not 1 to 256 printable characters.
 
+        Examples:
+            >>> phone, laptop = server.create_session(), server.create_session()
+            >>> for session in (phone, laptop):
+            ...     asyncio.run(server.associate("alice", session))
+            >>> asyncio.run(server.deliver_to_user("alice", "/alerts", "hi"))
+            2
+            >>> [delivery.message["data"] for delivery in phone.queue]
+            ['hi']
+
         Added in version 0.3.0."""
         check_user(user)
         if not self.engine.shared:
@@ -569,6 +689,15 @@ class BayeuxServer(EngineBridge):
         """Sends a message to one session by its clientId, whichever process serves it (with
         --redis through the log, as `deliver_to_user` does); False when there is no engine
         and this process has no such session.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> asyncio.run(server.deliver_to_client(session.id, "/alerts", "hi"))
+            True
+            >>> [delivery.message["data"] for delivery in session.queue]
+            ['hi']
+            >>> asyncio.run(server.deliver_to_client("ab" * 20, "/alerts", "hi"))
+            False
 
         Added in version 0.3.0."""
         if not self.engine.shared:
@@ -600,6 +729,11 @@ class BayeuxServer(EngineBridge):
         Raises:
             ValueError: `limit` is not an int from 1 to 100,000.
 
+        Examples:
+            >>> asyncio.run(server.associate("alice", server.create_session()))
+            >>> asyncio.run(server.online_users())
+            ['alice']
+
         Added in version 0.3.0."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:
             raise ValueError(f"limit must be an int from 1 to 100000, not {limit!r}")
@@ -612,9 +746,22 @@ class BayeuxServer(EngineBridge):
     @on_loop
     def disconnect(self, session: ServerSession) -> None:
         """Ends `session` and tells its client to stop, as CometD's ServerSession.disconnect()
-        does: its held connect, or else its next one within maxInterval, is answered with
-        advice `reconnect: none`, and session listeners are told `Ended.KICKED`.
-        `remove_session`, by contrast, lets the client handshake again."""
+        does: its held connect, or else its next one within its interval plus maxInterval
+        (`stop_ms`), is answered with advice `reconnect: none`, and session listeners are told
+        `Ended.KICKED`.
+        `remove_session`, by contrast, lets the client handshake again.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.disconnect(session)
+            >>> session.ended
+            <Ended.KICKED: 'kicked'>
+            >>> connect = {"channel": "/meta/connect", "clientId": session.id,
+            ...            "connectionType": "long-polling"}
+            >>> reply = asyncio.run(server.handle([connect])).replies[0]
+            >>> reply["error"], reply["advice"]
+            ('402::Disconnected by the server', {'reconnect': 'none', 'interval': 0})
+        """
         if session.remote:
             # Served by another process: it is told, and every process remembers it (a
             # failure is logged: the client then handshakes again at worst).
@@ -645,6 +792,15 @@ class BayeuxServer(EngineBridge):
         with an engine, on whichever process serves it. A security policy may call it from
         can_handshake, so that the handshake reply already advises them.
 
+        Raises:
+            ValueError: a value is not None or an int of ms from 0 to 2^31 - 1.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.set_timing(session, timeout=60000, max_interval=120000)
+            >>> server.timing(session)  # timeout, interval, maxInterval
+            (60000, 0, 120000)
+
         Added in version 0.3.0."""
         for name, value in (
             ("timeout", timeout),
@@ -670,6 +826,13 @@ class BayeuxServer(EngineBridge):
         coroutine) or on the engine's log. Only then is it charged to its address (`handle`),
         and a large one from a busy address refused before it is read.
 
+        Examples:
+            >>> server.batches_may_wait()
+            False
+            >>> server.add_message_listener("/chat/**", lambda session, channel, message: True)
+            >>> server.batches_may_wait()
+            True
+
         Added in version 0.3.0."""
         hooks = self.hooks
         return hooks.waits or type(hooks.policy) is not SecurityPolicy or self.engine.shared
@@ -689,7 +852,16 @@ class BayeuxServer(EngineBridge):
         give it when `batches_may_wait()`, else 0): it counts against its address's budget
         (--max-address-bytes) while the batch is handled, and its messages against
         --max-extension-backlog; a batch past either is refused whole, each message with
-        503::Too many messages waiting and advice to retry."""
+        503::Too many messages waiting and advice to retry.
+
+        Examples:
+            >>> handshake = {"channel": "/meta/handshake", "version": "1.0",
+            ...              "supportedConnectionTypes": ["long-polling"]}
+            >>> reply = asyncio.run(server.handle([handshake])).replies[0]
+            >>> publish = {"channel": "/chat/lobby", "clientId": reply["clientId"], "data": "hi"}
+            >>> asyncio.run(server.handle([publish])).replies
+            [{'channel': '/chat/lobby', 'successful': True}]
+        """
         if asyncio.get_running_loop() is not self.loop_owner.loop:
             self.loop_owner.bind_running()
         peer = peer or Peer()
@@ -855,6 +1027,16 @@ class BayeuxServer(EngineBridge):
         """Why a message may not use `session` from where it came, or None: another
         connection than the one it was handshaken on (when required), or another browser
         (or, untrusted, no browser cookie at all).
+
+        Examples:
+            >>> from bayeux.core.peer import Peer
+            >>> session = server.create_session()
+            >>> server.foreign(session, Peer(), None) is None  # anyone with its clientId
+            True
+            >>> strict = BayeuxServer(Settings(require_handshake_per_connection=True))
+            >>> session = strict.create_session()
+            >>> strict.foreign(session, Peer(persistent=True), None)  # a WebSocket of its own
+            'other-connection'
 
         Added in version 0.3.0."""
         settings = self.settings

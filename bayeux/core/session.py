@@ -107,6 +107,12 @@ class SessionState(Enum):
 class Ended(Enum):
     """Why a session ended.
 
+    Examples:
+        >>> session = server.create_session()
+        >>> server.remove_session(session)
+        >>> session.ended, Ended("kicked")
+        (<Ended.REMOVED: 'removed'>, <Ended.KICKED: 'kicked'>)
+
     Added in version 0.1.0."""
 
     DISCONNECTED = "disconnected"  # the client sent /meta/disconnect
@@ -128,6 +134,20 @@ def new_client_id() -> str:
 @dataclass(slots=True)
 class ConnectHold:
     """A successful `/meta/connect` whose reply may wait up to `timeout` seconds for messages.
+    `BayeuxServer.handle` returns it as `Outcome.connect`; the transport answers it with
+    `BayeuxServer.finish_connect` when messages come or the time is up.
+
+    Examples:
+        >>> import asyncio
+        >>> session = server.create_session()
+        >>> def connect():
+        ...     return {"channel": "/meta/connect", "clientId": session.id,
+        ...             "connectionType": "long-polling"}
+        >>> asyncio.run(server.handle([connect()])).connect.timeout  # the first: answered at once
+        0.0
+        >>> hold = asyncio.run(server.handle([connect()])).connect
+        >>> hold.session is session, hold.timeout, hold.reply["successful"]
+        (True, 30.0, True)
 
     Added in version 0.1.0."""
 
@@ -150,6 +170,13 @@ async def reply_ready(hold: ConnectHold) -> None:
 
 class ServerSession:
     """One client's state on the server. Created by a successful handshake.
+
+    Examples:
+        >>> session = server.create_session()  # a client's is made by its handshake
+        >>> server.subscribe(session, "/chat/*")
+        >>> session.attributes["theme"] = "dark"
+        >>> session.subscriptions, session.connected, session.ended
+        ({'/chat/*'}, False, None)
 
     Added in version 0.1.0."""
 
@@ -265,16 +292,47 @@ class ServerSession:
     @property
     def connect_delivery_only(self) -> bool:
         """Whether messages may leave only with /meta/connect replies (the ack extension
-        numbers those replies, so nothing may bypass them)."""
+        numbers those replies, so nothing may bypass them).
+
+        Examples:
+            >>> import asyncio
+            >>> handshake = {"channel": "/meta/handshake", "version": "1.0",
+            ...              "supportedConnectionTypes": ["long-polling"], "ext": {"ack": True}}
+            >>> reply = asyncio.run(server.handle([handshake])).replies[0]
+            >>> reply["ext"], server.sessions[reply["clientId"]].connect_delivery_only
+            ({'ack': True}, True)
+            >>> server.create_session().connect_delivery_only
+            False
+        """
         return self.ack is not None
 
     def add_extension(self, extension: SessionExtension) -> None:
         """Runs `extension` on this session's messages only (after the server's extensions on
-        incoming messages, before them on outgoing ones)."""
+        incoming messages, before them on outgoing ones).
+
+        Examples:
+            >>> class Private(Extension):
+            ...     def outgoing(self, session, message):
+            ...         message.setdefault("ext", {})["for"] = "you"
+            ...         return True
+            >>> session = server.create_session()
+            >>> session.add_extension(Private())
+            >>> session.deliver("/alerts", "hi")
+            >>> session.queue[0].message
+            {'channel': '/alerts', 'data': 'hi', 'ext': {'for': 'you'}}
+        """
         self.extensions.append(extension)
 
     def queued_bytes(self) -> int:
         """Bytes this session holds for its client: its queue and unacknowledged batches.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.queued_bytes()
+            0
+            >>> session.deliver("/alerts", "hi")
+            >>> session.queued_bytes() == session.queue[0].size
+            True
 
         Added in version 0.2.0."""
         return self.queue_bytes + (self.ack.pending_bytes if self.ack is not None else 0)
@@ -282,11 +340,26 @@ class ServerSession:
     def held_bytes(self) -> int:
         """Everything its address's budget counts for it beyond its overhead.
 
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/chat/lobby")
+            >>> session.deliver("/alerts", "hi")
+            >>> session.held_bytes() == session.subscription_bytes + session.queued_bytes()
+            True
+
         Added in version 0.3.0."""
         return self.queue_share + self.pending_share + self.subscription_bytes
 
     def subscribed(self, cost: int) -> None:
         """Counts a subscription's cost (negative when one ends).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/chat/lobby")  # the server counts it here
+            >>> cost = session.subscription_bytes
+            >>> server.unsubscribe(session, "/chat/lobby")
+            >>> cost > 0, session.subscription_bytes
+            (True, 0)
 
         Added in version 0.3.0."""
         self.subscription_bytes += cost
@@ -295,6 +368,15 @@ class ServerSession:
     def record_batch(self, deliveries: list[Delivery]) -> int:
         """With the ack extension: numbers the batch going out now and keeps it until the
         client acknowledges it (it stays counted, as it was in the queue).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.ack = AckState()  # what a handshake asking for the ack extension does
+            >>> session.deliver("/alerts", "hi")
+            >>> session.record_batch(session.drain())  # the number its connect reply carries
+            1
+            >>> session.queued_bytes() > 0  # kept until the client acknowledges it
+            True
 
         Added in version 0.3.0."""
         assert self.ack is not None
@@ -305,7 +387,19 @@ class ServerSession:
 
     def acknowledge(self, batch: int) -> int:
         """With the ack extension: the client has every batch up to `batch`; later ones go back
-        to the front of the queue. Returns how many messages were queued again."""
+        to the front of the queue. Returns how many messages were queued again.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.ack = AckState()  # what a handshake asking for the ack extension does
+            >>> session.deliver("/alerts", "hi")
+            >>> session.record_batch(session.drain())
+            1
+            >>> session.acknowledge(0)  # its client did not get batch 1: it goes again
+            1
+            >>> [delivery.message["data"] for delivery in session.queue]
+            ['hi']
+        """
         assert self.ack is not None
         self.budget.room += self.pending_share
         self.pending_share = 0
@@ -376,7 +470,14 @@ class ServerSession:
 
     def restore_echo(self, value: bool | None) -> None:
         """Its broadcast-to-publisher as its record kept it (taken over from another
-        process): set without writing the record again."""
+        process): set without writing the record again.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.restore_echo(False)
+            >>> session.broadcast_to_publisher
+            False
+        """
         self._echo = value
 
     def _flow(self) -> SessionFlow[ServerSession, Ended]:
@@ -492,6 +593,15 @@ class ServerSession:
         """Puts `new` in the place of the queued `old` (a queue-full listener merging a
         message into a queued one); False when `old` is not queued.
 
+        Examples:
+            >>> session = server.create_session()
+            >>> session.deliver("/price", 1)
+            >>> old = session.queue[0]
+            >>> session.replace(old, Delivery({"channel": "/price", "data": 2}))
+            True
+            >>> [delivery.message["data"] for delivery in session.queue], session.replace(old, old)
+            ([2], False)
+
         Added in version 0.3.0."""
         try:
             at = self.queue.index(old)
@@ -512,7 +622,20 @@ class ServerSession:
         when the queue holds at least `backlog` messages; False when it did not (the caller
         queues it, then `note`s it). The places of the keys are found once the queue reaches
         the backlog, and kept while messages are only appended: a session that keeps up
-        never pays for them (benchmarks/flow_cost.py)."""
+        never pays for them (benchmarks/flow_cost.py).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> old = Delivery({"channel": "/price/ACME", "data": 1})
+            >>> old.key = "ACME"  # what a conflated channel gives its messages
+            >>> session.merge(old, "ACME", 1)  # fewer than `backlog` queued: the caller queues it
+            False
+            >>> session.enqueue(old)
+            >>> session.merge(Delivery({"channel": "/price/ACME", "data": 2}), "ACME", 1)
+            True
+            >>> [delivery.message["data"] for delivery in session.queue]
+            [2]
+        """
         queue = self.queue
         if len(queue) < backlog:
             return False
@@ -527,7 +650,22 @@ class ServerSession:
         return True
 
     def note(self, key: Hashable) -> None:
-        """The message just appended has conflation `key` (kept once places are known)."""
+        """The message just appended has conflation `key` (kept once places are known).
+
+        Examples:
+            >>> def tick(symbol, price):
+            ...     delivery = Delivery({"channel": "/price/" + symbol, "data": price})
+            ...     delivery.key = symbol  # what a conflated channel gives its messages
+            ...     return delivery
+            >>> session = server.create_session()
+            >>> session.enqueue(tick("ACME", 1))
+            >>> session.merge(tick("ACME", 2), "ACME", 1)  # the places of the keys are known now
+            True
+            >>> session.enqueue(tick("INIT", 1))
+            >>> session.note("INIT")
+            >>> session.merge(tick("INIT", 2), "INIT", 1)
+            True
+        """
         flow = self.flow
         if flow is not None and flow.index is not None:
             flow.index[key] = len(self.queue) - 1
@@ -540,7 +678,18 @@ class ServerSession:
 
     def hold(self, delivery: Delivery) -> None:
         """Queues `delivery` without waking the waiting connection (an open batch wakes it
-        when it closes)."""
+        when it closes).
+
+        Examples:
+            >>> class Poll:  # what a transport attaches to a session
+            ...     def wake(self):
+            ...         print("woken")
+            >>> session = server.create_session()
+            >>> session.attach(Poll())
+            >>> session.hold(Delivery({"channel": "/alerts", "data": "hi"}))
+            >>> len(session.queue)
+            1
+        """
         self.queue.append(delivery)
         self.queue_share += delivery.share
         self.queue_bytes += delivery.size
@@ -548,7 +697,20 @@ class ServerSession:
 
     def enqueue(self, delivery: Delivery, lazy_seconds: float | None = None) -> None:
         """Queues `delivery` for the client and wakes its waiting connection (after
-        `lazy_seconds` for a lazy channel); the core calls it."""
+        `lazy_seconds` for a lazy channel); the core calls it.
+
+        Examples:
+            >>> class Poll:  # what a transport attaches to a session
+            ...     def wake(self):
+            ...         print("woken")
+            >>> session = server.create_session()
+            >>> session.attach(Poll())
+            >>> session.enqueue(Delivery({"channel": "/alerts", "data": 1}))
+            woken
+            >>> session.enqueue(Delivery({"channel": "/alerts", "data": 2}))  # woken already
+            >>> len(session.queue)
+            2
+        """
         was_empty = not self.queue or self.lazy_pending
         self.queue.append(delivery)
         # Kept as a running total: summing the shares of what is drained costs more (an
@@ -567,7 +729,15 @@ class ServerSession:
             self.waiter.wake()
 
     def drain(self) -> list[Delivery]:
-        """Everything queued, oldest first, leaving the queue empty."""
+        """Everything queued, oldest first, leaving the queue empty.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.deliver("/alerts", 1)
+            >>> session.deliver("/alerts", 2)
+            >>> [delivery.message["data"] for delivery in session.drain()], session.queue
+            ([1, 2], [])
+        """
         items = self.queue
         self.queue = []
         self.budget.room += self.queue_share
@@ -595,6 +765,14 @@ class ServerSession:
         """The oldest deliveries whose sizes add up to at most `max_bytes` (at least one),
         leaving the rest queued: what a transport puts in flight while the rest stays bounded
         here.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> for n in range(3):
+            ...     session.deliver("/n", n)
+            >>> taken = session.take(session.queue[0].size)  # room for one
+            >>> [delivery.message["data"] for delivery in taken], len(session.queue)
+            ([0], 2)
 
         Added in version 0.2.0."""
         if self.queue_bytes <= max_bytes:
@@ -627,6 +805,16 @@ class ServerSession:
         none while messages may leave only in connect replies (the ack extension numbers
         those, so nothing may bypass them).
 
+        Examples:
+            >>> session = server.create_session()
+            >>> session.deliver("/alerts", "hi")
+            >>> [delivery.message["data"] for delivery in session.sendable(65536)]
+            ['hi']
+            >>> session.ack = AckState()  # the ack extension: in connect replies only
+            >>> session.deliver("/alerts", "later")
+            >>> session.sendable(65536), len(session.queue)
+            ([], 1)
+
         Added in version 0.3.0."""
         if self.connect_delivery_only or not self.queue:
             return []
@@ -634,6 +822,13 @@ class ServerSession:
 
     def drop_oldest(self) -> Delivery:
         """Removes and returns the oldest queued delivery (`--queue-full-policy drop-oldest`).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.deliver("/alerts", "old")
+            >>> session.deliver("/alerts", "new")
+            >>> session.drop_oldest().message["data"], len(session.queue)
+            ('old', 1)
 
         Added in version 0.2.0."""
         delivery = self.queue.pop(0)
@@ -646,6 +841,15 @@ class ServerSession:
     def requeue(self, deliveries: list[Delivery]) -> None:
         """Puts `deliveries` back at the front of the queue, in order.
 
+        Examples:
+            >>> session = server.create_session()
+            >>> session.deliver("/alerts", 1)
+            >>> unsent = session.drain()  # say its connection closed before they were written
+            >>> session.deliver("/alerts", 2)
+            >>> session.requeue(unsent)
+            >>> [delivery.message["data"] for delivery in session.queue]
+            [1, 2]
+
         Added in version 0.2.0."""
         self.queue[:0] = deliveries
         self._reshaped()
@@ -657,6 +861,13 @@ class ServerSession:
     def clear(self) -> None:
         """Drops everything queued and unacknowledged, giving its bytes back to the address's
         budget.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.deliver("/alerts", "hi")
+            >>> session.clear()
+            >>> session.queue, session.queued_bytes()
+            ([], 0)
 
         Added in version 0.2.0."""
         self.budget.room += self.queue_share + self.pending_share
@@ -671,11 +882,27 @@ class ServerSession:
     def connected(self) -> bool:
         """Whether it had its first /meta/connect (which is always answered at once).
 
+        Examples:
+            >>> import asyncio
+            >>> session = server.create_session()
+            >>> session.connected
+            False
+            >>> connect = {"channel": "/meta/connect", "clientId": session.id,
+            ...            "connectionType": "long-polling"}
+            >>> outcome = asyncio.run(server.handle([connect]))
+            >>> session.connected
+            True
+
         Added in version 0.3.0."""
         return self._connected
 
     def connected_once(self) -> bool:
         """A /meta/connect arrived: whether it is the session's first.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> session.connected_once(), session.connected_once()
+            (True, False)
 
         Added in version 0.3.0."""
         if self.state is SessionState.HANDSHAKEN:
@@ -687,6 +914,17 @@ class ServerSession:
     def end(self, reason: Ended) -> None:
         """The session ended here (or moved to another process): `ended` keeps why, so that
         its held connect can be answered accordingly; the connection waiting for it is told.
+
+        Examples:
+            >>> class Poll:  # what a transport attaches to a session
+            ...     def close(self):
+            ...         print("closed")
+            >>> session = ServerSession("ab" * 20, 0.0)
+            >>> session.attach(Poll())
+            >>> session.end(Ended.MOVED)
+            closed
+            >>> session.ended, session.waiter
+            (<Ended.MOVED: 'moved'>, None)
 
         Added in version 0.3.0."""
         self.state = SessionState.ENDED
@@ -700,14 +938,39 @@ class ServerSession:
 
     def attach(self, waiter: Waiter) -> None:
         """Makes `waiter` the connection that receives this session's messages, displacing any
-        other one."""
+        other one.
+
+        Examples:
+            >>> class Poll:  # what a transport attaches to a session
+            ...     def __init__(self, name):
+            ...         self.name = name
+            ...     def displace(self):
+            ...         print(self.name, "displaced")
+            >>> session = server.create_session()
+            >>> session.attach(Poll("first"))
+            >>> session.attach(Poll("second"))
+            first displaced
+        """
         previous = self.waiter
         self.waiter = waiter
         if previous is not None and previous is not waiter:
             previous.displace()
 
     def detach(self, waiter: Waiter) -> None:
-        """Forgets `waiter` if it is the session's waiting connection."""
+        """Forgets `waiter` if it is the session's waiting connection.
+
+        Examples:
+            >>> class Poll:  # what a transport attaches to a session
+            ...     pass
+            >>> session, poll = server.create_session(), Poll()
+            >>> session.attach(poll)
+            >>> session.detach(Poll())  # not its waiter: nothing changes
+            >>> session.waiter is poll
+            True
+            >>> session.detach(poll)
+            >>> session.waiter is None
+            True
+        """
         if self.waiter is waiter:
             self.waiter = None
 
@@ -715,6 +978,10 @@ class ServerSession:
     def tag(self) -> str:
         """A short name for logs that does not reveal the clientId (which is the session's only
         credential): a hash of it, stable for the session's life.
+
+        Examples:
+            >>> ServerSession("abc", 0.0).tag
+            's-44229fc0ef'
 
         Added in version 0.2.0."""
         return "s-" + hashlib.blake2b(self.id.encode(), digest_size=5).hexdigest()

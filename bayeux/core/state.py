@@ -41,6 +41,16 @@ log = logging.getLogger("bayeux.server")
 class Outcome:
     """What handling one batch produced: replies in request order, and the batch's connect.
 
+    Examples:
+        >>> session = server.create_session()
+        >>> subscribe = {"channel": "/meta/subscribe", "clientId": session.id,
+        ...              "subscription": "/news"}
+        >>> connect = {"channel": "/meta/connect", "clientId": session.id,
+        ...            "connectionType": "long-polling"}
+        >>> outcome = asyncio.run(server.handle([subscribe, connect]))
+        >>> [reply["channel"] for reply in outcome.replies], outcome.connect.reply["channel"]
+        (['/meta/subscribe'], '/meta/connect')
+
     Added in version 0.1.0."""
 
     replies: list[Message]
@@ -129,7 +139,17 @@ class ServerState:
     def browser_allowed(self, request: RequestContext | None) -> str | None:
         """Whose sessions `request` may use: None for any (no HTTP request, or no browser
         cookie while cookieless clients are trusted), else those bound to no browser or to
-        the one it returns ("": to none)."""
+        the one it returns ("": to none).
+
+        Examples:
+            >>> server.browser_allowed(None) is None  # no HTTP request: any session
+            True
+            >>> request.browser_sent, server.browser_allowed(request) is None  # trusted
+            (False, True)
+            >>> strict = BayeuxServer(Settings(trust_cookieless_clients=False))
+            >>> strict.browser_allowed(request)  # only sessions bound to no browser
+            ''
+        """
         if request is None:
             return None
         if not request.browser_sent:
@@ -137,7 +157,18 @@ class ServerState:
         return request.browser
 
     def use_format(self, name: str, change: int) -> None:
-        """A transport opened (+1) or closed (-1) a connection reading format `name`."""
+        """A transport opened (+1) or closed (-1) a connection reading format `name`.
+
+        Examples:
+            >>> import datetime
+            >>> server.publish("/news", {"on": datetime.date(2025, 1, 1)})  # JSON has it
+            0
+            >>> server.use_format("msgpack", +1)  # a WebSocket reading MessagePack opened
+            >>> server.publish("/news", {"on": datetime.date(2025, 1, 1)})
+            Traceback (most recent call last):
+            ...
+            bayeux.core.fanout.NotRepresentable: /news: can not serialize 'datetime.date' object
+        """
         count = self._formats.get(name, 0) + change
         if count > 0:
             self._formats[name] = count
@@ -147,13 +178,33 @@ class ServerState:
     def expiry(self, after: float = 0.0, session: ServerSession | None = None) -> float:
         """When a session expires unless something renews it: maxInterval (the session's
         own, if it has one) after the next `after` seconds (a held connect's timeout, the
-        interval advised to its client)."""
+        interval advised to its client).
+
+        Examples:
+            >>> from bayeux.testing import ManualClock
+            >>> server = BayeuxServer(Settings(max_interval=10000), clock=ManualClock(now=0.0))
+            >>> server.expiry(30.0)  # a connect held 30 s, then maxInterval
+            40.0
+            >>> session = server.create_session()
+            >>> server.set_timing(session, max_interval=60000)
+            >>> server.expiry(0.0, session)
+            60.0
+        """
         own = session.max_interval if session is not None else None
         max_interval = self.settings.max_interval_seconds if own is None else own / 1000
         return self.clock() + after + max_interval
 
     def timing(self, session: ServerSession) -> tuple[int, int, int]:
-        """The session's timeout, interval and maxInterval in ms: its own, else the server's."""
+        """The session's timeout, interval and maxInterval in ms: its own, else the server's.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.timing(session)
+            (30000, 0, 10000)
+            >>> server.set_timing(session, interval=5000)
+            >>> server.timing(session)
+            (30000, 5000, 10000)
+        """
         s = self.settings
         return (
             s.timeout if session.timeout is None else session.timeout,
@@ -163,19 +214,46 @@ class ServerState:
 
     def stop_ms(self, session: ServerSession) -> int:
         """How long after a disconnect its client's next connect is still told to stop: as
-        long as the session would have waited for it (interval plus maxInterval)."""
+        long as the session would have waited for it (interval plus maxInterval).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.stop_ms(session)
+            10000
+            >>> server.set_timing(session, interval=5000)
+            >>> server.stop_ms(session)
+            15000
+        """
         _, interval, max_interval = self.timing(session)
         return interval + max_interval
 
     def stopped(self, client_id: str, seconds: float) -> None:
-        """Tells the next connect of `client_id` within `seconds` to stop."""
+        """Tells the next connect of `client_id` within `seconds` to stop.
+
+        Examples:
+            >>> client_id = "ab" * 20  # a session that another process served
+            >>> server.stopped(client_id, 10.0)
+            >>> connect = {"channel": "/meta/connect", "clientId": client_id,
+            ...            "connectionType": "long-polling"}
+            >>> reply = asyncio.run(server.handle([connect])).replies[0]
+            >>> reply["error"], reply["advice"]
+            ('402::Disconnected by the server', {'reconnect': 'none', 'interval': 0})
+        """
         if len(self._stopped) >= self.settings.max_sessions:
             del self._stopped[next(iter(self._stopped))]  # the oldest
         self._stopped[client_id] = self.clock() + seconds
 
     def new_session(self, client_id: str) -> ServerSession:
         """A session object (not yet served): its attributes bounded, and written to its
-        record as they change."""
+        record as they change.
+
+        Examples:
+            >>> session = server.new_session("ab" * 20)
+            >>> session.id in server.sessions  # served once the caller adds it
+            False
+            >>> session.attributes.limit == server.settings.max_session_attribute_bytes
+            True
+        """
         session = ServerSession(client_id, self.expiry())
         # The facade completes the host protocol (deliver, batch: publishing.py).
         session.host = cast(SessionHost, self)
@@ -187,7 +265,17 @@ class ServerState:
     @on_loop
     def own_settings_changed(self, session: ServerSession) -> None:
         """`session`'s own settings changed (ServerSession.broadcast_to_publisher): with an
-        engine, its record keeps them."""
+        engine, its record keeps them.
+
+        Examples:
+            >>> class Recording(LocalEngine):  # an engine keeping the sessions' records
+            ...     def timing_changed(self, session):
+            ...         print("record: broadcast_to_publisher =", session.broadcast_to_publisher)
+            >>> server.engine = Recording()
+            >>> session = server.create_session()
+            >>> session.broadcast_to_publisher = False  # calls own_settings_changed
+            record: broadcast_to_publisher = False
+        """
         if self.sessions.get(session.id) is session and not session.local:
             self.engine.timing_changed(session)
 
@@ -202,7 +290,22 @@ class ServerState:
 
     @on_loop
     def create_session(self) -> ServerSession:
-        """A session created by the server itself (tests, local sessions): no policy check."""
+        """A session made by the server itself, with no handshake and no policy check (tests,
+        server-side code); session listeners are told. Like a client's, it expires unless a
+        /meta/connect with its clientId comes within maxInterval. (A `LocalSession` is made
+        by a handshake instead.)
+
+        Examples:
+            >>> from bayeux.testing import ManualClock
+            >>> clock = ManualClock()
+            >>> server = BayeuxServer(Settings(max_interval=10000), clock=clock)
+            >>> session = server.create_session()
+            >>> server.sessions[session.id] is session
+            True
+            >>> clock.now += 11  # no connect came
+            >>> server.sweep() == [session]
+            True
+        """
         session = self.new_session(new_client_id())
         self._add_session(session)
         return session
@@ -216,7 +319,20 @@ class ServerState:
     def remove_session(self, session: ServerSession, reason: Ended = Ended.REMOVED) -> None:
         """Ends `session` at once: its subscriptions and queue go, session listeners are told
         `reason`, and its client's next request is answered 402 (it may handshake again;
-        `disconnect(session)` tells it to stop instead)."""
+        `disconnect(session)` tells it to stop instead).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/news")
+            >>> server.remove_session(session)
+            >>> session.ended, session.subscriptions, server.publish("/news", "hi")
+            (<Ended.REMOVED: 'removed'>, set(), 0)
+            >>> connect = {"channel": "/meta/connect", "clientId": session.id,
+            ...            "connectionType": "long-polling"}
+            >>> reply = asyncio.run(server.handle([connect])).replies[0]
+            >>> reply["error"], reply["advice"]["reconnect"]
+            ('402::Unknown client', 'handshake')
+        """
         if self.sessions.pop(session.id, None) is None:
             return
         for pattern in list(session.subscriptions):
@@ -253,6 +369,12 @@ class ServerState:
                 nothing changed, the session keeps the user it had. From a policy's
                 `can_handshake`, the handshake is refused with
                 `403::Too many sessions for this user`.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> asyncio.run(server.associate("alice", session))
+            >>> session.user, asyncio.run(server.online_users())
+            ('alice', ['alice'])
         """
         check_user(user)
         if session.user == user:
@@ -281,7 +403,15 @@ class ServerState:
 
     @on_loop_async
     async def dissociate(self, session: ServerSession) -> None:
-        """Makes `session` no user's (it goes on)."""
+        """Makes `session` no user's (it goes on).
+
+        Examples:
+            >>> session = server.create_session()
+            >>> asyncio.run(server.associate("alice", session))
+            >>> asyncio.run(server.dissociate(session))
+            >>> session.user, asyncio.run(server.online_users()), session.ended
+            (None, [], None)
+        """
         user, session.user = session.user, None
         if user is None:
             return
@@ -295,20 +425,43 @@ class ServerState:
 
     def presence_changed(self, user: str, online: bool) -> None:
         """Tells the presence listeners that `user` came online or went offline (once per
-        deployment: the engine decides when there is one)."""
+        deployment: the engine decides when there is one).
+
+        Examples:
+            >>> @server.on_presence
+            ... def presence(user, online):
+            ...     print(user, "is", "online" if online else "offline")
+            >>> server.presence_changed("alice", True)
+            alice is online
+        """
         self.hooks.presence_changed(user, online)
 
     @on_loop
     def subscribe(self, session: ServerSession, pattern: str) -> None:
         """Subscribes `session` to `pattern` from the server side, without asking the policy
-        (the subscription listeners are told); with an engine, the session's record too."""
+        (the subscription listeners are told); with an engine, the session's record too.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/chat/*")
+            >>> session.subscriptions, server.publish("/chat/lobby", "hi")
+            ({'/chat/*'}, 1)
+        """
         if self._subscribe_here(session, pattern):
             self._record_subscription(session, pattern, True)
 
     @on_loop
     def unsubscribe(self, session: ServerSession, pattern: str) -> None:
         """Unsubscribes `session` from `pattern` from the server side (the subscription
-        listeners are told); with an engine, the session's record too."""
+        listeners are told); with an engine, the session's record too.
+
+        Examples:
+            >>> session = server.create_session()
+            >>> server.subscribe(session, "/chat/*")
+            >>> server.unsubscribe(session, "/chat/*")
+            >>> session.subscriptions, server.publish("/chat/lobby", "hi")
+            (set(), 0)
+        """
         if self._unsubscribe_here(session, pattern):
             self._record_subscription(session, pattern, False)
 
@@ -355,7 +508,20 @@ class ServerState:
 
     @on_loop
     def sweep(self) -> list[ServerSession]:
-        """Removes the sessions whose expiry time has passed; returns them."""
+        """Removes the sessions whose expiry time has passed; returns them. A started
+        `Endpoint` calls it every `sweep_period` ms.
+
+        Examples:
+            >>> from bayeux.testing import ManualClock
+            >>> clock = ManualClock()
+            >>> server = BayeuxServer(Settings(max_interval=10000), clock=clock)
+            >>> session = server.create_session()
+            >>> server.sweep()
+            []
+            >>> clock.now += 11  # no connect within maxInterval
+            >>> server.sweep() == [session], session.ended
+            (True, <Ended.EXPIRED: 'expired'>)
+        """
         started = time.perf_counter()
         try:
             return self._sweep()
@@ -383,7 +549,21 @@ class ServerState:
     @on_loop
     def shutdown(self) -> None:
         """Stops accepting handshakes and wakes every held connect, so transports answer them
-        with advice to come back after `multi_session_interval`."""
+        with advice to come back after `multi_session_interval`.
+
+        Examples:
+            >>> class Poll:  # what a transport attaches to a session with a held connect
+            ...     def wake(self):
+            ...         print("woken")
+            >>> server.create_session().attach(Poll())
+            >>> server.shutdown()
+            woken
+            >>> handshake = {"channel": "/meta/handshake", "version": "1.0",
+            ...              "supportedConnectionTypes": ["long-polling"]}
+            >>> reply = asyncio.run(server.handle([handshake])).replies[0]
+            >>> reply["error"], reply["advice"]
+            ('503::Server shutting down', {'reconnect': 'handshake', 'interval': 2000})
+        """
         self.shutting_down = True
         for session in list(self.sessions.values()):
             if session.waiter is not None:
