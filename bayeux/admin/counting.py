@@ -120,11 +120,7 @@ class Sampler:
         self.rates = None
         if counting is None:
             return
-        extensions = self.server.extensions
-        if counting in extensions:
-            extensions.remove(counting)
-            # What the server derives from its extensions (whether a batch may wait) again.
-            self.server.hooks.installed()
+        self.server.remove_extension(counting)
 
     def _tick(self) -> None:
         self._timer = None

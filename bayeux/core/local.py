@@ -192,8 +192,12 @@ class LocalSession:
             got hi
         """
         if not self._scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop runs (a publish before the server serves): kept queued
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._dispatch)
+            loop.call_soon(self._dispatch)
 
     def wake_after(self, seconds: float) -> None:
         """Wakes the session after `seconds` (a lazy message's delay; the core calls it).
@@ -209,7 +213,10 @@ class LocalSession:
             >>> asyncio.run(main())
             True 42
         """
-        asyncio.get_running_loop().call_later(seconds, self.wake)
+        try:
+            asyncio.get_running_loop().call_later(seconds, self.wake)
+        except RuntimeError:
+            pass  # no loop runs: kept queued, delivered at the next wake on the loop
 
     def displace(self) -> None:
         """Nothing: a local session has no remote connect to displace.

@@ -121,8 +121,8 @@ class Publishing(FanOut):
 
         Raises:
             ValueError: `channel` is not a valid channel name, or a meta channel.
-            NotRepresentable: `data` cannot be encoded (not JSON, or not in every format
-                the subscribers use).
+            NotRepresentable: `data` cannot be encoded: not as JSON, or, while any
+                connection reads msgpack (subscriber or not), not as msgpack.
 
         Examples:
             >>> server.publish("/news", {"headline": "Bayeux in Python"})

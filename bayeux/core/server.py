@@ -149,8 +149,25 @@ class BayeuxServer(EngineBridge):
             >>> session.queue[0].message
             {'channel': '/alerts', 'data': 'hi', 'ext': {'region': 'eu-1'}}
         """
-        self.hooks.extensions.append(extension)
+        self.hooks.extensions = [*self.hooks.extensions, extension]
         self.hooks.installed()
+
+    @on_loop
+    def remove_extension(self, extension: Extension) -> bool:
+        """Stops running `extension`; False when it was not installed.
+
+        Examples:
+            >>> region = Extension()
+            >>> server.add_extension(region)
+            >>> server.remove_extension(region), server.remove_extension(region)
+            (True, False)
+
+        Added in version 0.3.0."""
+        if extension not in self.hooks.extensions:
+            return False
+        self.hooks.extensions = [e for e in self.hooks.extensions if e is not extension]
+        self.hooks.installed()
+        return True
 
     @on_loop
     def add_authorizer(self, pattern: str, authorizer: Authorizer) -> None:

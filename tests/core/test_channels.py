@@ -334,3 +334,26 @@ def test_a_batch_skips_sessions_that_ended_meanwhile() -> None:
         server.publish("/a", 1)
         server.remove_session(session)
     assert ("wake", None) not in waiter.events
+
+
+def test_a_publish_reaching_a_local_session_without_a_running_loop_keeps_it_queued() -> None:
+    from bayeux import LocalSession
+
+    server = BayeuxServer()
+    received: list[object] = []
+
+    async def subscribed() -> LocalSession:
+        local = await LocalSession.connect(server)
+        await local.subscribe("/news", lambda message: received.append(message["data"]))
+        return local
+
+    local = asyncio.run(subscribed())
+    assert server.publish("/news", "while no loop runs") == 1  # no RuntimeError
+    assert [d.message["data"] for d in local.session.queue] == ["while no loop runs"]
+
+    async def later() -> None:
+        local.wake()
+        await asyncio.sleep(0)
+
+    asyncio.run(later())
+    assert received == ["while no loop runs"]

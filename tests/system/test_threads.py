@@ -274,6 +274,7 @@ APPLICATION_API: dict[type, tuple[str, ...]] = {
     Endpoint: ("publish", "shutdown"),
     BayeuxServer: (
         "add_extension",
+        "remove_extension",
         "add_authorizer",
         "add_message_listener",
         "add_service",
