@@ -30,6 +30,7 @@ PUBLIC = {
     "bayeux": None,  # its __all__
     "bayeux.client": None,
     "bayeux.publisher": ["Publisher", "SyncPublisher"],
+    "bayeux.admin": ["Admin", "AdminAuthorizer"],
     "bayeux.testing": [
         "ServerThread",
         "AsgiThread",

@@ -20,9 +20,14 @@ from enum import Enum
 from ..core.context import RequestContext
 from ..transports.http import HttpRequest
 
-# The application's check of a request (embedded): True lets it in. It may be a coroutine
-# function (a session store to look the request's cookie up in).
 AdminAuthorizer = Callable[[RequestContext], bool | Awaitable[bool]]
+"""The application's own check of an admin request (`Endpoint.admin(authorize=...)`): a
+function of the request's `RequestContext` (its cookies, its headers) returning True to let it
+in and anything else to refuse it (403), or a coroutine function (a session store to look the
+request's cookie up in). It is asked only of requests that carry the page's header
+`X-Bayeux-Admin: 1` and no token; if it raises, nobody gets in (403).
+
+Added in version 0.3.0."""
 
 MIN_TOKEN = 16
 MAX_TOKEN = 256

@@ -86,6 +86,17 @@ class Admin:
     (`endpoint.listener(admin_path=...)`), in Tornado (`routes`), under ASGI (`asgi`) or in
     aiohttp (`aiohttp_mount`). docs/admin.md has the page, its API and its figures.
 
+    Examples:
+        >>> admin = Endpoint().admin("a-long-random-admin-token")
+        >>> isinstance(admin, Admin)
+        True
+        >>> Endpoint().admin("too-short")
+        Traceback (most recent call last):
+        ValueError: the admin token must be 16 to 256 characters
+        >>> Endpoint().admin()
+        Traceback (most recent call last):
+        ValueError: the admin page needs a token or an authorize function
+
     Added in version 0.3.0."""
 
     def __init__(
@@ -113,6 +124,12 @@ class Admin:
     def process(self) -> str:
         """How the page names this process (host:pid).
 
+        Examples:
+            >>> import os, socket
+            >>> admin = Endpoint().admin("a-long-random-admin-token")
+            >>> admin.process == f"{socket.gethostname()}:{os.getpid()}"
+            True
+
         Added in version 0.3.0."""
         return self.api.process.name
 
@@ -120,12 +137,32 @@ class Admin:
         """Starts hearing the deployment's asks (with Redis); the endpoint calls it when it
         starts.
 
+        Examples:
+            >>> admin = Endpoint().admin("a-long-random-admin-token")
+            >>> admin.start()  # without Redis there are no asks to hear: nothing to start
+            >>> admin.deployment is None
+            True
+
         Added in version 0.3.0."""
         if self.deployment is not None and not self._stopped:
             self.deployment.start()
 
     async def stop(self) -> None:
         """Stops counting and hearing asks; the endpoint calls it when it shuts down.
+
+        Examples:
+            >>> import asyncio
+            >>> endpoint = Endpoint()
+            >>> admin = endpoint.admin("a-long-random-admin-token")
+            >>> bearer = {"authorization": "Bearer a-long-random-admin-token"}
+            >>> asked = HttpRequest("GET", "/admin/api/overview", headers=bearer)
+            >>> async def watched_then_stopped():
+            ...     await admin.respond(asked, "/admin")  # the page is watched: it counts
+            ...     counting = [type(counter).__name__ for counter in endpoint.server.extensions]
+            ...     await admin.stop()
+            ...     return counting, endpoint.server.extensions
+            >>> asyncio.run(watched_then_stopped())
+            (['Counting'], [])
 
         Added in version 0.3.0."""
         self._stopped = True
@@ -136,6 +173,15 @@ class Admin:
     def at(self, path: str) -> Answer:
         """The function answering every request at `path` and below it (for
         `Listener(sites=...)`).
+
+        Examples:
+            >>> import asyncio
+            >>> answer = Endpoint().admin("a-long-random-admin-token").at("/admin/")
+            >>> page = asyncio.run(answer(HttpRequest("GET", "/admin/")))
+            >>> page.status, dict(page.headers)["Content-Type"]
+            (200, 'text/html;charset=utf-8')
+            >>> asyncio.run(answer(HttpRequest("GET", "/admin/api/sessions"))).status  # no token
+            401
 
         Added in version 0.3.0."""
         base = check_path(path)
@@ -148,6 +194,18 @@ class Admin:
     async def respond(self, request: HttpRequest, base: str) -> HttpResponse:
         """The answer to `request`, for the page served at `base`. Never raises: a failure
         is logged and answered with 500.
+
+        Examples:
+            >>> import asyncio, json
+            >>> admin = Endpoint().admin("a-long-random-admin-token")
+            >>> async def ask(path, token):
+            ...     asked = HttpRequest("GET", path, headers={"authorization": f"Bearer {token}"})
+            ...     answered = await admin.respond(asked, "/admin")
+            ...     return answered.status, json.loads(answered.body)
+            >>> asyncio.run(ask("/admin/api/users", "a-long-random-admin-token"))
+            (200, {'count': 0, 'users': []})
+            >>> asyncio.run(ask("/admin/api/users", "a-wrong-but-long-enough-token"))
+            (401, {'error': 'token needed'})
 
         Added in version 0.3.0."""
         try:
@@ -220,6 +278,14 @@ class Admin:
     def routes(self, path: str = "/admin") -> list[tornado.routing.Rule]:
         """Tornado rules serving the page at `path` and below it, beside the endpoint's.
 
+        Examples:
+            >>> import tornado.web
+            >>> endpoint = Endpoint()
+            >>> (rule,) = endpoint.admin("a-long-random-admin-token").routes("/admin/")
+            >>> rule.matcher.regex.pattern  # the path itself and all below it
+            '/admin(?:/.*)?$'
+            >>> app = tornado.web.Application(endpoint.routes("/cometd") + [rule])
+
         Added in version 0.3.0."""
         from .hosts import tornado_rules
 
@@ -229,6 +295,13 @@ class Admin:
         """The page as an ASGI application answering `path` and below it; in Starlette or
         FastAPI, add its `routes()` (`app.router.routes.extend(admin.asgi(path).routes())`).
 
+        Examples:
+            >>> app = Endpoint().admin("a-long-random-admin-token").asgi("/admin/")
+            >>> app.base
+            '/admin'
+            >>> [(type(route).__name__, route.path) for route in app.routes()]  # for Starlette
+            [('Route', '/admin'), ('Mount', '/admin')]
+
         Added in version 0.3.0."""
         from .hosts import AdminAsgi
 
@@ -236,6 +309,13 @@ class Admin:
 
     def aiohttp_mount(self, app: aiohttp.web.Application, path: str = "/admin") -> None:
         """Serves the page at `path` and below it in an aiohttp application.
+
+        Examples:
+            >>> from aiohttp import web
+            >>> app = web.Application()
+            >>> Endpoint().admin("a-long-random-admin-token").aiohttp_mount(app, "/admin")
+            >>> [resource.canonical for resource in app.router.resources()]
+            ['/admin', '/admin/{rest}']
 
         Added in version 0.3.0."""
         from .hosts import aiohttp_routes
