@@ -4,15 +4,62 @@ connection of the same session takes over, or the session ends."""
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections import deque
 
 from ..core.server import BayeuxServer, ConnectHold
 from ..core.session import Wakeup
 
+# Held connects a loop turn wakes at most. Each woken one answers its request in the next turn
+# (the reply, the queue drained and encoded, a write), and asyncio runs every callback that is
+# ready when a turn starts before it looks at timers and sockets again: a broadcast to tens of
+# thousands of parked long-polls woken at once stalled the process for the time of all their
+# answers (benchmarks/scale.py --transport long-polling).
+WAKE_SHARE = 256
+
+
+class _Waker:
+    """Wakes the held connects of one loop WAKE_SHARE a turn, in the order they were woken."""
+
+    __slots__ = ("loop", "waiting", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: deque[FutureWaiter] = deque()
+        self.scheduled = False
+
+    def add(self, waiter: FutureWaiter) -> None:
+        self.waiting.append(waiter)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.run)
+
+    def run(self) -> None:
+        waiting = self.waiting
+        for _ in range(min(WAKE_SHARE, len(waiting))):
+            waiting.popleft().woken()
+        if waiting:
+            self.loop.call_soon(self.run)  # behind the answers just made ready
+        else:
+            self.scheduled = False
+
+
+_WAKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waker] = weakref.WeakKeyDictionary()
+
+
+def _waker(loop: asyncio.AbstractEventLoop) -> _Waker:
+    waker = _WAKERS.get(loop)
+    if waker is None:
+        waker = _WAKERS[loop] = _Waker(loop)
+    return waker
+
 
 class FutureWaiter:
-    """A `Waiter` (see core.session) that resolves an asyncio future on the first event."""
+    """A `Waiter` (see core.session) that resolves an asyncio future on the first event.
+    Messages wake it through its loop's `_Waker` (a turn or more later); the other events
+    resolve it at once."""
 
-    __slots__ = ("future", "_timer", "_deadline")
+    __slots__ = ("future", "_timer", "_deadline", "_woken")
 
     is_stream = False
 
@@ -20,12 +67,19 @@ class FutureWaiter:
         self.future: asyncio.Future[Wakeup] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._woken = False
 
     def _resolve(self, why: Wakeup) -> None:
         if not self.future.done():
             self.future.set_result(why)
 
     def wake(self) -> None:
+        if not self._woken and not self.future.done():
+            self._woken = True
+            _waker(self.future.get_loop()).add(self)
+
+    def woken(self) -> None:
+        """Its turn to be woken came (`_Waker`)."""
         self._resolve(Wakeup.MESSAGES)
 
     def wake_after(self, seconds: float) -> None:

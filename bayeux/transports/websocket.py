@@ -49,6 +49,11 @@ MSGPACK_SUBPROTOCOL = "bayeux-msgpack"
 # Bytes the flusher writes in one loop turn before it lets other work run (it always writes
 # at least one socket's frame): small fan-outs finish in one turn, big broadcasts take slices.
 WRITE_SHARE = 4 * 1024 * 1024
+# Sockets the flusher writes in one loop turn, whatever their frames' size: a small message
+# to every subscriber of a process costs a write system call each, and tens of thousands of
+# them in one turn held every other connection, timer and Redis reply of the process waiting
+# (benchmarks/scale.py measures the longest stall during a broadcast).
+FLUSH_SHARE = 512
 
 
 def upgrade_context(upgrade: HttpRequest, browser_cookie: str) -> RequestContext:
@@ -81,9 +86,10 @@ class _Flusher:
     """Flushes every socket that has messages waiting, once per loop turn, with one plain
     call_soon (Tornado's add_callback is thread-safe, so it writes to a self-pipe every call).
 
-    A turn writes at most WRITE_SHARE bytes: the sockets left over (a big broadcast) wait for
-    the next turn, after whatever else is ready, and behind the sockets that asked for a flush
-    meanwhile, so that a small message is not held up by a big one's slices."""
+    A turn writes at most WRITE_SHARE bytes to at most FLUSH_SHARE sockets: the sockets left
+    over (a big broadcast, or a small one to many) wait for the next turn, after whatever else
+    is ready, and behind the sockets that asked for a flush meanwhile, so that a small message
+    is not held up by a big one's slices."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -101,7 +107,7 @@ class _Flusher:
         now = time.monotonic()  # one clock read for every socket's latency
         written = 0
         for index, socket in enumerate(queue):
-            if written >= WRITE_SHARE:
+            if written >= WRITE_SHARE or index >= FLUSH_SHARE:
                 self.deferred = queue[index:]
                 self.loop.call_soon(self.run)
                 return
