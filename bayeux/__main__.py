@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from tornado.netutil import bind_sockets
 
 from . import __version__
+from .connection.collector import Collector
+from .connection.files import open_file_shortfall
 from .connection.listener import tls_context
 from .core.server import BayeuxServer
 from .core.settings import Settings, setting_fields
@@ -26,6 +28,10 @@ from .endpoint import Endpoint
 from .workers import run_workers
 
 log = logging.getLogger("bayeux")
+# Connections waiting to be accepted that the kernel keeps per listening socket (it caps this
+# at net.core.somaxconn): Tornado's 128 overflowed under a burst of clients, each overflow
+# costing its client a SYN retransmitted a second or more later.
+BACKLOG = 4096
 
 # Where --admin-token is read from when the option is not given.
 ADMIN_TOKEN_VARIABLE = "BAYEUX_ADMIN_TOKEN"
@@ -266,8 +272,9 @@ async def serve(args: argparse.Namespace) -> None:
         await _engine_ready(endpoint, args.redis_ready_wait / 1000)
     # Several workers share the port: the kernel spreads connections among them, to those
     # that have opened it.
-    sockets = bind_sockets(args.port, args.host, reuse_port=args.reuse_port)
+    sockets = bind_sockets(args.port, args.host, reuse_port=args.reuse_port, backlog=BACKLOG)
     listener.add_sockets(sockets)
+    Collector().start()  # what survives a full collection is not walked again
     port = sockets[0].getsockname()[1] if sockets else args.port
     if args.reuse_port:
         # One of --workers: the parent's banner says the rest, once.
@@ -516,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         parser.error(problem)  # exits with status 2, as for a malformed option
     configure_logging(args.log_format, args.log_level)
+    shortfall = open_file_shortfall(args.max_connections)  # raises the soft limit first
+    if shortfall is not None and not args.reuse_port:  # the parent of --workers says it once
+        log.warning("%s", shortfall, extra={"event": "open-file-limit"})
     if args.workers > 1:
         record = banner(
             args,

@@ -156,8 +156,11 @@ class HttpConnection:
         self.parsing: _Parsing | None = None
         # Parsed requests waiting for their answer, in order (pipelining): usually one.
         self.ready: list[tuple[HttpRequest, _Parsing]] = []
-        # When to give up on the client (monotonic seconds), or 0 while a request is served.
-        self.deadline = time.monotonic() + self.context.settings.idle_timeout_seconds
+        # When to give up on the client (monotonic seconds), or 0 while a request is served;
+        # the listener's clock looks at it then (`_give_up_at`).
+        self.deadline = 0.0
+        self.clock_slot = 0
+        self._give_up_at(time.monotonic() + self.context.settings.idle_timeout_seconds)
         # What a disconnect must tell: the held exchange or open event stream.
         self.current: PollingExchange | EventStream | None = None
         self.upgraded = False
@@ -173,7 +176,7 @@ class HttpConnection:
 
     def on_message_begin(self) -> None:
         self.parsing = _Parsing()
-        self.deadline = time.monotonic() + self.context.settings.idle_timeout_seconds
+        self._give_up_at(time.monotonic() + self.context.settings.idle_timeout_seconds)
 
     def on_url(self, url: bytes) -> None:
         parsing = self.parsing
@@ -216,7 +219,7 @@ class HttpConnection:
                 # Cookie lines join with "; " (RFC 6265, 5.4), others with ", " (RFC 9110, 5.3).
                 headers[key] = ("; " if key == "cookie" else ", ").join([headers[key], *values])
             parsing.repeated = None
-        self.deadline = time.monotonic() + self.context.settings.body_timeout_seconds
+        self._give_up_at(time.monotonic() + self.context.settings.body_timeout_seconds)
         if "chunked" in parsing.headers.get("transfer-encoding", "").lower():
             parsing.chunks = DeclaredChunks()
         if parsing.refusal is not None:
@@ -344,7 +347,7 @@ class HttpConnection:
                     await self._write(refusal(400, "unsupported upgrade"), keep_alive=False)
                     return
                 if self.deadline == 0.0:
-                    self.deadline = time.monotonic() + self.context.settings.idle_timeout_seconds
+                    self._give_up_at(time.monotonic() + self.context.settings.idle_timeout_seconds)
         except Exception:  # nothing may escape into the IOLoop; this client alone is dropped
             log.exception("HTTP connection failed")
         finally:
@@ -515,10 +518,20 @@ class HttpConnection:
         if current is not None:
             current.connection_lost()
 
-    def tick(self, now: float) -> None:
-        """The listener's clock: gives up on a client that is too slow or idle too long."""
-        if self.deadline and now > self.deadline and not self.stream.closed():
-            self.stream.close()
+    def _give_up_at(self, when: float) -> None:
+        """Gives up on the client at the monotonic time `when` unless it moves on by then."""
+        self.deadline = when
+        self.listener.wake_at(self, when)
+
+    def tick(self, now: float) -> float:
+        """The listener's clock: gives up on a client that is too slow or idle too long;
+        returns the deadline still ahead (0.0: none, as while a request is served)."""
+        deadline = self.deadline
+        if deadline and now > deadline:
+            if not self.stream.closed():
+                self.stream.close()
+            return 0.0
+        return deadline
 
     def finish_draining(self) -> None:
         """The server drains: an idle keep-alive connection is closed now (one serving a

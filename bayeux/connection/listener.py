@@ -19,6 +19,8 @@ import tornado.netutil
 from ..core.tasks import TaskSet
 from ..transports.context import Context
 from ..transports.http import HttpRequest, HttpResponse, refusal
+from .accepting import accept_handler
+from .clock import Clock
 from .holding import Holding
 from .http1 import READ_SIZE, HttpConnection, forwarded_address, forwarded_scheme
 from .seams import Connection
@@ -70,12 +72,14 @@ class Listener:
                 raise ValueError(f"a site's path must start with '/', outside {path}: {site!r}")
         self.xheaders = xheaders
         self.connections: set[Connection] = set()
+        self._out_of_files_logged = 0.0
         # Connections handed over to another kind (an upgrade's WebSocket), running.
         self._tasks = TaskSet("a connection", log)
         seconds = min(settings.idle_timeout, settings.body_timeout) / 2000
-        self._ticker = tornado.ioloop.PeriodicCallback(
-            self._tick, max(50.0, min(1000.0, seconds * 1000))
-        )
+        period_ms = max(50.0, min(1000.0, seconds * 1000))
+        # Each connection's next deadline; the ticker runs while some connection has one.
+        self.clock = Clock(period_ms / 1000)
+        self._ticker = tornado.ioloop.PeriodicCallback(self._tick, period_ms)
 
     def serves(self, path: str) -> bool:
         """Whether `path` is the endpoint's (the CometD client appends /handshake, ...), and
@@ -116,9 +120,25 @@ class Listener:
 
     def add_sockets(self, sockets: list[socket.socket]) -> None:
         """Starts accepting on bound, listening sockets (tornado.netutil.bind_sockets)."""
+        loop = tornado.ioloop.IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
         for sock in sockets:
             self._sockets.append(sock)
-            self._stop_accepting.append(tornado.netutil.add_accept_handler(sock, self._accepted))
+            self._stop_accepting.append(
+                accept_handler(loop, sock, self._accepted, self._out_of_files)
+            )
+
+    def _out_of_files(self, error: OSError) -> None:
+        """An accept failed for want of files (or memory): accepting pauses a moment."""
+        self.context.server.stats.refused["out-of-files"] += 1
+        now = time.monotonic()
+        if now - self._out_of_files_logged >= 10.0:
+            self._out_of_files_logged = now
+            log.warning(
+                "cannot accept connections: %s (%d open here; the open-file limit is below"
+                " --max-connections): accepting pauses and clients wait in the listen queue",
+                error.strerror,
+                self.context.connections,
+            )
 
     def _accepted(self, sock: socket.socket, address: Any) -> None:
         context = self.context
@@ -162,8 +182,6 @@ class Listener:
             if holding is not None:
                 holding.close()
             return
-        if not self._ticker.is_running():
-            self._ticker.start()
         stream.set_nodelay(True)
         connection = HttpConnection(self, stream, address, holding)
         self.connections.add(connection)
@@ -171,6 +189,13 @@ class Listener:
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self._tasks.spawn(work)
+
+    def wake_at(self, connection: Connection, when: float) -> None:
+        """Has the clock look at `connection` (its `tick`) once the monotonic time `when` has
+        passed."""
+        self.clock.at(connection, when)
+        if not self._ticker.is_running():
+            self._ticker.start()
 
     def replace(self, old: Connection, new: Connection) -> None:
         """A connection changed hands (HTTP upgraded to WebSocket); it stays counted."""
@@ -197,13 +222,21 @@ class Listener:
             connection.finish_draining()
 
     def _tick(self) -> None:
+        """Looks at the connections whose deadline has passed (clock.py), and at no other."""
         now = time.monotonic()
-        for connection in list(self.connections):
+        connections = self.connections
+        clock = self.clock
+        for connection in clock.due(now):
+            if connection not in connections:
+                continue  # closed, or upgraded to another connection since
             try:
-                connection.tick(now)
+                later = connection.tick(now)
             except Exception:  # one connection must not stop the clock for the others
                 log.exception("connection tick failed")
-        if not self.connections:
+                continue
+            if later:
+                clock.at(connection, later)
+        if clock.empty():
             self._ticker.stop()
 
 

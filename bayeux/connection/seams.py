@@ -17,9 +17,13 @@ class Connection(Protocol):
 
     # What it holds of its client address's memory budget (None behind a trusted proxy).
     holding: Holding | None
+    # The slot of the listener's clock it is in (clock.py), 0 for none.
+    clock_slot: int
 
-    def tick(self, now: float) -> None:
-        """The listener's clock: gives up on a client that is too slow or idle too long."""
+    def tick(self, now: float) -> float:
+        """The listener's clock, once a deadline it asked for (`ConnectionHost.wake_at`) has
+        passed: gives up on a client that is too slow or idle too long, pings an idle peer.
+        Returns when to be looked at next (monotonic seconds), or 0.0 for no deadline."""
 
     def finish_draining(self) -> None:
         """Finishes what is under way, then closes (a shutdown)."""
@@ -44,6 +48,10 @@ class ConnectionHost(Protocol):
 
     def scheme(self, headers: dict[str, str]) -> str:
         """ "https" over TLS, or as a trusted proxy says; else "http"."""
+
+    def wake_at(self, connection: Connection, when: float) -> None:
+        """Has the listener's clock look at `connection` once the monotonic time `when` has
+        passed (or sooner)."""
 
     def replace(self, old: Connection, new: Connection) -> None:
         """A connection changed kind (HTTP upgraded to WebSocket); it stays counted."""

@@ -112,6 +112,7 @@ class WebSocketConnection:
         "control_window",
         "control_frames",
         "holding",
+        "clock_slot",
         "_fragments",
         "_size",
     )
@@ -150,6 +151,9 @@ class WebSocketConnection:
         self.awaiting_pong = False
         # Set once we sent a close frame: the peer must answer by then.
         self.deadline = 0.0
+        self.clock_slot = 0
+        if self.ping_interval:
+            listener.wake_at(self, self.last_ping + self.ping_interval)
         self._fragments: list[Any] = []
         self._size = 0
 
@@ -280,25 +284,31 @@ class WebSocketConnection:
         if self.protocol.state is ConnectionState.OPEN and not self.stream.closed():
             self._send_control(CloseConnection(code=code, reason=reason))
             self.deadline = time.monotonic() + CLOSE_HANDSHAKE_SECONDS
+            self.listener.wake_at(self, self.deadline)
 
     def abort(self) -> None:
         self.stream.close()
 
     # ----------------------------------------------------------------------- lifecycle
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float) -> float:
         """The listener's clock: pings an idle peer, and drops one that has not answered the
-        previous ping (half-open) or our close."""
+        previous ping (half-open) or our close. Returns when to be looked at next."""
         if self.deadline and now > self.deadline:
             self.stream.close()
-        elif self.ping_interval and now - self.last_ping >= self.ping_interval:
+            return 0.0
+        if self.ping_interval and now - self.last_ping >= self.ping_interval:
             if self.awaiting_pong:
                 self.stream.close()
-                return
+                return 0.0
             self.last_ping = now
             self.awaiting_pong = True
             if self.protocol.state is ConnectionState.OPEN:
                 self._send_control(Ping(b""))
+        later = self.last_ping + self.ping_interval if self.ping_interval else 0.0
+        if self.deadline and (not later or self.deadline < later):
+            later = self.deadline
+        return later
 
     def finish_draining(self) -> None:
         """The transport closes with 1001 after its pending frames (it is a drained stream)."""
