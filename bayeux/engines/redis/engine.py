@@ -134,7 +134,7 @@ class RedisEngine(Upkeep):
                         self.me,
                         self.keys.prefix,
                         session.id,
-                        *state_of(session),
+                        *state_of(session, self.cursor),
                         pending_of(session),
                     ],
                     client=pipe,

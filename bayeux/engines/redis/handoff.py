@@ -171,7 +171,7 @@ class Handoff(LogReader):
         if session is not None:
             if session.ack is not None and acknowledged is not None:
                 session.acknowledge(acknowledged)
-            state = (*state_of(session), pending_of(session))
+            state = (*state_of(session, self.cursor), pending_of(session))
         try:
             new_owner = await self._command(
                 self._scripts["RELEASE"](

@@ -83,11 +83,20 @@ class Upkeep(Handoff):
         floor = self.cursor  # every entry up to here is queued for the sessions it concerns
         # Records following the floor of sessions no longer served here: pinned to the floor
         # saved last (they had it then) before the floor moves on without them.
-        left = [client_id for client_id in self._following if client_id not in sessions]
+        left = list(self._following - sessions.keys())
         args: list[Any] = [self.me, self.keys.prefix, floor, self._floor_ms, alive_ms, len(left)]
         args.extend(left)
         changed: dict[str, Saved] = {}
+        saved_before = self._saved
         for session in sessions.values():
+            if not everything and session.ack is None and not session.queue:
+                # Most sessions, skipped without making their state: they keep up and their
+                # record follows the floor already (at 17,000 sessions the save made and
+                # compared every session's state four times a second: 10.6 ms each).
+                before = saved_before.get(session.id)
+                if before is not None and before.follows_floor:
+                    if before.connected == session.connected:
+                        continue
             if session.local or session.remote:
                 continue
             state = saved_state(session)
