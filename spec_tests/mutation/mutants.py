@@ -54,7 +54,8 @@ MUTANTS = [
     Mutant(
         "delivered-twice",
         "core/session.py",
-        "        self.queue.append(delivery)\n",
+        "        was_empty = not self.queue or self.lazy_pending\n        self.queue.append(delivery)\n",
+        "        was_empty = not self.queue or self.lazy_pending\n"
         "        self.queue.extend((delivery, delivery))\n",
         "each message queued twice",
     ),
@@ -152,7 +153,7 @@ MUTANTS = [
     Mutant(
         "unsubscribe-noop",
         "core/meta.py",
-        "                self.unsubscribe(session, pattern)",
+        "                self._unsubscribe_here(session, pattern)",
         "                pass",
         "unsubscribe answers but keeps the subscription",
     ),
