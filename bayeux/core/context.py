@@ -204,9 +204,7 @@ class RequestContext:
 
     __slots__ = ("_source", "_connection_type", "_answered")
 
-    def __init__(
-        self, source: RequestSource, connection_type: str, *, answered: bool = False
-    ) -> None:
+    def __init__(self, source: RequestSource, connection_type: str, answered: bool = False) -> None:
         self._source = source
         self._connection_type = connection_type
         # Whether this request's HTTP response carries the replies (polling), so that hooks

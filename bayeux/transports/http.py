@@ -85,7 +85,7 @@ class HttpRequest:
     def context(self, connection_type: str, *, answered: bool = False) -> RequestContext:
         """The request as hooks see it (core/context.py); `answered` when its own HTTP
         response carries the replies, so that hooks may add headers to it."""
-        return RequestContext(self, connection_type, answered=answered)
+        return RequestContext(self, connection_type, answered)
 
     @property
     def host(self) -> str | None:

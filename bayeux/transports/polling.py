@@ -14,6 +14,7 @@ import time
 from urllib.parse import parse_qs, unquote_to_bytes
 
 from ..core import codec
+from ..core.context import RequestContext
 from ..core.message import Message, ProtocolError, TooManyMessages, batch_from, decoded_cost
 from ..core.peer import Peer
 from ..core.session import Wakeup, reply_ready
@@ -28,7 +29,7 @@ from .http import (
     origin_refused,
     refusal,
 )
-from .waiting import FutureWaiter, wait_for_messages
+from .waiting import FutureWaiter, answered_at_once, wait_for_messages
 
 JAVASCRIPT_TYPE = "text/javascript;charset=utf-8"
 # A JavaScript identifier path such as `cb`, `jQuery123_456` or `window.cometd._jsonp3`.
@@ -69,7 +70,7 @@ class PollingExchange:
         self.context.start()
         if origin_refused(self.request, self.context):
             return refusal(403, "origin not allowed", self._cors())
-        settings = self.context.settings
+        settings = self.context.server.settings
         if declared_length is not None and declared_length > settings.max_message_size:
             return self.too_large()
         if (
@@ -102,29 +103,20 @@ class PollingExchange:
         """The response, or None when the client went away while its connect was held.
         Call `early_refusal()` first: what it refuses is not checked again here."""
         request = self.request
-        if len(request.body) > self.context.settings.max_message_size:
+        raw = request.body
+        server = self.context.server
+        settings = server.settings
+        if len(raw) > settings.max_message_size:
             return self.too_large()
         method = request.method
-        if method == "POST" or method == "PUT":
-            return await self._long_polling()
         if method == "GET":
             return await self._callback_polling()
         if method == "OPTIONS":
             return self._preflight()
-        return refusal(405, "method not allowed", self._cors())
-
-    def _preflight(self) -> HttpResponse:
-        headers = [
-            *self._cors(),
-            ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
-            ("Access-Control-Allow-Headers", CORS_REQUEST_HEADERS),
-            ("Access-Control-Max-Age", "86400"),
-        ]
-        return HttpResponse(204, headers)
-
-    async def _long_polling(self) -> HttpResponse | None:
-        raw = self.request.body
-        server = self.context.server
+        if method != "POST" and method != "PUT":
+            return refusal(405, "method not allowed", self._cors())
+        # Long-polling, written out here rather than in a coroutine of its own: it is nearly
+        # every request (benchmarks/exchange.py).
         cost = 0
         if server.batches_may_wait():
             # The body and what it decodes into, both held while the batch is handled; a form
@@ -136,22 +128,31 @@ class PollingExchange:
         if (
             cost
             and len(raw) > EARLY_CHECKED_BODY
-            and server.budgets.busy(
-                self.request.remote_ip, cost, self.context.settings.max_extension_backlog
-            )
+            and server.budgets.busy(request.remote_ip, cost, settings.max_extension_backlog)
         ):
             # Refused before it is decoded: a flood of large batches from a busy address
             # costs no decoding.
             server.stats.refused["batch-waiting"] += 1
             return refusal(503, "too many messages waiting for this address", self._cors())
         try:
-            messages = messages_from_body(self.request, self.context.settings.max_batch_messages)
+            messages = messages_from_body(request, settings.max_batch_messages)
         except BadRequest as exc:
             return refusal(exc.status, exc.reason, self._cors())
         body = await self._exchange(messages, "long-polling", cost)
         if body is None:
             return None
-        return HttpResponse(200, self._headers(("Content-Type", JSON_TYPE), *self._cors()), body)
+        # CORS headers only for a request that names an origin (an allowed one: early_refusal).
+        cors = self._cors() if "origin" in request.headers else ()
+        return HttpResponse(200, self._headers(("Content-Type", JSON_TYPE), *cors), body)
+
+    def _preflight(self) -> HttpResponse:
+        headers = [
+            *self._cors(),
+            ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+            ("Access-Control-Allow-Headers", CORS_REQUEST_HEADERS),
+            ("Access-Control-Max-Age", "86400"),
+        ]
+        return HttpResponse(204, headers)
 
     async def _callback_polling(self) -> HttpResponse | None:
         request = self.request
@@ -204,13 +205,16 @@ class PollingExchange:
         context = self.context
         server = context.server
         browser = self._browser_id()
+        request = self.request
         outcome = await server.handle(
             messages,
-            self.peer or Peer(address=self.request.remote_ip),
-            self.request.context(connection_type, answered=True),
+            self.peer or Peer(request.remote_ip),
+            # Made here, positionally: a keyword argument to a class costs a dict per request
+            # (benchmarks/exchange.py).
+            RequestContext(request, connection_type, True),
             cost=cost,
         )
-        items = [codec.dumps(reply) for reply in outcome.replies]
+        items = [codec.dumps_transient(reply) for reply in outcome.replies]
         hold = outcome.connect
         if hold is not None:
             if hold.timeout > 0 and not context.browser_may_hold(browser):
@@ -218,15 +222,17 @@ class PollingExchange:
                 # budget, tell this client to poll instead (Bayeux's multiple-clients advice).
                 deliveries, reply = server.finish_connect(hold, Wakeup.BROWSER_BUSY)
             else:
-                self._waiter = FutureWaiter()
-                context.browser_holding(browser, +1)
-                context.stream_opened(self)
-                try:
-                    why = await wait_for_messages(server, hold, self._waiter)
-                finally:
-                    context.stream_closed(self)
-                    context.browser_holding(browser, -1)
-                    self._waiter = None
+                why = answered_at_once(server, hold)
+                if why is None:
+                    waiter = self._waiter = FutureWaiter()
+                    context.browser_holding(browser, +1)
+                    context.stream_opened(self)
+                    try:
+                        why = await wait_for_messages(waiter, hold)
+                    finally:
+                        context.stream_closed(self)
+                        context.browser_holding(browser, -1)
+                        self._waiter = None
                 deliveries, reply = server.finish_connect(hold, why)
                 if why is Wakeup.GONE:
                     return None
@@ -235,12 +241,12 @@ class PollingExchange:
             if deliveries:
                 server.stats.observe_latency(time.monotonic() - deliveries[0].born)
             items.extend(d.json for d in deliveries)
-            items.append(codec.dumps(reply))
+            items.append(codec.dumps_transient(reply))
         return codec.join_array(items)
 
     def _browser_id(self) -> str | None:
         """The browser's id cookie (set on first contact), when browser tracking is on."""
-        settings = self.context.settings
+        settings = self.context.server.settings
         if not settings.browser_cookie:
             return None
         browser = self.request.identify_browser(settings.browser_cookie)
@@ -254,9 +260,19 @@ class PollingExchange:
         the drain only waits for this request to end."""
 
 
+# Content-Type values of JSON bodies as the usual clients send them, taken without parsing
+# (benchmarks/exchange.py).
+_JSON_TYPES = frozenset(
+    ("application/json", "application/json;charset=utf-8", "application/json; charset=utf-8")
+)
+
+
 def messages_from_body(request: HttpRequest, max_messages: int) -> list[Message]:
     body = request.body
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    given = request.headers.get("content-type", "")
+    if given in _JSON_TYPES:
+        return decode_batch(body, max_messages)
+    content_type = given.split(";")[0].strip().lower()
     # Faye's cross-origin transport posts `message=<urlencoded JSON>` as text/plain (a type
     # that needs no CORS preflight), so a form body is recognised by its content too.
     if content_type == "application/x-www-form-urlencoded" or (
@@ -293,11 +309,12 @@ EARLY_CHECKED_BODY = 64 * 1024
 
 
 def decode_batch(body: bytes, max_messages: int) -> list[Message]:
-    if not body.strip():
-        raise BadRequest(400, "empty request body")
     try:
         value = codec.loads(body)
     except codec.DecodeError:
+        # Told apart only once refused: a body of nothing but blanks is not JSON either.
+        if not body.strip():
+            raise BadRequest(400, "empty request body") from None
         raise BadRequest(400, "request body is not valid JSON") from None
     try:
         return batch_from(value, max_messages)

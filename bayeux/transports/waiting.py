@@ -110,23 +110,34 @@ class FutureWaiter:
                 self._timer.cancel()
 
 
-async def wait_for_messages(
-    server: BayeuxServer, hold: ConnectHold, waiter: FutureWaiter
-) -> Wakeup:
-    """Parks `hold` until something happens; costs no thread, only a future and a timer."""
+def answered_at_once(server: BayeuxServer, hold: ConnectHold) -> Wakeup | None:
+    """Why `hold` is answered without waiting, or None when it waits (`wait_for_messages`).
+    A connect answered at once still displaces any other connection's held connect: one
+    outstanding connect per session. Needs no waiter: most connects of a busy client find
+    messages queued (benchmarks/exchange.py)."""
     session = hold.session
     if session.ended is not None:
         return Wakeup.CLOSED
-    if session.waiter is not None and session.waiter.is_stream:
+    previous = session.waiter
+    if previous is not None and previous.is_stream:
         # An EventSource stream carries this session's deliveries; it is not a connect, so a
         # connect neither displaces it nor waits: it is answered at once.
         return Wakeup.STREAMED
-    # Attaching first displaces any other connection's held connect, even when this one is
-    # answered at once: one outstanding connect per session.
+    if hold.timeout <= 0 or session.queue or server.shutting_down:
+        if previous is not None:
+            session.waiter = None
+            previous.displace()
+        return Wakeup.MESSAGES
+    return None
+
+
+async def wait_for_messages(waiter: FutureWaiter, hold: ConnectHold) -> Wakeup:
+    """Parks `hold`, which `answered_at_once` did not answer, until something happens; costs
+    no thread, only a future and a timer."""
+    session = hold.session
+    # Attaching displaces any other connection's held connect.
     session.attach(waiter)
     try:
-        if hold.timeout <= 0 or session.queue or server.shutting_down:
-            return Wakeup.MESSAGES
         return await waiter.wait(hold.timeout)
     finally:
         session.detach(waiter)

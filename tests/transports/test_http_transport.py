@@ -40,6 +40,23 @@ def test_other_paths_are_not_served(live) -> None:
     assert request(other, body="[]").status == 404
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json;charset=utf-8",
+        "application/json; charset=utf-8",
+        "Application/JSON; charset=UTF-8",
+        "text/plain;charset=UTF-8",
+    ],
+)
+def test_json_bodies_are_read_whatever_their_content_type_spelling(live, content_type) -> None:
+    handshake = json.dumps([handshake_message()])
+    response = request(live.url, body=handshake, headers={"Content-Type": content_type})
+    assert response.status == 200
+    assert response.json()[0]["successful"] is True
+
+
 def test_single_object_body_is_accepted(live) -> None:
     response = post_json(
         live.url,
@@ -95,6 +112,11 @@ def test_malformed_bodies_get_400_with_a_reason(live) -> None:
         response = request(live.url, body=body, headers={"Content-Type": "application/json"})
         assert response.status == 400, body
         assert response.body.strip(), "400 without a reason"
+    for body in ("", " \r\n "):
+        response = request(live.url, body=body, headers={"Content-Type": "application/json"})
+        assert (response.status, response.body) == (400, b"empty request body\n")
+    response = request(live.url, body="{oops", headers={"Content-Type": "application/json"})
+    assert response.body == b"request body is not valid JSON\n"
     response = request(
         live.url, body="x=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
@@ -205,6 +227,32 @@ def test_held_connect_is_released_by_a_publish(live) -> None:
     # Deliveries first, in order, then the connect reply that closes the batch.
     assert [m.get("data") for m in result["reply"]] == ["a", "b", None]
     assert result["reply"][-1]["channel"] == "/meta/connect"
+
+
+def test_a_connect_answered_at_once_displaces_the_held_one(live) -> None:
+    client_id = handshake(live.url)
+    connect = {"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling"}
+    post_json(live.url, [connect])  # the first connect returns at once
+    result = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        result["reply"] = post_json(live.url, [connect]).json()
+        result["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    at_once = post_json(live.url, [{**connect, "advice": {"timeout": 0}}]).json()
+    assert time.monotonic() - started < 1.0
+    thread.join(5)
+    assert at_once[0]["successful"] is True
+    assert "multiple-clients" not in at_once[0]["advice"]
+    # The held connect (2 s otherwise) is answered as soon as the other one came.
+    assert result["elapsed"] < 1.5
+    assert result["reply"][0]["successful"] is True
+    assert result["reply"][0]["advice"]["multiple-clients"] is True
 
 
 def test_held_connect_times_out_with_advice(live) -> None:
