@@ -207,6 +207,8 @@ class Hooks:
         return failure(message, error(500, message["channel"], "Extension failed"))
 
     def outgoing(self, session: ServerSession | None, message: Message) -> Decision:
+        if not self.extensions and (session is None or not session.extensions):
+            return True  # every reply asks: nothing to run costs no call (benchmarks/exchange.py)
         return self.run_outgoing(self.extensions_of(session, outgoing=True), session, message)
 
     def run_outgoing(

@@ -113,7 +113,7 @@ def reply_to(message: Message, channel: str | None = None) -> Message:
     reply: Message = {"channel": channel if channel is not None else message["channel"]}
     message_id = message.get("id")
     # Only a valid id is echoed: an invalid one is what the error reply is about.
-    if valid_id(message_id):
+    if message_id is not None and valid_id(message_id):
         reply["id"] = message_id
     return reply
 

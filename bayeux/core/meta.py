@@ -187,10 +187,14 @@ class MetaChannels(Publishing):
         if session.ack is not None and isinstance(ext.get("ack"), int):
             session.acknowledge(ext["ack"])
         timesync = None
-        if self.settings.timesync_extension:
+        if "timesync" in ext and self.settings.timesync_extension:
             timesync = TimesyncRequest.from_message(message, int(self.wall_clock() * 1000))
         reply = reply_to(message)
-        reply.update(clientId=session.id, successful=True, advice=self._advice(session))
+        # Key by key: update() with keywords would make a dict of them first
+        # (benchmarks/exchange.py).
+        reply["clientId"] = session.id
+        reply["successful"] = True
+        reply["advice"] = self._advice(session)
         first = session.connected_once()
         if connection_type == EVENTSOURCE:
             # As Faye does: the stream carries deliveries, so connects are answered at once and
@@ -255,7 +259,12 @@ class MetaChannels(Publishing):
         if flow is not None and flow.released and hold.timeout > 0:
             flow.tell(flow.released, session)
         multiple_clients = why is Wakeup.DISPLACED or why is Wakeup.BROWSER_BUSY
-        deliver = why in _DELIVERING or (why is Wakeup.STREAMED and session.connect_delivery_only)
+        # Identity first: a set's look-up of an Enum calls its __hash__, written in Python.
+        deliver = (
+            why is Wakeup.MESSAGES
+            or why in _DELIVERING
+            or (why is Wakeup.STREAMED and session.connect_delivery_only)
+        )
         reply = hold.reply
         ended = session.ended
         if ended is not None:
@@ -273,7 +282,9 @@ class MetaChannels(Publishing):
             if kept is not True and kept is not False:
                 hold.pending = kept
             return [], reply
-        interval = reply["advice"].get("interval", self.timing(session)[1])
+        interval = reply["advice"].get("interval")
+        if interval is None:
+            interval = self.timing(session)[1]
         if multiple_clients:
             interval = self.settings.multi_session_interval
             reply["advice"] = {**reply["advice"], "multiple-clients": True, "interval": interval}

@@ -896,7 +896,7 @@ class BayeuxServer(EngineBridge):
         token = entering(request) if request is not None else None
         attributes_before = self.attribute_write
         try:
-            outcome = Outcome(replies=[])
+            outcome = Outcome([])
             if len(messages) > 1:
                 handshake = next((m for m in messages if m["channel"] == ch.META_HANDSHAKE), None)
                 if handshake is not None:

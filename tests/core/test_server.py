@@ -421,6 +421,15 @@ def test_publisher_receives_own_message_unless_configured_otherwise(clock: Clock
         ({"channel": "/a"}, "400:data:"),
         ({"channel": "/a", "data": 1, "id": {"x": 1}}, "400:id:"),
         ({"channel": "/a", "data": 1, "ext": []}, "400:ext:"),
+        ({"channel": "/a", "data": 1, "ext": None}, "400:ext:"),
+        ({"channel": "/a", "data": 1, "id": None}, "400:id:"),
+        ({"channel": "/a", "data": 1, "advice": None}, "400:advice:"),
+        ({"channel": "/a", "data": 1, "advice": [1]}, "400:advice:"),
+        ({"channel": "/a", "data": 1, "advice": {"timeout": -1}}, "400:advice.timeout:"),
+        ({"channel": "/a", "data": 1, "advice": {"interval": "1"}}, "400:advice.interval:"),
+        ({"channel": "/a", "data": 1, "ext": {"ack": "1"}}, "400:ext.ack:"),
+        ({"channel": "/a", "data": 1, "ext": {"timesync": {"tc": "1"}}}, "400:ext.timesync:"),
+        ({"channel": "/a", "data": 1, "ext": {"timesync": 1}}, "400:ext.timesync:"),
     ],
 )
 def test_publish_failures(server: BayeuxServer, message: dict, error_prefix: str) -> None:
@@ -430,6 +439,14 @@ def test_publish_failures(server: BayeuxServer, message: dict, error_prefix: str
     assert reply["successful"] is False
     assert reply["error"].startswith(error_prefix)
     assert not subscriber.queue
+
+
+def test_publish_with_empty_ext_and_advice_is_accepted(server: BayeuxServer) -> None:
+    publisher, subscriber = handshake(server), handshake(server)
+    one(server, channel="/meta/subscribe", clientId=subscriber.id, subscription="/a")
+    reply = one(server, channel="/a", clientId=publisher.id, data=1, id="7", ext={}, advice={})
+    assert reply == {"channel": "/a", "id": "7", "successful": True}
+    assert len(subscriber.queue) == 1
 
 
 def test_publish_without_valid_session_is_refused(server: BayeuxServer) -> None:
