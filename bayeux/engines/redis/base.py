@@ -112,6 +112,11 @@ class EngineBase:
         self._background = TaskSet("a redis engine task", log, expected=(EngineUnavailable,))
         self._replay: ReplayStore | None = None
         self._reconcile = False
+        # Sessions served here whose record missed a change while Redis was unreachable (or
+        # a write of it failed): written again whole once it is back (`_recreate`).
+        self._unsynced: set[str] = set()
+        # The Redis server last reconciled with (INFO run_id): another one may lack records.
+        self._redis_run: str | None = None
         self._loaded = False  # the log's start position and replay history read once
 
     async def _command(
@@ -147,7 +152,8 @@ class EngineBase:
         self, session: ServerSession, changes: Changes
     ) -> asyncio.Future[bool] | None:
         if not self.available:
-            return None  # written with the whole record when Redis is back (_recreate)
+            self._unsynced.add(session.id)  # its whole record is written when Redis is back
+            return None
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._attribute_changes.append((session, changes, written))
         if self._attribute_writer is None:
@@ -175,6 +181,8 @@ class EngineBase:
             except EngineUnavailable:
                 owners, written = [None] * len(batch), False
             for (session, changes, done), owner in zip(batch, owners, strict=True):
+                if not written and not session.remote:
+                    self._unsynced.add(session.id)
                 if not done.done():
                     done.set_result(written)
                 if (

@@ -217,6 +217,22 @@ class RedisEngine(Upkeep):
         subscribed: bool,
         replay: dict[str, int],
     ) -> None:
+        try:
+            await self._subscribe_script(session, patterns, subscribed, replay)
+        except (EngineUnavailable, RecordMissing):
+            # Applied here all the same (core/meta.py): its whole record, subscriptions
+            # included, is written when Redis is back.
+            if not session.remote:
+                self._unsynced.add(session.id)
+            raise
+
+    async def _subscribe_script(
+        self,
+        session: ServerSession,
+        patterns: list[str],
+        subscribed: bool,
+        replay: dict[str, int],
+    ) -> None:
         written = await self._command(
             self._scripts["SUBSCRIBE"](
                 keys=[
@@ -296,17 +312,24 @@ class RedisEngine(Upkeep):
 
     def timing_changed(self, session: ServerSession) -> None:
         if not self.available:
-            return  # written with the whole record when Redis is back (_recreate)
-        self._spawn(
-            self._command(
+            self._unsynced.add(session.id)  # its whole record is written when Redis is back
+            return
+        self._spawn(self._write_timing(session))
+
+    async def _write_timing(self, session: ServerSession) -> None:
+        try:
+            await self._command(
                 self._scripts["TIMING"](
                     keys=[self.keys.session(session.id)], args=[timing_field(session)]
                 )
             )
-        )
+        except EngineUnavailable:
+            self._unsynced.add(session.id)
+            raise
 
     def removed(self, session: ServerSession, reason: Ended) -> None:
         self._saved.pop(session.id, None)
+        self._unsynced.discard(session.id)
         if reason is Ended.MOVED or not self.available:
             return
         assert self._server is not None

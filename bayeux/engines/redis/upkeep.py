@@ -41,6 +41,7 @@ class Upkeep(Handoff):
         assert self._server is not None
         ticks = 0
         alive_ms = self._alive_ms
+        everything = True
         while True:
             try:
                 if self.available and not self._reconcile:
@@ -59,13 +60,19 @@ class Upkeep(Handoff):
                     # Redis lost or just back: the plain write tells whether it is there.
                     await self._command(self._say_alive(alive_ms), mark=False)
                     if not self.available:
+                        everything = not await self._kept()
                         self.available = True
                         self._reconcile = True
                         log.info("redis engine connected to %s", self.url)
                         await self._command(
                             self._client.hset(self.keys.config, mapping=self._config())
                         )
-                    await self._save(everything=True)
+                    if everything:
+                        await self._save(everything=True)
+                        self._unsynced.clear()
+                    else:
+                        await self._recreate(list(self._unsynced))
+                        await self._save(everything=False)
                     self._reconcile = False
                     await self._send_outbox()
                 if ticks % max(1, int(2 / self.sync_interval)) == 0:
@@ -76,6 +83,23 @@ class Upkeep(Handoff):
                 log.exception("redis engine upkeep failed")
             ticks += 1
             await asyncio.sleep(self.sync_interval)
+
+    async def _kept(self) -> bool:
+        """Whether Redis, reached again, still has what this process wrote: the same server
+        (its run id: not restarted, not a promoted replica) and this process's floor there
+        (it outlives an outage of maxInterval plus a minute). Then only the records that
+        missed a change (`_unsynced`) are written again: a process back from a command
+        timeout (its own loop late under load, as often as Redis away) wrote every record
+        it had again, and at 17,000 sessions that load brought the next timeout on."""
+        try:
+            server = await self._command(self._client.info("server"), mark=False)
+            run_id = server.get("run_id")
+            floor = await self._command(self._client.exists(self.keys.floor(self.me)), mark=False)
+        except EngineUnavailable:
+            return False
+        kept = bool(run_id and run_id == self._redis_run and floor)
+        self._redis_run = run_id
+        return kept
 
     def _say_alive(self, alive_ms: int) -> Awaitable[Any]:
         """This process's `alive` key, renewed for `alive_ms` (scripts.SAVE renews it too)."""
@@ -183,6 +207,7 @@ class Upkeep(Handoff):
             for client_id in chunk:  # exact now: the next save writes what it keeps
                 self._saved.pop(client_id, None)
                 self._following.discard(client_id)
+                self._unsynced.discard(client_id)
         if client_ids:
             log.info("wrote again the records of %d sessions", len(client_ids))
 
