@@ -219,6 +219,11 @@ class HttpConnection:
                 # Cookie lines join with "; " (RFC 6265, 5.4), others with ", " (RFC 9110, 5.3).
                 headers[key] = ("; " if key == "cookie" else ", ").join([headers[key], *values])
             parsing.repeated = None
+        else:
+            # No name repeats: the headers dict holds every line, in order, and the request
+            # context reads them from it (RequestContext.headers). A held long-poll and an
+            # open WebSocket keep their request: no tuple per line (benchmarks/memory.py).
+            parsing.lines.clear()
         self._give_up_at(time.monotonic() + self.context.settings.body_timeout_seconds)
         if "chunked" in parsing.headers.get("transfer-encoding", "").lower():
             parsing.chunks = DeclaredChunks()
@@ -284,7 +289,7 @@ class HttpConnection:
             query=url.query.decode("utf-8", "replace") if url.query else "",
             headers=headers,
             remote_ip=self.listener.client_address(headers, self.peer_ip),
-            header_lines=tuple(parsing.lines),
+            header_lines=tuple(parsing.lines),  # () unless a name repeats: on_headers_complete
             scheme=self.listener.scheme(headers),
             local_ip=self.local_ip,
             client_certificate=self.stream.peer_certificate(),
@@ -319,6 +324,12 @@ class HttpConnection:
                 parsing = self.parsing
                 if parsing is not None and parsing.chunks is not None and parsing.refusal is None:
                     self._declared(parsing, self._body_of(data, parsing, before, head_open))
+                # What is read of this read below: the bytes and the request they continued
+                # are not kept while the requests are served (benchmarks/memory.py). The
+                # parser runs only here, so the request still arriving stays `parsing`.
+                size, tail = len(data), data[-3:]
+                continued = head_open and parsing is before
+                del data, before
                 while self.ready:
                     if trailing is not None and len(self.ready) == 1:
                         await self._upgrade(self.ready.pop(0)[0], trailing)
@@ -332,12 +343,12 @@ class HttpConnection:
                     # httptools keeps an unfinished header line to itself until it ends: what
                     # it holds is bounded here, by the bytes fed while the head is arriving (a
                     # head begun in this read is counted whole: at most one read too many).
-                    fed_before = self.head_fed if head_open and parsing is before else 0
-                    self.head_fed = fed_before + len(data)
-                    self.head_tail = data[-3:]
+                    fed_before = self.head_fed if continued else 0
+                    self.head_fed = fed_before + size
+                    self.head_tail = tail
                     if self.head_fed > MAX_HEADER_BYTES:
                         parsing.refusal = refusal(431, "request headers too large")
-                    elif self.holding is not None and not self.holding.gather(len(data)):
+                    elif self.holding is not None and not self.holding.gather(size):
                         parsing.refusal = refusal(503, "address over its memory budget")
                 if parsing is not None and parsing.refusal is not None:
                     # Refused while its headers or body were still arriving: answer now.
@@ -391,6 +402,9 @@ class HttpConnection:
         if parsing.refusal is not None:
             await self._write(parsing.refusal, keep_alive=False, request=request)
             return False
+        exchange, page = parsing.exchange, parsing.page
+        # Not kept while the request is served (a held long-poll: benchmarks/memory.py).
+        del parsing
         listener = self.listener
         if not listener.serves(request.path):
             extra = await listener.extra_response(request)
@@ -399,9 +413,8 @@ class HttpConnection:
             )
         if wants_event_stream(request.method, request.headers):
             return await self._event_stream(request, keep_alive)
-        if parsing.page is not None:
-            return await self._write(parsing.page, keep_alive, request=request)
-        exchange = parsing.exchange
+        if page is not None:
+            return await self._write(page, keep_alive, request=request)
         if exchange is None:  # a WebSocket upgrade the parser did not flag: refused
             return await self._write(
                 refusal(400, "bad WebSocket upgrade"), keep_alive=False, request=request

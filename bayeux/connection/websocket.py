@@ -93,6 +93,15 @@ def upgrade_answer(
     return HttpResponse(101, answer_headers), subprotocol, deflate
 
 
+class _Events(list[Any]):
+    """wsproto's queue of events (`Connection._events`) as a list: the same two operations."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
 class WebSocketConnection:
     """Reads frames and hands each whole message to the Bayeux transport, one at a time;
     writes what the transport sends (it is the transport's `FrameSink`)."""
@@ -132,6 +141,10 @@ class WebSocketConnection:
         self.holding = holding
         self.stream = stream
         self.protocol = Connection(ConnectionType.SERVER, [deflate] if deflate else None)
+        # wsproto queues events there only for a connection lost without a close frame, which
+        # is never reported to it here; an empty deque is a 64-slot block per idle WebSocket
+        # (benchmarks/memory.py).
+        self.protocol._events = _Events()  # type: ignore[assignment]
         # The window our compressed frames use, when permessage-deflate was negotiated.
         self.deflate_bits = deflate.server_window_bits if deflate is not None else None
         self.deflate = deflate
@@ -154,7 +167,9 @@ class WebSocketConnection:
         self.clock_slot = 0
         if self.ping_interval:
             listener.wake_at(self, self.last_ping + self.ping_interval)
-        self._fragments: list[Any] = []
+        # The frames of a fragmented message, while it arrives (None otherwise: most messages
+        # come in one frame, and an idle socket keeps no list; benchmarks/memory.py).
+        self._fragments: list[Any] | None = None
         self._size = 0
 
     async def run(self, trailing: bytes) -> None:
@@ -164,6 +179,8 @@ class WebSocketConnection:
             while True:
                 if data:
                     self.protocol.receive_data(data)
+                    # Parsed: not kept while the socket waits (benchmarks/memory.py).
+                    data = b""
                     if not await self._handle_events():
                         return
                 data = await self.stream.read_bytes(READ_SIZE, partial=True)
@@ -193,14 +210,21 @@ class WebSocketConnection:
                     return self._fail(CLOSE_TOO_BIG, f"message larger than {self.max_size} bytes")
                 if holding is not None and not holding.gather(self._size - holding.gathering):
                     return self._fail(CLOSE_POLICY_VIOLATION, "address over its memory budget")
-                self._fragments.append(data)
-                if event.message_finished:
-                    fragments, self._fragments, self._size = self._fragments, [], 0
+                fragments = self._fragments
+                if not event.message_finished:
+                    if fragments is None:
+                        fragments = self._fragments = []
+                    fragments.append(data)
+                else:
+                    self._fragments, self._size = None, 0
                     if holding is not None:
                         holding.gathered()
-                    message = (
-                        fragments[0] if len(fragments) == 1 else fragments[0][:0].join(fragments)
-                    )
+                    message: Any
+                    if fragments is None:
+                        message = data
+                    else:
+                        fragments.append(data)
+                        message = fragments[0][:0].join(fragments)
                     if self.protocol.state is ConnectionState.OPEN:
                         await self.transport.received(message)
                     large_input_done(len(message))
@@ -236,7 +260,7 @@ class WebSocketConnection:
         return False
 
     def _drop_message(self) -> None:
-        self._fragments = []
+        self._fragments = None
         self._size = 0
         if self.holding is not None:
             self.holding.gathered()

@@ -20,19 +20,30 @@ from . import codec
 Changes = dict[str, bytes | None]
 
 
+# What an attribute-less session's attributes read: no dicts are made until one is set, as
+# most sessions never get one (benchmarks/memory.py).
+_NONE: dict[str, Any] = {}
+
+
 class SessionAttributes(MutableMapping[str, Any]):
     """A session's attributes: a mapping of str to JSON-serializable values."""
 
-    __slots__ = ("_values", "_encoded", "_bytes", "limit", "on_change")
+    __slots__ = ("_values", "_encoded", "_bytes", "limit", "on_change", "owner")
 
-    def __init__(self, limit: int = -1) -> None:
-        self._values: dict[str, Any] = {}
-        self._encoded: dict[str, bytes] = {}
+    def __init__(self, limit: int = -1, owner: Any = None) -> None:
+        self._values: dict[str, Any] = _NONE
+        self._encoded: dict[str, bytes] = _NONE
         self._bytes = 0
         # Bytes of names and encoded values together; -1 for no limit.
         self.limit = limit
-        # Told of every change (set by the server: it writes them to the session's record).
-        self.on_change: Callable[[Changes], None] | None = None
+        # Told of every change, as on_change(owner, changes) (set by the server: it writes them
+        # to the session's record): one callable for every session, not one made for each.
+        self.on_change: Callable[[Any, Changes], None] | None = None
+        self.owner = owner
+
+    def _made(self) -> None:
+        if self._values is _NONE:
+            self._values, self._encoded = {}, {}
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -50,17 +61,18 @@ class SessionAttributes(MutableMapping[str, Any]):
                 f"attribute {name!r}: the session's attributes would take {total} bytes, more"
                 f" than --max-session-attribute-bytes ({self.limit})"
             )
+        self._made()
         self._values[name] = value
         self._encoded[name] = encoded
         self._bytes = total
         if self.on_change is not None:
-            self.on_change({name: encoded})
+            self.on_change(self.owner, {name: encoded})
 
     def __delitem__(self, name: str) -> None:
         del self._values[name]
         self._bytes -= _size(name, self._encoded.pop(name))
         if self.on_change is not None:
-            self.on_change({name: None})
+            self.on_change(self.owner, {name: None})
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -93,6 +105,7 @@ class SessionAttributes(MutableMapping[str, Any]):
                 value = codec.loads(encoded)
             except codec.DecodeError:
                 continue
+            self._made()
             self._bytes += _size(name, encoded) - _size(name, self._encoded.get(name))
             self._values[name] = value
             self._encoded[name] = encoded

@@ -26,7 +26,7 @@ from .replies import (
     unknown_client,
 )
 from .session import ConnectHold, Ended, ServerSession, Wakeup, new_client_id
-from .settings import EVENTSOURCE
+from .settings import ALL_TRANSPORTS, EVENTSOURCE
 from .timesync import TimesyncRequest
 from .tree import subscription_cost
 from .users import TooManySessions
@@ -35,6 +35,7 @@ BAYEUX_VERSION = "1.0"
 # Why a held connect may be answered with the session's queue.
 _DELIVERING = frozenset((Wakeup.MESSAGES, Wakeup.TIMEOUT, Wakeup.CLOSED, Wakeup.BROWSER_BUSY))
 log = logging.getLogger("bayeux.server")
+_CONNECTION_TYPES = {name: name for name in ALL_TRANSPORTS}
 
 
 class MetaChannels(Publishing):
@@ -107,7 +108,7 @@ class MetaChannels(Publishing):
         session.deadline = self.expiry(0, session)  # the policy may have given its own timing
         self._add_session(session)
         if peer.persistent:
-            peer.sessions.append(session)
+            peer.created(session)
         ext = ext_of(message)
         if self.settings.ack_extension and ext.get("ack") is True:
             session.ack = AckState()
@@ -182,6 +183,9 @@ class MetaChannels(Publishing):
         if connection_type not in self.settings.allowed_transports:
             failed = failure(message, error(406, connection_type, "Unsupported connection type"))
             return failed, None
+        # The name's own string, not the one decoded from this message: a session keeps it
+        # (benchmarks/memory.py).
+        connection_type = _CONNECTION_TYPES.get(connection_type, connection_type)
         session.connection_type = connection_type
         ext = ext_of(message)
         if session.ack is not None and isinstance(ext.get("ack"), int):
@@ -189,7 +193,7 @@ class MetaChannels(Publishing):
         timesync = None
         if "timesync" in ext and self.settings.timesync_extension:
             timesync = TimesyncRequest.from_message(message, int(self.wall_clock() * 1000))
-        reply = reply_to(message)
+        reply = reply_to(message, ch.META_CONNECT)  # kept while held: the constant string
         # Key by key: update() with keywords would make a dict of them first
         # (benchmarks/exchange.py).
         reply["clientId"] = session.id

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .limits import AddressBudget
 from .session import ServerSession
@@ -18,10 +19,20 @@ class Peer:
     persistent: bool = False
     # A binary format (msgpack) that can carry values JSON cannot: the core checks each message.
     binary: bool = False
-    sessions: list[ServerSession] = field(default_factory=list)
+    # The sessions it created, when persistent (a shared empty tuple until then: an HTTP
+    # connection's peer never needs a list; benchmarks/memory.py).
+    sessions: Sequence[ServerSession] = ()
     # Its address's budget, looked up once for the batches of a persistent connection
     # (BayeuxServer.handle checks it is still current).
     budget: AddressBudget | None = None
+
+    def created(self, session: ServerSession) -> None:
+        """Counts a session this (persistent) connection created."""
+        sessions = self.sessions
+        if isinstance(sessions, list):
+            sessions.append(session)
+        else:
+            self.sessions = [*sessions, session]
 
     def live_sessions(self) -> int:
         """Sessions this connection created that have not ended (pruning the ended ones)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -182,7 +182,7 @@ class ServerSession:
 
     __slots__ = (
         "id",
-        "subscriptions",
+        "_subscriptions",
         "queue",
         "waiter",
         "state",
@@ -219,7 +219,9 @@ class ServerSession:
 
     def __init__(self, client_id: str, deadline: float) -> None:
         self.id = client_id
-        self.subscriptions: set[str] = set()
+        # Made when first read: an empty set is 216 bytes, and idle clients subscribe to
+        # nothing (benchmarks/memory.py).
+        self._subscriptions: set[str] | None = None
         # A list, not a deque: an empty deque allocates a 64-slot block per session
         # (benchmarks/memory.py), and the common case drains the whole queue at once.
         self.queue: list[Delivery] = []
@@ -238,8 +240,8 @@ class ServerSession:
         self.ended: Ended | None = None
         # The ack extension's batches, when the client negotiated it (see core/ack.py).
         self.ack: AckState | None = None
-        # Extensions of this session only (see core/extension.py).
-        self.extensions: list[SessionExtension] = []
+        # Extensions of this session only (see core/extension.py); a list once it has one.
+        self.extensions: Sequence[SessionExtension] = ()
         # True while lazy messages wait in the queue for a timer rather than waking the waiter.
         self.lazy_pending = False
         # True for sessions living inside the server (LocalSession), which never expire.
@@ -290,6 +292,14 @@ class ServerSession:
         self.flow: SessionFlow[ServerSession, Ended] | None = None
 
     @property
+    def subscriptions(self) -> set[str]:
+        """The channels and patterns it subscribes to."""
+        subscriptions = self._subscriptions
+        if subscriptions is None:
+            subscriptions = self._subscriptions = set()
+        return subscriptions
+
+    @property
     def connect_delivery_only(self) -> bool:
         """Whether messages may leave only with /meta/connect replies (the ack extension
         numbers those replies, so nothing may bypass them).
@@ -321,7 +331,7 @@ class ServerSession:
             >>> session.queue[0].message
             {'channel': '/alerts', 'data': 'hi', 'ext': {'for': 'you'}}
         """
-        self.extensions.append(extension)
+        self.extensions = [*self.extensions, extension]
 
     def queued_bytes(self) -> int:
         """Bytes this session holds for its client: its queue and unacknowledged batches.
@@ -987,4 +997,4 @@ class ServerSession:
         return "s-" + hashlib.blake2b(self.id.encode(), digest_size=5).hexdigest()
 
     def __repr__(self) -> str:
-        return f"ServerSession({self.tag}, {len(self.subscriptions)} subscriptions)"
+        return f"ServerSession({self.tag}, {len(self._subscriptions or ())} subscriptions)"

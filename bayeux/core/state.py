@@ -259,7 +259,8 @@ class ServerState:
         session.host = cast(SessionHost, self)
         attributes = session.attributes
         attributes.limit = self.settings.max_session_attribute_bytes
-        attributes.on_change = lambda changes: self._attributes_changed(session, changes)
+        attributes.owner = session  # a closure for each session cost more (benchmarks/memory.py)
+        attributes.on_change = self._attributes_changed
         return session
 
     @on_loop

@@ -30,13 +30,16 @@ class TaskSet:
         self._expected = expected
         self._level = level
         self._tasks: set[asyncio.Future[Any]] = set()
+        # Made once: a bound method made at each spawn stays with its task, a connection's
+        # for as long as it is open (benchmarks/memory.py).
+        self._finished_callback = self._finished
 
     def spawn(
         self, work: Awaitable[T], done: Callable[[asyncio.Future[T]], None] | None = None
     ) -> asyncio.Future[T]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
-        task.add_done_callback(self._finished if done is None else self._then(done))
+        task.add_done_callback(self._finished_callback if done is None else self._then(done))
         return task
 
     def _then(

@@ -29,7 +29,7 @@ from .http import (
     origin_refused,
     refusal,
 )
-from .waiting import FutureWaiter, answered_at_once, wait_for_messages
+from .waiting import FutureWaiter, answered_at_once
 
 JAVASCRIPT_TYPE = "text/javascript;charset=utf-8"
 # A JavaScript identifier path such as `cb`, `jQuery123_456` or `window.cometd._jsonp3`.
@@ -61,7 +61,8 @@ class PollingExchange:
         # The connection's, when the caller keeps one per connection (one fewer object a request).
         self.peer = peer
         self._waiter: FutureWaiter | None = None
-        self._set_cookie: str | None = None
+        # Whether the response gives the client the browser id made for it (`_browser_id`).
+        self._set_cookie = False
 
     def early_refusal(self, declared_length: int | None) -> HttpResponse | None:
         """What to answer without reading the body, if anything: other origins (every method:
@@ -189,9 +190,12 @@ class PollingExchange:
 
     def _headers(self, *headers: tuple[str, str]) -> Headers:
         out = [*headers, _NO_CACHE]
-        if self._set_cookie is not None:
-            out.append(("Set-Cookie", self._set_cookie))
-        added = self.request.response_headers
+        request = self.request
+        if self._set_cookie and request.browser is not None:
+            # Written out only now: not kept while a connect is held (benchmarks/memory.py).
+            cookie = request.browser_cookie(request.browser, self.context.server.settings)
+            out.append(("Set-Cookie", cookie))
+        added = request.response_headers
         if added is not None:
             out.extend(added.lines)
         return out
@@ -216,6 +220,10 @@ class PollingExchange:
         )
         items = [codec.dumps_transient(reply) for reply in outcome.replies]
         hold = outcome.connect
+        # The batch is handled: neither it nor its outcome is kept while the connect is held
+        # (benchmarks/memory.py).
+        messages.clear()
+        del outcome
         if hold is not None:
             if hold.timeout > 0 and not context.browser_may_hold(browser):
                 # Another long-poll of this browser is already held: with HTTP's connection
@@ -224,14 +232,19 @@ class PollingExchange:
             else:
                 why = answered_at_once(server, hold)
                 if why is None:
+                    # A browser id made for this request is this request's alone: no other
+                    # request can hold a long-poll under it, so it is not counted.
+                    counted = browser if request.browser_sent else None
                     waiter = self._waiter = FutureWaiter()
-                    context.browser_holding(browser, +1)
+                    context.browser_holding(counted, +1)
                     context.stream_opened(self)
+                    future = waiter.park(hold)
                     try:
-                        why = await wait_for_messages(waiter, hold)
+                        why = await future
                     finally:
+                        waiter.unpark(hold)
                         context.stream_closed(self)
-                        context.browser_holding(browser, -1)
+                        context.browser_holding(counted, -1)
                         self._waiter = None
                 deliveries, reply = server.finish_connect(hold, why)
                 if why is Wakeup.GONE:
@@ -252,7 +265,7 @@ class PollingExchange:
         browser = self.request.identify_browser(settings.browser_cookie)
         if browser is None:
             browser = self.request.browser = secrets.token_hex(16)
-            self._set_cookie = self.request.browser_cookie(browser, settings)
+            self._set_cookie = True
         return browser
 
     def finish_draining(self) -> None:

@@ -98,20 +98,27 @@ class FutureWaiter:
     def _time_out(self) -> None:
         self._resolve(Wakeup.TIMEOUT)
 
-    async def wait(self, timeout: float) -> Wakeup:
-        """The first event, or TIMEOUT after `timeout` seconds. One timer handle: asyncio's
-        wait_for and shield would add a task and two futures to every held connect."""
-        self._deadline = asyncio.get_running_loop().call_later(timeout, self._time_out)
-        try:
-            return await self.future
-        finally:
+    def park(self, hold: ConnectHold) -> asyncio.Future[Wakeup]:
+        """Parks `hold`, which `answered_at_once` did not answer: attached to its session
+        (displacing any other connection's held connect), its timeout armed. Returns the
+        future of the first event, TIMEOUT after the hold's timeout; call `unpark` once it is
+        done. The caller awaits the future itself: a coroutine here would stay in memory for
+        as long as the connect is held (benchmarks/memory.py), and one timer handle does what
+        asyncio's wait_for and shield would do with a task and two futures."""
+        hold.session.attach(self)
+        self._deadline = asyncio.get_running_loop().call_later(hold.timeout, self._time_out)
+        return self.future
+
+    def unpark(self, hold: ConnectHold) -> None:
+        if self._deadline is not None:
             self._deadline.cancel()
-            if self._timer is not None:
-                self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        hold.session.detach(self)
 
 
 def answered_at_once(server: BayeuxServer, hold: ConnectHold) -> Wakeup | None:
-    """Why `hold` is answered without waiting, or None when it waits (`wait_for_messages`).
+    """Why `hold` is answered without waiting, or None when it waits (`FutureWaiter.park`).
     A connect answered at once still displaces any other connection's held connect: one
     outstanding connect per session. Needs no waiter: most connects of a busy client find
     messages queued (benchmarks/exchange.py)."""
@@ -129,15 +136,3 @@ def answered_at_once(server: BayeuxServer, hold: ConnectHold) -> Wakeup | None:
             previous.displace()
         return Wakeup.MESSAGES
     return None
-
-
-async def wait_for_messages(waiter: FutureWaiter, hold: ConnectHold) -> Wakeup:
-    """Parks `hold`, which `answered_at_once` did not answer, until something happens; costs
-    no thread, only a future and a timer."""
-    session = hold.session
-    # Attaching displaces any other connection's held connect.
-    session.attach(waiter)
-    try:
-        return await waiter.wait(hold.timeout)
-    finally:
-        session.detach(waiter)

@@ -179,6 +179,23 @@ class BayeuxWebSocket:
     """One WebSocket's Bayeux semantics: the sessions it carries, their held connects, and
     frames out with one in flight at a time."""
 
+    # One per open WebSocket, most of them idle (benchmarks/memory.py).
+    __slots__ = (
+        "context",
+        "request",
+        "sink",
+        "links",
+        "_flush_scheduled",
+        "_flusher",
+        "_writing",
+        "_closed",
+        "_msgpack",
+        "_backlog",
+        "_drained",
+        "_draining",
+        "peer",
+    )
+
     def __init__(
         self,
         context: Context,
@@ -202,11 +219,12 @@ class BayeuxWebSocket:
         self._closed = False
         self._msgpack = subprotocol == MSGPACK_SUBPROTOCOL
         # Encoded messages waiting for the frame in flight to be written (replies, released
-        # connects); bounded by one batch of replies plus one reply per linked session.
-        self._backlog: list[bytes] = []
+        # connects); bounded by one batch of replies plus one reply per linked session. None
+        # while there are none, as most of the time.
+        self._backlog: list[bytes] | None = None
         self._drained: asyncio.Future[None] | None = None
         self._draining = False
-        self.peer = Peer(address=remote_ip, persistent=True, binary=self._msgpack)
+        self.peer = Peer(remote_ip, True, self._msgpack)  # persistent; binary with msgpack
 
     def opened(self) -> None:
         """Called once the upgrade is answered."""
@@ -391,7 +409,10 @@ class BayeuxWebSocket:
         if self._closed:
             return
         if self._writing:
-            self._backlog.extend(items)
+            if self._backlog is None:
+                self._backlog = items
+            else:
+                self._backlog.extend(items)
             return
         join = codec.join_msgpack_array if self._msgpack else codec.join_array
         frames = [
@@ -415,7 +436,7 @@ class BayeuxWebSocket:
             self._wake_reader()
             return
         if self._backlog:
-            backlog, self._backlog = self._backlog, []
+            backlog, self._backlog = self._backlog, None
             self._send(backlog)
             if self._writing:
                 return  # the reader stays paused until this drains too
@@ -456,7 +477,7 @@ class BayeuxWebSocket:
         self.context.stream_closed(self)
         if self._msgpack:
             self.context.server.use_format("msgpack", -1)
-        self._backlog.clear()
+        self._backlog = None
         self._wake_reader()
         for link in list(self.links.values()):
             link.session.detach(link)

@@ -40,12 +40,12 @@ def test_attributes_are_bounded_in_bytes() -> None:
 
 def test_every_change_is_reported_and_applied_changes_are_not() -> None:
     changes: list[dict] = []
-    attributes = SessionAttributes()
-    attributes.on_change = changes.append
+    attributes = SessionAttributes(owner="s")
+    attributes.on_change = lambda owner, change: changes.append({"owner": owner, **change})
     attributes["n"] = 1
     del attributes["n"]
     attributes.apply({"m": b"[1,2]", "bad": b"{not json", "gone": None})
-    assert changes == [{"n": b"1"}, {"n": None}]
+    assert changes == [{"owner": "s", "n": b"1"}, {"owner": "s", "n": None}]
     assert dict(attributes) == {"m": [1, 2]} and attributes.size == len("m") + 5
 
 

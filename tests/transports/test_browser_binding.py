@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -171,3 +172,33 @@ def test_another_browser_cannot_open_a_sessions_event_stream() -> None:
             statuses[name] = conn.getresponse().status
             conn.close()
         assert statuses == {"other": 404, "mine": 200}
+
+
+def test_a_held_connect_gives_a_cookieless_client_its_browser_cookie() -> None:
+    # Two clients without cookies hold a long-poll each, one browser allowed one: each is its
+    # own browser, and each reply names the browser made for it.
+    with ServerThread(Settings(timeout=500, max_sessions_per_browser=1)) as server:
+        ids = [post_json(server.url, [handshake_message()]).json()[0]["clientId"] for _ in "ab"]
+        for client_id in ids:
+            connect(server.url, client_id, None)  # the first connect returns at once
+        held = {
+            "channel": "/meta/connect",
+            "connectionType": "long-polling",
+        }
+        answers = []
+
+        def hold(client_id: str) -> None:
+            answers.append(post_json(server.url, [{**held, "clientId": client_id}]))
+
+        threads = [threading.Thread(target=hold, args=(client_id,)) for client_id in ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert len(answers) == 2
+        for answer in answers:
+            (reply,) = answer.json()
+            assert reply["successful"] is True and "multiple-clients" not in reply["advice"]
+            assert answer.headers["Set-Cookie"].startswith("BAYEUX_BROWSER=")
+        cookies = {answer.headers["Set-Cookie"].split(";")[0] for answer in answers}
+        assert len(cookies) == 2

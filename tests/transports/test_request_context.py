@@ -116,6 +116,26 @@ def test_long_polling_hooks_see_their_request() -> None:
         assert server.call(lambda: server.endpoint.server.sessions[client_id].context) is second
 
 
+@pytest.mark.parametrize("repeated", [False, True])
+def test_hooks_see_every_header_line_in_order(repeated: bool) -> None:
+    policy = Recording()
+    sent = [("X-First", "1"), ("X-Multi" if repeated else "X-Second", "2"), ("X-Multi", "3")]
+    with serve(policy) as server:
+        (reply,) = raw_post(server.url, json.dumps([handshake_message()]), sent)
+        assert reply["successful"] is True
+        context = policy.seen["handshake"]
+        assert context is not None
+        names = [name for name, _ in context.headers]
+        assert names[-5:-1] == [
+            "content-type",
+            "x-first",
+            "x-multi" if repeated else "x-second",
+            "x-multi",
+        ]
+        assert [value for _, value in context.headers][-4:-1] == ["1", "2", "3"]
+        assert context.header_values("x-multi") == (["2", "3"] if repeated else ["3"])
+
+
 def test_callback_polling_hooks_see_their_request() -> None:
     policy = Recording()
     with serve(policy) as server:
