@@ -125,14 +125,15 @@ class ChannelTree(Generic[S]):
     def match(self, channel: str) -> set[S]:
         """Every subscriber of `channel`, once each however many of its patterns match."""
         segments = channel[1:].split("/")
-        last = len(segments) - 1
+        final = segments.pop()
         found: set[S] = set()
         node = self._root
-        for depth, segment in enumerate(segments):
+        # The nodes above the final segment's parent: only their `**` subscribers match.
+        # Written out for the last steps rather than checked at each one: every publish
+        # walks it (benchmarks/exchange.py).
+        for segment in segments:
             if node.deep:
                 found |= node.deep
-            if depth == last and node.star:
-                found |= node.star
             children = node.children
             if children is None:
                 return found
@@ -140,8 +141,15 @@ class ChannelTree(Generic[S]):
             if child is None:
                 return found
             node = child
-        if node.exact:
-            found |= node.exact
+        if node.deep:
+            found |= node.deep
+        if node.star:
+            found |= node.star
+        children = node.children
+        if children is not None:
+            child = children.get(final)
+            if child is not None and child.exact:
+                found |= child.exact
         return found
 
     def has(self, pattern: str) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Coroutine
+from typing import Any
 from urllib.parse import parse_qs, unquote_to_bytes
 
 from ..core import codec
@@ -100,24 +102,28 @@ class PollingExchange:
     def _cors(self) -> Headers:
         return cors_headers(self.request, self.context)
 
-    async def respond(self) -> HttpResponse | None:
-        """The response, or None when the client went away while its connect was held.
-        Call `early_refusal()` first: what it refuses is not checked again here."""
+    def respond(self) -> Coroutine[Any, Any, HttpResponse | None]:
+        """The response, or None when the client went away while its connect was held: a
+        coroutine to await. Call `early_refusal()` first: what it refuses is not checked again
+        here.
+
+        A long-polling request is checked and decoded in this call, and the coroutine returned
+        is the one that handles it: a coroutine of its own here would cost every request, and
+        stay in memory for as long as its connect is held (benchmarks/exchange.py,
+        benchmarks/memory.py)."""
         request = self.request
         raw = request.body
         server = self.context.server
         settings = server.settings
         if len(raw) > settings.max_message_size:
-            return self.too_large()
+            return _answered(self.too_large())
         method = request.method
         if method == "GET":
-            return await self._callback_polling()
+            return self._callback_polling()
         if method == "OPTIONS":
-            return self._preflight()
+            return _answered(self._preflight())
         if method != "POST" and method != "PUT":
-            return refusal(405, "method not allowed", self._cors())
-        # Long-polling, written out here rather than in a coroutine of its own: it is nearly
-        # every request (benchmarks/exchange.py).
+            return _answered(refusal(405, "method not allowed", self._cors()))
         cost = 0
         if server.batches_may_wait():
             # The body and what it decodes into, both held while the batch is handled; a form
@@ -134,17 +140,14 @@ class PollingExchange:
             # Refused before it is decoded: a flood of large batches from a busy address
             # costs no decoding.
             server.stats.refused["batch-waiting"] += 1
-            return refusal(503, "too many messages waiting for this address", self._cors())
+            return _answered(
+                refusal(503, "too many messages waiting for this address", self._cors())
+            )
         try:
             messages = messages_from_body(request, settings.max_batch_messages)
         except BadRequest as exc:
-            return refusal(exc.status, exc.reason, self._cors())
-        body = await self._exchange(messages, "long-polling", cost)
-        if body is None:
-            return None
-        # CORS headers only for a request that names an origin (an allowed one: early_refusal).
-        cors = self._cors() if "origin" in request.headers else ()
-        return HttpResponse(200, self._headers(("Content-Type", JSON_TYPE), *cors), body)
+            return _answered(refusal(exc.status, exc.reason, self._cors()))
+        return self._exchange(messages, "long-polling", cost, None)
 
     def _preflight(self) -> HttpResponse:
         headers = [
@@ -179,14 +182,7 @@ class PollingExchange:
         # The query's text and its bytes, and what they decode into.
         waits = self.context.server.batches_may_wait()
         cost = 2 * len(encoded) + decoded_cost(encoded) if waits else 0
-        body = await self._exchange(messages, "callback-polling", cost)
-        if body is None:
-            return None
-        headers = self._headers(
-            ("Content-Type", JAVASCRIPT_TYPE), ("X-Content-Type-Options", "nosniff")
-        )
-        # `/**/` keeps the reply from starting with attacker-chosen bytes (Rosetta Flash).
-        return HttpResponse(200, headers, b"/**/" + callback.encode() + b"(" + body + b");")
+        return await self._exchange(messages, "callback-polling", cost, callback)
 
     def _headers(self, *headers: tuple[str, str]) -> Headers:
         out = [*headers, _NO_CACHE]
@@ -201,10 +197,11 @@ class PollingExchange:
         return out
 
     async def _exchange(
-        self, messages: list[Message], connection_type: str, cost: int
-    ) -> bytes | None:
+        self, messages: list[Message], connection_type: str, cost: int, callback: str | None
+    ) -> HttpResponse | None:
         """Runs the batch through the core, holding its connect if any (`cost`: what the
-        decoded batch holds in memory meanwhile). None when the client went away while the
+        decoded batch holds in memory meanwhile), and answers it: with JSON, or with a script
+        calling `callback` (callback-polling). None when the client went away while the
         connect was held."""
         context = self.context
         server = context.server
@@ -253,9 +250,18 @@ class PollingExchange:
                 await reply_ready(hold)
             if deliveries:
                 server.stats.observe_latency(time.monotonic() - deliveries[0].born)
-            items.extend(d.json for d in deliveries)
+            items += [d.json for d in deliveries]
             items.append(codec.dumps_transient(reply))
-        return codec.join_array(items)
+        body = codec.join_array(items)
+        if callback is not None:
+            headers = self._headers(
+                ("Content-Type", JAVASCRIPT_TYPE), ("X-Content-Type-Options", "nosniff")
+            )
+            # `/**/` keeps the reply from starting with attacker-chosen bytes (Rosetta Flash).
+            return HttpResponse(200, headers, b"/**/" + callback.encode() + b"(" + body + b");")
+        # CORS headers only for a request that names an origin (an allowed one: early_refusal).
+        cors = self._cors() if "origin" in request.headers else ()
+        return HttpResponse(200, self._headers(("Content-Type", JSON_TYPE), *cors), body)
 
     def _browser_id(self) -> str | None:
         """The browser's id cookie (set on first contact), when browser tracking is on."""
@@ -278,6 +284,10 @@ class PollingExchange:
 _JSON_TYPES = frozenset(
     ("application/json", "application/json;charset=utf-8", "application/json; charset=utf-8")
 )
+
+
+async def _answered(response: HttpResponse) -> HttpResponse:
+    return response
 
 
 def messages_from_body(request: HttpRequest, max_messages: int) -> list[Message]:
@@ -323,8 +333,8 @@ EARLY_CHECKED_BODY = 64 * 1024
 
 def decode_batch(body: bytes, max_messages: int) -> list[Message]:
     try:
-        value = codec.loads(body)
-    except codec.DecodeError:
+        value = codec.loads_batch(body)
+    except codec.BatchDecodeError:
         # Told apart only once refused: a body of nothing but blanks is not JSON either.
         if not body.strip():
             raise BadRequest(400, "empty request body") from None
