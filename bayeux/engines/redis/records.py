@@ -68,15 +68,33 @@ def keeps_up(session: ServerSession) -> bool:
     return not session.queue and (order is None or not len(order))
 
 
-def saved_state(session: ServerSession) -> Saved:
+def saved_state(session: ServerSession, floor: int = 0) -> Saved:
     """What the periodic save writes. A session without ack whose queue is empty has been
     handed every log entry up to the process's read position that concerned it, so its record
     need not change while that stays true: it follows the floor the process saves for all of
     them at once (one write a save, not one per session whose position moved). Position 0
-    then, the floor being written in its place."""
-    if session.ack is None and not session.queue:
-        return Saved(0, 0, "{}", int(session.connected), 1)
+    then, the floor being written in its place.
+
+    So does one whose queue begins with a log entry read after `floor`, the floor saved last
+    (a broadcast still being written to its subscribers): it has every entry before that one,
+    and the save holds the floor it writes below it (`held_floor`). Saved with its own
+    position instead, and following again at the next save, each such session cost two
+    record writes per broadcast (17,800 for one broadcast to 24,000 WebSockets over 6
+    processes: benchmarks/scale.py)."""
+    if session.ack is None:
+        queue = session.queue
+        if not queue or queue[0].position > floor:
+            return Saved(0, 0, "{}", int(session.connected), 1)
     return saved(state_of(session))
+
+
+def held_floor(session: ServerSession, floor: int) -> int:
+    """The highest floor a session that follows it lets the process save: below the first
+    log entry waiting in its queue (`saved_state`), or `floor` itself."""
+    queue = session.queue
+    if session.ack is None and queue and queue[0].position:
+        return min(floor, queue[0].position - 1)
+    return floor
 
 
 def state_of_record(record: SessionRecord) -> State:

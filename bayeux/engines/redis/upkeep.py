@@ -18,6 +18,7 @@ from .base import _now_ms, log
 from .handoff import Handoff
 from .records import (
     Saved,
+    held_floor,
     record_of,
     saved_state,
 )
@@ -117,7 +118,9 @@ class Upkeep(Handoff):
         floor with the last of them."""
         assert self._server is not None
         sessions = self._server.sessions
-        floor = self.cursor  # every entry up to here is queued for the sessions it concerns
+        # Every entry up to here is queued for the sessions it concerns; held lower, below a
+        # broadcast still being written to some of them (records.saved_state).
+        floor = self.cursor
         # Records following the floor of sessions no longer served here: pinned to the floor
         # saved last (they had it then) before the floor moves on without them.
         left = list(self._following - sessions.keys())
@@ -134,7 +137,9 @@ class Upkeep(Handoff):
                         continue
             if session.local or session.remote:
                 continue
-            state = saved_state(session)
+            state = saved_state(session, self._floor)
+            if state.follows_floor and session.queue:
+                floor = held_floor(session, floor)
             if everything or saved_before.get(session.id) != state:
                 changed.append((session.id, state))
         if not changed and not left and floor == self._floor and not alive_ms:
