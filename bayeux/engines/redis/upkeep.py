@@ -117,6 +117,9 @@ class Upkeep(Handoff):
         (a record following the floor follows that one, which it has reached), then the new
         floor with the last of them."""
         assert self._server is not None
+        if self._unsynced and not everything:
+            # Records a failed write left behind while Redis stayed reachable (a timeout).
+            await self._recreate(list(self._unsynced))
         sessions = self._server.sessions
         # Every entry up to here is queued for the sessions it concerns; held lower, below a
         # broadcast still being written to some of them (records.saved_state).
