@@ -23,6 +23,22 @@ from .records import (
     saved_state,
 )
 
+# A process says it is alive for this many times its loop's recent lateness at least (and at
+# most MAX_ALIVE_MS): with its alive key living 3 s, a worker whose loop ran 3 to 5 s late
+# under load was taken for dead by the others, which made orphans of its 17,000 sessions and,
+# when it was late again 10 s later, forgot some of them while it served them (a publish then
+# got 402 Unknown client: benchmarks/scale.py, 100,000 clients over 6 workers).
+LAG_MARGIN = 3.0
+MAX_ALIVE_MS = 30_000
+# How fast the lateness remembered fades, a tick (about a minute to a third at 4 ticks a s).
+LAG_DECAY = 0.995
+
+
+def alive_for(base_ms: int, lag: float) -> int:
+    """How long this process's alive key lives when renewed, its loop `lag` seconds late."""
+    return max(base_ms, min(MAX_ALIVE_MS, int(lag * LAG_MARGIN * 1000)))
+
+
 # Sessions one SAVE script, or one pipeline writing records again, carries at most: each is
 # one command within the command timeout, and Redis runs it without holding up the rest for
 # long. With 100,000 sessions over 6 processes, a process back from a Redis timeout saved and
@@ -41,9 +57,18 @@ class Upkeep(Handoff):
         then reaps orphans and trims the log by age."""
         assert self._server is not None
         ticks = 0
-        alive_ms = self._alive_ms
         everything = True
+        loop = asyncio.get_running_loop()
+        last_tick = loop.time()
+        lag = 0.0
         while True:
+            # How late this tick came: a process whose loop runs late (under load, a long
+            # collection) says it is alive for longer, so that the others do not take it for
+            # dead between two of its ticks (`alive_for`).
+            now = loop.time()
+            lag = max(now - last_tick - self.sync_interval, lag * LAG_DECAY)
+            last_tick = now
+            alive_ms = alive_for(self._alive_ms, lag)
             try:
                 if self.available and not self._reconcile:
                     # The usual tick: one script saves and says this process is alive.
