@@ -35,6 +35,12 @@ sys.path.insert(0, str(ROOT))
 from bayeux.testing import free_port, stop_process, wait_for_port  # noqa: E402
 
 CHANNEL = "/cost/news"
+HANDSHAKE = {
+    "channel": "/meta/handshake",
+    "version": "1.0",
+    "supportedConnectionTypes": ["long-polling"],
+}
+TIMEOUT_0 = {"timeout": 0}
 
 
 def post(url: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -134,8 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         def handshakes() -> None:
             for _ in range(n):
-                reply = post(a, [{"channel": "/meta/handshake", "version": "1.0",
-                                  "supportedConnectionTypes": ["long-polling"]}])  # fmt: skip
+                reply = post(a, [HANDSHAKE])
                 ids.append(reply[0]["clientId"])
 
         step("handshake", handshakes, n)
@@ -149,8 +154,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         def connects(url: str) -> Any:
             def run() -> None:
                 for cid in ids:
-                    post(url, [{"channel": "/meta/connect", "clientId": cid,
-                                "connectionType": "long-polling", "advice": {"timeout": 0}}])  # fmt: skip
+                    connect = {"channel": "/meta/connect", "clientId": cid}
+                    post(url, [{**connect, "connectionType": "long-polling", "advice": TIMEOUT_0}])
 
             return run
 
@@ -187,8 +192,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 (cpu_of(pids) - cpu) / n * 1e6
             )
             print(f"{'websocket client setup':<22} {json.dumps(figures['websocket client setup'])}")
-            publisher = post(b, [{"channel": "/meta/handshake", "version": "1.0",
-                                  "supportedConnectionTypes": ["long-polling"]}])[0]["clientId"]  # fmt: skip
+            publisher = post(b, [HANDSHAKE])[0]["clientId"]
 
             def publishes() -> None:
                 started = time.monotonic()

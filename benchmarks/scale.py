@@ -231,6 +231,15 @@ def open_files(pid: int) -> int:
         return 0
 
 
+def listen_overflows() -> int:
+    """Connections the kernel dropped from full listen queues so far (every process)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=False))["ListenOverflows"])
+    return 0
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has been busy (every process, ours and others')."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -415,7 +424,8 @@ def longest_stall(
 ) -> tuple[float, float, dict[str, list[float]]]:
     """The longest loop stall any server process recorded in windows overlapping [start, end]
     (wall time a timer was late), the most CPU one ran without yielding, and each process's
-    [stall, CPU, longest garbage collection] (the Node peers record no collections: 0)."""
+    [stall, CPU, longest garbage collection, its CPU] (the Node peers record no collections:
+    0)."""
     each: dict[str, list[float]] = {}
     for path in stall_dir.glob("*.json"):
         if not path.stem.isdigit():
@@ -427,7 +437,9 @@ def longest_stall(
         # A window [s, s + 0.1) overlaps; a stall ending in it is recorded by its wake.
         inside = [w for w in windows if start - 0.1 <= w[0] <= end + 0.1]
         if inside:
-            each[path.stem] = [max(w[i] if len(w) > i else 0.0 for w in inside) for i in (1, 2, 3)]
+            each[path.stem] = [
+                max(w[i] if len(w) > i else 0.0 for w in inside) for i in (1, 2, 3, 4)
+            ]
     late = max((v[0] for v in each.values()), default=float("nan"))
     busy = max((v[1] for v in each.values()), default=float("nan"))
     return late, busy, each
@@ -493,8 +505,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         on_redis = deployment.redis is not None
         info_before = redis_info(deployment.redis_port) if on_redis else {}
         before = Snapshot(deployment, loads.processes)
+        overflows = listen_overflows()
         answers = loads.ask({"cmd": "connect"})
         after = Snapshot(deployment, loads.processes)
+        figures["setup_listen_overflows"] = listen_overflows() - overflows
         if on_redis:
             info_after = redis_info(deployment.redis_port)
             figures["redis_setup"] = redis_delta(info_before, info_after)
@@ -510,7 +524,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         figures["setup_seconds"] = round(setup, 1)
         figures["setup_usage"] = usage(before, after)
         figures["setup_failures"] = failures
-        log(f"setup: {ready}/{args.clients} ready in {setup:.1f} s; failures {failures}")
+        log(
+            f"setup: {ready}/{args.clients} ready in {setup:.1f} s; failures {failures};"
+            f" listen queue overflows {figures['setup_listen_overflows']}"
+        )
         log(f"  {figures['setup_usage']}")
 
         # ---- memory
@@ -647,6 +664,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         errors = [line for line in log_text.splitlines() if "ERROR" in line or "Traceback" in line]
         figures["server_errors"] = len(errors)
+        if args.keep_log:
+            Path(args.keep_log).write_text(log_text)
         if errors:
             log("server errors (first 5):\n  " + "\n  ".join(errors[:5]))
         shutil.rmtree(stall_dir, ignore_errors=True)
@@ -682,6 +701,7 @@ def main() -> None:
         "--census", action="store_true",
         help="bayeux: each worker's tracked objects by type once the clients are in",
     )  # fmt: skip
+    parser.add_argument("--keep-log", metavar="PATH", help="where to keep the servers' log")
     parser.add_argument("--broadcast-timeout", type=float, default=30.0)
     parser.add_argument("--setup-timeout", type=float, default=600.0)
     parser.add_argument("--deadline", type=float, default=1800.0, help="s the whole run may take")
