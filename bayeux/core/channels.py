@@ -264,13 +264,15 @@ class ServerChannel:
 
     @on_loop
     def conflate(
-        self, key: Callable[[Message], Hashable] | None, *, backlog: int = 8
+        self, key: Callable[[Message], Hashable] | None, *, backlog: int = 64
     ) -> Conflation | None:
         """Conflates what is published here: in a session's queue that holds at least
         `backlog` messages, a message merges into the queued one with the same
         `key(message)` (it takes its place): a slow client of a price feed receives the latest
-        value per key, not a backlog, and its queue stays bounded by the number of keys; a
-        client that keeps up loses nothing. `None` turns it off. Returns the rule.
+        value per key, not a backlog, and its queue stays bounded by the number of keys plus
+        `backlog`. A client whose queue never reaches `backlog` loses nothing: choose it above
+        the largest burst a client that keeps up may see between two sends (messages queued
+        in one turn of the loop, a publisher's batch). `None` turns it off. Returns the rule.
 
         Examples:
             >>> prices = server.channel("/prices/*")

@@ -212,7 +212,7 @@ class FanOut(ServerState):
         if session.merge(delivery, key, backlog):
             self.stats.dropped["conflated"] += 1
             return
-        self._enqueue(session, delivery, lazy_seconds, vetted=True)
+        self._enqueue(session, delivery, lazy_seconds, True)
         if session.flow is not None:
             queue = session.queue
             if queue and queue[-1] is delivery:
@@ -223,7 +223,6 @@ class FanOut(ServerState):
         session: ServerSession,
         delivery: Delivery,
         lazy_seconds: float | None = None,
-        *,
         vetted: bool = False,
     ) -> None:
         """Queues `delivery` for `session`, or applies the queue-full policy when it would pass

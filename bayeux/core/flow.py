@@ -79,7 +79,7 @@ class Conflation:
     Added in version 0.3.0."""
 
     key: Callable[[Message], Hashable]
-    backlog: int = 8
+    backlog: int = 64
 
     def key_of(self, message: Message) -> Hashable | None:
         """The message's key; None (not conflated) when the key function fails or the key
