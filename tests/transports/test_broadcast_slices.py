@@ -47,7 +47,7 @@ def test_held_connects_woken_at_once_are_answered_a_share_a_turn() -> None:
         answered: list[int] = []
 
         async def held(n: int, waiter: waiting.FutureWaiter) -> None:
-            assert await waiter.wait(30) is Wakeup.MESSAGES
+            assert await asyncio.wait_for(waiter.future, 30) is Wakeup.MESSAGES
             answered.append(n)
 
         tasks = [asyncio.ensure_future(held(n, w)) for n, w in enumerate(waiters)]
@@ -57,6 +57,7 @@ def test_held_connects_woken_at_once_are_answered_a_share_a_turn() -> None:
             waiter.wake()  # woken twice: answered once
         progress: list[int] = []
         while len(answered) < count:
+            assert len(progress) < 10_000, "the held connects were never all answered"
             await asyncio.sleep(0)
             progress.append(len(answered))
         await asyncio.gather(*tasks)
@@ -74,6 +75,6 @@ def test_a_held_connect_displaced_before_its_wake_comes_is_answered_as_displaced
         waiter = waiting.FutureWaiter()
         waiter.wake()  # its turn comes later
         waiter.displace()  # now
-        return await waiter.wait(30)
+        return await asyncio.wait_for(waiter.future, 30)
 
     assert asyncio.run(scenario()) is Wakeup.DISPLACED
