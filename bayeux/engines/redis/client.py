@@ -10,8 +10,10 @@ import redis.asyncio.sentinel
 # Connections one client opens to Redis at most; a command finding them all busy waits for one.
 # redis-py's default pool opens a connection for every command in flight: under a burst of
 # handshakes each worker of `--workers 6` held 50 to 60 connections (each a client buffer in
-# Redis and a reader in the process) that it kept afterwards (benchmarks/scale.py).
-MAX_CONNECTIONS = 16
+# Redis and a reader in the process) that it kept afterwards, and more as the bursts grew
+# (benchmarks/scale.py). 16 was too few for workers whose loops ran late: round trips took
+# long enough that handshakes waited past the command timeout for a connection.
+MAX_CONNECTIONS = 64
 # Seconds a command waits for a free connection before it fails (callers bound their commands'
 # time themselves; this only keeps a wait from outliving them).
 CONNECTION_WAIT = 10.0
