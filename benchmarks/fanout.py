@@ -56,7 +56,7 @@ class Figures:
         measured = self.wire_bytes > 0 and self.deliveries
         per_delivery = f"{self.wire_bytes / self.deliveries:.1f}" if measured else "n/a"
         return (
-            f"{self.server:<20} {self.deliveries:>8}/{self.expected:<8} "
+            f"{self.server:<24} {self.deliveries:>8}/{self.expected:<8} "
             f"{self.deliveries / self.seconds:>10.0f}/s {self.deliveries / self.cpu_seconds:>12.0f}"
             f" {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} {self.max_ms:>8.1f} {self.rss_mib:>8.1f}"
             f" {per_delivery:>10}"
@@ -64,7 +64,7 @@ class Figures:
 
 
 HEADER = (
-    f"{'server':<20} {'delivered':>17} {'per second':>12} {'per CPU-sec':>12}"
+    f"{'server':<24} {'delivered':>17} {'per second':>12} {'per CPU-sec':>12}"
     f" {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'RSS MiB':>8} {'wire B/msg':>10}"
 )
 

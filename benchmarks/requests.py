@@ -39,7 +39,7 @@ class Figures:
     def line(self) -> str:
         limit = "server" if self.server_cpu >= 0.9 * self.seconds else "load generator"
         return (
-            f"{self.server:<20} {self.requests / self.seconds:>9.0f} {self.p50_ms:>7.2f}"
+            f"{self.server:<24} {self.requests / self.seconds:>9.0f} {self.p50_ms:>7.2f}"
             f" {self.p99_ms:>7.2f} {self.requests / self.server_cpu:>12.0f}"
             f" {self.server_cpu / self.seconds:>8.0%} {self.loadgen_cpu / self.seconds:>8.0%}"
             f" {self.rss_mib:>8.1f} {self.errors:>6}  {limit}"
@@ -47,7 +47,7 @@ class Figures:
 
 
 HEADER = (
-    f"{'server':<20} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/CPU-s':>12}"
+    f"{'server':<24} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'req/CPU-s':>12}"
     f" {'srv CPU':>8} {'gen CPU':>8} {'RSS MiB':>8} {'errors':>6}  limited by"
 )
 

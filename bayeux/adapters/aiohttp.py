@@ -16,7 +16,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
-from multidict import CIMultiDict
 
 from ..core.tasks import TaskSet
 from ..transports.context import Context
@@ -30,6 +29,10 @@ from ..transports.websocket import (
 )
 from ..transports.welcome import welcome_page
 from .eager import Finished, send_eagerly, start
+from .headers import headers_from
+
+# aiohttp 3.11 and later send a frame of bytes as they are.
+_SEND_FRAME = hasattr(web.WebSocketResponse, "send_frame")
 
 # How often a waiting request looks at whether its client is still there.
 _GONE_CHECK_SECONDS = 1.0
@@ -91,15 +94,10 @@ class _Handlers:
         refused = exchange.early_refusal(request.content_length)
         if refused is not None:
             return response_of(refused)
-        limit = self.context.settings.max_message_size
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > limit:
-                return response_of(exchange.too_large())  # read no further
-            chunks.append(chunk)
-        plain.body = b"".join(chunks)
+        body = await read_body(request, self.context.settings.max_message_size)
+        if body is None:
+            return response_of(exchange.too_large())  # read no further
+        plain.body = body
         started = start(exchange.respond())
         if isinstance(started, Finished):
             # Answered without waiting: no task watching for the client's disconnect.
@@ -163,44 +161,56 @@ class _Handlers:
 
 
 def request_of(request: web.Request) -> HttpRequest:
-    headers: dict[str, str] = {}
-    lines: list[tuple[str, str]] = []
-    for raw_name, raw_value in request.raw_headers:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        lines.append((name, value))
-        previous = headers.get(name)
-        headers[name] = value if previous is None else f"{previous}, {value}"
+    raw = request.raw_headers
+    headers, lines = headers_from(raw)
     transport = request.transport
-    local = transport.get_extra_info("sockname") if transport is not None else None
-    certificate = transport.get_extra_info("peercert") if transport is not None else None
+    local = certificate = None
+    if transport is not None:
+        local = transport.get_extra_info("sockname")
+        certificate = transport.get_extra_info("peercert")
     return HttpRequest(
-        method=request.method,
-        path=request.path,
-        query=request.query_string,
-        headers=headers,
-        remote_ip=request.remote,
-        header_lines=tuple(lines),
-        scheme=request.scheme,
-        local_ip=str(local[0]) if isinstance(local, tuple) and local else None,
-        client_certificate=dict(certificate)
-        if isinstance(certificate, dict) and certificate
-        else None,
+        request.method,
+        request.path,
+        request.query_string,
+        headers,
+        b"",
+        request.remote,
+        lines,
+        request.scheme,
+        str(local[0]) if isinstance(local, tuple) and local else None,
+        dict(certificate) if isinstance(certificate, dict) and certificate else None,
         # The host's own state is there: aiohttp-session's session, the application.
         handler=request,
     )
 
 
-def headers_of(response: HttpResponse) -> CIMultiDict[str]:
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in response.headers:
-        headers.add(name, value)
+def headers_of(response: HttpResponse) -> list[tuple[str, str]]:
+    """The response's headers, for aiohttp to make its own multidict of (once)."""
     if response.close:
-        headers["Connection"] = "close"
-    return headers
+        return [*response.headers, ("Connection", "close")]
+    return response.headers
 
 
 def response_of(response: HttpResponse) -> web.Response:
     return web.Response(status=response.status, headers=headers_of(response), body=response.body)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None once it passes `limit` bytes (read no further)."""
+    content = request.content
+    body = await content.readany()
+    if len(body) > limit:
+        return None
+    if content.at_eof():
+        return body  # the common case: the whole body in one piece
+    chunks = [body]
+    size = len(body)
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def on_disconnect(request: web.Request, then: Callable[[], None]) -> asyncio.Future[None]:
@@ -252,6 +262,9 @@ class _FrameSink:
     def _send_one(self, payload: bytes, binary: bool) -> Awaitable[None]:
         if binary:
             return self.ws.send_bytes(payload)
+        if _SEND_FRAME:
+            # The payload is UTF-8 already: not decoded here for aiohttp to encode again.
+            return self.ws.send_frame(payload, WSMsgType.TEXT)
         return self.ws.send_str(payload.decode())
 
     def close(self, code: int, reason: str) -> None:

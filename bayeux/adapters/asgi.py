@@ -32,6 +32,7 @@ from ..transports.websocket import (
 )
 from ..transports.welcome import welcome_page
 from .eager import Finished, send_eagerly, start
+from .headers import headers_from
 
 log = logging.getLogger("bayeux.asgi")
 
@@ -56,24 +57,37 @@ class AsgiApp:
 
     def routes(self, path: str = "/cometd") -> list[Any]:
         """Starlette (and FastAPI) routes serving the endpoint at `path` and below it:
-        `Starlette(routes=[*cometd.routes("/cometd"), ...])` or
-        `app.router.routes.extend(cometd.routes("/cometd"))`. A bare `Mount(path)` would
-        serve only `path/...`: Starlette redirects a request for `path` itself to `path/`,
-        which a WebSocket cannot follow, and CometD clients connect to `path`."""
+        `Starlette(routes=[*cometd.routes("/cometd"), ...])` or, in FastAPI,
+        `app.router.routes[:0] = cometd.routes("/cometd")`: first, as the router tries its
+        routes in order and every route before them costs each request to the endpoint a
+        match (benchmarks/route_order.py). A bare `Mount(path)` would serve only `path/...`:
+        Starlette redirects a request for `path` itself to `path/`, which a WebSocket cannot
+        follow, and CometD clients connect to `path`."""
         from starlette.routing import Mount, Route, WebSocketRoute
 
         exact = path.rstrip("/") or "/"
         return [Route(exact, self), WebSocketRoute(exact, self), Mount(exact, app=self)]
 
-    def in_front_of(self, app: Application, path: str = "/cometd") -> Application:
+    def in_front_of(
+        self, app: Application, path: str = "/cometd", *, pass_on: bool = False
+    ) -> Application:
         """One ASGI application: requests for `path` and below it reach the endpoint, every
         other HTTP request reaches `app`. For applications with no routing of their own for
         an ASGI app, Django's among them: `application = cometd.in_front_of(
         get_asgi_application())` in the project's asgi.py. The lifespan events start and
         drain the endpoint and are not passed on (Django has none); a WebSocket for another
-        path is refused (HTTP 403), as Django serves none. Starlette and FastAPI mount the
-        endpoint with `routes()` instead, keeping their own lifespan and WebSockets."""
-        return _InFront(self, app, path)
+        path is refused (HTTP 403), as Django serves none.
+
+        With `pass_on`, `app` gets the lifespan events too (the endpoint starts before the
+        application's startup and drains before its shutdown) and every WebSocket for
+        another path: for a FastAPI or Starlette application whose middleware and routing
+        the endpoint's requests then skip, at a lower cost per request than `routes()`
+        (docs/performance.md); its middleware does not see them either (a policy that reads
+        `scope["session"]` needs `routes()`). Starlette and FastAPI otherwise mount the
+        endpoint with `routes()`, keeping their own lifespan and WebSockets.
+
+        Added in version 0.3.0: `pass_on`."""
+        return _InFront(self, app, path, pass_on)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -88,17 +102,20 @@ class AsgiApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = request_of(scope)
-        if wants_event_stream(request.method, request.headers):
-            await self._event_stream(request, receive, send)
-            return
-        if request.method == "GET":
+        method = request.method
+        if method == "GET":
+            if wants_event_stream(method, request.headers):
+                await self._event_stream(request, receive, send)
+                return
             page = welcome_page(request, self.context.settings)
             if page is not None:
                 await respond(send, page)
                 return
         exchange = PollingExchange(self.context, request)
-        declared = request.headers.get("content-length", "")
-        refused = exchange.early_refusal(int(declared) if declared.isdigit() else None)
+        declared = request.headers.get("content-length")
+        refused = exchange.early_refusal(
+            int(declared) if declared is not None and declared.isdigit() else None
+        )
         if refused is not None:
             await respond(send, refused)
             return
@@ -113,8 +130,10 @@ class AsgiApp:
         if isinstance(started, Finished):
             # Answered without waiting (a publish, a connect answered at once): no task, no
             # watch on the client's disconnect.
-            if started.value is not None:
-                await respond(send, started.value)
+            response = started.value
+            if response is not None:
+                await send(_start(response))
+                await send({"type": "http.response.body", "body": response.body})
             return
         responding = asyncio.ensure_future(started.finish())
         gone = asyncio.ensure_future(disconnected(receive))
@@ -207,21 +226,44 @@ class AsgiApp:
 class _InFront:
     """AsgiApp.in_front_of's application."""
 
-    def __init__(self, endpoint: AsgiApp, app: Application, path: str) -> None:
+    def __init__(self, endpoint: AsgiApp, app: Application, path: str, pass_on: bool) -> None:
         self.endpoint = endpoint
         self.app = app
         self.exact = path.rstrip("/") or "/"
         self.below = self.exact.rstrip("/") + "/"
+        self.pass_on = pass_on
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         path = str(scope.get("path") or "/")
-        if kind == "lifespan" or path == self.exact or path.startswith(self.below):
-            await self.endpoint(scope, receive, send)
-        elif kind == "http":
+        if path == self.exact or path.startswith(self.below):
+            if kind != "lifespan":
+                await self.endpoint(scope, receive, send)
+                return
+        if kind == "lifespan":
+            if self.pass_on:
+                await self.app(scope, self._sharing(receive), send)
+            else:
+                await self.endpoint(scope, receive, send)
+        elif kind == "http" or self.pass_on:
             await self.app(scope, receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1008})  # not ours: HTTP 403
+
+    def _sharing(self, receive: Receive) -> Receive:
+        """The host's lifespan events as the application receives them: the endpoint starts
+        before the application's startup, and drains before its shutdown."""
+        endpoint = self.endpoint
+
+        async def shared() -> AsgiMessage:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                endpoint.context.start()
+            elif message["type"] == "lifespan.shutdown" and endpoint.on_shutdown is not None:
+                await endpoint.on_shutdown(endpoint.drain_timeout)
+            return message
+
+        return shared
 
 
 class _TooLarge(bytes):
@@ -233,24 +275,21 @@ TOO_LARGE = _TooLarge()
 
 def request_of(scope: Scope) -> HttpRequest:
     """An ASGI scope as the transports' request. Header names come lower case (ASGI)."""
-    headers: dict[str, str] = {}
-    lines: list[tuple[str, str]] = []
-    for raw_name, raw_value in scope.get("headers") or []:
-        name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-        lines.append((name, value))
-        previous = headers.get(name)
-        headers[name] = value if previous is None else f"{previous}, {value}"
+    raw = scope.get("headers") or ()
+    headers, lines = headers_from(raw)
     client, server = scope.get("client"), scope.get("server")
-    scheme = str(scope.get("scheme") or "http")
+    scheme = scope.get("scheme") or "http"
+    query = scope.get("query_string")
     return HttpRequest(
-        method=str(scope.get("method") or "GET"),
-        path=str(scope.get("path") or "/"),
-        query=bytes(scope.get("query_string") or b"").decode("latin-1"),
-        headers=headers,
-        remote_ip=str(client[0]) if client else None,
-        header_lines=tuple(lines),
-        scheme=_SCHEMES.get(scheme, scheme),
-        local_ip=str(server[0]) if server else None,
+        scope.get("method") or "GET",
+        scope.get("path") or "/",
+        query.decode("latin-1") if query else "",
+        headers,
+        b"",
+        str(client[0]) if client else None,
+        lines,
+        _SCHEMES.get(scheme, scheme),
+        str(server[0]) if server else None,
         # The host's own authentication is there: scope["session"] (Starlette's
         # SessionMiddleware), scope["user"] (AuthenticationMiddleware).
         handler=scope,
@@ -260,8 +299,16 @@ def request_of(scope: Scope) -> HttpRequest:
 async def read_body(receive: Receive, limit: int) -> bytes | None:
     """The request's body, TOO_LARGE once it passes `limit` bytes (read no further), or None
     when the client left first."""
-    chunks: list[bytes] = []
-    size = 0
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    body: bytes = message.get("body") or b""
+    if len(body) > limit:
+        return TOO_LARGE
+    if not message.get("more_body"):
+        return body  # the common case: the whole body in one message
+    chunks = [body]
+    size = len(body)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -282,8 +329,9 @@ async def disconnected(receive: Receive) -> None:
 
 
 def encoded(response: HttpResponse) -> list[tuple[bytes, bytes]]:
+    """The response's headers as ASGI wants them; without a length, which `_start` adds."""
     headers = [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        (_ENCODED_NAMES.get(name) or _encoded_name(name), value.encode("latin-1"))
         for name, value in response.headers
     ]
     if response.close:
@@ -291,10 +339,28 @@ def encoded(response: HttpResponse) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+# Response header names as ASGI wants them (lower case bytes): the transports use few.
+_ENCODED_NAMES: dict[str, bytes] = {}
+
+
+def _encoded_name(name: str) -> bytes:
+    encoded = name.lower().encode("latin-1")
+    if len(_ENCODED_NAMES) < 256:
+        _ENCODED_NAMES[name] = encoded
+    return encoded
+
+
+def _start(response: HttpResponse) -> AsgiMessage:
+    """The http.response.start of a whole response: with its length, so that the host writes
+    the body as it is rather than in chunks."""
+    headers = encoded(response)
+    if response.status != 204:  # a 204 has no body, and so no length (RFC 9110, 8.6)
+        headers.append((b"content-length", b"%d" % len(response.body)))
+    return {"type": "http.response.start", "status": response.status, "headers": headers}
+
+
 async def respond(send: Send, response: HttpResponse) -> None:
-    await send(
-        {"type": "http.response.start", "status": response.status, "headers": encoded(response)}
-    )
+    await send(_start(response))
     await send({"type": "http.response.body", "body": response.body})
 
 
