@@ -372,10 +372,17 @@ class Loads:
 def bayeux_post(
     connection: http.client.HTTPConnection, path: str, messages: list[dict]
 ) -> list[dict]:
-    connection.request(
-        "POST", path, json.dumps(messages), headers={"Content-Type": "application/json"}
-    )
+    """One request on `connection`, with the browser cookie a server set before (kept on the
+    connection: cometd-nodejs-server finds sessions by it)."""
+    headers = {"Content-Type": "application/json"}
+    cookie = getattr(connection, "bayeux_cookie", "")
+    if cookie:
+        headers["Cookie"] = cookie
+    connection.request("POST", path, json.dumps(messages), headers=headers)
     answer = connection.getresponse()
+    set_cookie = answer.getheader("Set-Cookie")
+    if set_cookie:
+        connection.bayeux_cookie = set_cookie.split(";", 1)[0]  # type: ignore[attr-defined]
     result: list[dict] = json.loads(answer.read())
     return result
 

@@ -79,7 +79,9 @@ class Generator:
 class Client(asyncio.Protocol):
     """One Bayeux client on one connection: WebSocket, or long-polling with a parked connect."""
 
-    __slots__ = ("gen", "port", "transport", "buf", "state", "client_id", "ready", "next_id")
+    __slots__ = (
+        "gen", "port", "transport", "buf", "state", "client_id", "ready", "next_id", "cookie",
+    )  # fmt: skip
 
     websocket = True
 
@@ -92,6 +94,8 @@ class Client(asyncio.Protocol):
         self.client_id = ""
         self.ready: asyncio.Future[None] | None = None
         self.next_id = 0
+        # The browser cookie a server sets (cometd-nodejs-server finds sessions by it).
+        self.cookie = ""
 
     # ---------------------------------------------------------------- what both share
 
@@ -269,7 +273,8 @@ class PollingClient(Client):
             end = buf.find(HEAD_END)
             if end < 0:
                 break
-            head = buf[:end].lower()
+            raw_head = buf[:end]
+            head = raw_head.lower()
             length_at = head.find(b"\r\ncontent-length:")
             if length_at >= 0:
                 stop = head.find(b"\r\n", length_at + 2)
@@ -287,6 +292,12 @@ class PollingClient(Client):
                 self.gen.failed("no-length")
                 self._abort()
                 return
+            cookie_at = head.find(b"\r\nset-cookie:")
+            if cookie_at >= 0:
+                stop = raw_head.find(b"\r\n", cookie_at + 2)
+                value = raw_head[cookie_at + 13 : stop if stop > 0 else None].decode("latin-1")
+                value = value.strip()
+                self.cookie = value.split(";", 1)[0]
             if not head.startswith(b"http/1.1 200"):
                 self.gen.failed("http:" + head[9:12].decode("latin-1"))
                 self._abort()
@@ -304,7 +315,8 @@ class PollingClient(Client):
         self.transport.write(
             (
                 f"POST {self.gen.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                + (f"Cookie: {self.cookie}\r\n\r\n" if self.cookie else "\r\n")
             ).encode()
             + body
         )
