@@ -14,7 +14,7 @@ import math
 
 DELIVERY_US = 27.0  # server CPU per WebSocket delivery (scale.py, 18,000 in one process)
 IDLE_US = 1.7  # server CPU per idle client a second (renewed connects, pings)
-KIB_PER_CLIENT = 10.2  # RSS per WebSocket client
+KIB_PER_CLIENT = 9.3  # RSS per WebSocket client, Redis included (100,000 over 6 workers)
 MIB_PER_PROCESS = 40.0  # RSS of a process with no client
 MAX_PER_PROCESS = 16_000  # clients a process, under the 20,000 open files here
 UTILIZATION = 0.7  # of a core, the most a process is planned to use
