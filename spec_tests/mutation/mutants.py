@@ -40,8 +40,9 @@ MUTANTS = [
     Mutant(
         "star-matches-any-depth",
         "core/tree.py",
-        "if depth == last and node.star:",
-        "if node.star:",
+        "            if node.deep:\n                found |= node.deep\n            children",
+        "            if node.deep:\n                found |= node.deep\n            if node.star:\n"
+        "                found |= node.star\n            children",
         "/a/* matches /a/b/c",
     ),
     Mutant(
