@@ -717,7 +717,7 @@ def test_a_socket_that_fails_to_flush_is_dropped_and_the_others_still_get_messag
                 if link is None:  # no held connect: find the socket through a fresh link
                     raise AssertionError("session not linked to its socket")
 
-                victim = link.socket
+                victim = link.socket  # type: ignore[attr-defined]
                 socket_class = type(victim)
                 flush = socket_class._flush  # sockets have __slots__: patch the class, for one
 
