@@ -10,8 +10,8 @@ frames of --burst updates on schedule, over --keys channels /prices/K000 ... (on
 key, each update's drawn at random); the data carries a global sequence number. Every
 subscriber subscribes to /prices/* and to /bench/role/<kind> (so that the server can tell the
 kinds apart). The server is `python -m bayeux` as benchmarks/servers.py starts it, with
-`--app benchmarks.conflation_app:conflated` (/prices/* conflated by channel with --backlog;
-the API's default when not given) or `:plain`; a mode "on:BYTES" also sets its
+`--app benchmarks.conflation_app:conflated` (/prices/* conflated by channel with --backlog
+and --after; the API's defaults when not given) or `:plain`; a mode "on:BYTES" also sets its
 --socket-send-buffer.
 
 The subscribers:
@@ -839,16 +839,19 @@ def run_mode(args: argparse.Namespace, mode: str, deadline: float) -> dict:
     ":BYTES", the server's --socket-send-buffer."""
     conflate, _, send_buffer = mode.partition(":")
     port = free_port()
-    env_backlog = os.environ.get("CONFLATION_BACKLOG")
+    env_before = {name: os.environ.get(name) for name in ("CONFLATION_BACKLOG", "CONFLATION_AFTER")}
     if args.backlog is not None:
         os.environ["CONFLATION_BACKLOG"] = str(args.backlog)
+    if args.after is not None:
+        os.environ["CONFLATION_AFTER"] = str(args.after)
     app = "benchmarks.conflation_app:" + ("conflated" if conflate == "on" else "plain")
     extra = ["--app", app]
     if send_buffer:
         extra += ["--socket-send-buffer", send_buffer]
     process = servers.start("bayeux", port, *extra)
-    if env_backlog is None:
-        os.environ.pop("CONFLATION_BACKLOG", None)
+    for name, value in env_before.items():
+        if value is None:
+            os.environ.pop(name, None)
     try:
         if args.uvloop:
             import uvloop
@@ -968,6 +971,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=20, help="seconds after the feed")
     parser.add_argument(
         "--backlog", type=int, default=None, help="conflation backlog (default: the API's)"
+    )
+    parser.add_argument(
+        "--after", type=float, default=None, help="conflation's wait, s (default: the API's)"
     )
     parser.add_argument("--slow-rcvbuf", type=int, default=4096, help="SO_RCVBUF, bytes")
     parser.add_argument("--slow-read", type=int, default=2048, help="bytes per read")

@@ -3,7 +3,7 @@
 conflation): what the benchmark reads from inside the server.
 
 - `conflated`: `/prices/*` conflated by channel (one channel per key), with the backlog in the
-  environment variable CONFLATION_BACKLOG (default: the API's own default).
+  environment variables CONFLATION_BACKLOG and CONFLATION_AFTER (default: the API's own).
 - Both: each client says what kind it is by subscribing to `/bench/role/<kind>`; every
   SAMPLE_SECONDS a sampler reads the queue of each such session and keeps, per kind, the longest
   queue (in messages and in bytes) seen. The service `/service/bench/stats` answers with those
@@ -102,10 +102,13 @@ def plain(server: BayeuxServer) -> QueueWatch:
 
 def conflated(server: BayeuxServer) -> QueueWatch:
     """The benchmark's hooks with the feed conflated by channel."""
+    rule = server.channel(FEED).conflate(key=lambda message: message["channel"])
+    assert rule is not None  # the API's defaults, unless the benchmark set them
     backlog = os.environ.get("CONFLATION_BACKLOG")
-    feed = server.channel(FEED)
-    if backlog is None:
-        feed.conflate(key=lambda message: message["channel"])
-    else:
-        feed.conflate(key=lambda message: message["channel"], backlog=int(backlog))
+    after = os.environ.get("CONFLATION_AFTER")
+    server.channel(FEED).conflate(
+        key=rule.key,
+        backlog=rule.backlog if backlog is None else int(backlog),
+        after=rule.after if after is None else float(after),
+    )
     return plain(server)

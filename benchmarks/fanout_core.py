@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     server = BayeuxServer(Settings(max_sessions=args.sessions + 10))
     if args.conflate:
-        server.channel("/prices/*").conflate(key=lambda message: message["channel"])
+        server.channel("/prices/*").conflate(key=lambda message: message["channel"], after=0)
     sessions = [server.create_session() for _ in range(args.sessions)]
     for session in sessions:
         server.subscribe(session, "/prices/*")

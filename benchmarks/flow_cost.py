@@ -61,7 +61,7 @@ def run(setup: Setup | None, sessions: int, broadcasts: int, conflate: bool) -> 
     """Process CPU seconds per delivery, in microseconds."""
     server = BayeuxServer(Settings(max_sessions=sessions + 10))
     if conflate:
-        server.channel("/prices/*").conflate(key=lambda m: m["data"]["k"], backlog=8)
+        server.channel("/prices/*").conflate(key=lambda m: m["data"]["k"], backlog=8, after=0)
     members = [server.create_session() for _ in range(sessions)]
     for session in members:
         server.subscribe(session, "/prices/*")

@@ -264,19 +264,24 @@ class ServerChannel:
 
     @on_loop
     def conflate(
-        self, key: Callable[[Message], Hashable] | None, *, backlog: int = 64
+        self,
+        key: Callable[[Message], Hashable] | None,
+        *,
+        backlog: int = 64,
+        after: float = 0.1,
     ) -> Conflation | None:
         """Conflates what is published here: in a session's queue that holds at least
-        `backlog` messages, a message merges into the queued one with the same
-        `key(message)` (it takes its place): a slow client of a price feed receives the latest
-        value per key, not a backlog, and its queue stays bounded by the number of keys plus
-        `backlog`. A client whose queue never reaches `backlog` loses nothing: choose it above
-        the largest burst a client that keeps up may see between two sends (messages queued
-        in one turn of the loop, a publisher's batch). `None` turns it off. Returns the rule.
+        `backlog` messages, left waiting by its reader for `after` seconds, a message merges
+        into the queued one with the same `key(message)` (it takes its place): a slow client
+        of a price feed receives the latest value per key, not a backlog, and its queue stays
+        bounded by the number of keys plus `backlog` plus what `after` lets in. A client that
+        takes its queue within `after` of a message's queuing, or whose queue never reaches
+        `backlog`, loses nothing, however many messages one turn of the loop queues for it.
+        `None` turns it off. Returns the rule.
 
         Examples:
             >>> prices = server.channel("/prices/*")
-            >>> rule = prices.conflate(key=lambda message: message["channel"], backlog=2)
+            >>> rule = prices.conflate(key=lambda message: message["channel"], backlog=2, after=0)
             >>> slow = server.create_session()
             >>> server.subscribe(slow, "/prices/*")
             >>> for n in range(5):
@@ -291,9 +296,15 @@ class ServerChannel:
         else:
             if not callable(key):
                 raise TypeError(f"a conflation key is a function of the message, not {key!r}")
-            if not isinstance(backlog, int) or backlog < 0:
+            if not isinstance(backlog, int) or isinstance(backlog, bool) or backlog < 0:
                 raise ValueError(f"backlog is a count of messages >= 0, not {backlog!r}")
-            self._conflation = Conflation(key, backlog)
+            if (
+                not isinstance(after, (int, float))
+                or isinstance(after, bool)
+                or not 0 <= after < float("inf")
+            ):
+                raise ValueError(f"after is a number of seconds >= 0, not {after!r}")
+            self._conflation = Conflation(key, backlog, float(after))
         self._table.changed(self)
         return self._conflation
 

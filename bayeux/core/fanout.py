@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
-from .flow import Overflow
+from .flow import Conflation, Overflow
 from .message import Delivery, Message
 from .replay import ReplayHistory, replay_id_of
 from .session import Ended, ServerSession
@@ -125,7 +125,7 @@ class FanOut(ServerState):
                 self._enqueue(session, delivery, lazy_seconds)
             else:
                 assert rule is not None
-                self._enqueue_conflated(session, delivery, lazy_seconds, key, rule.backlog)
+                self._enqueue_conflated(session, delivery, lazy_seconds, key, rule)
             count += 1
         stats.deliveries += count
         stats.delivery_bytes += count * len(delivery.json)
@@ -201,7 +201,7 @@ class FanOut(ServerState):
         delivery: Delivery,
         lazy_seconds: float | None,
         key: Hashable,
-        backlog: int,
+        rule: Conflation,
     ) -> None:
         """Queues a message of a conflated channel: merged into the queued one with the same
         key once the session's queue holds `backlog` messages, else queued and noted."""
@@ -209,7 +209,7 @@ class FanOut(ServerState):
         if flow is not None and flow.queued and not flow.accepts(session, delivery):
             self.stats.dropped["listener"] += 1
             return
-        if session.merge(delivery, key, backlog):
+        if session.merge(delivery, key, rule.backlog, rule.after):
             self.stats.dropped["conflated"] += 1
             return
         self._enqueue(session, delivery, lazy_seconds, True)

@@ -636,12 +636,13 @@ class ServerSession:
         self.queue_share += new.share - old.share
         self.budget.room -= new.share - old.share
 
-    def merge(self, delivery: Delivery, key: Hashable, backlog: int) -> bool:
+    def merge(self, delivery: Delivery, key: Hashable, backlog: int, after: float = 0.0) -> bool:
         """Conflation: puts `delivery` in the place of the queued message with the same `key`
-        when the queue holds at least `backlog` messages; False when it did not (the caller
-        queues it, then `note`s it). The places of the keys are found once the queue reaches
-        the backlog, and kept while messages are only appended: a session that keeps up
-        never pays for them (benchmarks/flow_cost.py).
+        when the queue holds at least `backlog` messages and the oldest of them has waited
+        `after` seconds since the reader last took from the queue (`delivery.born` is now);
+        False when it did not (the caller queues it, then `note`s it). The places of the keys
+        are found once the queue reaches the backlog, and kept while messages are only
+        appended: a session that keeps up never pays for them (benchmarks/flow_cost.py).
 
         Examples:
             >>> session = server.create_session()
@@ -656,9 +657,15 @@ class ServerSession:
             [2]
         """
         queue = self.queue
-        if len(queue) < backlog:
+        if len(queue) < backlog or not queue:
             return False
         flow = self._flow()
+        since = flow.since
+        if since is None:
+            since = flow.since = queue[0].born
+        if delivery.born - since < after:
+            # A burst in one turn of the loop, to a reader that keeps up: not merged.
+            return False
         index = flow.index
         if index is None:
             index = flow.index = {d.key: at for at, d in enumerate(queue) if d.key is not None}
@@ -693,7 +700,7 @@ class ServerSession:
         # The queue changed other than by appending: the conflation places are stale.
         flow = self.flow
         if flow is not None:
-            flow.index = None
+            flow.index = flow.since = None
 
     def hold(self, delivery: Delivery) -> None:
         """Queues `delivery` without waking the waiting connection (an open batch wakes it
@@ -766,7 +773,7 @@ class ServerSession:
         self._handed_out(items)
         flow = self.flow
         if flow is not None:
-            flow.index = None
+            flow.index = flow.since = None
             if flow.dequeue:
                 return flow.dequeued(self, items)
         return items
@@ -813,7 +820,7 @@ class ServerSession:
         self._handed_out(taken)
         flow = self.flow
         if flow is not None:
-            flow.index = None
+            flow.index = flow.since = None
             if flow.dequeue:
                 return flow.dequeued(self, taken)
         return taken

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from bayeux import BayeuxServer, Delivery, Ended, Overflow, Settings
+from bayeux.core import message as message_module
 from bayeux.core.session import ServerSession
 
 from ..helpers.core import client, held, one, run
@@ -173,7 +174,7 @@ def test_held_released_and_removed_are_told_sync_and_async() -> None:
 
 def test_a_slow_session_gets_the_latest_value_per_key_a_fast_one_everything() -> None:
     server = BayeuxServer()
-    server.channel("/prices/*").conflate(key=lambda m: m["data"]["symbol"], backlog=4)
+    server.channel("/prices/*").conflate(key=lambda m: m["data"]["symbol"], backlog=4, after=0)
     slow, fast = server.create_session(), server.create_session()
     for session in (slow, fast):
         server.subscribe(session, "/prices/*")
@@ -193,7 +194,7 @@ def test_a_slow_session_gets_the_latest_value_per_key_a_fast_one_everything() ->
 
 def test_conflation_finds_queued_keys_again_after_partial_takes_and_requeues() -> None:
     server = BayeuxServer()
-    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=0)
+    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=0, after=0)
     session = server.create_session()
     server.subscribe(session, "/p")
     for n in range(4):
@@ -210,7 +211,7 @@ def test_conflation_finds_queued_keys_again_after_partial_takes_and_requeues() -
 
 def test_a_failing_key_costs_the_merge_not_the_message(caplog) -> None:
     server = BayeuxServer()
-    server.channel("/p").conflate(key=lambda m: m["data"]["missing"], backlog=0)
+    server.channel("/p").conflate(key=lambda m: m["data"]["missing"], backlog=0, after=0)
     session = server.create_session()
     server.subscribe(session, "/p")
     with caplog.at_level(logging.ERROR):
@@ -222,7 +223,7 @@ def test_a_failing_key_costs_the_merge_not_the_message(caplog) -> None:
 def test_conflation_can_be_turned_off_and_is_checked() -> None:
     server = BayeuxServer()
     channel = server.channel("/p")
-    channel.conflate(key=lambda m: 1, backlog=0)
+    channel.conflate(key=lambda m: 1, backlog=0, after=0)
     assert channel.conflate(None) is None and channel.conflation is None
     session = server.create_session()
     server.subscribe(session, "/p")
@@ -233,3 +234,54 @@ def test_conflation_can_be_turned_off_and_is_checked() -> None:
         channel.conflate("symbol")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         channel.conflate(lambda m: 1, backlog=-1)
+    kept = channel.conflate(lambda m: 1, backlog=3, after=0.5)
+    for after in (-1, float("nan"), float("inf"), "1", True):
+        with pytest.raises(ValueError):
+            channel.conflate(lambda m: 2, after=after)  # type: ignore[arg-type]
+    assert channel.conflation is kept  # a refused rule leaves the one in place
+    assert kept is not None and (kept.backlog, kept.after) == (3, 0.5)
+
+
+class _Clock:
+    """What `Delivery.born` reads, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_burst_to_a_reader_that_keeps_up_is_not_merged_a_reader_left_behind_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(message_module, "time", clock)
+    server = BayeuxServer()
+    server.channel("/p/*").conflate(key=lambda m: m["channel"], backlog=4, after=0.1)
+    fast, slow = server.create_session(), server.create_session()
+    for session in (fast, slow):
+        server.subscribe(session, "/p/*")
+    for turn in range(5):
+        for n in range(40):  # one turn of the loop: 40 updates of 2 keys, far past the backlog
+            server.publish(f"/p/{n % 2}", {"turn": turn, "n": n})
+        taken = fast.drain()  # the fast reader takes everything each turn: loses nothing
+        assert [d.message["data"]["n"] for d in taken] == list(range(40))
+        clock.now += 0.06  # a turn every 60 ms
+    # The slow one never took: its first two turns stayed whole (its oldest had waited less
+    # than 0.1 s); from the third on, each update took the place of its key's latest.
+    assert len(slow.queue) == 80
+    assert [(d.channel, d.message["data"]) for d in slow.queue[-2:]] == [
+        ("/p/0", {"turn": 4, "n": 38}),
+        ("/p/1", {"turn": 4, "n": 39}),
+    ]
+    accounted(slow)
+    # Taking from the queue starts the wait again: a slow reader that took a part is still
+    # behind (its oldest left is old), one that emptied it is not.
+    slow.take(slow.queue[0].size)
+    server.publish("/p/0", {"turn": 5, "n": 0})
+    assert len(slow.queue) == 79 and slow.queue[-2].message["data"]["turn"] == 5  # merged
+    slow.drain()
+    for n in range(10):
+        server.publish("/p/0", {"turn": 6, "n": n})
+    assert [d.message["data"]["n"] for d in slow.queue] == list(range(10))
