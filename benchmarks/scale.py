@@ -27,6 +27,8 @@ Reported, in this order, then as one JSON object on the last line:
   own), the time until each of the N has it (p50, p99, max), and the longest event-loop stall
   in any server process meanwhile (benchmarks/stallprobe.py, installed with --app for bayeux
   and `node --require` for the peers: the server has no probe of its own);
+- with $BAYEUX_TURN_MS set (stallprobe.py): the loop turns that used more CPU than that during
+  the broadcast, what ran in each and the stacks sampled in it;
 - steady: one message a second for --steady seconds, delivery latency and the deployment's
   CPU per delivery (all of it, and above the idle rate);
 - what limited each phase: the CPU of the servers, Redis, the load generators and the rest of
@@ -469,6 +471,32 @@ def longest_stall(
     return late, busy, each
 
 
+def slow_turns(stall_dir: Path, start: float, end: float, count: int = 5) -> list[dict]:
+    """The loop turns that used the most CPU in [start, end] in any server process, with what
+    ran in them (stallprobe's <pid>.turns.json: only with $BAYEUX_TURN_MS set)."""
+    found = []
+    for path in stall_dir.glob("*.turns.json"):
+        try:
+            turns = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for turn in turns:
+            if start - 0.1 <= turn["at"] <= end + 0.1:
+                found.append({"pid": int(path.name.split(".")[0]), **turn})
+    return sorted(found, key=lambda t: -t["cpu_ms"])[:count]
+
+
+def log_turns(turns: list[dict]) -> list[dict]:
+    for turn in turns:
+        log(
+            f"  slow turn in {turn['pid']}: {turn['cpu_ms']} ms of CPU ({turn['wall_ms']} ms),"
+            f" {turn['callbacks']} callbacks, the longest {turn['what']}"
+        )
+        for stack, n in turn["stacks"][:6]:
+            log(f"    {n:4d} {stack[-700:]}")
+    return turns
+
+
 # ---------------------------------------------------------------------------------- run
 
 
@@ -595,6 +623,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         figures["idle_max_loop_stall_ms"] = stall_idle
         figures["idle_max_loop_busy_ms"] = busy_idle
         log(f"idle: {idle}; longest stall {stall_idle} ms ({busy_idle} ms of CPU)")
+        figures["idle_slow_turns"] = log_turns(
+            slow_turns(stall_dir, time.time() - args.idle, time.time(), 3)
+        )
 
         # ---- one broadcast
         info_before = redis_info(deployment.redis_port) if on_redis else {}
@@ -623,6 +654,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f" longest loop stall {stall} ms, {busy} ms of it CPU (per process {each})"
         )
         log(f"  {figures['broadcast_usage']}")
+        figures["broadcast_slow_turns"] = log_turns(slow_turns(stall_dir, sent, last))
         if on_redis:
             during = figures["redis_broadcast"]
             log(f"  redis during the broadcast (a publisher's handshake included): {during}")

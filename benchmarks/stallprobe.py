@@ -7,6 +7,15 @@ of each per WINDOW, in a file $BAYEUX_STALL_DIR/<pid>.json rewritten every secon
 longest garbage collection in ms, and in ms of CPU], ...] over the last HISTORY seconds.
 benchmarks/scale.py reads them for the longest stall during a broadcast. Costs one timer wake
 every PERIOD.
+
+With $BAYEUX_TURN_MS set (say 50), it also says what ran in the loop's long turns (a turn: one
+pass over the callbacks ready, what a timer due meanwhile waits for): every turn and every
+callback is timed, and a turn that used more than that many ms of CPU is written to
+<pid>.turns.json as {"at", "cpu_ms", "wall_ms", "callbacks" (how many ran), "what" (the
+longest of them, [ms of CPU, the task's coroutine and where it resumed, or the callback]),
+"stacks" (the commonest Python stacks sampled during it, every SAMPLE s by a thread, with
+their counts)}, the TURNS longest of the last HISTORY seconds. Costs two clock reads a
+callback; the sampling thread takes the GIL only during long turns.
 """
 
 from __future__ import annotations
@@ -16,13 +25,18 @@ import gc
 import json
 import os
 import signal
+import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 PERIOD = 0.005
 WINDOW = 0.1
 HISTORY = 300.0
+SAMPLE = 0.002
+TURNS = 40
 
 
 class _Collections:
@@ -83,11 +97,125 @@ async def _probe(directory: Path) -> None:
                 del windows[: len(windows) - int(HISTORY / WINDOW)]
         if loop.time() - written >= 1.0:
             written = loop.time()
+            if _turns is not None:
+                _turns.write()
             partial = path.with_suffix(".tmp")
             partial.write_text(json.dumps(windows))
             partial.replace(path)
 
 
+def _what(callback: Any) -> str:
+    """A loop callback as a person reads it: a task's coroutine and where it resumes."""
+    owner = getattr(callback, "__self__", None)
+    coroutine: Any = owner.get_coro() if isinstance(owner, asyncio.Task) else None
+    if coroutine is None:
+        return getattr(callback, "__qualname__", repr(callback))[:200]
+    where = getattr(coroutine, "__qualname__", "?")
+    inner = coroutine
+    while True:  # the innermost coroutine it waits in
+        awaited = getattr(inner, "cr_await", None)
+        if awaited is None or not hasattr(awaited, "cr_frame"):
+            break
+        inner = awaited
+    frame = getattr(inner, "cr_frame", None)
+    if inner is not coroutine and frame is not None:
+        where += f" in {inner.__qualname__}:{frame.f_lineno}"
+    return where
+
+
+def _stack(frame: Any) -> str:
+    names = []
+    while frame is not None:
+        code = frame.f_code
+        names.append(f"{Path(code.co_filename).stem}.{code.co_qualname}:{frame.f_lineno}")
+        frame = frame.f_back
+    return ";".join(reversed(names[:40]))
+
+
+class _Turns:
+    """Times every turn of the loop (one pass over the callbacks ready) and every callback in
+    it; samples the stacks of the long turns."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, directory: Path, threshold: float):
+        self.path = directory / f"{os.getpid()}.turns.json"
+        self.threshold = threshold
+        self.main = threading.get_ident()
+        self.started = 0.0  # perf_counter when the running turn began, 0 between
+        self.samples: Counter[str] = Counter()
+        self.callbacks: list[tuple[float, str]] = []  # this turn's, above a millisecond
+        self.count = 0  # callbacks run this turn
+        self.turns: list[dict[str, Any]] = []
+        self.dirty = False
+        run = asyncio.events.Handle._run
+        run_once = loop._run_once  # type: ignore[attr-defined]
+        turns = self
+
+        def timed(handle: asyncio.Handle) -> None:
+            cpu = time.process_time()
+            try:
+                run(handle)
+            finally:
+                used = time.process_time() - cpu
+                turns.count += 1
+                if used >= 0.001:
+                    turns.callbacks.append((used, _what(handle._callback)))  # type: ignore[attr-defined]
+
+        def turn() -> None:
+            wall = time.perf_counter()
+            cpu = time.process_time()
+            turns.started = wall
+            turns.count = 0
+            try:
+                run_once()
+            finally:
+                turns.started = 0.0
+                used = time.process_time() - cpu
+                if used >= turns.threshold:
+                    turns.record(used, time.perf_counter() - wall)
+                else:
+                    turns.samples.clear()
+                turns.callbacks.clear()
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign, assignment]
+        loop._run_once = turn  # type: ignore[attr-defined]
+        threading.Thread(target=self.sample, name="stallprobe-sampler", daemon=True).start()
+
+    def sample(self) -> None:
+        while True:
+            time.sleep(SAMPLE)
+            started = self.started
+            if started and time.perf_counter() - started > self.threshold / 2:
+                frame = sys._current_frames().get(self.main)
+                if frame is not None:
+                    self.samples[_stack(frame)] += 1
+
+    def record(self, cpu: float, wall: float) -> None:
+        samples, self.samples = self.samples, Counter()
+        longest = sorted(self.callbacks, reverse=True)[:6]
+        self.turns.append(
+            {
+                "at": time.time() - wall,
+                "cpu_ms": round(cpu * 1000, 1),
+                "wall_ms": round(wall * 1000, 1),
+                "callbacks": self.count,
+                "what": [[round(used * 1000, 1), what] for used, what in longest],
+                "stacks": samples.most_common(12),
+            }
+        )
+        cutoff = time.time() - HISTORY
+        kept = [t for t in self.turns if t["at"] >= cutoff]
+        self.turns = sorted(kept, key=lambda t: -t["cpu_ms"])[:TURNS]
+        self.dirty = True
+
+    def write(self) -> None:
+        if self.dirty:
+            self.dirty = False
+            partial = self.path.with_suffix(".tmp")
+            partial.write_text(json.dumps(self.turns))
+            partial.replace(self.path)
+
+
+_turns: _Turns | None = None
 _tasks: list[asyncio.Task[None]] = []
 
 
@@ -126,8 +254,12 @@ def census(directory: Path) -> None:
 def install(server: Any) -> None:
     """The --app hook: starts the probe on the running loop when BAYEUX_STALL_DIR is set, and
     writes a census of tracked objects on SIGUSR2 (`census`)."""
+    global _turns
     directory = os.environ.get("BAYEUX_STALL_DIR")
     if directory:
         loop = asyncio.get_running_loop()
+        threshold = float(os.environ.get("BAYEUX_TURN_MS") or 0)
+        if threshold > 0 and _turns is None:
+            _turns = _Turns(loop, Path(directory), threshold / 1000)
         _tasks.append(loop.create_task(_probe(Path(directory))))
         loop.add_signal_handler(signal.SIGUSR2, census, Path(directory))
