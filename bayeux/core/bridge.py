@@ -248,6 +248,7 @@ class EngineBridge(MetaChannels):
         session.budget = UNBOUNDED
         log.debug("session moved out", extra={"event": "session-moved-out", "session": session.tag})
         session.end(Ended.MOVED)
+        self.engine.removed(session, Ended.MOVED)  # the engine forgets what it kept of it
         return session
 
 

@@ -103,6 +103,18 @@ class EngineBase:
         self._floor_ms = 0
         # Sessions whose record follows the floor, as far as this process knows.
         self._following: set[str] = set()
+        # What the periodic save visits (upkeep.py), so that it need not visit every session:
+        # sessions whose record does not simply follow the floor yet (new, taken over, not
+        # connected, with ack, saved with their own position), sessions it found with
+        # something queued, and the log position up to which it last looked at every queue
+        # (a queue holds nothing from the log read since unless the log moved on).
+        self._unsettled: set[str] = set()
+        self._queued: set[str] = set()
+        self._scanned = -1
+        # Sessions no longer served here, whose record may follow the floor: pinned by the
+        # next save.
+        self._departed: set[str] = set()
+        self.save_visits = 0  # sessions whose state a save looked at (tests, benchmarks)
         self._alive_ms = max(3000, int(sync_interval * 4000))
         self._releases: dict[str, asyncio.Future[None]] = {}
         self._claiming: dict[str, asyncio.Future[None]] = {}
@@ -155,6 +167,14 @@ class EngineBase:
         if self.available:
             log.warning("redis engine lost %s: %s", self.url, exc)
         self.available = False
+
+    def _gone(self, client_id: str) -> None:
+        """A session is no longer served here: the save stops visiting it, and pins its
+        record to the floor saved last if it followed the floor."""
+        self._unsettled.discard(client_id)
+        self._queued.discard(client_id)
+        if client_id in self._following:
+            self._departed.add(client_id)
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         self._background.spawn(coroutine)

@@ -72,6 +72,9 @@ class RedisEngine(Upkeep):
             return
         self._server = host
         host.engine = self
+        added = getattr(host, "on_session_added", None)
+        if added is not None:  # sessions made without a handshake (create_session) included
+            added(self._session_added)
         self._floor_ms = host.settings.max_interval + self._alive_ms + 60_000
         if host.replay is not None:
             self._replay = ReplayStore(self.keys, host.replay)
@@ -170,6 +173,7 @@ class RedisEngine(Upkeep):
         pipe.sadd(self.keys.owned(self.me), session.id)
         pipe.sadd(self.keys.processes, self.me)
         self._saved[session.id] = saved(state_of(session))
+        self._unsettled.add(session.id)
         await self._command(pipe.execute())
 
     async def claim(
@@ -327,9 +331,13 @@ class RedisEngine(Upkeep):
             self._unsynced.add(session.id)
             raise
 
+    def _session_added(self, session: ServerSession) -> None:
+        self._unsettled.add(session.id)
+
     def removed(self, session: ServerSession, reason: Ended) -> None:
         self._saved.pop(session.id, None)
         self._unsynced.discard(session.id)
+        self._gone(session.id)
         if reason is Ended.MOVED or not self.available:
             return
         assert self._server is not None

@@ -86,6 +86,7 @@ class Handoff(LogReader):
                 backlog.extend(more)
             record.subscriptions = [s.decode() for s in subscriptions]
             self._saved[client_id] = saved(state_of_record(record))
+            self._unsettled.add(client_id)
             self.claims += 1
             return Claimed(record, backlog, through)
         raise EngineUnavailable("the session could not be claimed")
@@ -165,6 +166,7 @@ class Handoff(LogReader):
             await asyncio.wait([claiming], timeout=self.handoff_timeout)
         session = self._server.let_go(client_id)
         self._saved.pop(client_id, None)
+        self._gone(client_id)
         # Its attribute changes are in its record before the claimant reads it.
         await self.attributes_settled()
         state: tuple[Any, ...] = ("", 0, "{}", 0, b"[]")

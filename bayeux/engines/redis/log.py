@@ -9,6 +9,7 @@ broadcasts around it, in the process serving the session and in any that takes i
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 import orjson
@@ -42,9 +43,17 @@ def delivery_fields(client_id: str, delivery: Delivery) -> dict[str, bytes | str
     return {"t": client_id, "m": delivery.json}
 
 
-def decode(stream_id: bytes, fields: Fields, me: str, only: str | None = None) -> LogEntry | None:
+def decode(
+    stream_id: bytes,
+    fields: Fields,
+    me: str,
+    only: str | None = None,
+    served: Container[str] | None = None,
+) -> LogEntry | None:
     """A log entry as the core takes it; None for what is not for `only` (when given: the
-    one session being taken over) or cannot be read (logged by the caller)."""
+    one session being taken over), for a session not in `served` (when given: those this
+    process serves; the others' subscription changes are not decoded at all), or what
+    cannot be read (logged by the caller)."""
     position = position_of(stream_id)
     encoded = fields.get(b"m")
     target = fields.get(b"t")
@@ -63,6 +72,8 @@ def decode(stream_id: bytes, fields: Fields, me: str, only: str | None = None) -
         )
     client = (target or fields.get(b"s") or b"").decode()
     if not client or (only is not None and client != only):
+        return None
+    if served is not None and client not in served:
         return None
     if target is not None and encoded is not None:
         return LoggedDelivery(position, client, _delivery(orjson.loads(encoded), encoded, position))

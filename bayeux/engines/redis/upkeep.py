@@ -14,6 +14,7 @@ from ...core.engine import (
     position_of,
     stream_id_of,
 )
+from ...core.session import ServerSession
 from .base import _now_ms, log
 from .handoff import Handoff
 from .records import (
@@ -47,6 +48,8 @@ def alive_for(base_ms: int, lag: float) -> int:
 # for good (805,000 commands in 15 idle seconds, and a loop stopped 892 ms of CPU at a time
 # building them; benchmarks/scale.py).
 SAVE_CHUNK = 1000
+# Sessions whose queue the save looks at a loop turn when the log moved on (`_to_visit`).
+SCAN_SLICE = 5000
 
 
 class Upkeep(Handoff):
@@ -138,51 +141,97 @@ class Upkeep(Handoff):
         `alive_ms` (0: not); lets go of sessions another process took by force. Whether the
         save ran (False: nothing to save).
 
-        At most SAVE_CHUNK sessions a command: the records first, under the floor saved last
-        (a record following the floor follows that one, which it has reached), then the new
-        floor with the last of them."""
+        It visits only the sessions whose saved state may have changed (`_to_visit`), SAVE_CHUNK
+        a loop turn, and writes at most SAVE_CHUNK sessions a command: the records first, under
+        the floor saved last (a record following the floor follows that one, which it has
+        reached), then the new floor with the last of them."""
         assert self._server is not None
         if self._unsynced and not everything:
             # Records a failed write left behind while Redis stayed reachable (a timeout).
             await self._recreate(list(self._unsynced))
-        sessions = self._server.sessions
         # Every entry up to here is queued for the sessions it concerns; held lower, below a
-        # broadcast still being written to some of them (records.saved_state).
+        # broadcast still being written to some of them (records.saved_state). Entries read
+        # while the visit below waits for its next turn are all after it.
         floor = self.cursor
-        # Records following the floor of sessions no longer served here: pinned to the floor
-        # saved last (they had it then) before the floor moves on without them.
-        left = list(self._following - sessions.keys())
         changed: list[tuple[str, Saved]] = []
         saved_before = self._saved
-        for session in sessions.values():
-            if not everything and session.ack is None and not session.queue:
-                # Most sessions, skipped without making their state: they keep up and their
-                # record follows the floor already (at 17,000 sessions the save made and
-                # compared every session's state four times a second: 10.6 ms each).
-                before = saved_before.get(session.id)
-                if before is not None and before.follows_floor:
-                    if before.connected == session.connected:
-                        continue
-            if session.local or session.remote:
+        queued: set[str] = set()
+        visit = await self._to_visit(everything, floor)
+        for index, session in enumerate(visit):
+            if index and not index % SAVE_CHUNK:
+                await asyncio.sleep(0)  # the rest next turn
+            if session.ended is not None or session.local or session.remote:
                 continue
+            self.save_visits += 1
+            client_id = session.id
             state = saved_state(session, self._floor)
-            if state.follows_floor and session.queue:
-                floor = held_floor(session, floor)
-            if everything or saved_before.get(session.id) != state:
-                changed.append((session.id, state))
+            if session.queue:
+                queued.add(client_id)
+                if state.follows_floor:
+                    floor = held_floor(session, floor)
+            if everything or saved_before.get(client_id) != state:
+                changed.append((client_id, state))
+            elif state.follows_floor and state.connected:
+                self._unsettled.discard(client_id)  # its record follows the floor: settled
+        self._queued = queued
+        sessions = self._server.sessions
+        # Records following the floor of sessions no longer served here: pinned to the floor
+        # saved last (they had it then) before the floor moves on without them.
+        departed, self._departed = self._departed, set()
+        left = [c for c in departed if c in self._following and c not in sessions]
+        if everything:
+            left = list(self._following - sessions.keys())
         if not changed and not left and floor == self._floor and not alive_ms:
             return False
-        while True:
-            pinned, left = left[:SAVE_CHUNK], left[SAVE_CHUNK:]
-            room = SAVE_CHUNK - len(pinned)
-            chunk, changed = changed[:room], changed[room:]
-            last = not left and not changed
-            if last:
-                await self._save_chunk(pinned, chunk, floor, alive_ms, everything)
-                self._floor = floor
-                break
-            await self._save_chunk(pinned, chunk, self._floor, 0, everything)
+        pinning = left
+        try:
+            while True:
+                pinned, left = left[:SAVE_CHUNK], left[SAVE_CHUNK:]
+                room = SAVE_CHUNK - len(pinned)
+                chunk, changed = changed[:room], changed[room:]
+                last = not left and not changed
+                if last:
+                    await self._save_chunk(pinned, chunk, floor, alive_ms, everything)
+                    self._floor = floor
+                    break
+                await self._save_chunk(pinned, chunk, self._floor, 0, everything)
+        finally:
+            # Those not pinned (a command failed) are pinned by the next save.
+            self._departed.update(c for c in pinning if c in self._following)
         return True
+
+    async def _to_visit(self, everything: bool, floor: int) -> list[ServerSession]:
+        """The sessions whose saved state may have changed since the last save: those not
+        settled (`_unsettled`), those that had something queued then, and, when the log moved
+        on since the last look at every queue, those with something queued now (a truth test a
+        session, SCAN_SLICE a loop turn). With `everything`, all of them.
+
+        A session settled (no ack, its record following the floor, connected) changes only
+        when something is queued for it: its record follows the floor while its queue is empty
+        (records.saved_state). At 17,000 sessions the save made the state of every session
+        with a queue four times a second, in one loop turn, and looked at every other one."""
+        assert self._server is not None
+        sessions = self._server.sessions
+        if everything:
+            return list(sessions.values())
+        visit: list[ServerSession] = []
+        for client_id in [*self._unsettled, *(self._queued - self._unsettled)]:
+            session = sessions.get(client_id)
+            if session is None:
+                self._unsettled.discard(client_id)  # not served here any more
+            else:
+                visit.append(session)
+        if floor != self._scanned:
+            known = self._unsettled | self._queued
+            values = list(sessions.values())
+            for start in range(0, len(values), SCAN_SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                visit.extend(
+                    s for s in values[start : start + SCAN_SLICE] if s.queue and s.id not in known
+                )
+            self._scanned = floor
+        return visit
 
     async def _save_chunk(
         self,
@@ -207,10 +256,15 @@ class Upkeep(Handoff):
             else:
                 self._following.discard(client_id)
             self._saved[client_id] = state
+            if state.follows_floor and state.connected:
+                self._unsettled.discard(client_id)
+            else:
+                self._unsettled.add(client_id)
         gone = {c.decode() for c in lost}
         for client_id in gone:
             self._server.let_go(client_id)
             self._saved.pop(client_id, None)
+            self._gone(client_id)
         if everything:
             # Back after an outage: subscriptions changed here meanwhile are written again.
             await self._recreate([c for c, _ in changed if c not in gone])
@@ -241,6 +295,8 @@ class Upkeep(Handoff):
                 self._saved.pop(client_id, None)
                 self._following.discard(client_id)
                 self._unsynced.discard(client_id)
+                if client_id in self._server.sessions:
+                    self._unsettled.add(client_id)
         if client_ids:
             log.info("wrote again the records of %d sessions", len(client_ids))
 
