@@ -181,13 +181,16 @@ class _Turns:
         threading.Thread(target=self.sample, name="stallprobe-sampler", daemon=True).start()
 
     def sample(self) -> None:
-        while True:
-            time.sleep(SAMPLE)
-            started = self.started
-            if started and time.perf_counter() - started > self.threshold / 2:
-                frame = sys._current_frames().get(self.main)
-                if frame is not None:
-                    self.samples[_stack(frame)] += 1
+        try:
+            while True:
+                time.sleep(SAMPLE)
+                started = self.started
+                if started and time.perf_counter() - started > self.threshold / 2:
+                    frame = sys._current_frames().get(self.main)
+                    if frame is not None:
+                        self.samples[_stack(frame)] += 1
+        except Exception:  # the interpreter shutting down under it: nothing to say
+            return
 
     def record(self, cpu: float, wall: float) -> None:
         samples, self.samples = self.samples, Counter()
