@@ -107,7 +107,17 @@ class Conflation:
 class SessionFlow(Generic[S, R]):
     """One session's listeners and conflation index."""
 
-    __slots__ = ("queued", "full", "dequeue", "held", "released", "removed", "index", "since")
+    __slots__ = (
+        "queued",
+        "full",
+        "dequeue",
+        "held",
+        "released",
+        "removed",
+        "index",
+        "base",
+        "since",
+    )
 
     def __init__(self) -> None:
         self.queued: list[Callable[[S, Delivery], Any]] = []
@@ -116,9 +126,13 @@ class SessionFlow(Generic[S, R]):
         self.held: list[Callable[[S], Any]] = []
         self.released: list[Callable[[S], Any]] = []
         self.removed: list[Callable[[S, R], Any]] = []
-        # Conflation keys of the messages appended since the queue last changed otherwise
-        # (drained, taken, requeued), with their places: merging replaces in place.
+        # Conflation keys of the queued messages with their places, counted from `base` (the
+        # place of the queue's head), so that taking from the head keeps them: a slow
+        # WebSocket takes a frame's worth at a time (benchmarks/conflation.py). Merging
+        # replaces in place; a place below `base` was taken. None until the queue reaches a
+        # backlog, and again after a requeue or a drain.
         self.index: dict[Hashable, int] | None = None
+        self.base = 0
         # When the oldest message the reader has left in the queue was born: a conflated
         # channel merges only once the reader has fallen `after` seconds behind. Found again
         # once the reader takes from its queue.

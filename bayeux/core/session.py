@@ -667,12 +667,15 @@ class ServerSession:
             # A burst in one turn of the loop, to a reader that keeps up: not merged.
             return False
         index = flow.index
+        base = flow.base
         if index is None:
-            index = flow.index = {d.key: at for at, d in enumerate(queue) if d.key is not None}
+            index = flow.index = {
+                d.key: base + at for at, d in enumerate(queue) if d.key is not None
+            }
         at = index.get(key)
-        if at is None:
+        if at is None or at < base:
             return False
-        self._swap(at, delivery)
+        self._swap(at - base, delivery)
         return True
 
     def note(self, key: Hashable) -> None:
@@ -694,7 +697,7 @@ class ServerSession:
         """
         flow = self.flow
         if flow is not None and flow.index is not None:
-            flow.index[key] = len(self.queue) - 1
+            flow.index[key] = flow.base + len(self.queue) - 1
 
     def _reshaped(self) -> None:
         # The queue changed other than by appending: the conflation places are stale.
@@ -820,7 +823,8 @@ class ServerSession:
         self._handed_out(taken)
         flow = self.flow
         if flow is not None:
-            flow.index = flow.since = None
+            flow.base += count  # the places of what stays hold
+            flow.since = None
             if flow.dequeue:
                 return flow.dequeued(self, taken)
         return taken
@@ -858,7 +862,10 @@ class ServerSession:
 
         Added in version 0.2.0."""
         delivery = self.queue.pop(0)
-        self._reshaped()
+        flow = self.flow
+        if flow is not None:
+            flow.base += 1
+            flow.since = None
         self.queue_bytes -= delivery.size
         self.queue_share -= delivery.share
         self.budget.room += delivery.share

@@ -285,3 +285,26 @@ def test_a_burst_to_a_reader_that_keeps_up_is_not_merged_a_reader_left_behind_is
     for n in range(10):
         server.publish("/p/0", {"turn": 6, "n": n})
     assert [d.message["data"]["n"] for d in slow.queue] == list(range(10))
+
+
+def test_taking_from_the_head_keeps_the_places_of_the_rest() -> None:
+    server = BayeuxServer()
+    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=0, after=0)
+    session = server.create_session()
+    server.subscribe(session, "/p")
+    for k in "abc":
+        server.publish("/p", {"k": k, "n": 0})
+    server.publish("/p", {"k": "a", "n": 1})  # merged: the places are known now
+    index = session.flow.index if session.flow is not None else None
+    assert index is not None
+    taken = session.take(1)  # a slow WebSocket's frame: the head only
+    assert [d["n"] for d in (t.message["data"] for t in taken)] == [1]
+    assert session.flow is not None and session.flow.index is index  # not found again
+    server.publish("/p", {"k": "a", "n": 2})  # its queued one was taken: appended
+    server.publish("/p", {"k": "b", "n": 3})  # merged in b's place, now the head
+    server.publish("/p", {"k": "a", "n": 4})  # merged into the a appended above
+    assert [(d["k"], d["n"]) for d in data(session)] == [("b", 3), ("c", 0), ("a", 4)]  # type: ignore[index]
+    session.drop_oldest()
+    server.publish("/p", {"k": "c", "n": 5})
+    assert [(d["k"], d["n"]) for d in data(session)] == [("c", 5), ("a", 4)]  # type: ignore[index]
+    accounted(session)
