@@ -26,14 +26,16 @@ export async function waitFor(predicate, ms, what) {
   }
 }
 
-// Collects messages; `finished` resolves once `count` arrived.
+// Collects messages; `finished` resolves once `count` arrived. Its STEP_MS start when it is
+// read (after the publishes), not when the collector is made: a long run of publishes on a
+// loaded machine must not eat the wait for their deliveries.
 export function collector(count) {
   const messages = [];
   let done;
-  const finished = new Promise((resolve) => { done = resolve; });
+  const arrived = new Promise((resolve) => { done = resolve; });
   return {
     messages,
-    finished: within(finished, `${count} messages`),
+    get finished() { return within(arrived, `${count} messages`); },
     onMessage: (m) => { messages.push(m); if (messages.length >= count) done(messages); },
   };
 }
