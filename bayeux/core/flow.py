@@ -130,7 +130,7 @@ class SessionFlow(Generic[S, R]):
         # place of the queue's head), so that taking from the head keeps them: a slow
         # WebSocket takes a frame's worth at a time (benchmarks/conflation.py). Merging
         # replaces in place; a place below `base` was taken. None until the queue reaches a
-        # backlog, and again after a requeue or a drain.
+        # backlog, and again after a requeue; empty after a drain.
         self.index: dict[Hashable, int] | None = None
         self.base = 0
         # When the oldest message the reader has left in the queue was born: a conflated

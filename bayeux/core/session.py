@@ -776,7 +776,12 @@ class ServerSession:
         self._handed_out(items)
         flow = self.flow
         if flow is not None:
-            flow.index = flow.since = None
+            if flow.index is not None:
+                # A reader that was left behind: its index is kept from empty as messages come,
+                # rather than found again over a queue as long as `after` let it grow, once
+                # per drain (benchmarks/conflation.py).
+                flow.index = {}
+            flow.since = None
             if flow.dequeue:
                 return flow.dequeued(self, items)
         return items

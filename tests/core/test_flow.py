@@ -308,3 +308,20 @@ def test_taking_from_the_head_keeps_the_places_of_the_rest() -> None:
     server.publish("/p", {"k": "c", "n": 5})
     assert [(d["k"], d["n"]) for d in data(session)] == [("c", 5), ("a", 4)]  # type: ignore[index]
     accounted(session)
+
+
+def test_a_drain_keeps_the_index_of_a_reader_that_was_left_behind() -> None:
+    server = BayeuxServer()
+    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=2, after=0)
+    session = server.create_session()
+    server.subscribe(session, "/p")
+    assert session.flow is None or session.flow.index is None  # none until a backlog
+    for n, k in enumerate("abab"):
+        server.publish("/p", {"k": k, "n": n})
+    assert [(d["k"], d["n"]) for d in data(session)] == [("a", 2), ("b", 3)]  # type: ignore[index]
+    session.drain()
+    assert session.flow is not None and session.flow.index == {}  # kept, from empty
+    for n, k in enumerate("abcab", start=4):
+        server.publish("/p", {"k": k, "n": n})
+    assert [(d["k"], d["n"]) for d in data(session)] == [("a", 7), ("b", 8), ("c", 6)]  # type: ignore[index]
+    accounted(session)
