@@ -62,7 +62,10 @@ def run(setup: Setup | None, sessions: int, broadcasts: int, conflate: bool, dra
     readers left behind (nothing taken), so that a conflated channel merges every delivery."""
     server = BayeuxServer(Settings(max_sessions=sessions + 10))
     if conflate:
-        server.channel("/prices/*").conflate(key=lambda m: m["data"]["k"], backlog=8, after=0)
+        # A reader that keeps up is conflated only once it has left its queue waiting `after`
+        # (the API's 0.1 s); one left behind (not drained) with `after` 0, at every message.
+        after = 0.1 if drain else 0.0
+        server.channel("/prices/*").conflate(key=lambda m: m["data"]["k"], backlog=8, after=after)
     members = [server.create_session() for _ in range(sessions)]
     for session in members:
         server.subscribe(session, "/prices/*")

@@ -271,13 +271,14 @@ class ServerChannel:
         after: float = 0.1,
     ) -> Conflation | None:
         """Conflates what is published here: in a session's queue that holds at least
-        `backlog` messages, left waiting by its reader for `after` seconds, a message merges
-        into the queued one with the same `key(message)` (it takes its place): a slow client
-        of a price feed receives the latest value per key, not a backlog, and its queue stays
-        bounded by the number of keys plus `backlog` plus what `after` lets in. A client that
-        takes its queue within `after` of a message's queuing, or whose queue never reaches
-        `backlog`, loses nothing, however many messages one turn of the loop queues for it.
-        `None` turns it off. Returns the rule.
+        `backlog` messages, left waiting by its reader for `after` seconds, messages with the
+        same `key(message)` merge (the newest takes the place of the oldest): a slow client of
+        a price feed receives the latest value per key, not a backlog, and its queue stays
+        bounded by twice the number of keys, or `backlog` plus what `after` lets in. A client
+        that takes its queue within `after` of a message's queuing, or whose queue never
+        reaches `backlog`, loses nothing, however many messages one turn of the loop queues
+        for it. The keys of two conflated channels never merge each other's messages. `None`
+        turns it off. Returns the rule.
 
         Examples:
             >>> prices = server.channel("/prices/*")
@@ -287,7 +288,7 @@ class ServerChannel:
             >>> for n in range(5):
             ...     _ = server.publish("/prices/ACME", n)
             ...     _ = server.publish("/prices/INIT", n)
-            >>> [(d.channel, d.message["data"]) for d in slow.queue]
+            >>> [(d.channel, d.message["data"]) for d in slow.drain()]
             [('/prices/ACME', 4), ('/prices/INIT', 4)]
 
         Added in version 0.3.0."""

@@ -5,9 +5,9 @@ within each session's bounds and its address's (benchmarks/fanout.py measures it
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 
-from .flow import Conflation, Overflow
+from .flow import Conflation, Overflow, SessionFlow
 from .message import Delivery, Message
 from .replay import ReplayHistory, replay_id_of
 from .session import Ended, ServerSession
@@ -95,11 +95,15 @@ class FanOut(ServerState):
         else:
             lazy_seconds = None
         # Conflated channels (ServerChannel.conflate): the key is taken once per broadcast.
+        # Paired with the rule, so that two conflated channels' keys never merge each other's
+        # messages (a client could otherwise publish over another channel's latest value).
         key = rule = None
         if table.conflated:
             rule = table.conflation_for(channel)
             if rule is not None:
-                key = delivery.key = rule.key_of(message)
+                key = rule.key_of(message)
+                if key is not None:
+                    key = delivery.key = (id(rule), key)
         count = 0
         recipients = self.tree.match(channel)
         delivery.shared_by(len(recipients))
@@ -125,7 +129,7 @@ class FanOut(ServerState):
                 self._enqueue(session, delivery, lazy_seconds)
             else:
                 assert rule is not None
-                self._enqueue_conflated(session, delivery, lazy_seconds, key, rule)
+                self._enqueue_conflated(session, delivery, lazy_seconds, rule)
             count += 1
         stats.deliveries += count
         stats.delivery_bytes += count * len(delivery.json)
@@ -200,23 +204,25 @@ class FanOut(ServerState):
         session: ServerSession,
         delivery: Delivery,
         lazy_seconds: float | None,
-        key: Hashable,
         rule: Conflation,
     ) -> None:
-        """Queues a message of a conflated channel: merged into the queued one with the same
-        key once the session's queue holds `backlog` messages, else queued and noted."""
+        """Queues a message of a conflated channel, after conflating the session's queue when
+        its reader has left it waiting (`ServerSession.conflate`)."""
         flow = session.flow
-        if flow is not None and flow.queued and not flow.accepts(session, delivery):
+        if flow is None:
+            flow = session.flow = SessionFlow()
+        elif flow.queued and not flow.accepts(session, delivery):
             self.stats.dropped["listener"] += 1
             return
-        if session.merge(delivery, key, rule.backlog, rule.after):
-            self.stats.dropped["conflated"] += 1
-            return
+        after = rule.after
+        if flow.after is None or after < flow.after:
+            flow.after = after
+            flow.drops = self.stats.dropped
+        if len(session.queue) >= rule.backlog:
+            merged = session.conflate(rule.backlog, after, delivery.born)
+            if merged:
+                self.stats.dropped["conflated"] += merged
         self._enqueue(session, delivery, lazy_seconds, True)
-        if session.flow is not None:
-            queue = session.queue
-            if queue and queue[-1] is delivery:
-                session.note(key)
 
     def _enqueue(
         self,

@@ -7,11 +7,11 @@ there is none (benchmarks/fanout.py). Listeners on the delivery path (queued, qu
 dequeue) are synchronous: they run inside a broadcast, once per session it reaches. Listeners of
 events (connect held, released, session removed) may be coroutine functions: they run as tasks.
 
-Conflation (`ServerChannel.conflate`) merges, in a session's queue, a message into the queued one
-with the same key once the queue holds at least a backlog and the reader has left it waiting a
-while: a slow reader of a price feed gets the latest value per key while its queue stays bounded
-by the number of keys, and a reader that keeps up loses nothing, even when one turn of the loop
-queues more than the backlog for it (benchmarks/conflation.py).
+Conflation (`ServerChannel.conflate`) keeps, in the queue of a session whose reader has left it
+waiting a while, only the newest message per key: a slow reader of a price feed gets the latest
+value per key while its queue stays bounded by twice the number of keys, and a reader that keeps
+up loses nothing, even when one turn of the loop queues more than the backlog for it
+(benchmarks/conflation.py).
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .message import Delivery, Message
 from .tasks import TaskSet
+
+if TYPE_CHECKING:
+    from collections import Counter
 
 log = logging.getLogger("bayeux.server")
 _event_tasks = TaskSet("a session listener", log)
@@ -64,8 +67,8 @@ R = TypeVar("R")
 @dataclass(frozen=True, slots=True)
 class Conflation:
     """A channel's conflation rule: messages with the same `key(message)` merge in a session's
-    queue once it holds at least `backlog` messages and its reader has left them waiting
-    `after` seconds.
+    queue (the newest in the place of the oldest) once it holds at least `backlog` messages and
+    its reader has left them waiting `after` seconds.
 
     Examples:
         >>> rule = server.channel("/prices/*").conflate(
@@ -77,8 +80,10 @@ class Conflation:
         >>> server.subscribe(slow, "/prices/*")
         >>> for tick in range(100):
         ...     reached = server.publish("/prices/ACME", tick)
-        >>> len(slow.queue), slow.queue[-1].message["data"]
-        (2, 99)
+        >>> len(slow.queue) <= 2 + 1  # conflated as it grows: at most twice what it kept
+        True
+        >>> [delivery.message["data"] for delivery in slow.drain()]  # conflated when taken
+        [99]
 
     Added in version 0.3.0."""
 
@@ -114,9 +119,10 @@ class SessionFlow(Generic[S, R]):
         "held",
         "released",
         "removed",
-        "index",
-        "base",
         "since",
+        "kept",
+        "after",
+        "drops",
     )
 
     def __init__(self) -> None:
@@ -126,17 +132,15 @@ class SessionFlow(Generic[S, R]):
         self.held: list[Callable[[S], Any]] = []
         self.released: list[Callable[[S], Any]] = []
         self.removed: list[Callable[[S, R], Any]] = []
-        # Conflation keys of the queued messages with their places, counted from `base` (the
-        # place of the queue's head), so that taking from the head keeps them: a slow
-        # WebSocket takes a frame's worth at a time (benchmarks/conflation.py). Merging
-        # replaces in place; a place below `base` was taken. None until the queue reaches a
-        # backlog, and again after a requeue; empty after a drain.
-        self.index: dict[Hashable, int] | None = None
-        self.base = 0
-        # When the oldest message the reader has left in the queue was born: a conflated
-        # channel merges only once the reader has fallen `after` seconds behind. Found again
-        # once the reader takes from its queue.
+        # Conflation (ServerSession.conflate): when the oldest message the reader has left in
+        # the queue was born (None: found again once the reader took from it); how many the
+        # queue kept at its last conflation (the next waits until it doubles); the shortest
+        # `after` of the conflated channels that queued here, for what the reader takes; and
+        # the server's drop counts, where merges made then are counted.
         self.since: float | None = None
+        self.kept = 0
+        self.after: float | None = None
+        self.drops: Counter[str] | None = None
 
     # ------------------------------------------------------------ on the delivery path
 

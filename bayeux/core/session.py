@@ -636,50 +636,17 @@ class ServerSession:
         self.queue_share += new.share - old.share
         self.budget.room -= new.share - old.share
 
-    def merge(self, delivery: Delivery, key: Hashable, backlog: int, after: float = 0.0) -> bool:
-        """Conflation: puts `delivery` in the place of the queued message with the same `key`
-        when the queue holds at least `backlog` messages and the oldest of them has waited
-        `after` seconds since the reader last took from the queue (`delivery.born` is now);
-        False when it did not (the caller queues it, then `note`s it). The places of the keys
-        are found once the queue reaches the backlog, and kept while messages are only
-        appended: a session that keeps up never pays for them (benchmarks/flow_cost.py).
+    def conflate(self, backlog: int, after: float, now: float) -> int:
+        """Conflation, before a message of a conflated channel is queued: when the queue holds
+        at least `backlog` messages, and twice as many as it kept at its last conflation, and
+        its oldest has waited `after` seconds by `now` (the message's `born`) since the reader
+        last took from it, each conflation key (`Delivery.key`) keeps only its newest message,
+        in the place of its oldest. Returns how many messages it merged away.
 
-        Examples:
-            >>> session = server.create_session()
-            >>> old = Delivery({"channel": "/price/ACME", "data": 1})
-            >>> old.key = "ACME"  # what a conflated channel gives its messages
-            >>> session.merge(old, "ACME", 1)  # fewer than `backlog` queued: the caller queues it
-            False
-            >>> session.enqueue(old)
-            >>> session.merge(Delivery({"channel": "/price/ACME", "data": 2}), "ACME", 1)
-            True
-            >>> [delivery.message["data"] for delivery in session.queue]
-            [2]
-        """
-        queue = self.queue
-        if len(queue) < backlog or not queue:
-            return False
-        flow = self._flow()
-        since = flow.since
-        if since is None:
-            since = flow.since = queue[0].born
-        if delivery.born - since < after:
-            # A burst in one turn of the loop, to a reader that keeps up: not merged.
-            return False
-        index = flow.index
-        base = flow.base
-        if index is None:
-            index = flow.index = {
-                d.key: base + at for at, d in enumerate(queue) if d.key is not None
-            }
-        at = index.get(key)
-        if at is None or at < base:
-            return False
-        self._swap(at - base, delivery)
-        return True
-
-    def note(self, key: Hashable) -> None:
-        """The message just appended has conflation `key` (kept once places are known).
+        A pass over the queue once per `backlog` messages queued (or more), not a search per
+        message: a reader left behind costs about what one that keeps up does, so that the
+        server stays ahead of the readers that keep up (benchmarks/conflation.py). Taking from
+        the queue (`drain`, `take`) conflates what it takes the same way first.
 
         Examples:
             >>> def tick(symbol, price):
@@ -687,23 +654,59 @@ class ServerSession:
             ...     delivery.key = symbol  # what a conflated channel gives its messages
             ...     return delivery
             >>> session = server.create_session()
-            >>> session.enqueue(tick("ACME", 1))
-            >>> session.merge(tick("ACME", 2), "ACME", 1)  # the places of the keys are known now
-            True
-            >>> session.enqueue(tick("INIT", 1))
-            >>> session.note("INIT")
-            >>> session.merge(tick("INIT", 2), "INIT", 1)
-            True
-        """
-        flow = self.flow
-        if flow is not None and flow.index is not None:
-            flow.index[key] = flow.base + len(self.queue) - 1
+            >>> for price in range(3):
+            ...     for symbol in ("ACME", "INIT"):
+            ...         session.enqueue(tick(symbol, price))
+            >>> session.conflate(backlog=4, after=0, now=session.queue[-1].born)
+            4
+            >>> [(d.channel, d.message["data"]) for d in session.queue]
+            [('/price/ACME', 2), ('/price/INIT', 2)]
+
+        Added in version 0.3.0."""
+        queue = self.queue
+        if len(queue) < backlog or not queue:
+            return 0
+        flow = self.flow or self._flow()
+        if len(queue) < 2 * flow.kept:
+            return 0
+        since = flow.since
+        if since is None:
+            since = flow.since = queue[0].born
+        if now - since < after:
+            return 0  # a burst in one turn of the loop, to a reader that keeps up
+        return self._conflate_queue(flow)
+
+    def _conflate_queue(self, flow: SessionFlow[ServerSession, Ended]) -> int:
+        queue = self.queue
+        newest: dict[Hashable, Delivery] = {}
+        for delivery in queue:
+            key = delivery.key
+            if key is not None:
+                newest[key] = delivery
+        kept: list[Delivery] = []
+        for delivery in queue:
+            key = delivery.key
+            if key is None:
+                kept.append(delivery)
+            else:
+                latest = newest.pop(key, None)
+                if latest is not None:  # the key's first place: its newest goes here
+                    kept.append(latest)
+        merged = len(queue) - len(kept)
+        flow.kept = len(kept)
+        if merged:
+            self.queue = kept
+            self.queue_bytes = sum(d.size for d in kept)
+            share = sum(map(_SHARE, kept))
+            self.budget.room += self.queue_share - share
+            self.queue_share = share
+        return merged
 
     def _reshaped(self) -> None:
-        # The queue changed other than by appending: the conflation places are stale.
+        # The queue changed other than by appending: the oldest's wait starts again.
         flow = self.flow
         if flow is not None:
-            flow.index = flow.since = None
+            flow.since = None
 
     def hold(self, delivery: Delivery) -> None:
         """Queues `delivery` without waking the waiting connection (an open batch wakes it
@@ -767,6 +770,12 @@ class ServerSession:
             >>> [delivery.message["data"] for delivery in session.drain()], session.queue
             ([1, 2], [])
         """
+        flow = self.flow
+        if flow is not None and flow.after is not None and len(self.queue) > 1:
+            self._conflate_taken(flow, flow.after)
+        return self._take_all()
+
+    def _take_all(self) -> list[Delivery]:
         items = self.queue
         self.queue = []
         self.budget.room += self.queue_share
@@ -776,15 +785,21 @@ class ServerSession:
         self._handed_out(items)
         flow = self.flow
         if flow is not None:
-            if flow.index is not None:
-                # A reader that was left behind: its index is kept from empty as messages come,
-                # rather than found again over a queue as long as `after` let it grow, once
-                # per drain (benchmarks/conflation.py).
-                flow.index = {}
             flow.since = None
+            flow.kept = 0
             if flow.dequeue:
                 return flow.dequeued(self, items)
         return items
+
+    def _conflate_taken(self, flow: SessionFlow[ServerSession, Ended], after: float) -> None:
+        # What a reader left behind takes is conflated first, so that it never receives a
+        # key's older values (the queue is conflated only now and then as it grows).
+        queue = self.queue
+        since = flow.since if flow.since is not None else queue[0].born
+        if queue[-1].born - since >= after:
+            merged = self._conflate_queue(flow)
+            if merged and flow.drops is not None:
+                flow.drops["conflated"] += merged
 
     def _handed_out(self, items: list[Delivery]) -> None:
         # The newest log position among them (the queue is in log order; what did not come
@@ -811,6 +826,11 @@ class ServerSession:
         Added in version 0.2.0."""
         if self.queue_bytes <= max_bytes:
             return self.drain()  # the common case: everything fits
+        flow = self.flow
+        if flow is not None and flow.after is not None:
+            self._conflate_taken(flow, flow.after)
+            if self.queue_bytes <= max_bytes:
+                return self._take_all()
         queue = self.queue
         count = 1
         size = queue[0].size
@@ -828,7 +848,7 @@ class ServerSession:
         self._handed_out(taken)
         flow = self.flow
         if flow is not None:
-            flow.base += count  # the places of what stays hold
+            flow.kept = 0
             flow.since = None
             if flow.dequeue:
                 return flow.dequeued(self, taken)
@@ -869,7 +889,6 @@ class ServerSession:
         delivery = self.queue.pop(0)
         flow = self.flow
         if flow is not None:
-            flow.base += 1
             flow.since = None
         self.queue_bytes -= delivery.size
         self.queue_share -= delivery.share

@@ -184,29 +184,62 @@ def test_a_slow_session_gets_the_latest_value_per_key_a_fast_one_everything() ->
         for symbol in symbols:
             server.publish(f"/prices/{symbol}", {"symbol": symbol, "tick": tick})
         got_fast += [d.message["data"]["tick"] for d in fast.drain()]
-        assert len(slow.queue) <= len(symbols) + 4  # bounded by the keys, not the ticks
+        assert len(slow.queue) <= 2 * len(symbols) + 4  # bounded by the keys, not the ticks
         accounted(slow)
     assert got_fast == [tick for tick in range(50) for _ in symbols]
-    latest = {d.message["data"]["symbol"]: d.message["data"]["tick"] for d in slow.queue}
-    assert latest == {symbol: 49 for symbol in symbols}
-    assert server.stats.dropped["conflated"] > 0
+    taken = [d.message["data"] for d in slow.drain()]  # conflated as it is taken
+    assert taken == [{"symbol": symbol, "tick": 49} for symbol in symbols]
+    # Every message queued for the slow one is either taken or counted as conflated.
+    assert server.stats.dropped["conflated"] == 50 * len(symbols) - len(symbols)
 
 
-def test_conflation_finds_queued_keys_again_after_partial_takes_and_requeues() -> None:
+def test_the_newest_value_takes_the_oldest_place_and_unkeyed_messages_stay() -> None:
     server = BayeuxServer()
     server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=0, after=0)
     session = server.create_session()
     server.subscribe(session, "/p")
-    for n in range(4):
-        server.publish("/p", {"k": "a", "n": n})
-    assert [d["n"] for d in data(session)] == [3]  # type: ignore[index]
-    taken = session.take(1)
-    session.requeue(taken)
-    server.publish("/p", {"k": "b", "n": 4})
-    server.publish("/p", {"k": "a", "n": 5})  # the places are found again: merged into n=3
-    server.publish("/p", {"k": "a", "n": 6})
-    assert [d["n"] for d in data(session)] == [6, 4]  # type: ignore[index]
+    for n, k in enumerate("abab"):
+        server.publish("/p", {"k": k, "n": n})
+    session.deliver("/other", "not conflated")
+    server.publish("/p", {"k": "c", "n": 4})
+    server.publish("/p", {"k": "a", "n": 5})
+    taken = [m.message["data"] for m in session.drain()]
+    assert [d if isinstance(d, str) else (d["k"], d["n"]) for d in taken] == [
+        ("a", 5),
+        ("b", 3),
+        "not conflated",
+        ("c", 4),
+    ]
+
+
+def test_partial_takes_conflate_what_they_take() -> None:
+    server = BayeuxServer()
+    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=64, after=0)
+    session = server.create_session()
+    server.subscribe(session, "/p")
+    for n in range(10):  # under the backlog: not conflated while queued
+        server.publish("/p", {"k": "ab"[n % 2], "n": n})
+    assert len(session.queue) == 10
+    taken = session.take(session.queue[0].size)  # a slow WebSocket's frame: the head only
+    assert [d.message["data"] for d in taken] == [{"k": "a", "n": 8}]
+    assert [d["n"] for d in data(session)] == [9]  # type: ignore[index]
     accounted(session)
+
+
+def test_two_conflated_channels_never_merge_each_others_messages() -> None:
+    server = BayeuxServer()
+    for name in ("/prices/*", "/volumes/*"):
+        server.channel(name).conflate(key=lambda m: m["data"]["symbol"], backlog=0, after=0)
+    session = server.create_session()
+    for name in ("/prices/*", "/volumes/*"):
+        server.subscribe(session, name)
+    for n in range(3):
+        server.publish("/prices/ACME", {"symbol": "ACME", "n": n})
+        server.publish("/volumes/ACME", {"symbol": "ACME", "n": n})  # the same key
+    assert [(d.channel, d.message["data"]["n"]) for d in session.drain()] == [
+        ("/prices/ACME", 2),
+        ("/volumes/ACME", 2),
+    ]
 
 
 def test_a_failing_key_costs_the_merge_not_the_message(caplog) -> None:
@@ -268,60 +301,16 @@ def test_a_burst_to_a_reader_that_keeps_up_is_not_merged_a_reader_left_behind_is
         taken = fast.drain()  # the fast reader takes everything each turn: loses nothing
         assert [d.message["data"]["n"] for d in taken] == list(range(40))
         clock.now += 0.06  # a turn every 60 ms
+        accounted(slow)
     # The slow one never took: its first two turns stayed whole (its oldest had waited less
-    # than 0.1 s); from the third on, each update took the place of its key's latest.
-    assert len(slow.queue) == 80
-    assert [(d.channel, d.message["data"]) for d in slow.queue[-2:]] == [
+    # than 0.1 s); from the third on, its queue was conflated as it grew.
+    assert server.stats.dropped["conflated"] > 0
+    assert len(slow.queue) <= 2 * 2 + 4
+    assert [(d.channel, d.message["data"]) for d in slow.drain()] == [
         ("/p/0", {"turn": 4, "n": 38}),
         ("/p/1", {"turn": 4, "n": 39}),
     ]
-    accounted(slow)
-    # Taking from the queue starts the wait again: a slow reader that took a part is still
-    # behind (its oldest left is old), one that emptied it is not.
-    slow.take(slow.queue[0].size)
-    server.publish("/p/0", {"turn": 5, "n": 0})
-    assert len(slow.queue) == 79 and slow.queue[-2].message["data"]["turn"] == 5  # merged
-    slow.drain()
+    # Taking starts the wait again: a reader that emptied its queue is not behind.
     for n in range(10):
         server.publish("/p/0", {"turn": 6, "n": n})
-    assert [d.message["data"]["n"] for d in slow.queue] == list(range(10))
-
-
-def test_taking_from_the_head_keeps_the_places_of_the_rest() -> None:
-    server = BayeuxServer()
-    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=0, after=0)
-    session = server.create_session()
-    server.subscribe(session, "/p")
-    for k in "abc":
-        server.publish("/p", {"k": k, "n": 0})
-    server.publish("/p", {"k": "a", "n": 1})  # merged: the places are known now
-    index = session.flow.index if session.flow is not None else None
-    assert index is not None
-    taken = session.take(1)  # a slow WebSocket's frame: the head only
-    assert [d["n"] for d in (t.message["data"] for t in taken)] == [1]
-    assert session.flow is not None and session.flow.index is index  # not found again
-    server.publish("/p", {"k": "a", "n": 2})  # its queued one was taken: appended
-    server.publish("/p", {"k": "b", "n": 3})  # merged in b's place, now the head
-    server.publish("/p", {"k": "a", "n": 4})  # merged into the a appended above
-    assert [(d["k"], d["n"]) for d in data(session)] == [("b", 3), ("c", 0), ("a", 4)]  # type: ignore[index]
-    session.drop_oldest()
-    server.publish("/p", {"k": "c", "n": 5})
-    assert [(d["k"], d["n"]) for d in data(session)] == [("c", 5), ("a", 4)]  # type: ignore[index]
-    accounted(session)
-
-
-def test_a_drain_keeps_the_index_of_a_reader_that_was_left_behind() -> None:
-    server = BayeuxServer()
-    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=2, after=0)
-    session = server.create_session()
-    server.subscribe(session, "/p")
-    assert session.flow is None or session.flow.index is None  # none until a backlog
-    for n, k in enumerate("abab"):
-        server.publish("/p", {"k": k, "n": n})
-    assert [(d["k"], d["n"]) for d in data(session)] == [("a", 2), ("b", 3)]  # type: ignore[index]
-    session.drain()
-    assert session.flow is not None and session.flow.index == {}  # kept, from empty
-    for n, k in enumerate("abcab", start=4):
-        server.publish("/p", {"k": k, "n": n})
-    assert [(d["k"], d["n"]) for d in data(session)] == [("a", 7), ("b", 8), ("c", 6)]  # type: ignore[index]
-    accounted(session)
+    assert [d.message["data"]["n"] for d in slow.drain()] == list(range(10))
