@@ -272,7 +272,7 @@ class ServerChannel:
     ) -> Conflation | None:
         """Conflates what is published here: in a session's queue that holds at least
         `backlog` messages, left waiting by its reader for `after` seconds, messages with the
-        same `key(message)` merge (the newest takes the place of the oldest): a slow client of
+        same `key(message)` merge (only the newest stays, in publish order): a slow client of
         a price feed receives the latest value per key, not a backlog, and its queue stays
         bounded by twice the number of keys, or `backlog` plus what `after` lets in. A client
         that takes its queue within `after` of a message's queuing, or whose queue never

@@ -103,7 +103,7 @@ class FanOut(ServerState):
             if rule is not None:
                 key = rule.key_of(message)
                 if key is not None:
-                    key = delivery.key = (id(rule), key)
+                    key = delivery.key = (rule, key)
         count = 0
         recipients = self.tree.match(channel)
         delivery.shared_by(len(recipients))
@@ -218,6 +218,8 @@ class FanOut(ServerState):
         if flow.after is None or after < flow.after:
             flow.after = after
             flow.drops = self.stats.dropped
+        if flow.backlog is None or rule.backlog < flow.backlog:
+            flow.backlog = rule.backlog
         if len(session.queue) >= rule.backlog:
             merged = session.conflate(rule.backlog, after, delivery.born)
             if merged:
@@ -261,6 +263,12 @@ class FanOut(ServerState):
         decide, or the queue-full policy; queued once room is made. Apart from `_enqueue` so
         that a delivery that fits pays nothing for it (benchmarks/fanout_core.py)."""
         flow = session.flow
+        if delivery.key is not None and flow is not None:
+            # A conflated channel's message that does not fit: what it supersedes goes before
+            # any policy drops or disconnects (only superseded values are lost that way).
+            merged = session.conflate(0, 0.0, delivery.born, full=True)
+            if merged:
+                self.stats.dropped["conflated"] += merged
         max_bytes = self._max_queue_bytes
         max_count = self._max_queue
         asked = False

@@ -64,10 +64,12 @@ S = TypeVar("S")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
+# Compared and hashed by identity (eq=False): a rule is part of its messages' keys, so that
+# two channels' rules never merge each other's messages, even with equal fields.
+@dataclass(frozen=True, slots=True, eq=False)
 class Conflation:
     """A channel's conflation rule: messages with the same `key(message)` merge in a session's
-    queue (the newest in the place of the oldest) once it holds at least `backlog` messages and
+    queue (only the newest stays, in publish order) once it holds at least `backlog` messages and
     its reader has left them waiting `after` seconds.
 
     Examples:
@@ -92,8 +94,9 @@ class Conflation:
     after: float = 0.1
 
     def key_of(self, message: Message) -> Hashable | None:
-        """The message's key; None (not conflated) when the key function fails or the key
-        cannot be hashed (logged: a bad key costs the merge, never the message).
+        """The message's key; None (not conflated) when the key function fails or its key is
+        not a str, number, bytes or a tuple of them (logged: a bad key costs the merge, never
+        the message).
 
         Examples:
             >>> rule = Conflation(key=lambda message: message["data"]["symbol"])
@@ -102,11 +105,26 @@ class Conflation:
         """
         try:
             key = self.key(message)
-            hash(key)
         except Exception:
             log.exception("conflation key %r failed on %s", self.key, message.get("channel"))
             return None
+        if not _plain(key):
+            # A key of another type could raise when compared, inside a broadcast.
+            log.error(
+                "conflation key %r gave %s for %s: not a str, number, bytes or tuple of them",
+                self.key,
+                type(key).__name__,
+                message.get("channel"),
+            )
+            return None
         return key
+
+
+def _plain(key: object, depth: int = 0) -> bool:
+    """Whether `key` is a str, int, float, bytes or bool, or a (shallow) tuple of them."""
+    if type(key) in (str, int, float, bytes, bool):
+        return True
+    return type(key) is tuple and depth < 4 and all(_plain(k, depth + 1) for k in key)
 
 
 class SessionFlow(Generic[S, R]):
@@ -122,6 +140,7 @@ class SessionFlow(Generic[S, R]):
         "since",
         "kept",
         "after",
+        "backlog",
         "drops",
     )
 
@@ -135,11 +154,12 @@ class SessionFlow(Generic[S, R]):
         # Conflation (ServerSession.conflate): when the oldest message the reader has left in
         # the queue was born (None: found again once the reader took from it); how many the
         # queue kept at its last conflation (the next waits until it doubles); the shortest
-        # `after` of the conflated channels that queued here, for what the reader takes; and
-        # the server's drop counts, where merges made then are counted.
+        # `after` and `backlog` of the conflated channels that queued here, for what the
+        # reader takes; and the server's drop counts, where merges made then are counted.
         self.since: float | None = None
         self.kept = 0
         self.after: float | None = None
+        self.backlog: int | None = None
         self.drops: Counter[str] | None = None
 
     # ------------------------------------------------------------ on the delivery path

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from .ack import AckState
 from .attributes import SessionAttributes
 from .context import RequestContext
-from .flow import Overflow, SessionFlow
+from .flow import Conflation, Overflow, SessionFlow
 from .limits import UNBOUNDED, AddressBudget
 from .message import Delivery, Message
 from .tasks import Decision, InOrder
@@ -636,17 +636,20 @@ class ServerSession:
         self.queue_share += new.share - old.share
         self.budget.room -= new.share - old.share
 
-    def conflate(self, backlog: int, after: float, now: float) -> int:
+    def conflate(self, backlog: int, after: float, now: float, *, full: bool = False) -> int:
         """Conflation, before a message of a conflated channel is queued: when the queue holds
         at least `backlog` messages, and twice as many as it kept at its last conflation, and
         its oldest has waited `after` seconds by `now` (the message's `born`) since the reader
         last took from it, each conflation key (`Delivery.key`) keeps only its newest message,
-        in the place of its oldest. Returns how many messages it merged away.
+        in its own place: the queue stays in the order it was published. A key that a
+        channel's rule gave (`ServerChannel.conflate`) merges only under that rule's own
+        `backlog` and `after`. With `full` (the queue is full), every key merges at once.
+        Returns how many messages it merged away.
 
-        A pass over the queue once per `backlog` messages queued (or more), not a search per
-        message: a reader left behind costs about what one that keeps up does, so that the
-        server stays ahead of the readers that keep up (benchmarks/conflation.py). Taking from
-        the queue (`drain`, `take`) conflates what it takes the same way first.
+        A pass over the queue once it has doubled, not a search per message: a reader left
+        behind costs about what one that keeps up does, so that the server stays ahead of the
+        readers that keep up (benchmarks/conflation.py). Taking from the queue (`drain`,
+        `take`) conflates what it takes the same way first.
 
         Examples:
             >>> def tick(symbol, price):
@@ -664,35 +667,63 @@ class ServerSession:
 
         Added in version 0.3.0."""
         queue = self.queue
-        if len(queue) < backlog or not queue:
+        if not queue:
             return 0
         flow = self.flow or self._flow()
-        if len(queue) < 2 * flow.kept:
-            return 0
-        since = flow.since
-        if since is None:
-            since = flow.since = queue[0].born
-        if now - since < after:
-            return 0  # a burst in one turn of the loop, to a reader that keeps up
-        return self._conflate_queue(flow)
+        if not full:
+            if len(queue) < backlog or len(queue) < 2 * flow.kept:
+                return 0
+            since = flow.since
+            if since is None:
+                since = flow.since = queue[0].born
+            if now - since < after:
+                return 0  # a burst in one turn of the loop, to a reader that keeps up
+        return self._conflate_queue(flow, now, backlog, after, full)
 
-    def _conflate_queue(self, flow: SessionFlow[ServerSession, Ended]) -> int:
+    def _conflate_queue(
+        self,
+        flow: SessionFlow[ServerSession, Ended],
+        now: float,
+        backlog: int,
+        after: float,
+        full: bool = False,
+    ) -> int:
         queue = self.queue
+        length = len(queue)
         newest: dict[Hashable, Delivery] = {}
+        keyed = 0
         for delivery in queue:
             key = delivery.key
             if key is not None:
                 newest[key] = delivery
+                keyed += 1
+        if keyed == len(newest):
+            flow.kept = length  # nothing superseded
+            return 0
+        since = flow.since if flow.since is not None else queue[0].born
+        waited = now - since
+        # Whether each rule lets its keys merge now (None: keys given by hand, under the
+        # conditions passed in); a rule's keys are (rule, key) pairs.
+        lets: dict[Conflation | None, bool] = {}
         kept: list[Delivery] = []
         for delivery in queue:
             key = delivery.key
-            if key is None:
+            if key is None or newest[key] is delivery:
                 kept.append(delivery)
-            else:
-                latest = newest.pop(key, None)
-                if latest is not None:  # the key's first place: its newest goes here
-                    kept.append(latest)
-        merged = len(queue) - len(kept)
+                continue
+            rule = key[0] if type(key) is tuple and isinstance(key[0], Conflation) else None
+            allowed = lets.get(rule)
+            if allowed is None:
+                if full:
+                    allowed = True
+                elif rule is None:
+                    allowed = length >= backlog and waited >= after
+                else:
+                    allowed = length >= rule.backlog and waited >= rule.after
+                lets[rule] = allowed
+            if not allowed:
+                kept.append(delivery)
+        merged = length - len(kept)
         flow.kept = len(kept)
         if merged:
             self.queue = kept
@@ -707,6 +738,7 @@ class ServerSession:
         flow = self.flow
         if flow is not None:
             flow.since = None
+            flow.kept = 0
 
     def hold(self, delivery: Delivery) -> None:
         """Queues `delivery` without waking the waiting connection (an open batch wakes it
@@ -797,7 +829,7 @@ class ServerSession:
         queue = self.queue
         since = flow.since if flow.since is not None else queue[0].born
         if queue[-1].born - since >= after:
-            merged = self._conflate_queue(flow)
+            merged = self._conflate_queue(flow, queue[-1].born, flow.backlog or 0, after)
             if merged and flow.drops is not None:
                 flow.drops["conflated"] += merged
 
@@ -887,9 +919,7 @@ class ServerSession:
 
         Added in version 0.2.0."""
         delivery = self.queue.pop(0)
-        flow = self.flow
-        if flow is not None:
-            flow.since = None
+        self._reshaped()
         self.queue_bytes -= delivery.size
         self.queue_share -= delivery.share
         self.budget.room += delivery.share

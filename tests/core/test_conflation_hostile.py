@@ -162,10 +162,6 @@ def _run_operations(
 # ------------------------------------------------------------------- documented claims
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drain/take conflate what is taken whatever the backlog (_conflate_taken ignores it)",
-)
 def test_a_queue_under_the_backlog_is_not_conflated_when_taken(clock: _Clock) -> None:
     server = BayeuxServer()
     server.channel("/p").conflate(key=lambda m: "one", backlog=64, after=0.1)
@@ -177,10 +173,6 @@ def test_a_queue_under_the_backlog_is_not_conflated_when_taken(clock: _Clock) ->
     assert values(session.drain()) == [1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one rule's pass merges every rule's keys, whatever their own after/backlog",
-)
 def test_a_channel_with_a_long_after_is_not_conflated_by_another_channels_rule(
     clock: _Clock,
 ) -> None:
@@ -199,10 +191,6 @@ def test_a_channel_with_a_long_after_is_not_conflated_by_another_channels_rule(
     assert [v for v in got if v.startswith("p")] == ["p0", "p1", "p2"], got
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Delivery.key holds id(rule): a freed rule's id is reused by a new one",
-)
 def test_a_replaced_rule_never_reverses_a_keys_order() -> None:
     server = BayeuxServer()
 
@@ -213,23 +201,11 @@ def test_a_replaced_rule_never_reverses_a_keys_order() -> None:
     session = server.create_session()
     server.subscribe(session, "/p")
     count = iter(range(10**6))
-    held = [channel.conflate(key=by_channel, backlog=2, after=0)]
-    server.publish("/p", next(count))  # queued under the first rule
     for _ in range(300):  # an application replacing its rule now and then (a config reload)
-        newer = channel.conflate(key=by_channel, backlog=2, after=0)
-        server.publish("/p", next(count))  # queued under the next one
-        freed = id(held[0])
-        held = [newer]  # the one before is let go (it has a message queued)...
-        del newer
-        rule = channel.conflate(key=by_channel, backlog=2, after=0)  # ...and one is made
-        reused = id(rule) == freed
-        held = [rule]
-        del rule
-        server.publish("/p", next(count))
-        if reused:
-            break  # under the id of a rule whose message is queued behind another rule's
-    else:
-        pytest.skip("no id reused here: the case could not be built")
+        channel.conflate(key=by_channel, backlog=2, after=0)
+        server.publish("/p", next(count))  # queued under this rule, the one before let go
+    # A queued message keeps its rule (its key holds it): no later rule can take its identity.
+    assert all(isinstance(d.key, tuple) and d.key[0] is not None for d in session.queue)
     for _ in range(2 * len(session.queue) + 2):
         server.publish("/p", next(count))  # the queue doubles: a pass
     got = values(session.drain())
@@ -250,13 +226,12 @@ def test_a_slow_reader_stays_bounded_by_twice_the_keys() -> None:
             assert len(session.queue) <= max(8, 2 * keys) + 1
         accounted(session)
         got = session.drain()
-        assert len(got) == keys
+        # Conflated when taken once the queue holds the backlog; under it, taken as queued.
+        assert len(got) == keys or len(got) < 8
+        latest = {d.channel: d.message["data"] for d in got}
+        assert latest == {f"/p/{n % keys}": n for n in range(2000 - keys, 2000)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the doubling rule waits for 2*kept > max_queue: drop-oldest drops a key's only value",
-)
 def test_max_queue_under_twice_the_keys_drops_no_last_value() -> None:
     server = BayeuxServer(Settings(max_queue=10, queue_full_policy="drop-oldest"))
     server.channel("/p/*").conflate(key=lambda m: m["channel"], backlog=4, after=0)
@@ -271,10 +246,6 @@ def test_max_queue_under_twice_the_keys_drops_no_last_value() -> None:
     assert got == {**{f"/p/quiet{k}": k for k in range(5)}, "/p/busy": 19}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the doubling rule waits for 2*kept > max_queue: the session is disconnected",
-)
 def test_max_queue_under_twice_the_keys_does_not_disconnect_a_conflated_reader() -> None:
     server = BayeuxServer(Settings(max_queue=10))  # the default policy: disconnect
     server.channel("/p/*").conflate(key=lambda m: m["channel"], backlog=4, after=0)
@@ -296,9 +267,6 @@ class _Raises:
         raise self.error("no comparing me")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="key_of checks hash() only: a key whose __eq__ raises escapes publish"
-)
 def test_a_key_whose_comparison_raises_never_escapes_publish(caplog) -> None:
     server = BayeuxServer()
     server.channel("/p").conflate(key=lambda m: _Raises(RuntimeError), backlog=0, after=0)
@@ -350,9 +318,9 @@ def test_many_distinct_keys_keep_a_pass_per_doubling_not_per_message(
     server.subscribe(session, "/p")
     original = ServerSession._conflate_queue
 
-    def counting(self, flow):
+    def counting(self, *args, **kwargs):
         calls["pass"] += 1
-        return original(self, flow)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(ServerSession, "_conflate_queue", counting)
     for n in range(5_000):
@@ -499,33 +467,25 @@ def _positioned(channel: str, data: object, position: int) -> Delivery:
 
 
 def _conflated_queue() -> ServerSession:
-    """A slow session's queue after a conflation: A's newest (position 3) in A's oldest place,
-    ahead of B's only value (position 2)."""
+    """A slow session's queue after a conflation of A1 B2 A3: A's newest stays in its own
+    place, after B's only value, so the queue stays in log order."""
     session = ServerSession("a" * 40, 0)
     for channel, data, position in (("/A", 1, 1), ("/B", 1, 2), ("/A", 2, 3)):
         session.enqueue(_positioned(channel, data, position))
     assert session.conflate(backlog=0, after=0, now=session.queue[-1].born) == 1
-    assert [d.position for d in session.queue] == [3, 2]
+    assert [d.position for d in session.queue] == [2, 3]
     return session
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a conflated queue is out of log order: a partial take's position passes what stays",
-)
 def test_a_partial_take_never_moves_the_position_past_what_is_still_queued() -> None:
     session = _conflated_queue()
     taken = session.take(1)  # a slow WebSocket's frame: the head only
-    assert [d.position for d in taken] == [3]
-    # Handed over now, its next owner reads the log after its position: B's value (2), still
-    # queued here, never reaches it.
-    assert state_of(session).position < 2
+    assert [d.position for d in taken] == [2]
+    # Handed over now, its next owner reads the log after its position: A's value (3), still
+    # queued here, is read again there.
+    assert state_of(session).position < 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="saved_state/held_floor read queue[0] as the oldest log entry queued",
-)
 def test_a_conflated_queue_holds_the_floor_below_every_entry_it_still_holds() -> None:
     session = _conflated_queue()
     floor = 2  # the floor saved last: the process had read up to entry 2
@@ -537,16 +497,12 @@ def test_a_conflated_queue_holds_the_floor_below_every_entry_it_still_holds() ->
         assert saved.position < 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_handed_out takes the last positioned delivery, not the newest, after conflation",
-)
 def test_a_drained_conflated_queue_records_the_newest_position_it_handed_out() -> None:
     session = ServerSession("b" * 40, 0)
     for channel, data, position in (("/A", 1, 1), ("/B", 1, 2), ("/A", 2, 3), ("/A", 3, 4)):
         session.enqueue(_positioned(channel, data, position))
     assert session.conflate(backlog=0, after=0, now=session.queue[-1].born) == 2
-    assert values(session.drain()) == [3, 1]  # A's newest (4), then B's (2)
+    assert values(session.drain()) == [1, 3]  # B's (2), then A's newest (4): log order
     session.enqueue(_positioned("/C", 1, 5))  # queued: its record keeps its own position
     # Handed over now, its next owner reads the log after that position: from 3, A's value
     # 2 after A's value 3 it already has (an older value after a newer one), then 3 again.

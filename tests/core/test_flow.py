@@ -193,7 +193,7 @@ def test_a_slow_session_gets_the_latest_value_per_key_a_fast_one_everything() ->
     assert server.stats.dropped["conflated"] == 50 * len(symbols) - len(symbols)
 
 
-def test_the_newest_value_takes_the_oldest_place_and_unkeyed_messages_stay() -> None:
+def test_the_newest_value_keeps_its_own_place_and_unkeyed_messages_stay() -> None:
     server = BayeuxServer()
     server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=0, after=0)
     session = server.create_session()
@@ -205,24 +205,33 @@ def test_the_newest_value_takes_the_oldest_place_and_unkeyed_messages_stay() -> 
     server.publish("/p", {"k": "a", "n": 5})
     taken = [m.message["data"] for m in session.drain()]
     assert [d if isinstance(d, str) else (d["k"], d["n"]) for d in taken] == [
-        ("a", 5),
         ("b", 3),
         "not conflated",
         ("c", 4),
+        ("a", 5),
     ]
 
 
-def test_partial_takes_conflate_what_they_take() -> None:
+def test_partial_takes_conflate_what_they_take_once_past_the_backlog() -> None:
     server = BayeuxServer()
-    server.channel("/p").conflate(key=lambda m: m["data"]["k"], backlog=64, after=0)
+    channel = server.channel("/p")
+    channel.conflate(key=lambda m: m["data"]["k"], backlog=64, after=0)
     session = server.create_session()
     server.subscribe(session, "/p")
-    for n in range(10):  # under the backlog: not conflated while queued
+    for n in range(10):  # under the backlog: not conflated, queued or taken
         server.publish("/p", {"k": "ab"[n % 2], "n": n})
-    assert len(session.queue) == 10
     taken = session.take(session.queue[0].size)  # a slow WebSocket's frame: the head only
-    assert [d.message["data"] for d in taken] == [{"k": "a", "n": 8}]
-    assert [d["n"] for d in data(session)] == [9]  # type: ignore[index]
+    assert [d.message["data"]["n"] for d in taken] == [0]
+    assert len(session.queue) == 9
+    session.drain()
+    channel.conflate(key=lambda m: m["data"]["k"], backlog=4, after=0)
+    for n in range(3):  # under this backlog too: nothing conflated as it is queued
+        server.publish("/p", {"k": "ab"[n % 2], "n": n})
+    server.publish("/p", {"k": "c", "n": 3})
+    server.publish("/p", {"k": "a", "n": 4})  # five queued: past the backlog when taken
+    taken = session.take(session.queue[0].size)
+    assert [d.message["data"]["n"] for d in taken] == [1]  # a0 and a2 merged into a4
+    assert [d["n"] for d in data(session)] == [3, 4]  # type: ignore[index]
     accounted(session)
 
 

@@ -46,11 +46,6 @@ def _by_key(received: list[Any]) -> dict[str, list[int]]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ServerSession._handed_out records the last positioned delivery of a conflated"
-    " batch, not the newest: a handoff reads older values of a key again",
-)
 def test_a_slow_reader_handed_over_after_conflation_gets_no_older_value_again(
     redis_server,
 ) -> None:
