@@ -270,6 +270,12 @@ async def serve(args: argparse.Namespace) -> None:
         workers_metrics.deployment.start()
     if engine is not None:
         await _engine_ready(endpoint, args.redis_ready_wait / 1000)
+    # Before the port opens: a SIGTERM that comes as soon as the server answers must drain it,
+    # not kill it (a fresh-clone CI run got -15 from bayeux.testing.stop_process's example).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     # Several workers share the port: the kernel spreads connections among them, to those
     # that have opened it.
     sockets = bind_sockets(args.port, args.host, reuse_port=args.reuse_port, backlog=BACKLOG)
@@ -282,10 +288,6 @@ async def serve(args: argparse.Namespace) -> None:
     else:
         announce(banner(args, endpoint.settings, port, _addresses(sockets)), args.log_format)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down: releasing held connects", extra={"event": "drain"})
     listener.stop()

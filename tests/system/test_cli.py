@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 from bayeux.core.settings import setting_fields
-from bayeux.testing import start_cli
+from bayeux.testing import free_port, start_cli
 
 from ..helpers.http import handshake, post_json
 
@@ -84,3 +85,29 @@ def test_sigterm_releases_held_connects_then_exits_cleanly() -> None:
     assert reply["successful"] is True
     assert reply["advice"]["reconnect"] == "retry"
     assert reply["advice"]["interval"] > 0, json.dumps(reply)
+
+
+def test_a_sigterm_as_soon_as_the_port_opens_drains_the_server() -> None:
+    """The signal handlers are in place before the port opens: a SIGTERM sent the moment a
+    connection is accepted drains the server (exit 0), never kills it (-15)."""
+    statuses = []
+    for _ in range(8):
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bayeux", "--port", str(port), "--log-level", "warning"]
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # bounded: 20 s for the server to listen
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.05).close()
+                    break
+                except OSError:
+                    time.sleep(0.001)
+            process.send_signal(signal.SIGTERM)
+            statuses.append(process.wait(20))
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert statuses == [0] * 8
