@@ -162,6 +162,14 @@ class SessionFlow(Generic[S, R]):
         self.backlog: int | None = None
         self.drops: Counter[str] | None = None
 
+    def waited(self, oldest_born: float, now: float) -> float:
+        """How long, by `now`, the reader has left its queue (whose oldest message was born
+        at `oldest_born`) waiting since it last took from it."""
+        since = self.since
+        if since is None:
+            since = self.since = oldest_born
+        return now - since
+
     # ------------------------------------------------------------ on the delivery path
 
     def accepts(self, session: S, delivery: Delivery) -> bool:

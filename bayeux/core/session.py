@@ -673,10 +673,7 @@ class ServerSession:
         if not full:
             if len(queue) < backlog or len(queue) < 2 * flow.kept:
                 return 0
-            since = flow.since
-            if since is None:
-                since = flow.since = queue[0].born
-            if now - since < after:
+            if flow.waited(queue[0].born, now) < after:
                 return 0  # a burst in one turn of the loop, to a reader that keeps up
         return self._conflate_queue(flow, now, backlog, after, full)
 
@@ -700,8 +697,7 @@ class ServerSession:
         if keyed == len(newest):
             flow.kept = length  # nothing superseded
             return 0
-        since = flow.since if flow.since is not None else queue[0].born
-        waited = now - since
+        waited = flow.waited(queue[0].born, now)
         # Whether each rule lets its keys merge now (None: keys given by hand, under the
         # conditions passed in); a rule's keys are (rule, key) pairs.
         lets: dict[Conflation | None, bool] = {}
@@ -827,9 +823,9 @@ class ServerSession:
         # What a reader left behind takes is conflated first, so that it never receives a
         # key's older values (the queue is conflated only now and then as it grows).
         queue = self.queue
-        since = flow.since if flow.since is not None else queue[0].born
-        if queue[-1].born - since >= after:
-            merged = self._conflate_queue(flow, queue[-1].born, flow.backlog or 0, after)
+        now = queue[-1].born
+        if flow.waited(queue[0].born, now) >= after:
+            merged = self._conflate_queue(flow, now, flow.backlog or 0, after)
             if merged and flow.drops is not None:
                 flow.drops["conflated"] += merged
 
